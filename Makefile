@@ -1,0 +1,46 @@
+# Atelier: `make up` runs the platform on this machine, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := contracts/pyproject.toml $(wildcard services/*/pyproject.toml) deploy/local/pyproject.toml
+
+.PHONY: install up test lint fmt unit integration e2e bench clean
+
+$(STAMP): requirements-dev.txt $(PACKAGES)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(BIN)/atelier-up
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy contracts/src services/*/src deploy/local/src
+
+test: lint
+	$(BIN)/python -m pytest
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+integration: install
+	$(BIN)/python -m pytest tests/integration
+
+e2e: install
+	$(BIN)/python -m pytest tests/e2e
+
+bench: install
+	$(BIN)/python -m bench
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .state .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,41 @@
+"""Value types shared by commands, events, work items and reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class BlobRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A content-addressed blob: ``key`` is the SHA-256 of its bytes."""
+
+    key: str
+    size: int
+    content_type: str
+
+
+class Artifact(msgspec.Struct, frozen=True, kw_only=True):
+    """A named output of a step. ``kind`` says what a user sees it as (text, image, ...)."""
+
+    name: str
+    kind: str
+    blob: BlobRef
+    meta: dict[str, Any] = {}
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A failure as users see it: a stable code, a message and when it happened."""
+
+    code: str
+    message: str
+    at: datetime
+    retryable: bool = False
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    """What a provider call consumed, in the units it bills."""
+
+    units: dict[str, float] = {}
+    cost_usd: float = 0.0

@@ -1,0 +1,130 @@
+"""Job events: the facts of a job's life (past-tense names).
+
+The orchestrator appends them to ``atelier.job.<job_id>`` grouped in a :class:`Commit`: the
+events one decision produced, written atomically with one expected-sequence check.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from atelier_contracts.common import Artifact, ErrorInfo, Usage
+
+
+class StepSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A step of a pipeline: what it needs and what it runs on."""
+
+    name: str
+    capability: str
+    needs: tuple[str, ...] = ()
+    params: dict[str, Any] = {}
+    max_attempts: int = 3
+
+
+class JobSubmitted(msgspec.Struct, frozen=True, kw_only=True, tag="job_submitted"):
+    kind: str
+    title: str
+    input: dict[str, Any]
+    priority: int
+    tags: list[str]
+    steps: list[StepSpec]
+    partial_ready_after: str | None = None
+
+
+class StepDispatched(msgspec.Struct, frozen=True, kw_only=True, tag="step_dispatched"):
+    step: str
+    attempt: int
+    work_id: str
+    capability: str
+    params: dict[str, Any] = {}
+    inputs: dict[str, Artifact] = {}
+
+
+class StepStarted(msgspec.Struct, frozen=True, kw_only=True, tag="step_started"):
+    step: str
+    attempt: int
+    work_id: str
+    started_at: datetime
+    worker: str = ""
+
+
+class StepSucceeded(msgspec.Struct, frozen=True, kw_only=True, tag="step_succeeded"):
+    step: str
+    attempt: int
+    work_id: str
+    outputs: list[Artifact]
+    provider: str
+    model: str
+    started_at: datetime
+    finished_at: datetime
+    usage: Usage = Usage()
+
+
+class StepFailed(msgspec.Struct, frozen=True, kw_only=True, tag="step_failed"):
+    """A step attempt failed; ``will_retry`` says whether another attempt follows."""
+
+    step: str
+    attempt: int
+    work_id: str
+    error: ErrorInfo
+    will_retry: bool
+
+
+class JobStarted(msgspec.Struct, frozen=True, kw_only=True, tag="job_started"):
+    pass
+
+
+class JobPartialReady(msgspec.Struct, frozen=True, kw_only=True, tag="job_partial_ready"):
+    """The job's primary output exists; other assets are still pending (or failed)."""
+
+    ready_steps: list[str]
+
+
+class JobSucceeded(msgspec.Struct, frozen=True, kw_only=True, tag="job_succeeded"):
+    pass
+
+
+class JobFailed(msgspec.Struct, frozen=True, kw_only=True, tag="job_failed"):
+    error: ErrorInfo
+
+
+JobEvent = (
+    JobSubmitted
+    | StepDispatched
+    | StepStarted
+    | StepSucceeded
+    | StepFailed
+    | JobStarted
+    | JobPartialReady
+    | JobSucceeded
+    | JobFailed
+)
+
+
+class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One event with its identity: a stable id and its position inside its commit."""
+
+    event_id: str
+    event: JobEvent
+
+
+class Commit(msgspec.Struct, frozen=True, kw_only=True):
+    """The events of one decision, appended as one JetStream message.
+
+    ``prev_seq`` is the stream sequence of the job's previous commit (0 for the first): the
+    expected-last-subject-sequence the append was made with. Projections use it to apply
+    commits in order and to skip ones they already applied.
+    """
+
+    commit_id: str
+    job_id: str
+    tenant: str
+    causation_id: str
+    correlation_id: str
+    prev_seq: int
+    at: datetime
+    events: list[EventRecord]
+    schema_version: int = 1

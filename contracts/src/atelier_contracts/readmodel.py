@@ -1,0 +1,87 @@
+"""The SQL read-model schema: written only by the orchestrator's projector, read by the gateway.
+
+Alembic migrations (in the orchestrator) create exactly these tables. ``jobs.last_seq`` is the
+stream sequence of the last commit applied, written in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+metadata = sa.MetaData()
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("snapshot", sa.Text, nullable=False),
+    sa.Index("ix_jobs_tenant_created", "tenant", "created_at"),
+    sa.Index("ix_jobs_status", "status"),
+)
+
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.String(80), nullable=False, unique=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+assets = sa.Table(
+    "assets",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("job_id", sa.String(64), nullable=False, index=True),
+    sa.Column("step", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("content_type", sa.String(128), nullable=False),
+    sa.Column("blob_key", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+READ_MODEL_TABLES = (jobs, job_events, assets)
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An async engine; SQLite gets WAL and a busy timeout so readers and the writer coexist."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+async def dump(conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every read-model row in a stable order: two equal dumps mean equal read models."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for table in READ_MODEL_TABLES:
+        order = [c for c in table.primary_key.columns]
+        rows = (await conn.execute(sa.select(table).order_by(*order))).all()
+        out[table.name] = [tuple(r) for r in rows]
+    return out

@@ -1,0 +1,31 @@
+"""Running a service process: signals to a stop event, and tasks that end together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+Part = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+async def run_until_stopped(stop: asyncio.Event, *parts: Part) -> None:
+    """Run each part with the shared stop event; if one fails, stop the others and re-raise."""
+    tasks = [asyncio.create_task(part(stop)) for part in parts]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    stop.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result

@@ -1,0 +1,94 @@
+"""The process around a worker pool: settings, NATS, the blob store, ops endpoints, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from nats.js import JetStreamContext
+
+from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.runtime import logs
+from atelier_contracts.runtime.nats import connect, ensure_streams
+from atelier_contracts.runtime.ops import serve_ops
+from atelier_contracts.runtime.service import install_stop_signals, run_until_stopped
+from atelier_contracts.runtime.workpool import WorkHandler, WorkPool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    nats_url: str
+    blob_dir: Path
+    ops_host: str
+    ops_port: int
+    concurrency: int
+    ack_wait_s: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls, service: str, default_ops_port: int) -> WorkerSettings:
+        env = os.environ
+        prefix = f"ATELIER_{service.upper().replace('-', '_')}_"
+        return cls(
+            nats_url=env.get("ATELIER_NATS_URL", "nats://127.0.0.1:4222"),
+            blob_dir=Path(env.get("ATELIER_BLOB_DIR", ".state/blobs")),
+            ops_host=env.get("ATELIER_OPS_HOST", "127.0.0.1"),
+            ops_port=int(env.get(prefix + "OPS_PORT", str(default_ops_port))),
+            concurrency=int(env.get(prefix + "CONCURRENCY", "4")),
+            ack_wait_s=float(env.get("ATELIER_WORK_ACK_WAIT_S", "30")),
+            log_level=env.get("ATELIER_LOG_LEVEL", "INFO"),
+        )
+
+
+HandlersFactory = Callable[[FileBlobStore, WorkerSettings], dict[str, WorkHandler]]
+
+
+async def serve_worker(
+    service: str, dist: str, pool: str, settings: WorkerSettings, handlers: HandlersFactory
+) -> None:
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    nc = await connect(settings.nats_url, name=f"atelier-{service}")
+    js: JetStreamContext = nc.jetstream()
+    await ensure_streams(js)
+    blobs = FileBlobStore(settings.blob_dir)
+    work = WorkPool(
+        js,
+        pool,
+        handlers(blobs, settings),
+        concurrency=settings.concurrency,
+        ack_wait_s=settings.ack_wait_s,
+    )
+
+    async def check_nats() -> None:
+        if not nc.is_connected:
+            raise ConnectionError("not connected to NATS")
+        await nc.flush(timeout=1)
+
+    async def check_blobs() -> None:
+        if not settings.blob_dir.is_dir():
+            raise FileNotFoundError(settings.blob_dir)
+
+    async def ops(stop: asyncio.Event) -> None:
+        checks = {"nats": check_nats, "blobs": check_blobs}
+        await serve_ops(service, version(dist), settings.ops_host, settings.ops_port, checks, stop)
+
+    log.info("%s started", service, extra={"pool": pool, "ops_port": settings.ops_port})
+    try:
+        await run_until_stopped(stop, ops, work.run)
+    finally:
+        await nc.drain()
+    log.info("%s stopped", service)
+
+
+def main_for(service: str, dist: str, pool: str, default_ops_port: int, handlers: HandlersFactory) -> None:
+    settings = WorkerSettings.from_env(service, default_ops_port)
+    logs.setup(service, settings.log_level)
+    asyncio.run(serve_worker(service, dist, pool, settings, handlers))

@@ -1,0 +1,173 @@
+"""The worker side of a work item: decode it, run the capability, report, then ack.
+
+The report is published before the work item is acked, so a crash in between redelivers the
+item and the worker reports again; the orchestrator ignores a report for an attempt it already
+recorded. Reports carry the message ids ``<work_id>.started`` and ``<work_id>.finished``, so
+JetStream also drops a quick duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from prometheus_client import Counter, Histogram
+
+from atelier_contracts.common import Artifact, Usage
+from atelier_contracts.envelope import Envelope, encode, work_item_decoder
+from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outcome
+from atelier_contracts.subjects import MSG_ID_HEADER, WORK_STREAM, pool_filter, report_subject
+from atelier_contracts.work import WorkFailed, WorkItem, WorkReport, WorkStarted, WorkSucceeded
+
+log = logging.getLogger(__name__)
+
+WORK_SECONDS = Histogram("atelier_work_seconds", "Time to run one work item", ["capability", "outcome"])
+WORK_TOTAL = Counter("atelier_work_total", "Work items finished", ["capability", "outcome"])
+
+
+class WorkError(Exception):
+    """A failure a worker understands: a stable code and whether a retry may help."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class WorkResult:
+    outputs: list[Artifact]
+    provider: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+
+
+WorkHandler = Callable[[WorkItem], Awaitable[WorkResult]]
+
+
+class WorkPool:
+    """Serves the capabilities of one pool (``ai``, ``media``, ``export``) from the work stream."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        pool: str,
+        handlers: dict[str, WorkHandler],
+        *,
+        concurrency: int = 4,
+        ack_wait_s: float = 30.0,
+        max_deliver: int = 5,
+    ) -> None:
+        self.js = js
+        self.handlers = handlers
+        self.worker_name = f"{pool}@{socket.gethostname()}:{os.getpid()}"
+        spec = ConsumerSpec(
+            stream=WORK_STREAM,
+            durable=f"workers-{pool}",
+            filter_subject=pool_filter(pool),
+            ack_wait_s=ack_wait_s,
+            max_deliver=max_deliver,
+            concurrency=concurrency,
+        )
+        self.consumer = Consumer(js, spec, self.handle)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.consumer.run(stop)
+
+    async def handle(self, msg: Msg) -> Outcome:
+        envelope = work_item_decoder.decode(msg.data)
+        item = envelope.body
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        await self._report(
+            envelope,
+            WorkStarted(
+                work_id=item.work_id,
+                job_id=item.job_id,
+                step=item.step,
+                attempt=item.attempt,
+                started_at=started,
+                worker=self.worker_name,
+            ),
+            msg_id=f"{item.work_id}.started",
+        )
+        report: WorkReport
+        try:
+            handler = self.handlers.get(item.capability)
+            if handler is None:
+                raise WorkError("worker_error", f"no handler for {item.capability}", retryable=False)
+            result = await handler(item)
+            report = WorkSucceeded(
+                work_id=item.work_id,
+                job_id=item.job_id,
+                step=item.step,
+                attempt=item.attempt,
+                outputs=result.outputs,
+                provider=result.provider,
+                model=result.model,
+                usage=result.usage,
+                started_at=started,
+                finished_at=datetime.now(UTC),
+            )
+        except WorkError as exc:
+            report = self._failed(item, started, exc.code, exc.message, exc.retryable)
+        except Exception as exc:  # an unexpected bug is reported as a retryable step failure
+            log.exception("work handler crashed", extra={"job_id": item.job_id, "step": item.step})
+            report = self._failed(item, started, "worker_error", f"{type(exc).__name__}: {exc}", True)
+        outcome = "succeeded" if isinstance(report, WorkSucceeded) else "failed"
+        WORK_SECONDS.labels(item.capability, outcome).observe(time.perf_counter() - t0)
+        WORK_TOTAL.labels(item.capability, outcome).inc()
+        await self._report(envelope, report, msg_id=f"{item.work_id}.finished")
+        log.info(
+            "work %s",
+            outcome,
+            extra={
+                "job_id": item.job_id,
+                "step": item.step,
+                "attempt": item.attempt,
+                "capability": item.capability,
+                "model": getattr(report, "model", ""),
+                "latency_ms": round((time.perf_counter() - t0) * 1000, 1),
+            },
+        )
+        return ACK
+
+    @staticmethod
+    def _failed(item: WorkItem, started: datetime, code: str, message: str, retryable: bool) -> WorkFailed:
+        return WorkFailed(
+            work_id=item.work_id,
+            job_id=item.job_id,
+            step=item.step,
+            attempt=item.attempt,
+            code=code,
+            message=message,
+            retryable=retryable,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+        )
+
+    async def _report(self, cause: Envelope[WorkItem], report: WorkReport, *, msg_id: str) -> None:
+        envelope = Envelope[WorkReport](
+            msg_id=msg_id,
+            job_id=cause.job_id,
+            tenant=cause.tenant,
+            correlation_id=cause.correlation_id,
+            causation_id=cause.msg_id,
+            sent_at=datetime.now(UTC),
+            body=report,
+        )
+        await self.js.publish(
+            report_subject(cause.job_id),
+            encode(envelope),
+            headers={MSG_ID_HEADER: msg_id},
+            timeout=10,
+        )

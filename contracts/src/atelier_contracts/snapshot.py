@@ -1,0 +1,85 @@
+"""The job snapshot: the orchestrator's fold of a job's events, stored in the read model.
+
+The orchestrator computes it (``evolve``); the gateway reads it to answer API calls.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from atelier_contracts.common import Artifact, ErrorInfo, Usage
+
+
+class JobStatus:
+    QUEUED = "queued"
+    RUNNING = "running"
+    PARTIAL_READY = "partial_ready"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+    ALL = (QUEUED, RUNNING, PARTIAL_READY, SUCCEEDED, FAILED, CANCELLED)
+
+
+class StepStatus:
+    PENDING = "pending"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    capability: str
+    needs: tuple[str, ...] = ()
+    params: dict[str, Any] = {}
+    max_attempts: int = 3
+    status: str = StepStatus.PENDING
+    attempts: int = 0
+    work_id: str | None = None
+    outputs: list[Artifact] = []
+    provider: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    last_error: ErrorInfo | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    tenant: str
+    kind: str
+    title: str
+    input: dict[str, Any]
+    priority: int
+    tags: list[str]
+    status: str
+    steps: dict[str, StepSnapshot]
+    created_at: datetime
+    updated_at: datetime
+    partial_ready_after: str | None = None
+    attempts: int = 0
+    last_error: ErrorInfo | None = None
+    finished_at: datetime | None = None
+    version: int = 0
+    """Stream sequence of the last commit folded in."""
+
+    @property
+    def model_used(self) -> dict[str, str]:
+        return {
+            name: f"{step.provider}/{step.model}"
+            for name, step in self.steps.items()
+            if step.status == StepStatus.SUCCEEDED and step.provider
+        }
+
+
+snapshot_decoder = msgspec.json.Decoder(JobSnapshot)

@@ -1,0 +1,84 @@
+"""Subject names and stream definitions. Services create streams idempotently at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+COMMANDS_STREAM = "ATELIER_COMMANDS"
+JOBS_STREAM = "ATELIER_JOBS"
+WORK_STREAM = "ATELIER_WORK"
+REPORTS_STREAM = "ATELIER_REPORTS"
+
+MSG_ID_HEADER = "Nats-Msg-Id"
+EXPECTED_LAST_SUBJECT_SEQ_HEADER = "Nats-Expected-Last-Subject-Sequence"
+
+# Which worker pool serves a capability. A pool is one service's durable consumer.
+CAPABILITY_POOLS: dict[str, str] = {
+    "text.generate": "ai",
+    "image.generate": "ai",
+    "tts": "ai",
+    "image.thumbnail": "media",
+    "bundle.zip": "export",
+}
+
+
+def command_subject(job_id: str) -> str:
+    return f"atelier.cmd.{job_id}"
+
+
+def job_subject(job_id: str) -> str:
+    return f"atelier.job.{job_id}"
+
+
+def report_subject(job_id: str) -> str:
+    return f"atelier.report.{job_id}"
+
+
+def work_subject(capability: str) -> str:
+    return f"atelier.work.{CAPABILITY_POOLS[capability]}.{capability}"
+
+
+def pool_filter(pool: str) -> str:
+    return f"atelier.work.{pool}.>"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What a stream must look like; the runtime kit turns it into a JetStream config."""
+
+    name: str
+    subjects: list[str]
+    work_queue: bool
+    duplicate_window_s: float = 120.0
+    allow_direct: bool = False
+    description: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+STREAMS: tuple[StreamSpec, ...] = (
+    StreamSpec(
+        name=COMMANDS_STREAM,
+        subjects=["atelier.cmd.>"],
+        work_queue=True,
+        description="Commands for the orchestrator (gateway → orchestrator)",
+    ),
+    StreamSpec(
+        name=JOBS_STREAM,
+        subjects=["atelier.job.>"],
+        work_queue=False,
+        allow_direct=True,
+        description="Job event log: one subject per job, commits appended by the orchestrator",
+    ),
+    StreamSpec(
+        name=WORK_STREAM,
+        subjects=["atelier.work.>"],
+        work_queue=True,
+        description="Work items (orchestrator → worker pools)",
+    ),
+    StreamSpec(
+        name=REPORTS_STREAM,
+        subjects=["atelier.report.>"],
+        work_queue=True,
+        description="Work reports (workers → orchestrator)",
+    ),
+)

@@ -1,0 +1,70 @@
+"""Work items (orchestrator → workers) and work reports (workers → orchestrator)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from atelier_contracts.common import Artifact, Usage
+
+
+class WorkItem(msgspec.Struct, frozen=True, kw_only=True, tag="work_item"):
+    """One attempt at one step of one job, for the worker pool that serves ``capability``.
+
+    ``work_id`` is ``<job>.<step>.<attempt>``: the NATS message id, so a re-dispatch of the
+    same attempt is de-duplicated by JetStream and a redelivered report is recognised.
+    """
+
+    work_id: str
+    job_id: str
+    tenant: str
+    step: str
+    attempt: int
+    capability: str
+    params: dict[str, Any] = {}
+    inputs: dict[str, Artifact] = {}
+    deadline: datetime | None = None
+
+
+class WorkStarted(msgspec.Struct, frozen=True, kw_only=True, tag="work_started"):
+    """A worker picked the item up; the step is running."""
+
+    work_id: str
+    job_id: str
+    step: str
+    attempt: int
+    started_at: datetime
+    worker: str = ""
+
+
+class WorkSucceeded(msgspec.Struct, frozen=True, kw_only=True, tag="work_succeeded"):
+    work_id: str
+    job_id: str
+    step: str
+    attempt: int
+    outputs: list[Artifact]
+    provider: str
+    model: str
+    started_at: datetime
+    finished_at: datetime
+    usage: Usage = Usage()
+
+
+class WorkFailed(msgspec.Struct, frozen=True, kw_only=True, tag="work_failed"):
+    work_id: str
+    job_id: str
+    step: str
+    attempt: int
+    code: str
+    message: str
+    retryable: bool
+    started_at: datetime
+    finished_at: datetime
+    provider: str = ""
+    model: str = ""
+
+
+WorkReport = WorkStarted | WorkSucceeded | WorkFailed
+"""What a worker says about a work item: that it started it, and how it ended."""

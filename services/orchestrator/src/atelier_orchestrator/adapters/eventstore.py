@@ -1,0 +1,114 @@
+"""The job event log on JetStream: one subject per job, appends guarded by the expected sequence."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+
+from msgspec.structs import replace
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, NotFoundError
+
+from atelier_contracts.envelope import commit_decoder, encode
+from atelier_contracts.events import Commit
+from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.subjects import (
+    EXPECTED_LAST_SUBJECT_SEQ_HEADER,
+    JOBS_STREAM,
+    MSG_ID_HEADER,
+    job_subject,
+)
+from atelier_orchestrator.domain.state import apply_commit
+
+log = logging.getLogger(__name__)
+
+WRONG_LAST_SEQUENCE = 10071
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer appended to the job since we read it: reload and decide again."""
+
+
+class JetStreamEventStore:
+    """Loads a job by folding its commits; keeps recent snapshots so a hot job is not re-read.
+
+    The cache is only an optimisation: a stale entry makes the append fail with
+    :class:`ConcurrencyConflict`, and the caller reloads from the log.
+    """
+
+    def __init__(self, js: JetStreamContext, cache_size: int = 10_000, timeout: float = 5.0) -> None:
+        self.js = js
+        self.timeout = timeout
+        self._cache: OrderedDict[str, tuple[JobSnapshot, int]] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def load(self, job_id: str) -> tuple[JobSnapshot | None, int]:
+        """The job's snapshot and the stream sequence of its last commit (0: no such job)."""
+        if job_id in self._cache:
+            self._cache.move_to_end(job_id)
+            return self._cache[job_id]
+        state: JobSnapshot | None = None
+        seq = 0
+        async for commit, commit_seq in self.read(job_id):
+            state = apply_commit(state, commit, commit_seq)
+            seq = commit_seq
+        if state is not None:
+            self._remember(job_id, state, seq)
+        return state, seq
+
+    async def read(self, job_id: str, after: int = 0) -> AsyncIterator[tuple[Commit, int]]:
+        """Yield ``(commit, seq)`` for the job's commits after stream sequence ``after``."""
+        subject = job_subject(job_id)
+        next_seq = after + 1
+        while True:
+            try:
+                msg = await self.js.get_msg(
+                    JOBS_STREAM, seq=next_seq, subject=subject, next=True, direct=True
+                )
+            except NotFoundError:
+                return
+            assert msg.data is not None
+            assert msg.seq is not None
+            yield commit_decoder.decode(msg.data), msg.seq
+            next_seq = msg.seq + 1
+
+    async def append(self, commit: Commit, new_state: JobSnapshot) -> int:
+        """Append the commit if the job's last sequence is still ``commit.prev_seq``."""
+        try:
+            ack = await self.js.publish(
+                job_subject(commit.job_id),
+                encode(commit),
+                timeout=self.timeout,
+                headers={
+                    MSG_ID_HEADER: commit.commit_id,
+                    EXPECTED_LAST_SUBJECT_SEQ_HEADER: str(commit.prev_seq),
+                },
+            )
+        except APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                self.forget(commit.job_id)
+                raise ConcurrencyConflict(commit.job_id) from exc
+            raise
+        if ack.duplicate:
+            self.forget(commit.job_id)
+            raise ConcurrencyConflict(commit.job_id)
+        self._remember(commit.job_id, replace(new_state, version=ack.seq), ack.seq)
+        return ack.seq
+
+    async def last_seq(self, job_id: str) -> int:
+        """The stream sequence of the job's last commit, read from the server (0: none)."""
+        try:
+            msg = await self.js.get_last_msg(JOBS_STREAM, job_subject(job_id), direct=True)
+        except NotFoundError:
+            return 0
+        return msg.seq or 0
+
+    def forget(self, job_id: str) -> None:
+        self._cache.pop(job_id, None)
+
+    def _remember(self, job_id: str, state: JobSnapshot, seq: int) -> None:
+        self._cache[job_id] = (state, seq)
+        self._cache.move_to_end(job_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)

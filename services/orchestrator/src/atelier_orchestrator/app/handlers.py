@@ -1,0 +1,133 @@
+"""Use cases: turn a command or a work report into appended events; turn events into work.
+
+Each handler is idempotent: a redelivered message decides no new events, and a dispatch is
+published with the work id as its message id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from atelier_contracts.commands import Command
+from atelier_contracts.envelope import Envelope
+from atelier_contracts.events import Commit, EventRecord, JobEvent, StepDispatched
+from atelier_contracts.ids import new_message_id
+from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.work import WorkItem, WorkReport
+from atelier_orchestrator.adapters.eventstore import ConcurrencyConflict
+from atelier_orchestrator.domain.decide import Context, decide
+from atelier_orchestrator.domain.state import apply_commit
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventStore(Protocol):
+    """The job event log: load a job's snapshot, append a commit with an expected sequence."""
+
+    async def load(self, job_id: str) -> tuple[JobSnapshot | None, int]: ...
+
+    async def append(self, commit: Commit, new_state: JobSnapshot) -> int: ...
+
+    async def last_seq(self, job_id: str) -> int: ...
+
+    def forget(self, job_id: str) -> None: ...
+
+
+class WorkQueue(Protocol):
+    """Where work items go; a repeated ``work_id`` must not create a second item."""
+
+    async def put(self, envelope: Envelope[WorkItem], capability: str) -> None: ...
+
+
+class TooManyConflicts(Exception):
+    pass
+
+
+class JobService:
+    def __init__(self, store: EventStore, clock: Clock = utc_now, max_conflicts: int = 25) -> None:
+        self.store = store
+        self.clock = clock
+        self.max_conflicts = max_conflicts
+
+    async def handle(self, envelope: Envelope[Command] | Envelope[WorkReport]) -> list[JobEvent]:
+        """Decide and append, retrying from a fresh read while other writers get in first."""
+        for _ in range(self.max_conflicts):
+            state, seq = await self.store.load(envelope.job_id)
+            now = self.clock()
+            ctx = Context(job_id=envelope.job_id, tenant=envelope.tenant, now=now)
+            events = decide(state, envelope.body, ctx)
+            if not events:
+                # "Nothing to do" is only true of the current state: a snapshot from the cache may
+                # lag behind another replica's appends, so confirm before dropping the message.
+                if await self.store.last_seq(envelope.job_id) == seq:
+                    return []
+                self.store.forget(envelope.job_id)
+                continue
+            commit_id = new_message_id()
+            commit = Commit(
+                commit_id=commit_id,
+                job_id=envelope.job_id,
+                tenant=envelope.tenant,
+                causation_id=envelope.msg_id,
+                correlation_id=envelope.correlation_id,
+                prev_seq=seq,
+                at=now,
+                events=[EventRecord(event_id=f"{commit_id}:{i}", event=e) for i, e in enumerate(events)],
+            )
+            try:
+                await self.store.append(commit, apply_commit(state, commit, seq))
+            except ConcurrencyConflict:
+                continue
+            log.info(
+                "appended %d event(s)",
+                len(events),
+                extra={"job_id": envelope.job_id, "events": [type(e).__name__ for e in events]},
+            )
+            return events
+        raise TooManyConflicts(envelope.job_id)
+
+
+class Dispatcher:
+    """Publishes the work items that ``StepDispatched`` events ask for."""
+
+    def __init__(self, queue: WorkQueue, clock: Clock = utc_now) -> None:
+        self.queue = queue
+        self.clock = clock
+
+    async def on_commit(self, commit: Commit) -> int:
+        sent = 0
+        for record in commit.events:
+            event = record.event
+            if not isinstance(event, StepDispatched):
+                continue
+            item = WorkItem(
+                work_id=event.work_id,
+                job_id=commit.job_id,
+                tenant=commit.tenant,
+                step=event.step,
+                attempt=event.attempt,
+                capability=event.capability,
+                params=event.params,
+                inputs=event.inputs,
+            )
+            envelope = Envelope[WorkItem](
+                msg_id=event.work_id,
+                job_id=commit.job_id,
+                tenant=commit.tenant,
+                correlation_id=commit.correlation_id,
+                causation_id=record.event_id,
+                sent_at=self.clock(),
+                body=item,
+            )
+            await self.queue.put(envelope, event.capability)
+            sent += 1
+        return sent

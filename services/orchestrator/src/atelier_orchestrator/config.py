@@ -1,0 +1,30 @@
+"""The orchestrator's settings, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    nats_url: str
+    database_url: str
+    ops_host: str
+    ops_port: int
+    command_concurrency: int
+    report_concurrency: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            nats_url=env.get("ATELIER_NATS_URL", "nats://127.0.0.1:4222"),
+            database_url=env.get("ATELIER_DATABASE_URL", "sqlite+aiosqlite:///.state/atelier.db"),
+            ops_host=env.get("ATELIER_OPS_HOST", "127.0.0.1"),
+            ops_port=int(env.get("ATELIER_ORCHESTRATOR_OPS_PORT", "8081")),
+            command_concurrency=int(env.get("ATELIER_ORCHESTRATOR_CONCURRENCY", "16")),
+            report_concurrency=int(env.get("ATELIER_ORCHESTRATOR_CONCURRENCY", "16")),
+            log_level=env.get("ATELIER_LOG_LEVEL", "INFO"),
+        )
