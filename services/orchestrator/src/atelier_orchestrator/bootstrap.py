@@ -9,7 +9,7 @@ from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atelier_contracts.readmodel import make_engine
-from atelier_contracts.runtime.consumer import Consumer
+from atelier_contracts.runtime.consumer import Consumer, ConsumerSpec
 from atelier_contracts.runtime.nats import connect, ensure_streams
 from atelier_contracts.runtime.service import Part
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
@@ -49,18 +49,17 @@ async def bootstrap(settings: Settings) -> Orchestrator:
     await ensure_streams(js)
     engine = make_engine(settings.database_url)
     jobs = JobService(JetStreamEventStore(js))
+
+    def spec(base: ConsumerSpec, concurrency: int | None = None) -> ConsumerSpec:
+        return dataclasses.replace(
+            base, ack_wait_s=settings.ack_wait_s, concurrency=concurrency or base.concurrency
+        )
+
+    dispatcher = Dispatcher(JetStreamWorkQueue(js))
     consumers = [
-        Consumer(
-            js,
-            dataclasses.replace(subs.COMMANDS, concurrency=settings.command_concurrency),
-            subs.on_command(jobs),
-        ),
-        Consumer(
-            js,
-            dataclasses.replace(subs.REPORTS, concurrency=settings.report_concurrency),
-            subs.on_report(jobs),
-        ),
-        Consumer(js, subs.PROJECTOR, subs.on_commit_project(SqlProjection(engine))),
-        Consumer(js, subs.DISPATCHER, subs.on_commit_dispatch(Dispatcher(JetStreamWorkQueue(js)))),
+        Consumer(js, spec(subs.COMMANDS, settings.command_concurrency), subs.on_command(jobs)),
+        Consumer(js, spec(subs.REPORTS, settings.report_concurrency), subs.on_report(jobs)),
+        Consumer(js, spec(subs.PROJECTOR), subs.on_commit_project(SqlProjection(engine))),
+        Consumer(js, spec(subs.DISPATCHER), subs.on_commit_dispatch(dispatcher)),
     ]
     return Orchestrator(nc=nc, engine=engine, consumers=consumers)

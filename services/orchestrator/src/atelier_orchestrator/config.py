@@ -15,6 +15,8 @@ class Settings:
     command_concurrency: int
     report_concurrency: int
     log_level: str
+    ack_wait_s: float = 10.0
+    """How long a message held by a crashed replica waits before redelivery."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -27,4 +29,5 @@ class Settings:
             command_concurrency=int(env.get("ATELIER_ORCHESTRATOR_CONCURRENCY", "16")),
             report_concurrency=int(env.get("ATELIER_ORCHESTRATOR_CONCURRENCY", "16")),
             log_level=env.get("ATELIER_LOG_LEVEL", "INFO"),
+            ack_wait_s=float(env.get("ATELIER_ORCHESTRATOR_ACK_WAIT_S", "10")),
         )

@@ -1,0 +1,136 @@
+"""Core figures of the event log, measured in one run on this machine so ratios compare.
+
+python -m bench            # or: make bench
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from atelier_contracts.commands import SubmitJob
+from atelier_contracts.envelope import Envelope, encode
+from atelier_contracts.ids import new_job_id, new_message_id
+from atelier_contracts.readmodel import make_engine
+from atelier_contracts.runtime.nats import connect, ensure_streams
+from atelier_contracts.subjects import EXPECTED_LAST_SUBJECT_SEQ_HEADER, MSG_ID_HEADER, job_subject
+from atelier_devstack.natsserver import start_nats
+from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
+from atelier_orchestrator.adapters.migrate import upgrade
+from atelier_orchestrator.adapters.projection import SqlProjection
+from atelier_orchestrator.adapters.replay import read_log
+from atelier_orchestrator.app.handlers import JobService
+
+N = int(os.environ.get("BENCH_N", "2000"))
+
+
+def submit_envelope(job_id: str) -> Envelope[SubmitJob]:
+    msg_id = new_message_id()
+    body = SubmitJob(kind="story", title="bench", input={"prompt": "a bench story"})
+    return Envelope(
+        msg_id=msg_id, job_id=job_id, tenant="bench", correlation_id=msg_id, causation_id=None,
+        sent_at=datetime.now(UTC), body=body,
+    )  # fmt: skip
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:,.0f}/s"
+
+
+async def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="atelier-bench-"))
+    server = start_nats(tmp / "nats")
+    nc = await connect(server.url, "bench")
+    js = nc.jetstream()
+    await ensure_streams(js)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, N={N}")
+
+    # 1. Raw conditional publish, awaiting each ack: the floor for any append.
+    t0 = time.perf_counter()
+    for _ in range(N):
+        job_id = new_job_id()
+        await js.publish(
+            job_subject(job_id), encode_commit_like(job_id, 0),
+            headers={MSG_ID_HEADER: new_message_id(), EXPECTED_LAST_SUBJECT_SEQ_HEADER: "0"},
+        )  # fmt: skip
+    raw = time.perf_counter() - t0
+    print(f"raw js.publish with expected-seq, one at a time: {rate(N, raw)}")
+
+    # 2. JobService: load (miss) + decide + append of a first commit, one at a time.
+    service = JobService(JetStreamEventStore(js))
+    ids = [new_job_id() for _ in range(N)]
+    t0 = time.perf_counter()
+    for job_id in ids:
+        await service.handle(submit_envelope(job_id))  # type: ignore[arg-type]
+    handled = time.perf_counter() - t0
+    print(f"SubmitJob decided and appended, one at a time: {rate(N, handled)} ({raw / handled:.2f}x raw)")
+
+    # 3. The same with 16 in flight (the orchestrator's default concurrency).
+    ids2 = [new_job_id() for _ in range(N)]
+    sem = asyncio.Semaphore(16)
+
+    async def one(job_id: str) -> None:
+        async with sem:
+            await service.handle(submit_envelope(job_id))  # type: ignore[arg-type]
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(j) for j in ids2))
+    conc = time.perf_counter() - t0
+    print(f"SubmitJob decided and appended, 16 in flight: {rate(N, conc)} ({raw / conc:.2f}x raw)")
+
+    # 4. Loading a job from the log without the cache, by its number of commits.
+    store = JetStreamEventStore(js, cache_size=0)
+    for commits in (1, 10, 50):
+        job_id = ids[0] if commits == 1 else new_job_id()
+        if commits > 1:
+            for i in range(commits):
+                await js.publish(job_subject(job_id), encode_commit_like(job_id, i))
+        samples = []
+        for _ in range(30):
+            t0 = time.perf_counter()
+            if commits == 1:
+                await store.load(job_id)
+            else:
+                async for _ in store.read(job_id):
+                    pass
+            samples.append(time.perf_counter() - t0)
+        p50_ms = statistics.median(samples) * 1e3
+        print(f"read a job of {commits:>2} commits (direct get per commit): p50 {p50_ms:.2f} ms")
+
+    # 5. Projection into SQLite, one transaction per commit.
+    db = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    await asyncio.to_thread(upgrade, db)
+    engine = make_engine(db)
+    projection = SqlProjection(engine)
+    wanted = set(ids)
+    commits = [(c, s) async for c, s in read_log(js) if c.job_id in wanted]
+    t0 = time.perf_counter()
+    for commit, seq in commits:
+        await projection.apply(commit, seq)
+    proj = time.perf_counter() - t0
+    print(f"projection into SQLite, one transaction per commit: {rate(len(commits), proj)}")
+    await engine.dispose()
+
+    await nc.close()
+    server.stop()
+
+
+def encode_commit_like(job_id: str, i: int) -> bytes:
+    """A real single-event commit, so reads decode what the orchestrator writes."""
+    from atelier_contracts.events import Commit, EventRecord, JobStarted
+
+    commit = Commit(
+        commit_id=f"b{i}", job_id=job_id, tenant="bench", causation_id="b", correlation_id="b",
+        prev_seq=0, at=datetime.now(UTC), events=[EventRecord(event_id=f"b{i}:0", event=JobStarted())],
+    )  # fmt: skip
+    return encode(commit)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,64 @@
+"""Export work handlers: the job's ZIP bundle with a manifest."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from atelier_contracts.blobstore import BlobStore, FileBlobStore, extension_for
+from atelier_contracts.common import Artifact, BlobRef
+from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
+from atelier_contracts.work import WorkItem
+from atelier_export.domain.bundle import BundleEntry, write_bundle
+
+MODEL = "zip-bundle-1"
+
+
+def manifest_for(item: WorkItem, files: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "schema": "atelier.bundle/1",
+        "job_id": item.job_id,
+        "kind": item.params.get("kind"),
+        "title": item.params.get("title"),
+        "input": item.params.get("input", {}),
+        "files": files,
+    }
+
+
+def handlers(blobs: FileBlobStore) -> dict[str, WorkHandler]:
+    async def bundle(item: WorkItem) -> WorkResult:
+        entries: list[BundleEntry] = []
+        files: list[dict[str, Any]] = []
+        for key in sorted(item.inputs):
+            artifact = item.inputs[key]
+            step = key.split(".", 1)[0]
+            path = blobs.path_of(artifact.blob.key)
+            if not path.exists():
+                raise WorkError("input_missing", f"blob for {key} is missing", retryable=True)
+            arcname = f"{step}{extension_for(artifact.blob.content_type)}"
+            entries.append(BundleEntry(arcname=arcname, source=path, content_type=artifact.blob.content_type))
+            files.append(
+                {
+                    "path": arcname,
+                    "step": step,
+                    "kind": artifact.kind,
+                    "content_type": artifact.blob.content_type,
+                    "size": artifact.blob.size,
+                    "sha256": artifact.blob.key,
+                }
+            )
+        ref = await asyncio.to_thread(_build, blobs, entries, manifest_for(item, files))
+        artifact = Artifact(name="bundle", kind="bundle", blob=ref, meta={"files": len(entries) + 1})
+        return WorkResult(outputs=[artifact], provider="export", model=MODEL)
+
+    return {"bundle.zip": bundle}
+
+
+def _build(blobs: BlobStore, entries: list[BundleEntry], manifest: dict[str, Any]) -> BlobRef:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bundle.zip"
+        with out.open("wb") as f:
+            write_bundle(f, entries, manifest)
+        return blobs.put_file(out, "application/zip")

@@ -1,0 +1,1 @@
+"""Pure export operations: building bundles from files and a manifest; no blob store, no messaging."""

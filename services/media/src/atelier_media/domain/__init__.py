@@ -1,0 +1,1 @@
+"""Pure media operations: bytes in, bytes out; no blob store, no messaging."""

@@ -1,0 +1,48 @@
+"""The built-in offline provider: real files, made locally and deterministically from the prompt."""
+
+from __future__ import annotations
+
+import asyncio
+
+from atelier_contracts.common import Usage
+from atelier_provider_router.adapters.offline import image, speech, text
+from atelier_provider_router.app.ports import (
+    ImageRequest,
+    MediaResult,
+    SpeechRequest,
+    TextRequest,
+    TextResult,
+)
+
+
+class OfflineProvider:
+    name = "offline"
+    capabilities = frozenset({"text.generate", "image.generate", "tts"})
+
+    async def generate_text(self, request: TextRequest) -> TextResult:
+        story = await asyncio.to_thread(text.write_story, request.prompt, request.title, request.seed)
+        words = len(story.split())
+        return TextResult(text=story, model=text.MODEL, usage=Usage(units={"output_words": words}))
+
+    async def generate_image(self, request: ImageRequest) -> MediaResult:
+        data = await asyncio.to_thread(
+            image.render_illustration, request.prompt, request.title, request.seed, request.size
+        )
+        return MediaResult(
+            data=data,
+            content_type="image/png",
+            model=image.MODEL,
+            meta={"width": request.size, "height": request.size},
+            usage=Usage(units={"images": 1}),
+        )
+
+    async def synthesize_speech(self, request: SpeechRequest) -> MediaResult:
+        data, model = await asyncio.to_thread(speech.synthesize, request.text, request.seed)
+        seconds = speech.wav_duration_seconds(data)
+        return MediaResult(
+            data=data,
+            content_type="audio/wav",
+            model=model,
+            meta={"duration_s": round(seconds, 3)},
+            usage=Usage(units={"audio_seconds": round(seconds, 3), "characters": len(request.text)}),
+        )

@@ -1,0 +1,68 @@
+"""Work handlers per capability: read inputs from blobs, call a provider, store outputs as blobs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from atelier_contracts.blobstore import BlobNotFound, BlobStore
+from atelier_contracts.common import Artifact
+from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
+from atelier_contracts.work import WorkItem
+from atelier_provider_router.app.ports import ImageRequest, Provider, SpeechRequest, TextRequest
+
+
+def _prompt(item: WorkItem) -> tuple[str, str, int]:
+    job_input: dict[str, Any] = item.params.get("input", {})
+    prompt = str(job_input.get("prompt", "")).strip()
+    if not prompt:
+        raise WorkError("prompt_invalid", "the job input has no prompt", retryable=False)
+    return prompt, str(item.params.get("title", "")), int(job_input.get("seed", 0))
+
+
+def _input_text(blobs: BlobStore, item: WorkItem, kind: str = "text") -> str:
+    for artifact in item.inputs.values():
+        if artifact.kind == kind:
+            try:
+                return blobs.read_bytes(artifact.blob.key).decode()
+            except BlobNotFound as exc:
+                raise WorkError(
+                    "input_missing", f"blob {artifact.blob.key} is missing", retryable=True
+                ) from exc
+    raise WorkError("input_missing", f"no {kind} input for {item.step}", retryable=False)
+
+
+def speakable(markdown: str) -> str:
+    """Story Markdown as plain sentences: headings become sentences, markup goes."""
+    lines = [re.sub(r"^#+\s*", "", line).strip() for line in markdown.splitlines()]
+    text = " ".join(line if line.endswith((".", "!", "?")) else f"{line}." for line in lines if line)
+    return re.sub(r"[*_`>\[\]]", "", text)
+
+
+def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
+    """The router's handlers. One provider for now; the capability matrix picks per call later."""
+
+    async def text_generate(item: WorkItem) -> WorkResult:
+        prompt, title, seed = _prompt(item)
+        result = await provider.generate_text(TextRequest(prompt=prompt, title=title, seed=seed))
+        ref = blobs.put_bytes(result.text.encode(), "text/markdown")
+        artifact = Artifact(name="story", kind="text", blob=ref, meta={"words": len(result.text.split())})
+        return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
+
+    async def image_generate(item: WorkItem) -> WorkResult:
+        prompt, title, seed = _prompt(item)
+        size = int(item.params.get("size", 1024))
+        result = await provider.generate_image(ImageRequest(prompt=prompt, title=title, seed=seed, size=size))
+        ref = blobs.put_bytes(result.data, result.content_type)
+        artifact = Artifact(name="image", kind="image", blob=ref, meta=dict(result.meta))
+        return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
+
+    async def tts(item: WorkItem) -> WorkResult:
+        text = speakable(_input_text(blobs, item))
+        _, _, seed = _prompt(item)
+        result = await provider.synthesize_speech(SpeechRequest(text=text, seed=seed))
+        ref = blobs.put_bytes(result.data, result.content_type)
+        artifact = Artifact(name="audio", kind="audio", blob=ref, meta=dict(result.meta))
+        return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
+
+    return {"text.generate": text_generate, "image.generate": image_generate, "tts": tts}

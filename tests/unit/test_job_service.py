@@ -1,0 +1,103 @@
+"""JobService over an in-memory event store: conflicts, stale caches, idempotent no-ops."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from msgspec.structs import replace
+
+from atelier_contracts.commands import SubmitJob
+from atelier_contracts.envelope import Envelope
+from atelier_contracts.events import Commit, StepDispatched
+from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.work import WorkStarted
+from atelier_orchestrator.adapters.eventstore import ConcurrencyConflict
+from atelier_orchestrator.app.handlers import JobService
+from atelier_orchestrator.domain.state import apply_commit
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+class MemoryEventStore:
+    """The fake of the event-log port: a list of commits per job, the same conflict rule."""
+
+    def __init__(self) -> None:
+        self.log: dict[str, list[tuple[Commit, int]]] = {}
+        self.seq = 0
+
+    async def load(self, job_id: str) -> tuple[JobSnapshot | None, int]:
+        state, seq = None, 0
+        for commit, s in self.log.get(job_id, []):
+            state, seq = apply_commit(state, commit, s), s
+        return state, seq
+
+    async def append(self, commit: Commit, new_state: JobSnapshot) -> int:
+        if commit.prev_seq != await self.last_seq(commit.job_id):
+            raise ConcurrencyConflict(commit.job_id)
+        self.seq += 1
+        self.log.setdefault(commit.job_id, []).append((commit, self.seq))
+        return self.seq
+
+    async def last_seq(self, job_id: str) -> int:
+        entries = self.log.get(job_id)
+        return entries[-1][1] if entries else 0
+
+    def forget(self, job_id: str) -> None:
+        pass
+
+
+class StaleOnceStore(MemoryEventStore):
+    """Answers the first load with an older snapshot, as a replica's cache would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale: tuple[JobSnapshot | None, int] | None = None
+
+    async def load(self, job_id: str) -> tuple[JobSnapshot | None, int]:
+        if self.stale is not None:
+            stale, self.stale = self.stale, None
+            return stale
+        return await super().load(job_id)
+
+
+def envelope(body: object, msg_id: str) -> Envelope[object]:
+    return Envelope(
+        msg_id=msg_id,
+        job_id="job_x",
+        tenant="t",
+        correlation_id="c",
+        causation_id=None,
+        sent_at=NOW,
+        body=body,
+    )
+
+
+def submit() -> SubmitJob:
+    return SubmitJob(kind="story", title="T", input={"prompt": "p"})
+
+
+async def test_a_repeated_submit_appends_nothing() -> None:
+    store = MemoryEventStore()
+    jobs = JobService(store, clock=lambda: NOW)
+    assert await jobs.handle(envelope(submit(), "m1"))  # type: ignore[arg-type]
+    assert await jobs.handle(envelope(submit(), "m2")) == []  # type: ignore[arg-type]
+    assert len(store.log["job_x"]) == 1
+
+
+async def test_a_report_judged_on_a_stale_snapshot_is_judged_again_not_dropped() -> None:
+    store = StaleOnceStore()
+    jobs = JobService(store, clock=lambda: NOW)
+    events = await jobs.handle(envelope(submit(), "m1"))  # type: ignore[arg-type]
+    dispatched = next(e for e in events if isinstance(e, StepDispatched))
+    state, seq = await store.load("job_x")
+    assert state is not None
+    # A stale snapshot in which the step was never dispatched: the report looks unknown there.
+    store.stale = (
+        replace(state, steps={**state.steps, "story": replace(state.steps["story"], work_id=None)}),
+        seq,
+    )
+    store.seq += 5  # the stale copy claims an older position than the log's
+    store.stale = (store.stale[0], seq - 1 if seq > 1 else 0)
+    started = WorkStarted(work_id=dispatched.work_id, job_id="job_x", step="story", attempt=1, started_at=NOW)
+    events = await jobs.handle(envelope(started, "m3"))  # type: ignore[arg-type]
+    assert [type(e).__name__ for e in events] == ["JobStarted", "StepStarted"]
