@@ -23,7 +23,8 @@ def test_story_jobs_succeed_with_every_asset_downloadable(stack: Stack) -> None:
             submit_story(client, "The Lighthouse Cat", "a cat who keeps a lighthouse on a stormy island"),
             submit_story(client, "Moon Garden", "two children grow flowers that only bloom at night"),
         ]
-        assert all(job["status"] == "queued" for job in submitted)
+        # 202 carries the job as it stands: queued, or already picked up by a worker.
+        assert all(job["status"] in ("queued", "running", "partial_ready") for job in submitted)
         for sub in submitted:
             job = wait_terminal(client, sub["id"])
             assert job["status"] == "succeeded", job

@@ -172,8 +172,9 @@ def test_an_unknown_tag_is_rejected_loudly() -> None:
 
 
 def test_ids_are_time_ordered_and_derived_ids_stable() -> None:
-    ids = [uuid7() for _ in range(50)]
-    assert len(set(ids)) == 50
+    ids = [uuid7() for _ in range(2000)]
+    assert ids == sorted(ids), "ids made in the same millisecond still sort in creation order"
+    assert len(set(ids)) == 2000
     assert new_job_id().startswith("job_")
     assert asset_id("j", "cover", "image") == asset_id("j", "cover", "image")
     assert asset_id("j", "cover", "image") != asset_id("j", "cover", "thumb")

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import uuid
 
+_lock = threading.Lock()
+_last = 0
+
 
 def uuid7() -> str:
-    """A time-ordered UUIDv7 (RFC 9562) as a string; sorts by creation time."""
+    """A UUIDv7 (RFC 9562) as a string: ids from one process sort in creation order.
+
+    Within one millisecond the previous id is incremented (RFC 9562's monotonic method), so
+    ordering by id breaks ties between rows created in the same millisecond correctly.
+    """
+    global _last
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | rand
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    # 48 bits of milliseconds, then 74 random bits (the top one clear, to leave room to count).
+    candidate = (ms & 0xFFFF_FFFF_FFFF) << 74 | int.from_bytes(os.urandom(10), "big") >> 7
+    with _lock:
+        counter = max(candidate, _last + 1)
+        _last = counter
+    rand = counter & ((1 << 74) - 1)
+    value = (counter >> 74) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
     return str(uuid.UUID(int=value))
 
 

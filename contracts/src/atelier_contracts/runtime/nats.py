@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.client import Client
@@ -15,20 +17,44 @@ from atelier_contracts.subjects import STREAMS, StreamSpec
 log = logging.getLogger(__name__)
 
 
-async def connect(url: str, name: str) -> Client:
-    """Connect with reconnects forever: a NATS restart must not kill a service."""
+async def connect(url: str, name: str, startup_timeout_s: float = 30.0) -> Client:
+    """Connect, then reconnect forever: a NATS restart must not kill a running service.
+
+    The first connection is bounded by ``startup_timeout_s`` (nats-py would otherwise retry it
+    forever too), so a service that cannot reach NATS at start-up fails loudly.
+    """
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error: %s", exc)
 
-    return await nats.connect(
-        url,
-        name=name,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        connect_timeout=5,
-        error_cb=on_error,
-    )
+    async with asyncio.timeout(startup_timeout_s):
+        return await nats.connect(
+            url,
+            name=name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            error_cb=on_error,
+        )
+
+
+async def close_quietly(nc: Client, timeout_s: float = 5.0) -> None:
+    """Drain and close; a dead socket must not stop a shutdown."""
+    try:
+        await asyncio.wait_for(nc.drain(), timeout_s)
+    except Exception as exc:  # nats-py raises assorted errors closing a broken connection
+        log.warning("closing the nats connection failed: %s: %s", type(exc).__name__, exc)
+
+
+def ready_check(nc: Client) -> Callable[[], Awaitable[None]]:
+    """A readiness probe: connected, and the server answers a round trip."""
+
+    async def check() -> None:
+        if not nc.is_connected:
+            raise ConnectionError(f"nats is {'reconnecting' if nc.is_reconnecting else 'disconnected'}")
+        await nc.flush(timeout=1)
+
+    return check
 
 
 def stream_config(spec: StreamSpec) -> StreamConfig:

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 ReadyCheck = Callable[[], Awaitable[None]]
 """Raises when a dependency is not reachable."""
@@ -56,25 +57,39 @@ def ops_routes(service: str, version: str, checks: Mapping[str, ReadyCheck]) -> 
 
 
 class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signals to the process: it stops when told to."""
+    """A uvicorn server that leaves signals to the process's stop event."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
+        # uvicorn would otherwise take SIGTERM/SIGINT and re-raise them after shutting down.
         yield
 
 
-async def serve(app: object, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve an ASGI app until ``stop`` is set."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
+async def serve(app: ASGIApp, host: str, port: int, stop: asyncio.Event, grace_s: float = 10.0) -> bool:
+    """Serve an ASGI app until ``stop`` is set. False when the server could not start (port taken)."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=int(grace_s)
+    )
     server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    await stop.wait()
-    server.should_exit = True
-    await task
+
+    async def run() -> bool:
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn's way of saying it could not start; it logged why
+            return False
+        return True
+
+    serving = asyncio.create_task(run())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    server.should_exit = True  # finishes open requests, bounded by the grace period
+    return await serving
 
 
 async def serve_ops(
     service: str, version: str, host: str, port: int, checks: Mapping[str, ReadyCheck], stop: asyncio.Event
 ) -> None:
     app = Starlette(routes=ops_routes(service, version, checks))
-    await serve(app, host, port, stop)
+    if not await serve(app, host, port, stop):
+        raise RuntimeError(f"{service}: the ops endpoint could not listen on {host}:{port}")

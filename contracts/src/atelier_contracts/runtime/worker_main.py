@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 
 from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.runtime import logs
-from atelier_contracts.runtime.nats import connect, ensure_streams
+from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams, ready_check
 from atelier_contracts.runtime.ops import serve_ops
 from atelier_contracts.runtime.service import install_stop_signals, run_until_stopped
 from atelier_contracts.runtime.workpool import WorkHandler, WorkPool
@@ -67,24 +67,19 @@ async def serve_worker(
         ack_wait_s=settings.ack_wait_s,
     )
 
-    async def check_nats() -> None:
-        if not nc.is_connected:
-            raise ConnectionError("not connected to NATS")
-        await nc.flush(timeout=1)
-
     async def check_blobs() -> None:
         if not settings.blob_dir.is_dir():
             raise FileNotFoundError(settings.blob_dir)
 
     async def ops(stop: asyncio.Event) -> None:
-        checks = {"nats": check_nats, "blobs": check_blobs}
+        checks = {"nats": ready_check(nc), "blobs": check_blobs}
         await serve_ops(service, version(dist), settings.ops_host, settings.ops_port, checks, stop)
 
     log.info("%s started", service, extra={"pool": pool, "ops_port": settings.ops_port})
     try:
         await run_until_stopped(stop, ops, work.run)
     finally:
-        await nc.drain()
+        await close_quietly(nc)
     log.info("%s stopped", service)
 
 

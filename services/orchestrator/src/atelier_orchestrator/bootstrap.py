@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atelier_contracts.readmodel import make_engine
 from atelier_contracts.runtime.consumer import Consumer, ConsumerSpec
-from atelier_contracts.runtime.nats import connect, ensure_streams
+from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams
 from atelier_contracts.runtime.service import Part
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
 from atelier_orchestrator.adapters.projection import SqlProjection
@@ -29,17 +29,12 @@ class Orchestrator:
     def parts(self) -> list[Part]:
         return [c.run for c in self.consumers]
 
-    async def check_nats(self) -> None:
-        if not self.nc.is_connected:
-            raise ConnectionError("not connected to NATS")
-        await self.nc.flush(timeout=1)
-
     async def check_sql(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:
-        await self.nc.drain()
+        await close_quietly(self.nc)
         await self.engine.dispose()
 
 

@@ -11,7 +11,7 @@ from importlib.metadata import version
 
 from atelier_contracts.readmodel import dump, make_engine
 from atelier_contracts.runtime import logs
-from atelier_contracts.runtime.nats import connect
+from atelier_contracts.runtime.nats import close_quietly, connect, ready_check
 from atelier_contracts.runtime.ops import serve_ops
 from atelier_contracts.runtime.service import install_stop_signals, run_until_stopped
 from atelier_orchestrator.adapters.migrate import upgrade
@@ -26,7 +26,7 @@ async def serve(settings: Settings) -> None:
     stop = asyncio.Event()
     install_stop_signals(stop)
     orch = await bootstrap(settings)
-    checks = {"nats": orch.check_nats, "sql": orch.check_sql}
+    checks = {"nats": ready_check(orch.nc), "sql": orch.check_sql}
 
     async def ops(stop: asyncio.Event) -> None:
         await serve_ops(
@@ -66,7 +66,7 @@ async def rebuild_read_models(settings: Settings, target_url: str, verify: bool)
         return 1 if diffs else 0
     finally:
         await target.dispose()
-        await nc.close()
+        await close_quietly(nc)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from atelier_contracts.blobstore import BlobNotFound, BlobStore
@@ -32,13 +31,6 @@ def _input_text(blobs: BlobStore, item: WorkItem, kind: str = "text") -> str:
     raise WorkError("input_missing", f"no {kind} input for {item.step}", retryable=False)
 
 
-def speakable(markdown: str) -> str:
-    """Story Markdown as plain sentences: headings become sentences, markup goes."""
-    lines = [re.sub(r"^#+\s*", "", line).strip() for line in markdown.splitlines()]
-    text = " ".join(line if line.endswith((".", "!", "?")) else f"{line}." for line in lines if line)
-    return re.sub(r"[*_`>\[\]]", "", text)
-
-
 def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
     """The router's handlers. One provider for now; the capability matrix picks per call later."""
 
@@ -58,7 +50,7 @@ def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
         return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
 
     async def tts(item: WorkItem) -> WorkResult:
-        text = speakable(_input_text(blobs, item))
+        text = _input_text(blobs, item)  # Markdown: the provider decides how to speak it
         _, _, seed = _prompt(item)
         result = await provider.synthesize_speech(SpeechRequest(text=text, seed=seed))
         ref = blobs.put_bytes(result.data, result.content_type)

@@ -1,0 +1,1 @@
+"""The gateway's adapters: JetStream for commands, SQL for read models, HMAC for download links."""

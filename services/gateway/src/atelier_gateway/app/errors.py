@@ -1,0 +1,39 @@
+"""Failures the use cases report; each carries a stable code from ``atelier_contracts.errors``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from atelier_contracts.errors import ERROR_CODES
+
+
+class AppError(Exception):
+    code: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # Clients branch on codes, so an unregistered one is a bug caught at import, not in production.
+        if cls.code not in ERROR_CODES:
+            raise TypeError(f"{cls.__name__}.code {cls.code!r} is not in atelier_contracts ERROR_CODES")
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or ERROR_CODES[self.code]
+        super().__init__(self.detail)
+
+
+class JobNotFound(AppError):
+    code = "job_not_found"
+
+
+class FileNotFound(AppError):
+    code = "file_not_found"
+
+
+class UnknownJobKind(AppError):
+    code = "unknown_job_kind"
+
+
+class Unavailable(AppError):
+    """NATS or SQL did not answer in time; the request may be retried."""
+
+    code = "service_unavailable"

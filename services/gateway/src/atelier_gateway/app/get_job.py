@@ -1,0 +1,59 @@
+"""Read one job with signed links to the files its succeeded steps produced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from atelier_contracts import ids
+from atelier_contracts.snapshot import JobSnapshot, StepStatus
+from atelier_gateway.app.errors import JobNotFound
+from atelier_gateway.app.ports import JobReader, SignedLink, UrlSigner
+
+
+@dataclass(frozen=True)
+class JobAsset:
+    id: str
+    step: str
+    name: str
+    kind: str
+    content_type: str
+    size: int
+    link: SignedLink
+
+
+@dataclass(frozen=True)
+class JobDetails:
+    job: JobSnapshot
+    assets: list[JobAsset]
+
+
+async def get_job(
+    tenant: str, job_id: str, *, reader: JobReader, signer: UrlSigner, now: datetime
+) -> JobDetails:
+    job = await reader.job(tenant, job_id)
+    if job is None:
+        raise JobNotFound(f"No job {job_id!r}.")
+    return JobDetails(job=job, assets=job_assets(job, signer, now))
+
+
+def job_assets(job: JobSnapshot, signer: UrlSigner, now: datetime) -> list[JobAsset]:
+    """The outputs of succeeded steps, in step order; ids match the projector's ``assets`` rows."""
+    out: list[JobAsset] = []
+    for step in job.steps.values():
+        if step.status != StepStatus.SUCCEEDED:
+            continue
+        for artifact in step.outputs:
+            aid = ids.asset_id(job.id, step.name, artifact.name)
+            out.append(
+                JobAsset(
+                    id=aid,
+                    step=step.name,
+                    name=artifact.name,
+                    kind=artifact.kind,
+                    content_type=artifact.blob.content_type,
+                    size=artifact.blob.size,
+                    link=signer.sign(aid, now),
+                )
+            )
+    return out

@@ -1,0 +1,103 @@
+"""The gateway's settings, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Only for ATELIER_DEV_MODE=1: links signed with a public secret can be forged by anyone.
+DEV_URL_SECRET = b"atelier-dev-secret-do-not-use-in-production"
+MIN_SECRET_LEN = 16
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    url_secret: bytes = field(repr=False)
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: str = "sqlite+aiosqlite:///.state/atelier.db"
+    blob_dir: Path = Path(".state/blobs")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    url_ttl_s: int = 3600
+    tenant: str = "default"
+    log_level: str = "INFO"
+    dev_secret: bool = False
+    """True when ``url_secret`` is the public development secret (warned about at start-up)."""
+    submit_wait_s: float = 2.0
+    """How long POST /v1/jobs waits for the job to appear in the read model before answering."""
+    publish_timeout_s: float = 5.0
+    """How long a command publish waits for JetStream's acknowledgement before answering 503."""
+    startup_timeout_s: float = 30.0
+    """How long start-up waits for NATS; past it the process exits and its supervisor restarts it."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        dev_mode = env.get("ATELIER_DEV_MODE", "") == "1"
+        secret = env.get("ATELIER_URL_SECRET", "")
+        if secret and len(secret) < MIN_SECRET_LEN:
+            raise ConfigError(f"ATELIER_URL_SECRET must be at least {MIN_SECRET_LEN} characters long")
+        if not secret and not dev_mode:
+            raise ConfigError(
+                "ATELIER_URL_SECRET is required: it signs download links. Set it to a long random "
+                "string (e.g. `openssl rand -hex 32`), or set ATELIER_DEV_MODE=1 for a local dev secret."
+            )
+        return cls(
+            url_secret=secret.encode() if secret else DEV_URL_SECRET,
+            dev_secret=not secret,
+            nats_url=env.get("ATELIER_NATS_URL", cls.nats_url),
+            database_url=env.get("ATELIER_DATABASE_URL", cls.database_url),
+            blob_dir=Path(env.get("ATELIER_BLOB_DIR", str(cls.blob_dir))),
+            http_host=env.get("ATELIER_HTTP_HOST", cls.http_host),
+            http_port=_int(env, "ATELIER_HTTP_PORT", cls.http_port, low=0, high=65535),
+            url_ttl_s=_int(env, "ATELIER_URL_TTL_S", cls.url_ttl_s, low=1, high=7 * 24 * 3600),
+            tenant=env.get("ATELIER_TENANT", cls.tenant) or cls.tenant,
+            log_level=_log_level(env.get("ATELIER_LOG_LEVEL", cls.log_level)),
+            submit_wait_s=_float(env, "ATELIER_SUBMIT_WAIT_S", cls.submit_wait_s, low=0.0, high=30.0),
+            publish_timeout_s=_float(
+                env, "ATELIER_PUBLISH_TIMEOUT_S", cls.publish_timeout_s, low=0.1, high=60.0
+            ),
+            startup_timeout_s=_float(
+                env, "ATELIER_STARTUP_TIMEOUT_S", cls.startup_timeout_s, low=1.0, high=3600.0
+            ),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper() or "INFO"
+    if not isinstance(logging.getLevelName(level), int):
+        raise ConfigError(f"ATELIER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return level

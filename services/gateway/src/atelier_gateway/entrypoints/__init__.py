@@ -1,0 +1,1 @@
+"""How the outside reaches the gateway: the FastAPI app and its routes."""

@@ -1,0 +1,16 @@
+"""FastAPI dependencies: the wired adapters the lifespan built."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from atelier_gateway.bootstrap import Deps
+
+
+def get_deps(request: Request) -> Deps:
+    return cast(Deps, request.app.state.deps)
+
+
+DepsDep = Annotated[Deps, Depends(get_deps)]

@@ -1,0 +1,150 @@
+"""RFC 9457 problem details: every non-2xx answer is ``application/problem+json``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from atelier_contracts.errors import ERROR_CODES
+from atelier_gateway.app.errors import AppError, FileNotFound, JobNotFound, Unavailable, UnknownJobKind
+from atelier_gateway.entrypoints.context import current_request_id
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+STATUS_OF: dict[type[AppError], int] = {
+    JobNotFound: 404,
+    FileNotFound: 404,
+    UnknownJobKind: 422,
+    Unavailable: 503,
+}
+_CODE_OF_STATUS = {404: "not_found", 405: "method_not_allowed", 503: "service_unavailable"}
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description="Where the problem is, e.g. ['body', 'title'].")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; ``code`` is one of Atelier's stable error codes."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:atelier:error:job_not_found"])
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: str = Field(examples=sorted(ERROR_CODES))
+    request_id: str
+    errors: list[ValidationIssue] | None = Field(None, description="Only for validation_failed.")
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def problem(
+    status: int,
+    code: str,
+    *,
+    instance: str,
+    detail: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> ProblemResponse:
+    if code not in ERROR_CODES:
+        raise ValueError(f"error code {code!r} is not in atelier_contracts.errors.ERROR_CODES")
+    body: dict[str, Any] = {
+        "type": f"urn:atelier:error:{code}",
+        "title": code.replace("_", " ").capitalize(),
+        "status": status,
+        "detail": detail or ERROR_CODES[code],
+        "instance": instance,
+        "code": code,
+        "request_id": current_request_id(),
+        **extensions,
+    }
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def status_of(exc: AppError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return 500
+
+
+async def _app_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, AppError)
+    status = status_of(exc)
+    headers = {"Retry-After": "1"} if isinstance(exc, Unavailable) else None
+    if status >= 500:
+        log.warning("%s: %s", exc.code, exc.detail, extra={"request_id": current_request_id()})
+    return problem(status, exc.code, instance=request.url.path, detail=exc.detail, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Only loc/msg/type: ``input`` and ``ctx`` may echo large or non-JSON values back.
+    issues = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
+    detail = f"{len(issues)} problem(s) with the request; see errors."
+    return problem(422, "validation_failed", instance=request.url.path, detail=detail, errors=issues)
+
+
+async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    code = _CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "validation_failed")
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != HTTPStatus(status).phrase else None
+    return problem(status, code, instance=request.url.path, detail=detail, headers=exc.headers)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error as a problem, and document the problem schema in OpenAPI."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    _document_problem_schema(app)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entry declaring ``statuses`` as problem+json answers in OpenAPI."""
+    ref = {"$ref": "#/components/schemas/Problem"}
+    return {
+        status: {"description": HTTPStatus(status).phrase, "content": {PROBLEM_MEDIA_TYPE: {"schema": ref}}}
+        for status in statuses
+    }
+
+
+def _document_problem_schema(app: FastAPI) -> None:
+    # Routes point at Problem by $ref under problem+json (FastAPI's ``model=`` would say application/json),
+    # so the schema itself is added to the components here.
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(problem_schema.pop("$defs", {}))
+            schemas["Problem"] = problem_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,113 @@
+"""Turns use-case results into the API's JSON shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, overload
+
+from atelier_contracts.common import ErrorInfo
+from atelier_contracts.snapshot import JobSnapshot, StepSnapshot
+from atelier_gateway.app.get_job import JobAsset, JobDetails
+from atelier_gateway.app.ports import StoredEvent
+from atelier_gateway.entrypoints.schemas import (
+    AssetOut,
+    ErrorOut,
+    EventOut,
+    Job,
+    JobEvents,
+    JobLinks,
+    JobSummary,
+    StepOut,
+)
+
+FileUrl = Callable[[JobAsset], str]
+
+
+def job(details: JobDetails, file_url: FileUrl) -> Job:
+    snap = details.job
+    return Job(
+        **_summary_fields(snap),
+        input=snap.input,
+        assets=[
+            AssetOut(
+                id=a.id,
+                step=a.step,
+                name=a.name,
+                kind=a.kind,
+                content_type=a.content_type,
+                size=a.size,
+                url=file_url(a),
+            )
+            for a in details.assets
+        ],
+    )
+
+
+def job_summary(snap: JobSnapshot) -> JobSummary:
+    return JobSummary(**_summary_fields(snap))
+
+
+def job_events(job_id: str, events: list[StoredEvent]) -> JobEvents:
+    return JobEvents(
+        job_id=job_id,
+        events=[
+            EventOut(event_id=e.event_id, seq=e.seq, index=e.index, type=e.type, at=e.at, data=e.data)
+            for e in events
+        ],
+    )
+
+
+def job_path(job_id: str) -> str:
+    return f"/v1/jobs/{job_id}"
+
+
+def _summary_fields(snap: JobSnapshot) -> dict[str, Any]:
+    return {
+        "id": snap.id,
+        "kind": snap.kind,
+        "title": snap.title,
+        "status": snap.status,
+        "priority": snap.priority,
+        "tags": snap.tags,
+        "created_at": _utc(snap.created_at),
+        "updated_at": _utc(snap.updated_at),
+        "finished_at": _utc(snap.finished_at),
+        "attempts": snap.attempts,
+        "last_error": _error(snap.last_error),
+        "model_used": snap.model_used,
+        "steps": [_step(s) for s in snap.steps.values()],
+        "links": JobLinks(self_=job_path(snap.id), events=f"{job_path(snap.id)}/events"),
+    }
+
+
+def _step(step: StepSnapshot) -> StepOut:
+    return StepOut(
+        name=step.name,
+        capability=step.capability,
+        needs=list(step.needs),
+        status=step.status,
+        attempts=step.attempts,
+        provider=step.provider,
+        model=step.model,
+        last_error=_error(step.last_error),
+        started_at=_utc(step.started_at),
+        finished_at=_utc(step.finished_at),
+    )
+
+
+def _error(info: ErrorInfo | None) -> ErrorOut | None:
+    if info is None:
+        return None
+    return ErrorOut(code=info.code, message=info.message, at=_utc(info.at))
+
+
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
+def _utc(value: datetime | None) -> datetime | None:
+    # Snapshots carry whatever offset the writer used; the API always answers in UTC.
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

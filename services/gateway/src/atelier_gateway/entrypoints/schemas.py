@@ -1,0 +1,147 @@
+"""The JSON shapes of the HTTP API (pydantic models, so OpenAPI documents them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, get_args
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from atelier_contracts.snapshot import JobStatus
+
+MAX_INPUT_BYTES = 64 * 1024
+"""A job's input travels inside one NATS message; this keeps it far below the payload limit."""
+
+JobStatusName = Literal["queued", "running", "partial_ready", "succeeded", "failed", "cancelled"]
+if set(get_args(JobStatusName)) != set(JobStatus.ALL):  # pragma: no cover - guards contract drift
+    raise RuntimeError("JobStatusName is out of date with atelier_contracts.snapshot.JobStatus.ALL")
+
+Tag = Annotated[str, Field(min_length=1, max_length=50)]
+
+
+class JobInputBody(BaseModel):
+    """What to make; ``prompt`` is required, further keys are passed to the pipeline as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str = Field(min_length=1, max_length=4000)
+
+
+class SubmitJobBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "story",
+                    "title": "The fox and the lantern",
+                    "input": {"prompt": "A shy fox finds a lantern in the snow."},
+                    "priority": 0,
+                    "tags": ["bedtime"],
+                }
+            ]
+        },
+    )
+
+    kind: str = Field(min_length=1, max_length=32, description="A job kind, e.g. 'story'.")
+    title: str = Field(min_length=1, max_length=200)
+    input: JobInputBody
+    priority: Annotated[int, Field(ge=0, le=9, strict=True)] = 0
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _input_fits_a_message(self) -> SubmitJobBody:
+        if len(msgspec.json.encode(self.input.model_dump())) > MAX_INPUT_BYTES:
+            raise ValueError(f"input must encode to at most {MAX_INPUT_BYTES} bytes of JSON")
+        return self
+
+
+class ErrorOut(BaseModel):
+    code: str
+    message: str
+    at: datetime
+
+
+class StepOut(BaseModel):
+    name: str
+    capability: str
+    needs: list[str]
+    status: str
+    attempts: int
+    provider: str | None
+    model: str | None
+    last_error: ErrorOut | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class AssetOut(BaseModel):
+    id: str
+    step: str
+    name: str
+    kind: str
+    content_type: str
+    size: int
+    url: str = Field(description="An absolute, signed and expiring download link.")
+
+
+class JobLinks(BaseModel):
+    self_: str = Field(serialization_alias="self")
+    events: str
+
+
+class JobSummary(BaseModel):
+    id: str
+    kind: str
+    title: str
+    status: str = Field(description="queued, running, partial_ready, succeeded, failed or cancelled.")
+    priority: int
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    attempts: int
+    last_error: ErrorOut | None
+    model_used: dict[str, str] = Field(description="step → 'provider/model' for succeeded steps.")
+    steps: list[StepOut]
+    links: JobLinks
+
+
+class Job(JobSummary):
+    input: dict[str, Any]
+    assets: list[AssetOut]
+
+
+class JobList(BaseModel):
+    items: list[JobSummary]
+    count: int
+
+
+class EventOut(BaseModel):
+    event_id: str
+    seq: int = Field(description="Stream sequence of the commit holding the event.")
+    index: int = Field(description="Position of the event inside its commit.")
+    type: str
+    at: datetime
+    data: dict[str, Any]
+
+
+class JobEvents(BaseModel):
+    job_id: str
+    events: list[EventOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    service: str
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, str]
+
+
+class Version(BaseModel):
+    service: str
+    version: str

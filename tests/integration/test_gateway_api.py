@@ -1,0 +1,668 @@
+"""The gateway's HTTP API against a real nats-server and real SQL, with no orchestrator running.
+
+Read-model rows are written here directly, as the orchestrator's projector would write them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import msgspec
+import nats
+import pytest
+import sqlalchemy as sa
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from atelier_contracts import ids
+from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.commands import SubmitJob
+from atelier_contracts.common import Artifact, ErrorInfo
+from atelier_contracts.envelope import command_decoder, encode
+from atelier_contracts.errors import ERROR_CODES
+from atelier_contracts.events import JobStarted, JobSubmitted, StepDispatched, StepSpec
+from atelier_contracts.readmodel import assets, job_events, jobs, make_engine
+from atelier_contracts.snapshot import JobSnapshot, StepSnapshot
+from atelier_contracts.subjects import COMMANDS_STREAM, MSG_ID_HEADER, command_subject
+from atelier_devstack.natsserver import NatsServer
+from atelier_gateway import bootstrap
+from atelier_gateway.adapters.signer import HmacUrlSigner
+from atelier_gateway.app.errors import Unavailable
+from atelier_gateway.bootstrap import Deps
+from atelier_gateway.config import Settings
+from atelier_gateway.entrypoints.http import create_app
+
+pytestmark = pytest.mark.integration
+
+SECRET = b"integration-test-secret-0123456789"
+BASE = "http://gateway.test"
+T0 = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@dataclass
+class Gateway:
+    client: httpx.AsyncClient
+    settings: Settings
+    engine: AsyncEngine
+    blobs: FileBlobStore
+
+
+@asynccontextmanager
+async def open_gateway(
+    nats_url: str, database_url: str, tmp_path: Path, build_deps: Any = bootstrap.build, **overrides: Any
+) -> AsyncIterator[Gateway]:
+    defaults: dict[str, Any] = {"submit_wait_s": 0.2, "publish_timeout_s": 1.0}
+    settings = Settings(
+        url_secret=SECRET,
+        nats_url=nats_url,
+        database_url=database_url,
+        blob_dir=tmp_path / "blobs",
+        **{**defaults, **overrides},
+    )
+    app = create_app(settings, build_deps)
+    engine = make_engine(database_url)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
+        ):
+            yield Gateway(client, settings, engine, FileBlobStore(settings.blob_dir))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def gateway(nats_server: NatsServer, database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    async with open_gateway(nats_server.url, database_url, tmp_path) as gw:
+        yield gw
+
+
+@pytest.fixture
+async def js(nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
+    nc = await nats.connect(nats_server.url)
+    try:
+        yield nc.jetstream()
+    finally:
+        await nc.close()
+
+
+# --- read-model rows, as the projector writes them -------------------------------------------
+
+
+def story_snapshot(
+    job_id: str,
+    *,
+    blobs: FileBlobStore,
+    tenant: str = "default",
+    status: str = "partial_ready",
+    created_at: datetime = T0,
+    kind: str = "story",
+) -> JobSnapshot:
+    text = blobs.put_bytes(b"Once upon a time, a fox found a lantern.", "text/plain")
+    later = created_at + timedelta(seconds=3)
+    failure = ErrorInfo(code="provider_error", message="tts timed out", at=later)
+    return JobSnapshot(
+        id=job_id,
+        tenant=tenant,
+        kind=kind,
+        title="The fox and the lantern",
+        input={"prompt": "A shy fox", "age": 5},
+        priority=3,
+        tags=["bedtime", "fox"],
+        status=status,
+        steps={
+            "write": StepSnapshot(
+                name="write",
+                capability="text.generate",
+                status="succeeded",
+                attempts=1,
+                outputs=[Artifact(name="story", kind="text", blob=text)],
+                provider="offline",
+                model="text-v1",
+                started_at=created_at + timedelta(seconds=1),
+                finished_at=created_at + timedelta(seconds=2),
+            ),
+            "narrate": StepSnapshot(
+                name="narrate",
+                capability="tts",
+                needs=("write",),
+                status="failed",
+                attempts=3,
+                last_error=failure,
+            ),
+            "cover": StepSnapshot(name="cover", capability="image.generate", needs=("write",)),
+        },
+        created_at=created_at,
+        updated_at=later,
+        attempts=1,
+        last_error=failure,
+        version=7,
+    )
+
+
+def plain_snapshot(job_id: str, *, status: str, created_at: datetime, kind: str = "story") -> JobSnapshot:
+    return JobSnapshot(
+        id=job_id,
+        tenant="default",
+        kind=kind,
+        title=f"job {job_id}",
+        input={"prompt": "p"},
+        priority=0,
+        tags=[],
+        status=status,
+        steps={},
+        created_at=created_at,
+        updated_at=created_at,
+    )
+
+
+async def insert_job(engine: AsyncEngine, snap: JobSnapshot) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.insert(jobs).values(
+                id=snap.id,
+                tenant=snap.tenant,
+                kind=snap.kind,
+                title=snap.title,
+                status=snap.status,
+                priority=snap.priority,
+                tags=snap.tags,
+                created_at=snap.created_at,
+                updated_at=snap.updated_at,
+                last_seq=snap.version,
+                snapshot=msgspec.json.encode(snap).decode(),
+            )
+        )
+        for step in snap.steps.values():
+            if step.status != "succeeded":
+                continue
+            for artifact in step.outputs:
+                await conn.execute(
+                    sa.insert(assets).values(
+                        id=ids.asset_id(snap.id, step.name, artifact.name),
+                        job_id=snap.id,
+                        step=step.name,
+                        name=artifact.name,
+                        kind=artifact.kind,
+                        content_type=artifact.blob.content_type,
+                        blob_key=artifact.blob.key,
+                        size=artifact.blob.size,
+                        created_at=snap.updated_at,
+                    )
+                )
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert code in ERROR_CODES
+    assert body["type"] == f"urn:atelier:error:{code}"
+    assert body["code"] == code
+    assert body["status"] == status
+    assert body["title"]
+    assert body["detail"]
+    assert body["instance"] == urlsplit(str(response.request.url)).path
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+async def poll(check: Any, deadline_s: float = 10.0) -> Any:
+    """Await ``check()`` until it returns something truthy, or fail at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert loop.time() < deadline, "condition not met before the deadline"
+        await asyncio.sleep(0.05)
+
+
+BODY: dict[str, Any] = {
+    "kind": "story",
+    "title": "The fox and the lantern",
+    "input": {"prompt": "A shy fox finds a lantern.", "age": 5},
+    "priority": 2,
+    "tags": ["bedtime"],
+}
+
+
+# --- submitting -------------------------------------------------------------------------------
+
+
+async def test_submit_publishes_one_command_and_answers_queued(
+    gateway: Gateway, js: JetStreamContext
+) -> None:
+    request_id = f"req-{ids.uuid7()}"
+    response = await gateway.client.post("/v1/jobs", json=BODY, headers={"X-Request-ID": request_id})
+
+    assert response.status_code == 202, response.text
+    assert response.headers["x-request-id"] == request_id
+    job = response.json()
+    assert job["id"].startswith("job_")
+    assert response.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert job["status"] == "queued"
+    assert (job["kind"], job["title"], job["priority"], job["tags"]) == (
+        "story",
+        BODY["title"],
+        2,
+        ["bedtime"],
+    )
+    assert job["input"] == BODY["input"]
+    assert job["steps"] == []
+    assert job["assets"] == []
+    assert job["links"] == {"self": f"/v1/jobs/{job['id']}", "events": f"/v1/jobs/{job['id']}/events"}
+
+    sub = await js.pull_subscribe(command_subject(job["id"]), stream=COMMANDS_STREAM)
+    msgs = await sub.fetch(10, timeout=2)
+    assert len(msgs) == 1
+    assert (await js.stream_info(COMMANDS_STREAM)).state.messages == 1
+    envelope = command_decoder.decode(msgs[0].data)
+    assert msgs[0].subject == command_subject(job["id"])
+    assert msgs[0].headers is not None
+    assert msgs[0].headers[MSG_ID_HEADER] == envelope.msg_id
+    assert envelope.job_id == job["id"]
+    assert envelope.tenant == "default"
+    assert envelope.correlation_id == request_id
+    assert envelope.causation_id is None
+    assert abs(envelope.sent_at - datetime.now(UTC)) < timedelta(minutes=1)
+    assert envelope.body == SubmitJob(
+        kind="story", title=BODY["title"], input=BODY["input"], priority=2, tags=["bedtime"]
+    )
+
+
+async def test_submit_answers_from_the_read_model_once_projected(
+    nats_server: NatsServer, database_url: str, tmp_path: Path, js: JetStreamContext
+) -> None:
+    async def fake_orchestrator(engine: AsyncEngine) -> str:
+        sub = await js.pull_subscribe("atelier.cmd.>", stream=COMMANDS_STREAM)
+        msg = (await sub.fetch(1, timeout=10))[0]
+        env = command_decoder.decode(msg.data)
+        step = StepSnapshot(name="write", capability="text.generate", status="dispatched", attempts=1)
+        snap = msgspec.structs.replace(
+            plain_snapshot(env.job_id, status="running", created_at=env.sent_at), steps={"write": step}
+        )
+        await insert_job(engine, snap)
+        await msg.ack()
+        return env.job_id
+
+    async with open_gateway(nats_server.url, database_url, tmp_path, submit_wait_s=10.0) as gw:
+        response, job_id = await asyncio.gather(
+            gw.client.post("/v1/jobs", json=BODY), fake_orchestrator(gw.engine)
+        )
+    assert response.status_code == 202
+    job = response.json()
+    assert job["id"] == job_id
+    assert job["status"] == "running"
+    assert [s["name"] for s in job["steps"]] == ["write"]
+
+
+async def test_unknown_kind_is_refused_before_publishing(gateway: Gateway, js: JetStreamContext) -> None:
+    response = await gateway.client.post("/v1/jobs", json={**BODY, "kind": "sonnet"})
+    body = assert_problem(response, 422, "unknown_job_kind")
+    assert "sonnet" in body["detail"]
+    assert (await js.stream_info(COMMANDS_STREAM)).state.messages == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "x" * 201}, "title"),
+        ({"input": {}}, "prompt"),
+        ({"input": {"prompt": "x" * 4001}}, "prompt"),
+        ({"priority": 10}, "priority"),
+        ({"priority": "3"}, "priority"),
+        ({"tags": [f"t{i}" for i in range(21)]}, "tags"),
+        ({"tags": ["x" * 51]}, "tags"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+async def test_bad_bodies_are_validation_problems(
+    gateway: Gateway, change: dict[str, Any], field: str
+) -> None:
+    response = await gateway.client.post("/v1/jobs", json={**BODY, **change})
+    body = assert_problem(response, 422, "validation_failed")
+    assert body["errors"], body
+    assert any(field in issue["loc"] for issue in body["errors"]), body["errors"]
+    assert all(set(issue) == {"loc", "msg", "type"} for issue in body["errors"])
+
+
+async def test_malformed_json_is_a_validation_problem(gateway: Gateway) -> None:
+    response = await gateway.client.post(
+        "/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 422, "validation_failed")
+
+
+async def test_submit_answers_503_when_nats_is_down(gateway: Gateway, nats_server: NatsServer) -> None:
+    nats_server.stop()
+    response = await gateway.client.post("/v1/jobs", json=BODY)
+    assert_problem(response, 503, "service_unavailable")
+    assert response.headers["retry-after"] == "1"
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+async def test_get_job_builds_the_representation_from_the_snapshot(gateway: Gateway) -> None:
+    job_id = ids.new_job_id()
+    await insert_job(gateway.engine, story_snapshot(job_id, blobs=gateway.blobs))
+
+    response = await gateway.client.get(f"/v1/jobs/{job_id}")
+
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["id"] == job_id
+    assert job["status"] == "partial_ready"
+    assert (job["kind"], job["priority"], job["tags"]) == ("story", 3, ["bedtime", "fox"])
+    assert job["input"] == {"prompt": "A shy fox", "age": 5}
+    assert job["created_at"] == "2030-01-02T03:04:05Z"
+    assert job["updated_at"] == "2030-01-02T03:04:08Z"
+    assert job["finished_at"] is None
+    assert job["attempts"] == 1
+    assert job["last_error"] == {
+        "code": "provider_error",
+        "message": "tts timed out",
+        "at": "2030-01-02T03:04:08Z",
+    }
+    assert job["model_used"] == {"write": "offline/text-v1"}
+    assert [s["name"] for s in job["steps"]] == ["write", "narrate", "cover"]
+    assert job["steps"][0] == {
+        "name": "write",
+        "capability": "text.generate",
+        "needs": [],
+        "status": "succeeded",
+        "attempts": 1,
+        "provider": "offline",
+        "model": "text-v1",
+        "last_error": None,
+        "started_at": "2030-01-02T03:04:06Z",
+        "finished_at": "2030-01-02T03:04:07Z",
+    }
+    assert job["steps"][1]["needs"] == ["write"]
+    assert job["steps"][1]["last_error"]["code"] == "provider_error"
+    assert job["links"] == {"self": f"/v1/jobs/{job_id}", "events": f"/v1/jobs/{job_id}/events"}
+
+    [asset] = job["assets"]
+    assert {k: v for k, v in asset.items() if k != "url"} == {
+        "id": ids.asset_id(job_id, "write", "story"),
+        "step": "write",
+        "name": "story",
+        "kind": "text",
+        "content_type": "text/plain",
+        "size": 40,
+    }
+    url = urlsplit(asset["url"])
+    assert f"{url.scheme}://{url.netloc}{url.path}" == f"{BASE}/v1/files/{asset['id']}"
+    query = parse_qs(url.query)
+    assert int(query["expires"][0]) > datetime.now(UTC).timestamp() + 3000
+    assert len(query["sig"][0]) == 64
+
+    download = await gateway.client.get(asset["url"])
+    assert download.status_code == 200
+    assert download.content == b"Once upon a time, a fox found a lantern."
+    assert download.headers["content-type"].startswith("text/plain")
+    assert download.headers["content-disposition"] == 'attachment; filename="story.txt"'
+
+
+async def test_unknown_job_is_a_job_not_found_problem(gateway: Gateway) -> None:
+    missing = ids.new_job_id()
+    assert_problem(await gateway.client.get(f"/v1/jobs/{missing}"), 404, "job_not_found")
+    assert_problem(await gateway.client.get(f"/v1/jobs/{missing}/events"), 404, "job_not_found")
+
+
+async def test_other_tenants_jobs_and_files_are_invisible(gateway: Gateway) -> None:
+    job_id = ids.new_job_id()
+    await insert_job(gateway.engine, story_snapshot(job_id, blobs=gateway.blobs, tenant="someone-else"))
+    asset = ids.asset_id(job_id, "write", "story")
+    link = HmacUrlSigner(SECRET, 60).sign(asset, datetime.now(UTC))
+
+    assert_problem(await gateway.client.get(f"/v1/jobs/{job_id}"), 404, "job_not_found")
+    assert_problem(await gateway.client.get(f"/v1/jobs/{job_id}/events"), 404, "job_not_found")
+    assert (await gateway.client.get("/v1/jobs")).json() == {"items": [], "count": 0}
+    file = await gateway.client.get(f"/v1/files/{asset}", params={"expires": link.expires, "sig": link.sig})
+    assert_problem(file, 404, "file_not_found")
+
+
+async def test_list_is_newest_first_and_filters_by_status_and_kind(gateway: Gateway) -> None:
+    rows = [
+        ("queued", "story", T0),
+        ("running", "story", T0 + timedelta(minutes=1)),
+        ("succeeded", "story", T0 + timedelta(minutes=2)),
+        ("failed", "anime", T0 + timedelta(minutes=2)),  # same instant: the larger id comes first
+    ]
+    job_ids = [ids.new_job_id() for _ in rows]
+    for job_id, (status, kind, at) in zip(job_ids, rows, strict=True):
+        await insert_job(gateway.engine, plain_snapshot(job_id, status=status, created_at=at, kind=kind))
+
+    async def listed(params: dict[str, Any]) -> list[str]:
+        response = await gateway.client.get("/v1/jobs", params=params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["count"] == len(body["items"])
+        return [item["id"] for item in body["items"]]
+
+    # Two jobs share an instant, and ids made in one millisecond are not ordered: sort like the API.
+    newest_first = [j for _, j in sorted(zip([r[2] for r in rows], job_ids, strict=True), reverse=True)]
+    by_id = dict(zip(job_ids, rows, strict=True))
+    assert await listed({}) == newest_first
+    assert await listed({"limit": 2}) == newest_first[:2]
+    assert await listed({"status": ["queued", "failed"]}) == [job_ids[3], job_ids[0]]
+    assert await listed({"kind": "story"}) == [j for j in newest_first if by_id[j][1] == "story"]
+    assert await listed({"kind": "story", "status": "failed"}) == []
+
+    summary = (await gateway.client.get("/v1/jobs", params={"limit": 1})).json()["items"][0]
+    assert {"id", "status", "steps", "model_used", "links", "created_at"} <= set(summary)
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"limit": "many"}, {"status": "sleeping"}])
+async def test_bad_list_parameters_are_validation_problems(gateway: Gateway, params: dict[str, Any]) -> None:
+    body = assert_problem(await gateway.client.get("/v1/jobs", params=params), 422, "validation_failed")
+    assert body["errors"][0]["loc"][0] == "query"
+
+
+async def test_events_are_listed_in_log_order_with_their_data(gateway: Gateway) -> None:
+    job_id = ids.new_job_id()
+    await insert_job(gateway.engine, plain_snapshot(job_id, status="running", created_at=T0))
+    submitted = JobSubmitted(
+        kind="story",
+        title="t",
+        input={"prompt": "p"},
+        priority=0,
+        tags=[],
+        steps=[StepSpec(name="write", capability="text.generate")],
+    )
+    dispatched = StepDispatched(
+        step="write", attempt=1, work_id=f"{job_id}.write.1", capability="text.generate"
+    )
+    stored = [(4, 0, submitted), (4, 1, JobStarted()), (9, 0, dispatched)]
+    async with gateway.engine.begin() as conn:
+        for seq, idx, event in reversed(stored):  # inserted out of order on purpose
+            await conn.execute(
+                sa.insert(job_events).values(
+                    job_id=job_id,
+                    seq=seq,
+                    idx=idx,
+                    event_id=f"{job_id}-{seq}-{idx}",
+                    type=type(event).__struct_config__.tag,
+                    at=T0 + timedelta(seconds=seq),
+                    data=encode(event).decode(),
+                )
+            )
+
+    response = await gateway.client.get(f"/v1/jobs/{job_id}/events")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["job_id"] == job_id
+    assert [(e["seq"], e["index"], e["type"]) for e in body["events"]] == [
+        (4, 0, "job_submitted"),
+        (4, 1, "job_started"),
+        (9, 0, "step_dispatched"),
+    ]
+    first = body["events"][0]
+    assert first["event_id"] == f"{job_id}-4-0"
+    assert first["at"] == "2030-01-02T03:04:09Z"
+    assert first["data"] == json.loads(encode(submitted))
+    assert body["events"][2]["data"]["work_id"] == f"{job_id}.write.1"
+
+
+# --- downloads --------------------------------------------------------------------------------
+
+
+async def test_file_links_refuse_tampering_and_expiry_alike(gateway: Gateway) -> None:
+    job_id = ids.new_job_id()
+    await insert_job(gateway.engine, story_snapshot(job_id, blobs=gateway.blobs))
+    asset = ids.asset_id(job_id, "write", "story")
+    signer = HmacUrlSigner(SECRET, 60)
+    good = signer.sign(asset, datetime.now(UTC))
+    expired = signer.sign(asset, datetime.now(UTC) - timedelta(seconds=61))
+    other = ids.asset_id(job_id, "write", "other")
+    flipped = ("0" if good.sig[0] != "0" else "1") + good.sig[1:]
+    forged = HmacUrlSigner(b"w" * 32, 60).sign(asset, datetime.now(UTC))
+
+    assert (
+        await gateway.client.get(f"/v1/files/{asset}?expires={good.expires}&sig={good.sig}")
+    ).status_code == 200
+    refused = [
+        f"/v1/files/{asset}?expires={good.expires}&sig={flipped}",
+        f"/v1/files/{asset}?expires={good.expires + 1}&sig={good.sig}",
+        f"/v1/files/{asset}?expires={expired.expires}&sig={expired.sig}",
+        f"/v1/files/{asset}?expires=soon&sig={good.sig}",
+        f"/v1/files/{asset}?sig={good.sig}",
+        f"/v1/files/{asset}",
+        f"/v1/files/{other}?expires={good.expires}&sig={good.sig}",
+        f"/v1/files/{asset}?expires={forged.expires}&sig={forged.sig}",
+    ]
+    details = set()
+    for url in refused:
+        details.add(assert_problem(await gateway.client.get(url), 404, "file_not_found")["detail"])
+    assert len(details) == 1  # never says which check failed
+
+
+async def test_a_signed_link_to_a_missing_blob_is_not_found(gateway: Gateway) -> None:
+    job_id = ids.new_job_id()
+    await insert_job(gateway.engine, story_snapshot(job_id, blobs=gateway.blobs))
+    asset = ids.asset_id(job_id, "write", "story")
+    async with gateway.engine.begin() as conn:
+        await conn.execute(sa.update(assets).where(assets.c.id == asset).values(blob_key="ab" * 32))
+    link = HmacUrlSigner(SECRET, 60).sign(asset, datetime.now(UTC))
+    response = await gateway.client.get(
+        f"/v1/files/{asset}", params={"expires": link.expires, "sig": link.sig}
+    )
+    assert_problem(response, 404, "file_not_found")
+
+
+# --- problems for the rest --------------------------------------------------------------------
+
+
+async def test_unknown_routes_and_methods_are_problems(gateway: Gateway) -> None:
+    assert_problem(await gateway.client.get("/v2/nothing"), 404, "not_found")
+    response = await gateway.client.delete("/v1/jobs")
+    assert_problem(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["allow"]
+
+
+async def test_request_ids_are_echoed_or_made(gateway: Gateway) -> None:
+    mine = await gateway.client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert mine.headers["x-request-id"] == "abc-123"
+    made = await gateway.client.get("/health")
+    insane = await gateway.client.get("/health", headers={"X-Request-ID": "x" * 129})
+    for response in (made, insane):
+        assert len(response.headers["x-request-id"]) == 36  # a fresh uuid7
+
+
+async def test_unexpected_errors_are_internal_error_problems(
+    nats_server: NatsServer, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BrokenReader:
+        async def job(self, tenant: str, job_id: str) -> None:
+            raise RuntimeError("boom")
+
+        async def events(self, tenant: str, job_id: str) -> None:
+            raise Unavailable()
+
+    @asynccontextmanager
+    async def broken(settings: Settings) -> AsyncIterator[Deps]:
+        async with bootstrap.build(settings) as deps:
+            yield dataclasses.replace(deps, reader=BrokenReader())  # type: ignore[arg-type]
+
+    async with open_gateway(nats_server.url, database_url, tmp_path, build_deps=broken) as gw:
+        with caplog.at_level(logging.ERROR):
+            response = await gw.client.get(f"/v1/jobs/{ids.new_job_id()}")
+        body = assert_problem(response, 500, "internal_error")
+        assert "boom" not in response.text
+        [record] = [r for r in caplog.records if r.exc_info]
+        assert getattr(record, "request_id", None) == body["request_id"]
+
+        unavailable = await gw.client.get(f"/v1/jobs/{ids.new_job_id()}/events")
+        assert_problem(unavailable, 503, "service_unavailable")
+
+
+# --- ops --------------------------------------------------------------------------------------
+
+
+async def test_health_version_and_readiness_follow_nats(gateway: Gateway, nats_server: NatsServer) -> None:
+    assert (await gateway.client.get("/health")).json() == {"status": "ok", "service": "gateway"}
+    version = (await gateway.client.get("/version")).json()
+    assert version["service"] == "gateway"
+    assert version["version"]
+    ready = await gateway.client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"nats": "ok", "sql": "ok"}}
+
+    nats_server.stop()
+
+    async def not_ready() -> httpx.Response | None:
+        response = await gateway.client.get("/ready")
+        return response if response.status_code == 503 else None
+
+    body = assert_problem(await poll(not_ready), 503, "service_unavailable")
+    assert body["checks"]["sql"] == "ok"
+    assert body["checks"]["nats"].startswith("error")
+
+
+async def test_metrics_count_requests_by_route_template(gateway: Gateway) -> None:
+    await gateway.client.get(f"/v1/jobs/{ids.new_job_id()}")
+    text = (await gateway.client.get("/metrics")).text
+    assert 'atelier_http_requests_total{method="GET",route="/v1/jobs/{job_id}",status="404"}' in text
+    assert 'atelier_http_request_duration_seconds_count{method="GET",route="/v1/jobs/{job_id}"}' in text
+
+
+async def test_openapi_lists_every_route_with_problem_responses(gateway: Gateway) -> None:
+    schema = (await gateway.client.get("/openapi.json")).json()
+    paths = schema["paths"]
+    expected = {
+        ("post", "/v1/jobs"),
+        ("get", "/v1/jobs"),
+        ("get", "/v1/jobs/{job_id}"),
+        ("get", "/v1/jobs/{job_id}/events"),
+        ("get", "/v1/files/{asset_id}"),
+        ("get", "/health"),
+        ("get", "/ready"),
+        ("get", "/version"),
+        ("get", "/metrics"),
+    }
+    assert {(method, path) for path, ops in paths.items() for method in ops} == expected
+    problem_ref = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    for path, ops in paths.items():
+        for operation in ops.values():
+            errors = {code: r for code, r in operation["responses"].items() if int(code) >= 400}
+            assert errors, path
+            for response in errors.values():
+                assert response["content"] == {"application/problem+json": problem_ref}, path
+    assert "Problem" in schema["components"]["schemas"]
+    assert (await gateway.client.get("/docs")).status_code == 200
