@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from atelier_contracts.envelope import command_decoder, report_decoder
 from atelier_contracts.readmodel import make_engine
 from atelier_contracts.runtime.consumer import Consumer, ConsumerSpec
 from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams
@@ -52,8 +53,16 @@ async def bootstrap(settings: Settings) -> Orchestrator:
 
     dispatcher = Dispatcher(JetStreamWorkQueue(js))
     consumers = [
-        Consumer(js, spec(subs.COMMANDS, settings.command_concurrency), subs.on_command(jobs)),
-        Consumer(js, spec(subs.REPORTS, settings.report_concurrency), subs.on_report(jobs)),
+        Consumer(
+            js,
+            spec(subs.COMMANDS, settings.command_concurrency),
+            subs.on_job_message(jobs, command_decoder, "commands"),
+        ),
+        Consumer(
+            js,
+            spec(subs.REPORTS, settings.report_concurrency),
+            subs.on_job_message(jobs, report_decoder, "reports"),
+        ),
         Consumer(js, spec(subs.PROJECTOR), subs.on_commit_project(SqlProjection(engine))),
         Consumer(js, spec(subs.DISPATCHER), subs.on_commit_dispatch(dispatcher)),
     ]

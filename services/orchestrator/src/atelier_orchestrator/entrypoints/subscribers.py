@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 from nats.aio.msg import Msg
 from prometheus_client import Counter
 
-from atelier_contracts.envelope import command_decoder, commit_decoder, report_decoder
-from atelier_contracts.runtime.consumer import ACK, ConsumerSpec, Outcome, Retry
+from atelier_contracts.envelope import commit_decoder
+from atelier_contracts.runtime.consumer import ACK, ConsumerSpec, Handler, Outcome, Retry
 from atelier_contracts.subjects import COMMANDS_STREAM, JOBS_STREAM, REPORTS_STREAM
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
 from atelier_orchestrator.app.handlers import Dispatcher, JobService
 
+Decoder = msgspec.json.Decoder[Any]
 MESSAGES = Counter("atelier_orchestrator_messages_total", "Messages handled", ["consumer", "outcome"])
 
 COMMANDS = ConsumerSpec(
@@ -27,25 +31,18 @@ DISPATCHER = ConsumerSpec(
 )
 
 
-def on_command(jobs: JobService):  # type: ignore[no-untyped-def]
+def on_job_message(jobs: JobService, decoder: Decoder, consumer: str) -> Handler:
+    """Commands and work reports alike: decide and append (nothing, for a redelivery)."""
+
     async def handle(msg: Msg) -> Outcome:
-        events = await jobs.handle(command_decoder.decode(msg.data))
-        MESSAGES.labels("commands", "changed" if events else "unchanged").inc()
+        events = await jobs.handle(decoder.decode(msg.data))
+        MESSAGES.labels(consumer, "changed" if events else "unchanged").inc()
         return ACK
 
     return handle
 
 
-def on_report(jobs: JobService):  # type: ignore[no-untyped-def]
-    async def handle(msg: Msg) -> Outcome:
-        events = await jobs.handle(report_decoder.decode(msg.data))
-        MESSAGES.labels("reports", "changed" if events else "unchanged").inc()
-        return ACK
-
-    return handle
-
-
-def on_commit_project(projection: SqlProjection):  # type: ignore[no-untyped-def]
+def on_commit_project(projection: SqlProjection) -> Handler:
     async def handle(msg: Msg) -> Outcome:
         outcome = await projection.apply(commit_decoder.decode(msg.data), msg.metadata.sequence.stream)
         MESSAGES.labels("projector", outcome.value).inc()
@@ -54,7 +51,7 @@ def on_commit_project(projection: SqlProjection):  # type: ignore[no-untyped-def
     return handle
 
 
-def on_commit_dispatch(dispatcher: Dispatcher):  # type: ignore[no-untyped-def]
+def on_commit_dispatch(dispatcher: Dispatcher) -> Handler:
     async def handle(msg: Msg) -> Outcome:
         sent = await dispatcher.on_commit(commit_decoder.decode(msg.data))
         MESSAGES.labels("dispatcher", "dispatched" if sent else "none").inc()
