@@ -12,6 +12,7 @@ from atelier_contracts.events import (
     JobSubmitted,
     JobSucceeded,
     StepDispatched,
+    StepSkipped,
     StepFailed,
     StepSucceeded,
 )
@@ -83,7 +84,9 @@ def test_a_retryable_failure_dispatches_the_next_attempt() -> None:
     assert events[0].will_retry
     retry = dispatched(events)
     assert [(d.step, d.attempt) for d in retry] == [("story", 2)]
-    assert sim.send(succeeded(story)) == [], "a late result of the failed attempt is ignored"
+    late = sim.send(succeeded(story))
+    assert [type(e).__name__ for e in late] == ["ReportIgnored"], "a late result is recorded as ignored"
+    assert sim.send(succeeded(story)) == [], "and only once"
     assert sim.state is not None
     assert sim.state.steps["story"].last_error is not None
     assert sim.state.steps["story"].attempts == 2
@@ -94,6 +97,12 @@ def test_a_final_failure_fails_the_job_with_a_clear_error() -> None:
     story = dispatched(sim.send(submit()))[0]
     events = sim.send(failed(story, retryable=False))
     assert isinstance(events[-1], JobFailed)
+    assert {e.step for e in events if isinstance(e, StepSkipped)} == {
+        "cover",
+        "narration",
+        "thumbnail",
+        "package",
+    }
     assert sim.state is not None
     assert sim.state.status == JobStatus.FAILED
     assert sim.state.last_error is not None

@@ -13,6 +13,15 @@ ERROR_CODES: dict[str, str] = {
     "unknown_job_kind": "The job kind is not one Atelier knows.",
     "not_found": "No such route.",
     "method_not_allowed": "The route exists but not for this method.",
+    "illegal_transition": "The job's state does not allow this request (e.g. requeue a running job).",
+    "step_not_found": "The job has no step of that name.",
+    "asset_already_running": "That step or asset is already being produced; wait for it.",
+    "idempotency_key_reused": "This Idempotency-Key was used with a different request body.",
+    "idempotency_request_in_progress": "A request with this Idempotency-Key is still being processed.",
+    "idempotency_key_invalid": "The Idempotency-Key header is empty or longer than 255 characters.",
+    "tag_not_found": "No tag with this name.",
+    "tag_exists": "A tag with this name exists already.",
+    "job_deleted": "The job was deleted.",
     "service_unavailable": "A dependency (NATS or SQL) is unreachable; try again.",
     "internal_error": "An unexpected error; the request id identifies it in the logs.",
     # Step and job failures (ErrorInfo.code)
@@ -21,6 +30,10 @@ ERROR_CODES: dict[str, str] = {
     "input_missing": "A step's input artifact is missing from the blob store.",
     "input_invalid": "A step's input could not be read as what it claims to be.",
     "step_failed": "A step failed after its last attempt.",
+    "step_timeout": "A step did not finish before its deadline.",
+    "job_deadline_exceeded": "The job did not finish before its deadline.",
+    "worker_lost": "The work was delivered to workers as often as allowed and never finished.",
+    "job_cancelled": "The job was cancelled.",
     "worker_error": "The worker raised an unexpected error.",
 }
 

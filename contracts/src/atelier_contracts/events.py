@@ -22,6 +22,11 @@ class StepSpec(msgspec.Struct, frozen=True, kw_only=True):
     needs: tuple[str, ...] = ()
     params: dict[str, Any] = {}
     max_attempts: int = 3
+    backoff_s: float = 1.0
+    """First retry delay; doubles each attempt (with jitter) up to ``backoff_max_s``."""
+    backoff_max_s: float = 60.0
+    timeout_s: float = 300.0
+    """Step deadline, counted from dispatch (or from the scheduled retry time)."""
 
 
 class JobSubmitted(msgspec.Struct, frozen=True, kw_only=True, tag="job_submitted"):
@@ -32,6 +37,8 @@ class JobSubmitted(msgspec.Struct, frozen=True, kw_only=True, tag="job_submitted
     tags: list[str]
     steps: list[StepSpec]
     partial_ready_after: str | None = None
+    deadline_at: datetime | None = None
+    request_hash: str = ""
 
 
 class StepDispatched(msgspec.Struct, frozen=True, kw_only=True, tag="step_dispatched"):
@@ -41,6 +48,9 @@ class StepDispatched(msgspec.Struct, frozen=True, kw_only=True, tag="step_dispat
     capability: str
     params: dict[str, Any] = {}
     inputs: dict[str, Artifact] = {}
+    not_before: datetime | None = None
+    deadline_at: datetime | None = None
+    priority: int = 0
 
 
 class StepStarted(msgspec.Struct, frozen=True, kw_only=True, tag="step_started"):
@@ -48,6 +58,16 @@ class StepStarted(msgspec.Struct, frozen=True, kw_only=True, tag="step_started")
     attempt: int
     work_id: str
     started_at: datetime
+    worker: str = ""
+
+
+class StepRedelivered(msgspec.Struct, frozen=True, kw_only=True, tag="step_redelivered"):
+    """The worker running the step vanished (its heartbeats stopped); another one took it over."""
+
+    step: str
+    attempt: int
+    work_id: str
+    delivery: int
     worker: str = ""
 
 
@@ -73,6 +93,44 @@ class StepFailed(msgspec.Struct, frozen=True, kw_only=True, tag="step_failed"):
     will_retry: bool
 
 
+class StepRetryScheduled(msgspec.Struct, frozen=True, kw_only=True, tag="step_retry_scheduled"):
+    """The next attempt of a failed step, not before ``due_at`` (exponential backoff, jitter)."""
+
+    step: str
+    attempt: int
+    due_at: datetime
+    delay_s: float
+
+
+class StepCancelled(msgspec.Struct, frozen=True, kw_only=True, tag="step_cancelled"):
+    step: str
+    reason: str = ""
+
+
+class StepSkipped(msgspec.Struct, frozen=True, kw_only=True, tag="step_skipped"):
+    """A step that will not run because a step it needs failed for good."""
+
+    step: str
+    because: str
+
+
+class StepRetryRequested(msgspec.Struct, frozen=True, kw_only=True, tag="step_retry_requested"):
+    """A user asked for one step again; it and the steps after it run anew."""
+
+    step: str
+    reset: list[str]
+
+
+class ReportIgnored(msgspec.Struct, frozen=True, kw_only=True, tag="report_ignored"):
+    """A late result of work that no longer counts (its job was cancelled, its attempt superseded)."""
+
+    work_id: str
+    step: str
+    attempt: int
+    outcome: str
+    reason: str
+
+
 class JobStarted(msgspec.Struct, frozen=True, kw_only=True, tag="job_started"):
     pass
 
@@ -91,16 +149,48 @@ class JobFailed(msgspec.Struct, frozen=True, kw_only=True, tag="job_failed"):
     error: ErrorInfo
 
 
+class JobCancelled(msgspec.Struct, frozen=True, kw_only=True, tag="job_cancelled"):
+    reason: str = ""
+
+
+class JobRequeued(msgspec.Struct, frozen=True, kw_only=True, tag="job_requeued"):
+    """A failed or cancelled job runs again (its run ``attempt``); succeeded steps are kept."""
+
+    attempt: int
+    reset: list[str]
+    deadline_at: datetime | None = None
+
+
+class JobUpdated(msgspec.Struct, frozen=True, kw_only=True, tag="job_updated"):
+    title: str | None = None
+    priority: int | None = None
+    tags: list[str] | None = None
+
+
+class JobDeleted(msgspec.Struct, frozen=True, kw_only=True, tag="job_deleted"):
+    pass
+
+
 JobEvent = (
     JobSubmitted
     | StepDispatched
     | StepStarted
+    | StepRedelivered
     | StepSucceeded
     | StepFailed
+    | StepRetryScheduled
+    | StepCancelled
+    | StepSkipped
+    | StepRetryRequested
+    | ReportIgnored
     | JobStarted
     | JobPartialReady
     | JobSucceeded
     | JobFailed
+    | JobCancelled
+    | JobRequeued
+    | JobUpdated
+    | JobDeleted
 )
 
 

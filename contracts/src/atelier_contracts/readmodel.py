@@ -27,8 +27,21 @@ jobs = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_seq", sa.BigInteger, nullable=False),
     sa.Column("snapshot", sa.Text, nullable=False),
+    sa.Column("next_deadline_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_jobs_tenant_created", "tenant", "created_at"),
     sa.Index("ix_jobs_status", "status"),
+    sa.Index("ix_jobs_next_deadline", "next_deadline_at"),
+    sa.Index("ix_jobs_tenant_priority", "tenant", "priority"),
+)
+
+job_tags = sa.Table(
+    "job_tags",
+    metadata,
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("tag", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Index("ix_job_tags_tenant_tag", "tenant", "tag"),
 )
 
 job_events = sa.Table(
@@ -57,7 +70,34 @@ assets = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-READ_MODEL_TABLES = (jobs, job_events, assets)
+READ_MODEL_TABLES = (jobs, job_events, assets, job_tags)
+"""Written only by the orchestrator's projector; rebuilt exactly from the job log."""
+
+# The gateway's own state in the same database (not rebuilt from the log).
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("path", sa.String(500), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("response_status", sa.Integer, nullable=True),
+    sa.Column("response_headers", sa.Text, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_idempotency_expires", "expires_at"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
 
 
 def make_engine(url: str) -> AsyncEngine:

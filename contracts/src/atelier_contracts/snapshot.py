@@ -41,6 +41,9 @@ class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     needs: tuple[str, ...] = ()
     params: dict[str, Any] = {}
     max_attempts: int = 3
+    backoff_s: float = 1.0
+    backoff_max_s: float = 60.0
+    timeout_s: float = 300.0
     status: str = StepStatus.PENDING
     attempts: int = 0
     work_id: str | None = None
@@ -52,6 +55,16 @@ class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime | None = None
+    not_before: datetime | None = None
+    """When a scheduled retry may start."""
+    deadline_at: datetime | None = None
+    deliveries: int = 1
+    attempt_base: int = 0
+    """``attempts`` when the current run of this step began (a requeue or a retry request)."""
+
+    @property
+    def run_attempts(self) -> int:
+        return self.attempts - self.attempt_base
 
 
 class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,8 +83,24 @@ class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int = 0
     last_error: ErrorInfo | None = None
     finished_at: datetime | None = None
+    deadline_at: datetime | None = None
+    request_hash: str = ""
+    deleted: bool = False
+    ignored_work: list[str] = []
+    """Work ids whose late reports were recorded as ignored (so a redelivery is not recorded twice)."""
     version: int = 0
     """Stream sequence of the last commit folded in."""
+
+    @property
+    def next_deadline(self) -> datetime | None:
+        """The earliest deadline still ahead of a live job: its own, or a dispatched step's."""
+        if self.status in JobStatus.TERMINAL:
+            return None
+        live = (StepStatus.DISPATCHED, StepStatus.RUNNING)
+        times = [s.deadline_at for s in self.steps.values() if s.status in live and s.deadline_at]
+        if self.deadline_at:
+            times.append(self.deadline_at)
+        return min(times, default=None)
 
     @property
     def model_used(self) -> dict[str, str]:

@@ -10,6 +10,8 @@ WORK_STREAM = "ATELIER_WORK"
 REPORTS_STREAM = "ATELIER_REPORTS"
 
 MSG_ID_HEADER = "Nats-Msg-Id"
+REPLY_HEADER = "Atelier-Reply-To"
+"""On a command: a core NATS subject where the orchestrator answers with a CommandOutcome."""
 EXPECTED_LAST_SUBJECT_SEQ_HEADER = "Nats-Expected-Last-Subject-Sequence"
 
 # Which worker pool serves a capability. A pool is one service's durable consumer.

@@ -26,6 +26,9 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True, tag="work_item"):
     params: dict[str, Any] = {}
     inputs: dict[str, Artifact] = {}
     deadline: datetime | None = None
+    not_before: datetime | None = None
+    """A scheduled retry: workers hold the item until then (a delayed redelivery)."""
+    priority: int = 0
 
 
 class WorkStarted(msgspec.Struct, frozen=True, kw_only=True, tag="work_started"):
@@ -37,6 +40,8 @@ class WorkStarted(msgspec.Struct, frozen=True, kw_only=True, tag="work_started")
     attempt: int
     started_at: datetime
     worker: str = ""
+    delivery: int = 1
+    """JetStream's delivery count: above 1, a worker before this one vanished mid-step."""
 
 
 class WorkSucceeded(msgspec.Struct, frozen=True, kw_only=True, tag="work_succeeded"):

@@ -1,35 +1,67 @@
 """``decide``: what a command or a work report means for a job, as a list of new events.
 
 Pure: time and ids come in with :class:`Context`. A message that changes nothing (a duplicate,
-a late report of an attempt already settled) decides no events, which makes every handler of
-the orchestrator idempotent under redelivery.
+a repeated cancel) decides no events, which makes every handler idempotent under redelivery.
+A command the job's state does not allow raises :class:`Rejected` with a stable error code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from atelier_contracts.commands import Command, SubmitJob
+from atelier_contracts.commands import (
+    CancelJob,
+    Command,
+    DeleteJob,
+    ExpireDeadlines,
+    RequeueJob,
+    RetryStep,
+    SubmitJob,
+    UpdateJob,
+)
 from atelier_contracts.common import Artifact, ErrorInfo
 from atelier_contracts.events import (
+    JobCancelled,
+    JobDeleted,
     JobEvent,
     JobFailed,
     JobPartialReady,
+    JobRequeued,
     JobStarted,
     JobSubmitted,
     JobSucceeded,
+    JobUpdated,
+    ReportIgnored,
+    StepCancelled,
     StepDispatched,
     StepFailed,
+    StepRedelivered,
+    StepRetryRequested,
+    StepRetryScheduled,
+    StepSkipped,
     StepStarted,
     StepSucceeded,
 )
 from atelier_contracts.ids import work_id
 from atelier_contracts.snapshot import JobSnapshot, JobStatus, StepSnapshot, StepStatus
 from atelier_contracts.work import WorkFailed, WorkReport, WorkStarted, WorkSucceeded
-from atelier_orchestrator.domain.pipelines import PIPELINES
+from atelier_orchestrator.domain.pipelines import PIPELINES, default_deadline_s
+from atelier_orchestrator.domain.policies import backoff_delay, is_retryable, step_deadline
 from atelier_orchestrator.domain.state import EventMeta, evolve
+
+LIVE = (StepStatus.DISPATCHED, StepStatus.RUNNING)
+UNSETTLED = (StepStatus.PENDING, *LIVE)
+
+
+class Rejected(Exception):
+    """The command is not allowed in the job's state; ``code`` is a stable error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -57,22 +89,33 @@ class _Decision:
         assert self.state is not None
         return self.state
 
+    @property
+    def now(self) -> datetime:
+        return self.ctx.now
+
 
 def decide(state: JobSnapshot | None, message: Command | WorkReport, ctx: Context) -> list[JobEvent]:
     d = _Decision(ctx, state)
-    match message:
-        case SubmitJob():
-            _submit(d, message)
-        case WorkStarted() | WorkSucceeded() | WorkFailed():
-            if state is not None and state.status not in JobStatus.TERMINAL:
-                _report(d, message)
+    if isinstance(message, SubmitJob):
+        _submit(d, message)
+    elif isinstance(message, WorkStarted | WorkSucceeded | WorkFailed):
+        if state is not None:
+            _report(d, message)
+    else:
+        if state is None or state.deleted:
+            raise Rejected("job_not_found", f"no job {ctx.job_id}")
+        _command(d, message)
     return d.events
+
+
+# --- commands -----------------------------------------------------------------------------
 
 
 def _submit(d: _Decision, cmd: SubmitJob) -> None:
     if d.state is not None:
         return  # the job exists: a redelivered or repeated submit changes nothing
     pipeline = PIPELINES.get(cmd.kind)
+    deadline_s = cmd.deadline_s or default_deadline_s(cmd.kind)
     d.emit(
         JobSubmitted(
             kind=cmd.kind,
@@ -82,18 +125,129 @@ def _submit(d: _Decision, cmd: SubmitJob) -> None:
             tags=cmd.tags,
             steps=list(pipeline.steps) if pipeline else [],
             partial_ready_after=pipeline.partial_ready_after if pipeline else None,
+            deadline_at=d.now + timedelta(seconds=deadline_s),
+            request_hash=cmd.request_hash,
         )
     )
     if pipeline is None:
-        d.emit(JobFailed(error=ErrorInfo(code="unknown_job_kind", message=cmd.kind, at=d.ctx.now)))
+        d.emit(JobFailed(error=ErrorInfo(code="unknown_job_kind", message=cmd.kind, at=d.now)))
         return
     _dispatch_ready_steps(d)
 
 
+def _command(d: _Decision, cmd: Command) -> None:
+    job = d.job
+    match cmd:
+        case CancelJob():
+            if job.status == JobStatus.CANCELLED:
+                return
+            if job.status in JobStatus.TERMINAL:
+                raise Rejected("illegal_transition", f"a {job.status} job cannot be cancelled")
+            _cancel(d, cmd.reason or "cancelled by request")
+        case RequeueJob():
+            if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+                raise Rejected(
+                    "illegal_transition", f"only failed or cancelled jobs can be requeued, not {job.status}"
+                )
+            reset = [s.name for s in job.steps.values() if s.status != StepStatus.SUCCEEDED]
+            deadline = d.now + timedelta(seconds=default_deadline_s(job.kind))
+            d.emit(JobRequeued(attempt=job.attempts + 1, reset=reset, deadline_at=deadline))
+            _dispatch_ready_steps(d)
+        case RetryStep():
+            _retry_step(d, cmd.step)
+        case UpdateJob():
+            changed = JobUpdated(
+                title=cmd.title if cmd.title not in (None, job.title) else None,
+                priority=cmd.priority if cmd.priority not in (None, job.priority) else None,
+                tags=cmd.tags if cmd.tags is not None and cmd.tags != job.tags else None,
+            )
+            if changed != JobUpdated():
+                d.emit(changed)
+        case DeleteJob():
+            if job.status not in JobStatus.TERMINAL:
+                _cancel(d, "job deleted")
+            d.emit(JobDeleted())
+        case ExpireDeadlines():
+            _expire(d)
+
+
+def _cancel(d: _Decision, reason: str) -> None:
+    for step in d.job.steps.values():
+        if step.status in UNSETTLED:
+            d.emit(StepCancelled(step=step.name, reason=reason))
+    d.emit(JobCancelled(reason=reason))
+
+
+def _retry_step(d: _Decision, name: str) -> None:
+    step = d.job.steps.get(name)
+    if step is None:
+        raise Rejected("step_not_found", f"the job has no step {name!r}")
+    if step.status in LIVE:
+        raise Rejected("asset_already_running", f"step {name} is already being produced")
+    if step.status == StepStatus.PENDING:
+        raise Rejected("illegal_transition", f"step {name} has not run yet")
+    reset = [name, *_dependents(d.job, name)]
+    d.emit(StepRetryRequested(step=name, reset=reset))
+    _dispatch_ready_steps(d)
+
+
+def _expire(d: _Decision) -> None:
+    job = d.job
+    if job.status in JobStatus.TERMINAL:
+        return
+    if job.deadline_at is not None and job.deadline_at <= d.now:
+        for step in job.steps.values():
+            if step.status in UNSETTLED:
+                d.emit(StepCancelled(step=step.name, reason="job deadline exceeded"))
+        error = ErrorInfo(code="job_deadline_exceeded", message="the job ran past its deadline", at=d.now)
+        d.emit(JobFailed(error=error))
+        return
+    for step in list(job.steps.values()):
+        if step.status in LIVE and step.deadline_at is not None and step.deadline_at <= d.now:
+            message = f"no result within {step.timeout_s:g}s"
+            _step_failed(d, step, "step_timeout", message, retryable=True, at=d.now)
+
+
+# --- work reports -------------------------------------------------------------------------
+
+
 def _report(d: _Decision, report: WorkReport) -> None:
-    step = d.job.steps.get(report.step)
-    if step is None or step.work_id != report.work_id:
-        return  # not the attempt we are waiting for: stale or unknown
+    job = d.job
+    step = job.steps.get(report.step)
+    if step is None:
+        return
+    live_job = job.status not in JobStatus.TERMINAL and not job.deleted
+    if live_job and step.work_id == report.work_id and step.status in LIVE:
+        _current_report(d, step, report)
+        return
+    if isinstance(report, WorkStarted) or report.work_id in job.ignored_work or _repeats(step, report):
+        return
+    if job.deleted:
+        reason = "job deleted"
+    elif not live_job:
+        reason = f"job {job.status}"
+    elif step.work_id != report.work_id:
+        reason = "superseded by a later attempt"
+    else:
+        reason = f"step {step.status}"
+    outcome = "succeeded" if isinstance(report, WorkSucceeded) else "failed"
+    d.emit(
+        ReportIgnored(
+            work_id=report.work_id, step=step.name, attempt=report.attempt, outcome=outcome, reason=reason
+        )
+    )
+
+
+def _repeats(step: StepSnapshot, report: WorkSucceeded | WorkFailed) -> bool:
+    """A redelivered report of the result already recorded for this attempt."""
+    if step.work_id != report.work_id:
+        return False
+    if isinstance(report, WorkSucceeded):
+        return step.status == StepStatus.SUCCEEDED
+    return step.status == StepStatus.FAILED
+
+
+def _current_report(d: _Decision, step: StepSnapshot, report: WorkReport) -> None:
     match report:
         case WorkStarted():
             if step.status == StepStatus.DISPATCHED:
@@ -107,26 +261,38 @@ def _report(d: _Decision, report: WorkReport) -> None:
                         worker=report.worker,
                     )
                 )
-        case WorkSucceeded():
-            if step.status in (StepStatus.DISPATCHED, StepStatus.RUNNING):
-                _mark_job_started(d)
+            elif step.status == StepStatus.RUNNING and report.delivery > step.deliveries:
                 d.emit(
-                    StepSucceeded(
+                    StepRedelivered(
                         step=step.name,
                         attempt=report.attempt,
                         work_id=report.work_id,
-                        outputs=report.outputs,
-                        provider=report.provider,
-                        model=report.model,
-                        usage=report.usage,
-                        started_at=report.started_at,
-                        finished_at=report.finished_at,
+                        delivery=report.delivery,
+                        worker=report.worker,
                     )
                 )
-                _advance(d, step.name)
+        case WorkSucceeded():
+            _mark_job_started(d)
+            d.emit(
+                StepSucceeded(
+                    step=step.name,
+                    attempt=report.attempt,
+                    work_id=report.work_id,
+                    outputs=report.outputs,
+                    provider=report.provider,
+                    model=report.model,
+                    usage=report.usage,
+                    started_at=report.started_at,
+                    finished_at=report.finished_at,
+                )
+            )
+            if step.name == d.job.partial_ready_after and d.job.status == JobStatus.RUNNING:
+                d.emit(JobPartialReady(ready_steps=[step.name]))
+            _dispatch_ready_steps(d)
+            _settle(d)
         case WorkFailed():
-            if step.status in (StepStatus.DISPATCHED, StepStatus.RUNNING):
-                _fail_step(d, step, report)
+            retryable = is_retryable(report.code, report.retryable)
+            _step_failed(d, step, report.code, report.message, retryable=retryable, at=report.finished_at)
 
 
 def _mark_job_started(d: _Decision) -> None:
@@ -134,21 +300,13 @@ def _mark_job_started(d: _Decision) -> None:
         d.emit(JobStarted())
 
 
-def _advance(d: _Decision, finished: str) -> None:
-    steps = d.job.steps.values()
-    if all(s.status == StepStatus.SUCCEEDED for s in steps):
-        d.emit(JobSucceeded())
-        return
-    if finished == d.job.partial_ready_after and d.job.status == JobStatus.RUNNING:
-        d.emit(JobPartialReady(ready_steps=[finished]))
-    _dispatch_ready_steps(d)
-
-
-def _fail_step(d: _Decision, step: StepSnapshot, report: WorkFailed) -> None:
-    error = ErrorInfo(
-        code=report.code, message=report.message, at=report.finished_at, retryable=report.retryable
-    )
-    will_retry = report.retryable and step.attempts < step.max_attempts
+def _step_failed(
+    d: _Decision, step: StepSnapshot, code: str, message: str, *, retryable: bool, at: datetime
+) -> None:
+    deadline = d.job.deadline_at
+    due = d.now + timedelta(seconds=backoff_delay(step, step.work_id or ""))
+    will_retry = retryable and step.run_attempts < step.max_attempts and (deadline is None or due < deadline)
+    error = ErrorInfo(code=code, message=message, at=at, retryable=retryable)
     d.emit(
         StepFailed(
             step=step.name,
@@ -159,20 +317,41 @@ def _fail_step(d: _Decision, step: StepSnapshot, report: WorkFailed) -> None:
         )
     )
     if will_retry:
-        _dispatch(d, d.job.steps[step.name], step.attempts + 1)
+        delay = (due - d.now).total_seconds()
+        d.emit(StepRetryScheduled(step=step.name, attempt=step.attempts + 1, due_at=due, delay_s=delay))
+        _dispatch(d, d.job.steps[step.name], step.attempts + 1, not_before=due)
         return
-    d.emit(
-        JobFailed(
-            error=ErrorInfo(
-                code="step_failed",
-                message=(
-                    f"step {step.name} failed after {step.attempts} attempt(s): "
-                    f"{report.code}: {report.message}"
-                ),
-                at=d.ctx.now,
-            )
-        )
-    )
+    for dependent in _dependents(d.job, step.name):
+        if d.job.steps[dependent].status == StepStatus.PENDING:
+            d.emit(StepSkipped(step=dependent, because=step.name))
+    _settle(d)
+
+
+def _settle(d: _Decision) -> None:
+    """When no step is left to run, the job ends: succeeded if every step did, else failed."""
+    steps = d.job.steps.values()
+    if any(s.status in UNSETTLED for s in steps):
+        return
+    failed = [s for s in steps if s.status != StepStatus.SUCCEEDED]
+    if not failed:
+        d.emit(JobSucceeded())
+        return
+    first = next((s for s in failed if s.status == StepStatus.FAILED), failed[0])
+    cause = f": {first.last_error.code}: {first.last_error.message}" if first.last_error else ""
+    message = f"step {first.name} failed after {first.run_attempts} attempt(s){cause}"
+    d.emit(JobFailed(error=ErrorInfo(code="step_failed", message=message, at=d.now)))
+
+
+# --- dispatching ----------------------------------------------------------------------------
+
+
+def _dependents(job: JobSnapshot, name: str) -> list[str]:
+    """Every step that needs ``name``, directly or through others, in pipeline order."""
+    found: set[str] = {name}
+    for step in job.steps.values():  # steps are in pipeline (topological) order
+        if any(n in found for n in step.needs):
+            found.add(step.name)
+    return [s for s in job.steps if s in found and s != name]
 
 
 def _dispatch_ready_steps(d: _Decision) -> None:
@@ -180,10 +359,10 @@ def _dispatch_ready_steps(d: _Decision) -> None:
     for step in list(steps.values()):
         ready = all(steps[n].status == StepStatus.SUCCEEDED for n in step.needs)
         if step.status == StepStatus.PENDING and ready:
-            _dispatch(d, step, 1)
+            _dispatch(d, step, step.attempts + 1)
 
 
-def _dispatch(d: _Decision, step: StepSnapshot, attempt: int) -> None:
+def _dispatch(d: _Decision, step: StepSnapshot, attempt: int, not_before: datetime | None = None) -> None:
     job = d.job
     inputs: dict[str, Artifact] = {
         f"{need}.{artifact.name}": artifact for need in step.needs for artifact in job.steps[need].outputs
@@ -197,5 +376,8 @@ def _dispatch(d: _Decision, step: StepSnapshot, attempt: int) -> None:
             capability=step.capability,
             params=params,
             inputs=inputs,
+            not_before=not_before,
+            deadline_at=step_deadline(step, not_before or d.now),
+            priority=job.priority,
         )
     )

@@ -17,9 +17,11 @@ class Pipeline:
 STORY = Pipeline(
     kind="story",
     steps=(
-        StepSpec(name="story", capability="text.generate"),
-        StepSpec(name="cover", capability="image.generate", needs=("story",), params={"size": 1024}),
-        StepSpec(name="narration", capability="tts", needs=("story",)),
+        StepSpec(name="story", capability="text.generate", timeout_s=120),
+        StepSpec(
+            name="cover", capability="image.generate", needs=("story",), params={"size": 1024}, timeout_s=180
+        ),
+        StepSpec(name="narration", capability="tts", needs=("story",), timeout_s=180),
         StepSpec(
             name="thumbnail",
             capability="image.thumbnail",
@@ -36,3 +38,10 @@ STORY = Pipeline(
 )
 
 PIPELINES: dict[str, Pipeline] = {p.kind: p for p in (STORY,)}
+
+DEFAULT_JOB_DEADLINE_S = 3600.0
+
+
+def default_deadline_s(kind: str) -> float:
+    """How long a job of this kind may take from submission (or requeue) to its end."""
+    return DEFAULT_JOB_DEADLINE_S

@@ -9,14 +9,24 @@ from msgspec.structs import replace
 
 from atelier_contracts.events import (
     Commit,
+    JobCancelled,
+    JobDeleted,
     JobEvent,
     JobFailed,
     JobPartialReady,
+    JobRequeued,
     JobStarted,
     JobSubmitted,
     JobSucceeded,
+    JobUpdated,
+    ReportIgnored,
+    StepCancelled,
     StepDispatched,
     StepFailed,
+    StepRedelivered,
+    StepRetryRequested,
+    StepRetryScheduled,
+    StepSkipped,
     StepStarted,
     StepSucceeded,
 )
@@ -35,33 +45,11 @@ class EventMeta:
 def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSnapshot:
     """The snapshot after ``event``. Total: every event type is handled."""
     if isinstance(event, JobSubmitted):
-        return JobSnapshot(
-            id=meta.job_id,
-            tenant=meta.tenant,
-            kind=event.kind,
-            title=event.title,
-            input=event.input,
-            priority=event.priority,
-            tags=event.tags,
-            status=JobStatus.QUEUED,
-            steps={
-                s.name: StepSnapshot(
-                    name=s.name,
-                    capability=s.capability,
-                    needs=s.needs,
-                    params=s.params,
-                    max_attempts=s.max_attempts,
-                )
-                for s in event.steps
-            },
-            created_at=meta.at,
-            updated_at=meta.at,
-            partial_ready_after=event.partial_ready_after,
-            attempts=1,
-        )
+        return _submitted(event, meta)
     if state is None:
         raise ValueError(f"{type(event).__name__} before JobSubmitted in job {meta.job_id}")
     state = replace(state, updated_at=meta.at)
+    at = meta.at
     match event:
         case StepDispatched():
             return _step(
@@ -72,12 +60,17 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
                 work_id=event.work_id,
                 started_at=None,
                 finished_at=None,
-                updated_at=meta.at,
+                updated_at=at,
+                not_before=event.not_before,
+                deadline_at=event.deadline_at,
+                deliveries=1,
             )
         case StepStarted():
             return _step(
-                state, event.step, status=StepStatus.RUNNING, started_at=event.started_at, updated_at=meta.at
+                state, event.step, status=StepStatus.RUNNING, started_at=event.started_at, updated_at=at
             )
+        case StepRedelivered():
+            return _step(state, event.step, deliveries=event.delivery, updated_at=at)
         case StepSucceeded():
             return _step(
                 state,
@@ -89,7 +82,9 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
                 usage=event.usage,
                 started_at=event.started_at,
                 finished_at=event.finished_at,
-                updated_at=meta.at,
+                updated_at=at,
+                not_before=None,
+                deadline_at=None,
             )
         case StepFailed():
             state = replace(state, last_error=event.error)
@@ -99,23 +94,119 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
                 status=StepStatus.FAILED,
                 last_error=event.error,
                 finished_at=event.error.at,
-                updated_at=meta.at,
+                updated_at=at,
+                deadline_at=None,
             )
+        case StepRetryScheduled():
+            return state  # the StepDispatched that follows carries the new attempt
+        case StepCancelled():
+            return _step(state, event.step, status=StepStatus.CANCELLED, updated_at=at, deadline_at=None)
+        case StepSkipped():
+            return _step(state, event.step, status=StepStatus.SKIPPED, updated_at=at, deadline_at=None)
+        case StepRetryRequested():
+            state = _reset(state, event.reset)
+            return replace(state, status=_live_status(state), finished_at=None)
+        case ReportIgnored():
+            return replace(state, ignored_work=[*state.ignored_work, event.work_id])
         case JobStarted():
             return replace(state, status=JobStatus.RUNNING)
         case JobPartialReady():
             return replace(state, status=JobStatus.PARTIAL_READY)
         case JobSucceeded():
-            return replace(state, status=JobStatus.SUCCEEDED, finished_at=meta.at)
+            return replace(state, status=JobStatus.SUCCEEDED, finished_at=at)
         case JobFailed():
-            return replace(state, status=JobStatus.FAILED, last_error=event.error, finished_at=meta.at)
+            return replace(state, status=JobStatus.FAILED, last_error=event.error, finished_at=at)
+        case JobCancelled():
+            return replace(state, status=JobStatus.CANCELLED, finished_at=at)
+        case JobRequeued():
+            state = _reset(state, event.reset)
+            return replace(
+                state,
+                status=JobStatus.QUEUED,
+                attempts=event.attempt,
+                finished_at=None,
+                deadline_at=event.deadline_at,
+                last_error=None,
+            )
+        case JobUpdated():
+            return replace(
+                state,
+                title=state.title if event.title is None else event.title,
+                priority=state.priority if event.priority is None else event.priority,
+                tags=state.tags if event.tags is None else event.tags,
+            )
+        case JobDeleted():
+            return replace(state, deleted=True)
     raise TypeError(f"unknown event {event!r}")  # pragma: no cover - the union is exhaustive
+
+
+def _submitted(event: JobSubmitted, meta: EventMeta) -> JobSnapshot:
+    return JobSnapshot(
+        id=meta.job_id,
+        tenant=meta.tenant,
+        kind=event.kind,
+        title=event.title,
+        input=event.input,
+        priority=event.priority,
+        tags=event.tags,
+        status=JobStatus.QUEUED,
+        steps={
+            s.name: StepSnapshot(
+                name=s.name,
+                capability=s.capability,
+                needs=s.needs,
+                params=s.params,
+                max_attempts=s.max_attempts,
+                backoff_s=s.backoff_s,
+                backoff_max_s=s.backoff_max_s,
+                timeout_s=s.timeout_s,
+            )
+            for s in event.steps
+        },
+        created_at=meta.at,
+        updated_at=meta.at,
+        partial_ready_after=event.partial_ready_after,
+        attempts=1,
+        deadline_at=event.deadline_at,
+        request_hash=event.request_hash,
+    )
 
 
 def _step(state: JobSnapshot, name: str, **changes: object) -> JobSnapshot:
     steps = dict(state.steps)
     steps[name] = replace(steps[name], **changes)
     return replace(state, steps=steps)
+
+
+def _reset(state: JobSnapshot, names: list[str]) -> JobSnapshot:
+    """Steps back to pending for a new run; their attempt numbers go on (work ids stay unique)."""
+    steps = dict(state.steps)
+    for name in names:
+        s = steps[name]
+        steps[name] = replace(
+            s,
+            status=StepStatus.PENDING,
+            attempt_base=s.attempts,
+            work_id=None,
+            outputs=[],
+            provider=None,
+            model=None,
+            usage=None,
+            started_at=None,
+            finished_at=None,
+            not_before=None,
+            deadline_at=None,
+            deliveries=1,
+        )
+    return replace(state, steps=steps)
+
+
+def _live_status(state: JobSnapshot) -> str:
+    primary = state.steps.get(state.partial_ready_after or "")
+    if primary is not None and primary.status == StepStatus.SUCCEEDED:
+        return JobStatus.PARTIAL_READY
+    started = any(s.status != StepStatus.PENDING for s in state.steps.values())
+    return JobStatus.RUNNING if started else JobStatus.QUEUED
 
 
 def apply_commit(state: JobSnapshot | None, commit: Commit, seq: int) -> JobSnapshot:
