@@ -141,7 +141,7 @@ async def test_story_jobs_run_to_success_and_rebuild_equals_live(
     nc = await connect(nats_server.url, "test")
     js = nc.jetstream()
     pools = [
-        WorkPool(js, p, simple_handlers(FileBlobStore(tmp_path / "blobs"))) for p in ("ai", "media", "export")
+        WorkPool(nc, p, simple_handlers(FileBlobStore(tmp_path / "blobs"))) for p in ("ai", "media", "export")
     ]
     try:
         async with running(*orch.parts(), *(p.run for p in pools)):
@@ -161,7 +161,7 @@ async def test_two_orchestrators_share_the_work_without_doubling_it(
     nc = await connect(nats_server.url, "test")
     js = nc.jetstream()
     blobs = FileBlobStore(tmp_path / "blobs")
-    pools = [WorkPool(js, p, simple_handlers(blobs, fail_first={"cover"})) for p in ("ai", "media", "export")]
+    pools = [WorkPool(nc, p, simple_handlers(blobs, fail_first={"cover"})) for p in ("ai", "media", "export")]
     parts = [part for r in replicas for part in r.parts()] + [p.run for p in pools]
     try:
         async with running(*parts):

@@ -12,8 +12,8 @@ from atelier_contracts.events import (
     JobSubmitted,
     JobSucceeded,
     StepDispatched,
-    StepSkipped,
     StepFailed,
+    StepSkipped,
     StepSucceeded,
 )
 from atelier_contracts.snapshot import JobStatus, StepStatus

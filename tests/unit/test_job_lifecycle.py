@@ -176,9 +176,9 @@ def test_a_worker_that_vanished_mid_step_is_recorded_when_another_takes_over() -
     sim.send(started(d))
     from msgspec.structs import replace
 
-    events = sim.send(replace(started(d), delivery=2, worker="ai@other"))
+    events = sim.send(replace(started(d), delivery=2, worker="ai@other:2"))
     assert [type(e) for e in events] == [StepRedelivered]
-    assert sim.send(replace(started(d), delivery=2)) == []
+    assert sim.send(replace(started(d), delivery=2, worker="ai@other:2")) == [], "a repeat of the same"
 
 
 def test_update_records_only_changes_and_delete_is_a_tombstone() -> None:

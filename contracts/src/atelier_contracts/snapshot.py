@@ -59,6 +59,8 @@ class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """When a scheduled retry may start."""
     deadline_at: datetime | None = None
     deliveries: int = 1
+    worker: str = ""
+    """The worker running the step (``pool@host:pid``)."""
     attempt_base: int = 0
     """``attempts`` when the current run of this step began (a requeue or a retry request)."""
 

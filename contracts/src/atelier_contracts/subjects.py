@@ -36,12 +36,32 @@ def report_subject(job_id: str) -> str:
     return f"atelier.report.{job_id}"
 
 
-def work_subject(capability: str) -> str:
-    return f"atelier.work.{CAPABILITY_POOLS[capability]}.{capability}"
+def work_subject(capability: str, priority: int = 0) -> str:
+    return f"atelier.work.{CAPABILITY_POOLS[capability]}.{priority_band(priority)}.{capability}"
 
 
-def pool_filter(pool: str) -> str:
-    return f"atelier.work.{pool}.>"
+PRIORITY_BANDS = ("high", "normal", "low")
+"""Work subjects carry a band; workers take from the higher bands first."""
+
+CANCELLED_BUCKET = "ATELIER_CANCELLED"
+"""KV bucket: a key per cancelled (or deleted) job id, so workers skip its queued work."""
+CANCELLED_TTL_S = 7 * 24 * 3600.0
+
+
+def priority_band(priority: int) -> str:
+    """Priorities 0..9: 7 and up are high, 3..6 normal, below 3 low."""
+    if priority >= 7:
+        return "high"
+    return "normal" if priority >= 3 else "low"
+
+
+def cancel_subject(job_id: str) -> str:
+    """Core NATS (not stored): tells workers to abandon the job's work in flight now."""
+    return f"atelier.cancel.{job_id}"
+
+
+def pool_filter(pool: str, band: str | None = None) -> str:
+    return f"atelier.work.{pool}.{band}.>" if band else f"atelier.work.{pool}.>"
 
 
 @dataclass(frozen=True)

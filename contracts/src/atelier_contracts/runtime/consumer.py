@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import nats.errors
@@ -67,58 +67,77 @@ def redelivery_delay(num_delivered: int) -> float:
     return float(min(0.2 * 2 ** max(num_delivered - 1, 0), 10.0))
 
 
-class Consumer:
-    """Runs ``handler`` over a durable consumer until ``stop`` is set."""
+def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=spec.durable,
+        name=spec.durable,
+        filter_subject=spec.filter_subject,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=spec.ack_wait_s,
+        max_deliver=spec.max_deliver,
+        max_ack_pending=spec.max_ack_pending,
+    )
 
-    def __init__(self, js: JetStreamContext, spec: ConsumerSpec, handler: Handler) -> None:
+
+class Consumer:
+    """Runs ``handler`` over a durable consumer until ``stop`` is set.
+
+    With ``lower`` consumers (lower priority bands of the same work), each fetch takes from the
+    highest band that has messages; the concurrency of ``spec`` bounds them all together.
+    """
+
+    def __init__(
+        self, js: JetStreamContext, spec: ConsumerSpec, handler: Handler, lower: Sequence[ConsumerSpec] = ()
+    ) -> None:
         self.js = js
         self.spec = spec
+        self.specs = (spec, *lower)
         self.handler = handler
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def config(self) -> ConsumerConfig:
-        return ConsumerConfig(
-            durable_name=self.spec.durable,
-            name=self.spec.durable,
-            filter_subject=self.spec.filter_subject,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.spec.ack_wait_s,
-            max_deliver=self.spec.max_deliver,
-            max_ack_pending=self.spec.max_ack_pending,
-        )
-
     async def run(self, stop: asyncio.Event) -> None:
-        sub = await self.js.pull_subscribe(
-            self.spec.filter_subject,
-            durable=self.spec.durable,
-            stream=self.spec.stream,
-            config=self.config(),
-        )
+        subs = [
+            await self.js.pull_subscribe(
+                s.filter_subject, durable=s.durable, stream=s.stream, config=consumer_config(s)
+            )
+            for s in self.specs
+        ]
+        # One band: long polls. Several: short polls, so a high-priority arrival waits little.
+        poll_s = 1.0 if len(subs) == 1 else 0.1
         try:
             while not stop.is_set():
                 free = self.spec.concurrency - len(self._tasks)
                 if free <= 0:
                     await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                try:
-                    # wait_for guards against a fetch stuck on an orphaned pull request.
-                    msgs = await asyncio.wait_for(sub.fetch(free, timeout=1.0), timeout=10)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    continue
-                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 0.5)  # back off while NATS returns
-                    continue
-                for msg in msgs:
+                for msg in await self._fetch(subs, free, poll_s, stop):
                     task = asyncio.create_task(self._handle(msg))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.spec.ack_wait_s)
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            for sub in subs:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+    async def _fetch(
+        self, subs: list[JetStreamContext.PullSubscription], free: int, poll_s: float, stop: asyncio.Event
+    ) -> list[Msg]:
+        for sub in subs:
+            try:
+                # wait_for guards against a fetch stuck on an orphaned pull request.
+                msgs = await asyncio.wait_for(sub.fetch(free, timeout=poll_s), timeout=10)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)  # back off while NATS returns
+                return []
+            if msgs:
+                return list(msgs)
+        return []
 
     async def _handle(self, msg: Msg) -> None:
         try:

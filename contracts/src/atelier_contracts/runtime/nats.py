@@ -10,9 +10,10 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 
-from atelier_contracts.subjects import STREAMS, StreamSpec
+from atelier_contracts.subjects import CANCELLED_BUCKET, CANCELLED_TTL_S, STREAMS, StreamSpec
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,14 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
         duplicate_window=spec.duplicate_window_s,
         allow_direct=spec.allow_direct or None,
     )
+
+
+async def cancelled_jobs(js: JetStreamContext) -> KeyValue:
+    """The KV bucket of cancelled job ids (created if missing)."""
+    try:
+        return await js.key_value(CANCELLED_BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(bucket=CANCELLED_BUCKET, ttl=CANCELLED_TTL_S, history=1)
 
 
 async def ensure_streams(js: JetStreamContext) -> None:

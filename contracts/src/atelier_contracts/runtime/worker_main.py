@@ -60,7 +60,7 @@ async def serve_worker(
     await ensure_streams(js)
     blobs = FileBlobStore(settings.blob_dir)
     work = WorkPool(
-        js,
+        nc,
         pool,
         handlers(blobs, settings),
         concurrency=settings.concurrency,

@@ -9,22 +9,34 @@ JetStream also drops a quick duplicate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 from prometheus_client import Counter, Histogram
 
 from atelier_contracts.common import Artifact, Usage
 from atelier_contracts.envelope import Envelope, encode, work_item_decoder
-from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outcome
-from atelier_contracts.subjects import MSG_ID_HEADER, WORK_STREAM, pool_filter, report_subject
+from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outcome, Retry
+from atelier_contracts.runtime.nats import cancelled_jobs
+from atelier_contracts.subjects import (
+    MSG_ID_HEADER,
+    PRIORITY_BANDS,
+    WORK_STREAM,
+    cancel_subject,
+    pool_filter,
+    report_subject,
+)
 from atelier_contracts.work import WorkFailed, WorkItem, WorkReport, WorkStarted, WorkSucceeded
 
 log = logging.getLogger(__name__)
@@ -51,7 +63,7 @@ class WorkResult:
     usage: Usage = field(default_factory=Usage)
 
 
-WorkHandler = Callable[[WorkItem], Awaitable[WorkResult]]
+WorkHandler = Callable[[WorkItem], Coroutine[Any, Any, WorkResult]]
 
 
 class WorkPool:
@@ -59,7 +71,7 @@ class WorkPool:
 
     def __init__(
         self,
-        js: JetStreamContext,
+        nc: Client,
         pool: str,
         handlers: dict[str, WorkHandler],
         *,
@@ -67,27 +79,60 @@ class WorkPool:
         ack_wait_s: float = 30.0,
         max_deliver: int = 5,
     ) -> None:
-        self.js = js
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.pool = pool
         self.handlers = handlers
         self.worker_name = f"{pool}@{socket.gethostname()}:{os.getpid()}"
-        spec = ConsumerSpec(
-            stream=WORK_STREAM,
-            durable=f"workers-{pool}",
-            filter_subject=pool_filter(pool),
-            ack_wait_s=ack_wait_s,
-            max_deliver=max_deliver,
-            concurrency=concurrency,
-        )
-        self.consumer = Consumer(js, spec, self.handle)
+        specs = [
+            ConsumerSpec(
+                stream=WORK_STREAM,
+                durable=f"workers-{pool}-{band}",
+                filter_subject=pool_filter(pool, band),
+                ack_wait_s=ack_wait_s,
+                max_deliver=max_deliver,
+                concurrency=concurrency,
+            )
+            for band in PRIORITY_BANDS
+        ]
+        self.consumer = Consumer(self.js, specs[0], self.handle, lower=specs[1:])
+        self._running: dict[str, set[asyncio.Task[WorkResult]]] = {}
+        self._cancelled: KeyValue | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.consumer.run(stop)
+        self._cancelled = await cancelled_jobs(self.js)
+        with contextlib.suppress(NotFoundError):  # the single-band consumer of earlier versions
+            await self.js.delete_consumer(WORK_STREAM, f"workers-{self.pool}")
+        sub = await self.nc.subscribe(cancel_subject("*"), cb=self._on_cancel)
+        try:
+            await self.consumer.run(stop)
+        finally:
+            await sub.unsubscribe()
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        job_id = msg.subject.rsplit(".", 1)[-1]
+        for task in self._running.get(job_id, ()):
+            task.cancel()
+
+    async def _is_cancelled(self, job_id: str) -> bool:
+        assert self._cancelled is not None
+        try:
+            await self._cancelled.get(job_id)
+        except KeyNotFoundError:
+            return False
+        return True
 
     async def handle(self, msg: Msg) -> Outcome:
         envelope = work_item_decoder.decode(msg.data)
         item = envelope.body
         started = datetime.now(UTC)
+        if item.not_before is not None and item.not_before > started:
+            return Retry((item.not_before - started).total_seconds())  # a scheduled retry: hold it
+        if await self._is_cancelled(item.job_id):
+            log.info("skipped work of a cancelled job", extra={"job_id": item.job_id, "step": item.step})
+            return ACK
         t0 = time.perf_counter()
+        delivery = msg.metadata.num_delivered
         await self._report(
             envelope,
             WorkStarted(
@@ -97,15 +142,16 @@ class WorkPool:
                 attempt=item.attempt,
                 started_at=started,
                 worker=self.worker_name,
+                delivery=delivery,
             ),
-            msg_id=f"{item.work_id}.started",
+            msg_id=f"{item.work_id}.started.{delivery}",
         )
         report: WorkReport
         try:
             handler = self.handlers.get(item.capability)
             if handler is None:
                 raise WorkError("worker_error", f"no handler for {item.capability}", retryable=False)
-            result = await handler(item)
+            result = await self._run_cancellable(item, handler)
             report = WorkSucceeded(
                 work_id=item.work_id,
                 job_id=item.job_id,
@@ -118,6 +164,11 @@ class WorkPool:
                 started_at=started,
                 finished_at=datetime.now(UTC),
             )
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise  # this worker is shutting down: let the item be redelivered
+            log.info("abandoned work of a cancelled job", extra={"job_id": item.job_id, "step": item.step})
+            return ACK
         except WorkError as exc:
             report = self._failed(item, started, exc.code, exc.message, exc.retryable)
         except Exception as exc:  # an unexpected bug is reported as a retryable step failure
@@ -140,6 +191,18 @@ class WorkPool:
             },
         )
         return ACK
+
+    async def _run_cancellable(self, item: WorkItem, handler: WorkHandler) -> WorkResult:
+        """Run the handler as its own task, so a cancellation of the job can stop just this work."""
+        task = asyncio.create_task(handler(item))
+        running = self._running.setdefault(item.job_id, set())
+        running.add(task)
+        try:
+            return await task
+        finally:
+            running.discard(task)
+            if not running:
+                self._running.pop(item.job_id, None)
 
     @staticmethod
     def _failed(item: WorkItem, started: datetime, code: str, message: str, retryable: bool) -> WorkFailed:

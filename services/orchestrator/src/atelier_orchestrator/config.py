@@ -17,6 +17,8 @@ class Settings:
     log_level: str
     ack_wait_s: float = 10.0
     """How long a message held by a crashed replica waits before redelivery."""
+    sweep_interval_s: float = 2.0
+    """How often each replica looks for steps and jobs past their deadline."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -30,4 +32,5 @@ class Settings:
             report_concurrency=int(env.get("ATELIER_ORCHESTRATOR_CONCURRENCY", "16")),
             log_level=env.get("ATELIER_LOG_LEVEL", "INFO"),
             ack_wait_s=float(env.get("ATELIER_ORCHESTRATOR_ACK_WAIT_S", "10")),
+            sweep_interval_s=float(env.get("ATELIER_SWEEP_INTERVAL_S", "2")),
         )

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from atelier_contracts.envelope import encode
 from atelier_contracts.events import Commit, StepSucceeded
 from atelier_contracts.ids import asset_id
-from atelier_contracts.readmodel import assets, job_events, jobs
+from atelier_contracts.readmodel import assets, job_events, job_tags, jobs
 from atelier_contracts.snapshot import JobSnapshot, snapshot_decoder
 from atelier_orchestrator.domain.state import apply_commit
 
@@ -65,6 +65,8 @@ async def apply_in(conn: AsyncConnection, commit: Commit, seq: int) -> Applied:
         "updated_at": new.updated_at,
         "last_seq": seq,
         "snapshot": encode(new).decode(),
+        "next_deadline_at": new.next_deadline,
+        "deleted": new.deleted,
     }
     if row is None:
         await conn.execute(sa.insert(jobs).values(id=new.id, **values))
@@ -88,7 +90,16 @@ async def apply_in(conn: AsyncConnection, commit: Commit, seq: int) -> Applied:
     for record in commit.events:
         if isinstance(record.event, StepSucceeded):
             await _record_assets(conn, commit, record.event)
+    if state is None or state.tags != new.tags or new.deleted != state.deleted:
+        await _record_tags(conn, new)
     return Applied.APPLIED
+
+
+async def _record_tags(conn: AsyncConnection, job: JobSnapshot) -> None:
+    await conn.execute(sa.delete(job_tags).where(job_tags.c.job_id == job.id))
+    if job.tags and not job.deleted:
+        rows = [{"job_id": job.id, "tag": tag, "tenant": job.tenant} for tag in dict.fromkeys(job.tags)]
+        await conn.execute(sa.insert(job_tags), rows)
 
 
 async def _record_assets(conn: AsyncConnection, commit: Commit, event: StepSucceeded) -> None:

@@ -1,23 +1,32 @@
-"""Work items onto the work stream, de-duplicated by their work id."""
+"""Work items onto the work stream, de-duplicated by their work id; cancellations to workers."""
 
 from __future__ import annotations
 
-from nats.js import JetStreamContext
+from nats.aio.client import Client
+from nats.js.kv import KeyValue
 
 from atelier_contracts.envelope import Envelope, encode
-from atelier_contracts.subjects import MSG_ID_HEADER, work_subject
+from atelier_contracts.subjects import MSG_ID_HEADER, cancel_subject, work_subject
 from atelier_contracts.work import WorkItem
 
 
 class JetStreamWorkQueue:
-    def __init__(self, js: JetStreamContext, timeout: float = 5.0) -> None:
-        self.js = js
+    def __init__(self, nc: Client, cancelled: KeyValue, timeout: float = 5.0) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.cancelled = cancelled
         self.timeout = timeout
 
-    async def put(self, envelope: Envelope[WorkItem], capability: str) -> None:
+    async def put(self, envelope: Envelope[WorkItem], capability: str, priority: int) -> None:
         await self.js.publish(
-            work_subject(capability),
+            work_subject(capability, priority),
             encode(envelope),
             timeout=self.timeout,
             headers={MSG_ID_HEADER: envelope.msg_id},
         )
+
+    async def cancel(self, job_id: str) -> None:
+        # The KV entry outlives worker restarts (queued items are skipped); the core message
+        # reaches work already running.
+        await self.cancelled.put(job_id, b"cancelled")
+        await self.nc.publish(cancel_subject(job_id), b"")

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from atelier_contracts.commands import Command
 from atelier_contracts.envelope import Envelope
-from atelier_contracts.events import Commit, EventRecord, JobEvent, StepDispatched
+from atelier_contracts.events import Commit, EventRecord, JobCancelled, JobDeleted, JobEvent, StepDispatched
 from atelier_contracts.ids import new_message_id
 from atelier_contracts.snapshot import JobSnapshot
 from atelier_contracts.work import WorkItem, WorkReport
@@ -45,7 +45,10 @@ class EventStore(Protocol):
 class WorkQueue(Protocol):
     """Where work items go; a repeated ``work_id`` must not create a second item."""
 
-    async def put(self, envelope: Envelope[WorkItem], capability: str) -> None: ...
+    async def put(self, envelope: Envelope[WorkItem], capability: str, priority: int) -> None: ...
+
+    async def cancel(self, job_id: str) -> None:
+        """Tell workers to skip the job's queued work and abandon what they are running."""
 
 
 class TooManyConflicts(Exception):
@@ -97,7 +100,7 @@ class JobService:
 
 
 class Dispatcher:
-    """Publishes the work items that ``StepDispatched`` events ask for."""
+    """Publishes the work items that ``StepDispatched`` events ask for, and cancellations."""
 
     def __init__(self, queue: WorkQueue, clock: Clock = utc_now) -> None:
         self.queue = queue
@@ -107,6 +110,8 @@ class Dispatcher:
         sent = 0
         for record in commit.events:
             event = record.event
+            if isinstance(event, JobCancelled | JobDeleted):
+                await self.queue.cancel(commit.job_id)
             if not isinstance(event, StepDispatched):
                 continue
             item = WorkItem(
@@ -118,6 +123,9 @@ class Dispatcher:
                 capability=event.capability,
                 params=event.params,
                 inputs=event.inputs,
+                deadline=event.deadline_at,
+                not_before=event.not_before,
+                priority=event.priority,
             )
             envelope = Envelope[WorkItem](
                 msg_id=event.work_id,
@@ -128,6 +136,6 @@ class Dispatcher:
                 sent_at=self.clock(),
                 body=item,
             )
-            await self.queue.put(envelope, event.capability)
+            await self.queue.put(envelope, event.capability, event.priority)
             sent += 1
         return sent

@@ -261,7 +261,8 @@ def _current_report(d: _Decision, step: StepSnapshot, report: WorkReport) -> Non
                         worker=report.worker,
                     )
                 )
-            elif step.status == StepStatus.RUNNING and report.delivery > step.deliveries:
+            elif step.status == StepStatus.RUNNING and report.worker != step.worker:
+                # The item came back from JetStream to another worker: the first one vanished.
                 d.emit(
                     StepRedelivered(
                         step=step.name,

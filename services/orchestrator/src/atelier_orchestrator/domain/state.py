@@ -67,10 +67,15 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
             )
         case StepStarted():
             return _step(
-                state, event.step, status=StepStatus.RUNNING, started_at=event.started_at, updated_at=at
+                state,
+                event.step,
+                status=StepStatus.RUNNING,
+                started_at=event.started_at,
+                worker=event.worker,
+                updated_at=at,
             )
         case StepRedelivered():
-            return _step(state, event.step, deliveries=event.delivery, updated_at=at)
+            return _step(state, event.step, deliveries=event.delivery, worker=event.worker, updated_at=at)
         case StepSucceeded():
             return _step(
                 state,

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from nats.aio.msg import Msg
 from prometheus_client import Counter
 
+from atelier_contracts.commands import CommandOutcome
 from atelier_contracts.envelope import commit_decoder
 from atelier_contracts.runtime.consumer import ACK, ConsumerSpec, Handler, Outcome, Retry
-from atelier_contracts.subjects import COMMANDS_STREAM, JOBS_STREAM, REPORTS_STREAM
+from atelier_contracts.subjects import COMMANDS_STREAM, JOBS_STREAM, REPLY_HEADER, REPORTS_STREAM
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
 from atelier_orchestrator.app.handlers import Dispatcher, JobService
+from atelier_orchestrator.domain.decide import Rejected
+
+log = logging.getLogger(__name__)
 
 Decoder = msgspec.json.Decoder[Any]
 MESSAGES = Counter("atelier_orchestrator_messages_total", "Messages handled", ["consumer", "outcome"])
@@ -31,12 +37,42 @@ DISPATCHER = ConsumerSpec(
 )
 
 
-def on_job_message(jobs: JobService, decoder: Decoder, consumer: str) -> Handler:
-    """Commands and work reports alike: decide and append (nothing, for a redelivery)."""
+Reply = Callable[[str, CommandOutcome], Awaitable[None]]
+
+
+def on_job_message(jobs: JobService, decoder: Decoder, consumer: str, reply: Reply | None = None) -> Handler:
+    """Commands and work reports alike: decide and append (nothing, for a redelivery).
+
+    A refused command is acked (retrying cannot change the answer) and, like an accepted one,
+    answered on the subject its sender named in ``REPLY_HEADER``.
+    """
 
     async def handle(msg: Msg) -> Outcome:
-        events = await jobs.handle(decoder.decode(msg.data))
-        MESSAGES.labels(consumer, "changed" if events else "unchanged").inc()
+        envelope = decoder.decode(msg.data)
+        try:
+            events = await jobs.handle(envelope)
+            outcome = CommandOutcome(
+                msg_id=envelope.msg_id,
+                job_id=envelope.job_id,
+                accepted=True,
+                events=[type(e).__name__ for e in events],
+            )
+            MESSAGES.labels(consumer, "changed" if events else "unchanged").inc()
+        except Rejected as exc:
+            outcome = CommandOutcome(
+                msg_id=envelope.msg_id,
+                job_id=envelope.job_id,
+                accepted=False,
+                code=exc.code,
+                message=exc.message,
+            )
+            MESSAGES.labels(consumer, "rejected").inc()
+            log.info(
+                "command refused: %s", exc.code, extra={"job_id": envelope.job_id, "reason": exc.message}
+            )
+        reply_to = (msg.headers or {}).get(REPLY_HEADER)
+        if reply and reply_to:
+            await reply(reply_to, outcome)
         return ACK
 
     return handle

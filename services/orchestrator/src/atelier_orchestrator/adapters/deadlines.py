@@ -1,0 +1,26 @@
+"""Finds live jobs whose earliest deadline has passed, in the read model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from atelier_contracts.readmodel import jobs
+
+
+class SqlDeadlines:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def due(self, now: datetime, limit: int) -> list[tuple[str, str, datetime]]:
+        """``(job_id, tenant, deadline)`` of live jobs due at ``now``, the most overdue first."""
+        query = (
+            sa.select(jobs.c.id, jobs.c.tenant, jobs.c.next_deadline_at)
+            .where(jobs.c.next_deadline_at <= now, jobs.c.deleted.is_(False))
+            .order_by(jobs.c.next_deadline_at)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [(r.id, r.tenant, r.next_deadline_at) for r in await conn.execute(query)]

@@ -1,0 +1,81 @@
+"""Work that exhausted its deliveries becomes a failed attempt instead of vanishing.
+
+JetStream leaves such a message in the stream and publishes an advisory on core NATS. One
+orchestrator replica (a queue group) takes each advisory, reads the work item, and hands the
+job a ``WorkFailed`` with the code ``worker_lost``; the message is then removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.errors import NotFoundError
+
+from atelier_contracts.envelope import Envelope, work_item_decoder
+from atelier_contracts.subjects import WORK_STREAM
+from atelier_contracts.work import WorkFailed, WorkReport
+
+log = logging.getLogger(__name__)
+
+MAX_DELIVERIES = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{WORK_STREAM}.>"
+
+
+class LostWork:
+    def __init__(self, nc: Client, handle: Callable[[Envelope[WorkReport]], Awaitable[object]]) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.handle = handle
+
+    async def on_advisory(self, msg: Msg) -> None:
+        seq = int(json.loads(msg.data)["stream_seq"])
+        try:
+            raw = await self.js.get_msg(WORK_STREAM, seq)
+        except NotFoundError:
+            return  # another replica handled it already
+        assert raw.data is not None
+        cause = work_item_decoder.decode(raw.data)
+        item = cause.body
+        now = datetime.now(UTC)
+        report = WorkFailed(
+            work_id=item.work_id,
+            job_id=item.job_id,
+            step=item.step,
+            attempt=item.attempt,
+            code="worker_lost",
+            message="delivered to workers as often as allowed without a result",
+            retryable=True,
+            started_at=now,
+            finished_at=now,
+        )
+        await self.handle(
+            Envelope[WorkReport](
+                msg_id=f"{item.work_id}.lost",
+                job_id=item.job_id,
+                tenant=cause.tenant,
+                correlation_id=cause.correlation_id,
+                causation_id=cause.msg_id,
+                sent_at=now,
+                body=report,
+            )
+        )
+        await self.js.delete_msg(WORK_STREAM, seq)
+        log.warning("work lost after max deliveries", extra={"job_id": item.job_id, "step": item.step})
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async def callback(msg: Msg) -> None:
+            try:
+                await self.on_advisory(msg)
+            except Exception:  # the step deadline still catches what this misses
+                log.exception("handling a max-deliveries advisory failed")
+
+        sub = await self.nc.subscribe(MAX_DELIVERIES, queue="orchestrator", cb=callback)
+        try:
+            await stop.wait()
+        finally:
+            await sub.unsubscribe()
