@@ -68,7 +68,7 @@ class CommandOutcome(msgspec.Struct, frozen=True, kw_only=True):
     events: list[str] = []
 
 
-JOB_KINDS: frozenset[str] = frozenset({"story"})
+JOB_KINDS: frozenset[str] = frozenset({"story", "task"})
 """Job kinds the orchestrator has a pipeline for; the gateway refuses others early."""
 
 Command = SubmitJob | CancelJob | RequeueJob | RetryStep | UpdateJob | DeleteJob | ExpireDeadlines

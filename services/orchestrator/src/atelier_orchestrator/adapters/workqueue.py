@@ -30,3 +30,6 @@ class JetStreamWorkQueue:
         # reaches work already running.
         await self.cancelled.put(job_id, b"cancelled")
         await self.nc.publish(cancel_subject(job_id), b"")
+
+    async def resume(self, job_id: str) -> None:
+        await self.cancelled.delete(job_id)

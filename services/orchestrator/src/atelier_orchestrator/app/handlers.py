@@ -13,7 +13,17 @@ from typing import Protocol
 
 from atelier_contracts.commands import Command
 from atelier_contracts.envelope import Envelope
-from atelier_contracts.events import Commit, EventRecord, JobCancelled, JobDeleted, JobEvent, StepDispatched
+from atelier_contracts.events import (
+    Commit,
+    EventRecord,
+    JobCancelled,
+    JobDeleted,
+    JobEvent,
+    JobRequeued,
+    StepCancelled,
+    StepDispatched,
+    StepRetryRequested,
+)
 from atelier_contracts.ids import new_message_id
 from atelier_contracts.snapshot import JobSnapshot
 from atelier_contracts.work import WorkItem, WorkReport
@@ -49,6 +59,9 @@ class WorkQueue(Protocol):
 
     async def cancel(self, job_id: str) -> None:
         """Tell workers to skip the job's queued work and abandon what they are running."""
+
+    async def resume(self, job_id: str) -> None:
+        """Undo ``cancel``: the job runs again (requeued, or a step retried)."""
 
 
 class TooManyConflicts(Exception):
@@ -108,10 +121,14 @@ class Dispatcher:
 
     async def on_commit(self, commit: Commit) -> int:
         sent = 0
+        cancelled = False
         for record in commit.events:
             event = record.event
-            if isinstance(event, JobCancelled | JobDeleted):
+            if isinstance(event, StepCancelled | JobCancelled | JobDeleted) and not cancelled:
                 await self.queue.cancel(commit.job_id)
+                cancelled = True
+            if isinstance(event, JobRequeued | StepRetryRequested):
+                await self.queue.resume(commit.job_id)
             if not isinstance(event, StepDispatched):
                 continue
             item = WorkItem(

@@ -47,7 +47,7 @@ from atelier_contracts.events import (
 from atelier_contracts.ids import work_id
 from atelier_contracts.snapshot import JobSnapshot, JobStatus, StepSnapshot, StepStatus
 from atelier_contracts.work import WorkFailed, WorkReport, WorkStarted, WorkSucceeded
-from atelier_orchestrator.domain.pipelines import PIPELINES, default_deadline_s
+from atelier_orchestrator.domain.pipelines import default_deadline_s, pipeline_for
 from atelier_orchestrator.domain.policies import backoff_delay, is_retryable, step_deadline
 from atelier_orchestrator.domain.state import EventMeta, evolve
 
@@ -114,7 +114,7 @@ def decide(state: JobSnapshot | None, message: Command | WorkReport, ctx: Contex
 def _submit(d: _Decision, cmd: SubmitJob) -> None:
     if d.state is not None:
         return  # the job exists: a redelivered or repeated submit changes nothing
-    pipeline = PIPELINES.get(cmd.kind)
+    pipeline = pipeline_for(cmd.kind, cmd.input)
     deadline_s = cmd.deadline_s or default_deadline_s(cmd.kind)
     d.emit(
         JobSubmitted(
@@ -130,7 +130,8 @@ def _submit(d: _Decision, cmd: SubmitJob) -> None:
         )
     )
     if pipeline is None:
-        d.emit(JobFailed(error=ErrorInfo(code="unknown_job_kind", message=cmd.kind, at=d.now)))
+        reason = f"no pipeline for kind {cmd.kind!r} with this input"
+        d.emit(JobFailed(error=ErrorInfo(code="unknown_job_kind", message=reason, at=d.now)))
         return
     _dispatch_ready_steps(d)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from atelier_contracts.events import StepSpec
 
@@ -38,6 +39,28 @@ STORY = Pipeline(
 )
 
 PIPELINES: dict[str, Pipeline] = {p.kind: p for p in (STORY,)}
+
+TASK_CAPABILITIES = frozenset({"text.generate", "image.generate", "tts"})
+
+
+def task_pipeline(job_input: dict[str, Any]) -> Pipeline | None:
+    """A generic task: one step on the capability the input names, with optional limits."""
+    capability = job_input.get("capability")
+    if capability not in TASK_CAPABILITIES:
+        return None
+    limits: dict[str, Any] = {
+        name: job_input[name]
+        for name in ("timeout_s", "max_attempts", "backoff_s", "backoff_max_s")
+        if isinstance(job_input.get(name), int | float) and job_input[name] > 0
+    }
+    return Pipeline(kind="task", steps=(StepSpec(name="task", capability=capability, **limits),))
+
+
+def pipeline_for(kind: str, job_input: dict[str, Any]) -> Pipeline | None:
+    if kind == "task":
+        return task_pipeline(job_input)
+    return PIPELINES.get(kind)
+
 
 DEFAULT_JOB_DEADLINE_S = 3600.0
 

@@ -19,7 +19,24 @@ def _prompt(item: WorkItem) -> tuple[str, str, int]:
     return prompt, str(item.params.get("title", "")), int(job_input.get("seed", 0))
 
 
+def simulate_failure(item: WorkItem) -> None:
+    """Offline fault injection: ``input.simulate.fail = {step: n}`` fails the step's first n attempts.
+
+    Lets a user (and the tests) watch retries, backoff and failover without a real outage;
+    ``input.simulate.final = true`` makes those failures final instead of retryable.
+    """
+    simulate = item.params.get("input", {}).get("simulate") or {}
+    failures = int((simulate.get("fail") or {}).get(item.step, 0))
+    if item.attempt <= failures:
+        final = bool(simulate.get("final", False))
+        code = "prompt_invalid" if final else "provider_error"
+        raise WorkError(code, f"simulated failure of attempt {item.attempt}", retryable=not final)
+
+
 def _input_text(blobs: BlobStore, item: WorkItem, kind: str = "text") -> str:
+    job_input = item.params.get("input", {})
+    if not item.inputs and (job_input.get("text") or job_input.get("prompt")):
+        return str(job_input.get("text") or job_input["prompt"])  # a task speaks its own input
     for artifact in item.inputs.values():
         if artifact.kind == kind:
             try:
@@ -35,6 +52,7 @@ def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
     """The router's handlers. One provider for now; the capability matrix picks per call later."""
 
     async def text_generate(item: WorkItem) -> WorkResult:
+        simulate_failure(item)
         prompt, title, seed = _prompt(item)
         result = await provider.generate_text(TextRequest(prompt=prompt, title=title, seed=seed))
         ref = blobs.put_bytes(result.text.encode(), "text/markdown")
@@ -42,6 +60,7 @@ def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
         return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
 
     async def image_generate(item: WorkItem) -> WorkResult:
+        simulate_failure(item)
         prompt, title, seed = _prompt(item)
         size = int(item.params.get("size", 1024))
         result = await provider.generate_image(ImageRequest(prompt=prompt, title=title, seed=seed, size=size))
@@ -50,8 +69,9 @@ def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
         return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
 
     async def tts(item: WorkItem) -> WorkResult:
+        simulate_failure(item)
         text = _input_text(blobs, item)  # Markdown: the provider decides how to speak it
-        _, _, seed = _prompt(item)
+        seed = int(item.params.get("input", {}).get("seed", 0))
         result = await provider.synthesize_speech(SpeechRequest(text=text, seed=seed))
         ref = blobs.put_bytes(result.data, result.content_type)
         artifact = Artifact(name="audio", kind="audio", blob=ref, meta=dict(result.meta))
