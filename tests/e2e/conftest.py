@@ -14,7 +14,10 @@ from atelier_devstack.stack import Stack
 def stack(tmp_path: Path) -> Iterator[Stack]:
     # Short ack waits, so messages held by a killed process come back within seconds.
     s = Stack.with_free_ports(
-        tmp_path / "state", ATELIER_WORK_ACK_WAIT_S="4", ATELIER_ORCHESTRATOR_ACK_WAIT_S="3"
+        tmp_path / "state",
+        ATELIER_WORK_ACK_WAIT_S="4",
+        ATELIER_ORCHESTRATOR_ACK_WAIT_S="3",
+        ATELIER_SWEEP_INTERVAL_S="0.5",
     )
     try:
         s.start()

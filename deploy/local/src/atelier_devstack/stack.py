@@ -56,6 +56,22 @@ class Stack:
     def url_of(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
+    @staticmethod
+    def service_of(instance: str) -> str:
+        """``orchestrator#2`` is the second replica of ``orchestrator``."""
+        return instance.split("#", 1)[0]
+
+    def add_replica(self, service: str, timeout: float = 60.0) -> str:
+        """Start one more process of ``service`` (sharing its durable consumers); its name."""
+        n = 2
+        while f"{service}#{n}" in self.ports:
+            n += 1
+        instance = f"{service}#{n}"
+        self.ports[instance] = free_port()
+        self.start_service(instance)
+        self.wait_healthy(instance, timeout)
+        return instance
+
     def env(self) -> dict[str, str]:
         secret_file = self.state_dir / "url-secret"
         if not secret_file.exists():
@@ -86,11 +102,11 @@ class Stack:
         subprocess.run([_bin("atelier-orchestrator"), "migrate"], env=self.env(), check=True)
 
     def start_service(self, name: str) -> subprocess.Popen[bytes]:
-        argv, _ = SERVICES[name]
-        with (self.state_dir / "logs" / f"{name}.log").open("ab") as log:
+        argv, port_env = SERVICES[self.service_of(name)]
+        with (self.state_dir / "logs" / f"{name.replace('#', '-')}.log").open("ab") as log:
             proc = subprocess.Popen(
                 [_bin(argv[0]), *argv[1:]],
-                env=self.env(),
+                env={**self.env(), port_env: str(self.ports[name])},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -125,9 +141,10 @@ class Stack:
         self.wait_healthy(name, timeout)
 
     def stop(self, timeout: float = 15.0) -> None:
-        for name in reversed(START_ORDER):
-            proc = self.procs.get(name)
-            if proc and proc.poll() is None:
+        order = {name: i for i, name in enumerate(START_ORDER)}
+        for name in sorted(self.procs, key=lambda n: -order[self.service_of(n)]):
+            proc = self.procs[name]
+            if proc.poll() is None:
                 proc.terminate()
         deadline = time.monotonic() + timeout
         for proc in self.procs.values():

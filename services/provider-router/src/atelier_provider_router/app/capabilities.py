@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from atelier_contracts.blobstore import BlobNotFound, BlobStore
@@ -19,15 +20,17 @@ def _prompt(item: WorkItem) -> tuple[str, str, int]:
     return prompt, str(item.params.get("title", "")), int(job_input.get("seed", 0))
 
 
-def simulate_failure(item: WorkItem) -> None:
-    """Offline fault injection: ``input.simulate.fail = {step: n}`` fails the step's first n attempts.
+async def simulate_faults(item: WorkItem) -> None:
+    """Offline fault injection, so retries, timeouts and failover can be watched without an outage.
 
-    Lets a user (and the tests) watch retries, backoff and failover without a real outage;
-    ``input.simulate.final = true`` makes those failures final instead of retryable.
+    ``input.simulate.fail = {step: n}`` fails the step's first n attempts (retryable, or final
+    with ``"final": true``); ``input.simulate.slow = {step: n}`` makes the first n attempts answer
+    only after ``slow_s`` seconds (default 5), past a short step deadline.
     """
     simulate = item.params.get("input", {}).get("simulate") or {}
-    failures = int((simulate.get("fail") or {}).get(item.step, 0))
-    if item.attempt <= failures:
+    if item.attempt <= int((simulate.get("slow") or {}).get(item.step, 0)):
+        await asyncio.sleep(float(simulate.get("slow_s", 5)))
+    if item.attempt <= int((simulate.get("fail") or {}).get(item.step, 0)):
         final = bool(simulate.get("final", False))
         code = "prompt_invalid" if final else "provider_error"
         raise WorkError(code, f"simulated failure of attempt {item.attempt}", retryable=not final)
@@ -52,7 +55,7 @@ def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
     """The router's handlers. One provider for now; the capability matrix picks per call later."""
 
     async def text_generate(item: WorkItem) -> WorkResult:
-        simulate_failure(item)
+        await simulate_faults(item)
         prompt, title, seed = _prompt(item)
         result = await provider.generate_text(TextRequest(prompt=prompt, title=title, seed=seed))
         ref = blobs.put_bytes(result.text.encode(), "text/markdown")
@@ -60,7 +63,7 @@ def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
         return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
 
     async def image_generate(item: WorkItem) -> WorkResult:
-        simulate_failure(item)
+        await simulate_faults(item)
         prompt, title, seed = _prompt(item)
         size = int(item.params.get("size", 1024))
         result = await provider.generate_image(ImageRequest(prompt=prompt, title=title, seed=seed, size=size))
@@ -69,7 +72,7 @@ def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
         return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
 
     async def tts(item: WorkItem) -> WorkResult:
-        simulate_failure(item)
+        await simulate_faults(item)
         text = _input_text(blobs, item)  # Markdown: the provider decides how to speak it
         seed = int(item.params.get("input", {}).get("seed", 0))
         result = await provider.synthesize_speech(SpeechRequest(text=text, seed=seed))
