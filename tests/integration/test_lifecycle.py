@@ -13,12 +13,14 @@ from nats.js.api import ConsumerConfig
 from atelier_contracts.commands import CancelJob, DeleteJob, RequeueJob, RetryStep, SubmitJob, UpdateJob
 from atelier_contracts.events import JobEvent, StepFailed, StepRetryScheduled, StepStarted
 from atelier_contracts.ids import new_job_id
+from atelier_contracts.readmodel import make_engine
 from atelier_contracts.runtime.nats import cancelled_jobs
 from atelier_contracts.runtime.workpool import WorkHandler, WorkResult
 from atelier_contracts.snapshot import JobSnapshot, StepStatus
 from atelier_contracts.subjects import WORK_STREAM, pool_filter
 from atelier_contracts.work import WorkItem
 from atelier_devstack.natsserver import NatsServer
+from atelier_orchestrator.adapters.blobgc import release_blobs
 from atelier_provider_router.adapters.offline.provider import OfflineProvider
 from atelier_provider_router.app.capabilities import handlers as ai_handlers
 from tests.integration.harness import Platform, names, platform
@@ -231,3 +233,29 @@ async def test_work_that_exhausts_its_deliveries_becomes_a_failed_attempt(
 async def _failed_with(p: Platform, job_id: str, code: str) -> list[JobEvent] | None:
     events = await p.events(job_id)
     return events if any(isinstance(e, StepFailed) and e.error.code == code for e in events) else None
+
+
+async def test_blobs_of_deleted_jobs_are_released_and_live_ones_kept(
+    nats_server: NatsServer, database_url: str, tmp_path: Path
+) -> None:
+    async with platform(nats_server.url, database_url, tmp_path) as p:
+        p.workers()
+        kept = await p.submit(capability="image.generate", prompt="a red kite")
+        gone = await p.submit(capability="image.generate", prompt="a blue whale")
+        kept_snap = await p.wait_status(kept, "succeeded")
+        await p.wait_status(gone, "succeeded")
+        assert (await p.send(gone, DeleteJob())).accepted
+        await eventually(lambda: _deleted(p, gone))
+        engine = make_engine(database_url)
+        try:
+            dry = await release_blobs(engine, p.blobs, grace_s=0, dry_run=True)
+            assert dry.released == 1
+            assert p.blobs.exists(next(iter(p.blobs.stored()))[0])
+            done = await release_blobs(engine, p.blobs, grace_s=0, dry_run=False)
+            assert done.released == 1
+            assert p.blobs.exists(kept_snap.steps["task"].outputs[0].blob.key)
+            assert [k for k, _ in p.blobs.stored()] == [kept_snap.steps["task"].outputs[0].blob.key]
+            young = await release_blobs(engine, p.blobs, grace_s=3600, dry_run=False)
+            assert young.released == 0
+        finally:
+            await engine.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -95,6 +96,19 @@ class FileBlobStore:
             return self.path_of(key).exists()
         except BlobNotFound:
             return False
+
+    def stored(self) -> Iterator[tuple[str, float]]:
+        """Every blob's key and the time it was last written (epoch seconds)."""
+        for path in self.root.glob("??/??/*"):
+            if len(path.name) == 64:
+                yield path.name, path.stat().st_mtime
+
+    def delete(self, key: str) -> bool:
+        try:
+            self.path_of(key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
 
 _EXTENSIONS = {

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
+import os
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
+from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.readmodel import dump, make_engine
 from atelier_contracts.runtime import logs
 from atelier_contracts.runtime.nats import close_quietly, connect, ready_check
 from atelier_contracts.runtime.ops import serve_ops
 from atelier_contracts.runtime.service import install_stop_signals, run_until_stopped
+from atelier_orchestrator.adapters.blobgc import release_blobs
 from atelier_orchestrator.adapters.migrate import upgrade
 from atelier_orchestrator.adapters.replay import rebuild
 from atelier_orchestrator.bootstrap import bootstrap
@@ -69,6 +74,15 @@ async def rebuild_read_models(settings: Settings, target_url: str, verify: bool)
         await close_quietly(nc)
 
 
+async def gc_blobs(settings: Settings, blob_dir: str, grace_s: float, dry_run: bool) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        report = await release_blobs(engine, FileBlobStore(Path(blob_dir)), grace_s, dry_run)
+    finally:
+        await engine.dispose()
+    print(json.dumps(dataclasses.asdict(report)))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="atelier-orchestrator")
     sub = parser.add_subparsers(dest="cmd")
@@ -77,11 +91,17 @@ def main(argv: list[str] | None = None) -> None:
     rb = sub.add_parser("rebuild", help="rebuild read models from the job event log")
     rb.add_argument("--into", help="database URL to rebuild into (default: the live one, in place)")
     rb.add_argument("--verify", action="store_true", help="compare the rebuilt models with the live ones")
+    gc = sub.add_parser("gc-blobs", help="release blobs that no live job refers to")
+    gc.add_argument("--blob-dir", default=os.environ.get("ATELIER_BLOB_DIR", ".state/blobs"))
+    gc.add_argument("--grace-s", type=float, default=86400.0, help="spare blobs younger than this")
+    gc.add_argument("--dry-run", action="store_true", help="count, release nothing")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logs.setup("orchestrator", settings.log_level)
     if args.cmd == "migrate":
         upgrade(settings.database_url)
+    elif args.cmd == "gc-blobs":
+        asyncio.run(gc_blobs(settings, args.blob_dir, args.grace_s, args.dry_run))
     elif args.cmd == "rebuild":
         target = args.into or settings.database_url
         upgrade(target)

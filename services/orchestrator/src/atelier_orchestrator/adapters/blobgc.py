@@ -1,0 +1,51 @@
+"""Release blobs no live job refers to: what deleted jobs (and abandoned attempts) leave behind.
+
+Blobs are content-addressed and shared, so a blob goes only when no asset of a job that is not
+deleted names it. A grace period spares blobs written by steps still running (their assets are
+not recorded yet) and inputs of work in flight.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.readmodel import assets, jobs
+
+
+@dataclass(frozen=True)
+class BlobReport:
+    stored: int
+    referenced: int
+    released: int
+    released_bytes: int
+    dry_run: bool
+
+
+async def referenced_keys(engine: AsyncEngine) -> set[str]:
+    query = (
+        sa.select(assets.c.blob_key).join(jobs, jobs.c.id == assets.c.job_id).where(jobs.c.deleted.is_(False))
+    )
+    async with engine.connect() as conn:
+        return {row.blob_key for row in await conn.execute(query)}
+
+
+async def release_blobs(
+    engine: AsyncEngine, blobs: FileBlobStore, grace_s: float, dry_run: bool
+) -> BlobReport:
+    keep = await referenced_keys(engine)
+    cutoff = time.time() - grace_s
+    stored = released = released_bytes = 0
+    for key, written in list(blobs.stored()):
+        stored += 1
+        if key in keep or written > cutoff:
+            continue
+        size = blobs.path_of(key).stat().st_size
+        if dry_run or blobs.delete(key):
+            released += 1
+            released_bytes += size
+    return BlobReport(stored, len(keep), released, released_bytes, dry_run)
