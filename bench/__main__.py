@@ -46,7 +46,14 @@ def rate(n: int, seconds: float) -> str:
 async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="atelier-bench-"))
     server = start_nats(tmp / "nats")
-    nc = await connect(server.url, "bench")
+    try:
+        await run(server.url, tmp)
+    finally:
+        server.stop()
+
+
+async def run(nats_url: str, tmp: Path) -> None:
+    nc = await connect(nats_url, "bench")
     js = nc.jetstream()
     await ensure_streams(js)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, N={N}")
@@ -118,7 +125,6 @@ async def main() -> None:
     await engine.dispose()
 
     await nc.close()
-    server.stop()
 
 
 def encode_commit_like(job_id: str, i: int) -> bytes:
