@@ -18,6 +18,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         ATELIER_WORK_ACK_WAIT_S="4",
         ATELIER_ORCHESTRATOR_ACK_WAIT_S="3",
         ATELIER_SWEEP_INTERVAL_S="0.5",
+        ATELIER_PROVIDER_ROUTER_CONCURRENCY="8",
     )
     try:
         s.start()

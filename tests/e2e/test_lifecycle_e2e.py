@@ -28,7 +28,7 @@ def plan_input(plan: str) -> dict[str, Any]:
     elif plan == "final":
         base["simulate"] = {"fail": {"task": 1}, "final": True}
     elif plan == "slow":
-        base |= {"timeout_s": 1, "simulate": {"slow": {"task": 1}, "slow_s": 3}}
+        base |= {"timeout_s": 2, "simulate": {"slow": {"task": 1}, "slow_s": 30}}
     elif plan == "late_retry":
         base |= {"backoff_s": 2, "simulate": {"fail": {"task": 1}}}
     return base
@@ -79,7 +79,8 @@ async def check_all(client: httpx.AsyncClient, jobs: list[dict[str, Any]]) -> Co
         body = (await client.get(f"/v1/jobs/{job['id']}")).json()
         assert body["status"] in expected_status(job), (job, body["status"], body["last_error"])
         if job["plan"] in ("retry", "slow", "late_retry"):
-            assert body["steps"][0]["attempts"] == 2, body
+            # One retry by design; a crash may add another (a deadline passing while it is down).
+            assert body["steps"][0]["attempts"] >= 2, body
         events = (await client.get(f"/v1/jobs/{job['id']}/events")).json()["events"]
         check_log(job, events)
         seen[body["status"]] += 1

@@ -432,7 +432,12 @@ async def test_other_tenants_jobs_and_files_are_invisible(gateway: Gateway) -> N
 
     assert_problem(await gateway.client.get(f"/v1/jobs/{job_id}"), 404, "job_not_found")
     assert_problem(await gateway.client.get(f"/v1/jobs/{job_id}/events"), 404, "job_not_found")
-    assert (await gateway.client.get("/v1/jobs")).json() == {"items": [], "count": 0}
+    assert (await gateway.client.get("/v1/jobs")).json() == {
+        "items": [],
+        "count": 0,
+        "has_more": False,
+        "next_cursor": None,
+    }
     file = await gateway.client.get(f"/v1/files/{asset}", params={"expires": link.expires, "sig": link.sig})
     assert_problem(file, 404, "file_not_found")
 
@@ -650,6 +655,18 @@ async def test_openapi_lists_every_route_with_problem_responses(gateway: Gateway
         ("get", "/v1/jobs"),
         ("get", "/v1/jobs/{job_id}"),
         ("get", "/v1/jobs/{job_id}/events"),
+        ("post", "/v1/jobs/{job_id}/cancel"),
+        ("post", "/v1/jobs/{job_id}:cancel"),
+        ("post", "/v1/jobs/{job_id}/requeue"),
+        ("post", "/v1/jobs/{job_id}/steps/{step}/retry"),
+        ("patch", "/v1/jobs/{job_id}"),
+        ("delete", "/v1/jobs/{job_id}"),
+        ("post", "/v1/jobs/batch/cancel"),
+        ("post", "/v1/jobs/batch/delete"),
+        ("get", "/v1/tags"),
+        ("post", "/v1/tags"),
+        ("patch", "/v1/tags/{name}"),
+        ("delete", "/v1/tags/{name}"),
         ("get", "/v1/files/{asset_id}"),
         ("get", "/health"),
         ("get", "/ready"),
@@ -665,4 +682,11 @@ async def test_openapi_lists_every_route_with_problem_responses(gateway: Gateway
             for response in errors.values():
                 assert response["content"] == {"application/problem+json": problem_ref}, path
     assert "Problem" in schema["components"]["schemas"]
+    for path, ops in paths.items():
+        for method, operation in ops.items():
+            headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            mutating = method in {"post", "patch", "delete"}
+            assert ("Idempotency-Key" in headers) == mutating, (method, path)
+            if mutating:
+                assert {"400", "409", "422"} <= set(operation["responses"]), (method, path)
     assert (await gateway.client.get("/docs")).status_code == 200

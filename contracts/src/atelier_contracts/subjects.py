@@ -56,7 +56,10 @@ def priority_band(priority: int) -> str:
 
 
 def cancel_subject(job_id: str) -> str:
-    """Core NATS (not stored): tells workers to abandon the job's work in flight now."""
+    """Core NATS (not stored): tells workers to abandon the job's work in flight now.
+
+    An empty payload means all of the job's work; a work id, just that attempt (it timed out).
+    """
     return f"atelier.cancel.{job_id}"
 
 

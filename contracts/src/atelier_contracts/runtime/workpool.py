@@ -111,8 +111,10 @@ class WorkPool:
 
     async def _on_cancel(self, msg: Msg) -> None:
         job_id = msg.subject.rsplit(".", 1)[-1]
+        only = msg.data.decode()
         for task in self._running.get(job_id, ()):
-            task.cancel()
+            if not only or task.get_name() == only:
+                task.cancel()
 
     async def _is_cancelled(self, job_id: str) -> bool:
         assert self._cancelled is not None
@@ -167,7 +169,7 @@ class WorkPool:
         except asyncio.CancelledError:
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 raise  # this worker is shutting down: let the item be redelivered
-            log.info("abandoned work of a cancelled job", extra={"job_id": item.job_id, "step": item.step})
+            log.info("abandoned cancelled work", extra={"job_id": item.job_id, "work_id": item.work_id})
             return ACK
         except WorkError as exc:
             report = self._failed(item, started, exc.code, exc.message, exc.retryable)
@@ -194,7 +196,7 @@ class WorkPool:
 
     async def _run_cancellable(self, item: WorkItem, handler: WorkHandler) -> WorkResult:
         """Run the handler as its own task, so a cancellation of the job can stop just this work."""
-        task = asyncio.create_task(handler(item))
+        task = asyncio.create_task(handler(item), name=item.work_id)
         running = self._running.setdefault(item.job_id, set())
         running.add(task)
         try:

@@ -13,10 +13,22 @@ from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.readmodel import make_engine
 from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams, ready_check
 from atelier_contracts.runtime.ops import ReadyCheck
+from atelier_gateway.adapters.idempotency import SqlIdempotencyStore
+from atelier_gateway.adapters.job_search import SqlJobSearch
 from atelier_gateway.adapters.publisher import JetStreamCommandPublisher
 from atelier_gateway.adapters.readmodel import SqlJobReader
 from atelier_gateway.adapters.signer import HmacUrlSigner
-from atelier_gateway.app.ports import BlobLocator, CommandPublisher, JobReader, UrlSigner
+from atelier_gateway.adapters.tags import SqlTagRegistry
+from atelier_gateway.app.housekeeping import prune_idempotency_keys
+from atelier_gateway.app.ports import (
+    BlobLocator,
+    CommandPublisher,
+    IdempotencyStore,
+    JobReader,
+    JobSearch,
+    TagRegistry,
+    UrlSigner,
+)
 from atelier_gateway.config import Settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +45,9 @@ class Deps:
     settings: Settings
     publisher: CommandPublisher
     reader: JobReader
+    search: JobSearch
+    tags: TagRegistry
+    idempotency: IdempotencyStore
     signer: UrlSigner
     blobs: BlobLocator
     checks: dict[str, ReadyCheck]
@@ -41,7 +56,7 @@ class Deps:
 
 @asynccontextmanager
 async def build(settings: Settings) -> AsyncIterator[Deps]:
-    """Connect to NATS and SQL; everything opened here is closed when the block ends."""
+    """Connect to NATS and SQL; everything opened or started here is closed when the block ends."""
     async with AsyncExitStack() as stack:
         nc = await connect(settings.nats_url, "atelier-gateway", settings.startup_timeout_s)
         stack.push_async_callback(close_quietly, nc)
@@ -51,11 +66,25 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
         engine = make_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
         reader = SqlJobReader(engine)
+        idempotency = SqlIdempotencyStore(engine)
+        pruner = asyncio.create_task(
+            prune_idempotency_keys(idempotency, utc_now, settings.idempotency_prune_every_s),
+            name="idempotency-pruner",
+        )
+        stack.push_async_callback(_stop, pruner)
         yield Deps(
             settings=settings,
-            publisher=JetStreamCommandPublisher(js, settings.publish_timeout_s),
+            publisher=JetStreamCommandPublisher(nc, js, settings.publish_timeout_s),
             reader=reader,
+            search=SqlJobSearch(engine),
+            tags=SqlTagRegistry(engine),
+            idempotency=idempotency,
             signer=HmacUrlSigner(settings.url_secret, settings.url_ttl_s),
             blobs=FileBlobStore(settings.blob_dir),
             checks={"nats": ready_check(nc), "sql": reader.ping},
         )
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

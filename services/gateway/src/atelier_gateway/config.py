@@ -36,6 +36,15 @@ class Settings:
     """How long a command publish waits for JetStream's acknowledgement before answering 503."""
     startup_timeout_s: float = 30.0
     """How long start-up waits for NATS; past it the process exits and its supervisor restarts it."""
+    command_wait_s: float = 5.0
+    """How long a job command (cancel, retry, ...) waits for the orchestrator's outcome."""
+    idempotency_ttl_s: int = 86400
+    """How long an Idempotency-Key is remembered."""
+    idempotency_prune_every_s: float = 300.0
+    """How often expired idempotency records are deleted."""
+    idempotency_lock_s: float = 60.0
+    """An idempotent request still in progress after this long is taken as abandoned (its gateway
+    died), so a retry with the same key may run instead of getting 409 until the key expires."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,7 +58,7 @@ class Settings:
                 "ATELIER_URL_SECRET is required: it signs download links. Set it to a long random "
                 "string (e.g. `openssl rand -hex 32`), or set ATELIER_DEV_MODE=1 for a local dev secret."
             )
-        return cls(
+        settings = cls(
             url_secret=secret.encode() if secret else DEV_URL_SECRET,
             dev_secret=not secret,
             nats_url=env.get("ATELIER_NATS_URL", cls.nats_url),
@@ -67,7 +76,28 @@ class Settings:
             startup_timeout_s=_float(
                 env, "ATELIER_STARTUP_TIMEOUT_S", cls.startup_timeout_s, low=1.0, high=3600.0
             ),
+            command_wait_s=_float(env, "ATELIER_COMMAND_WAIT_S", cls.command_wait_s, low=0.0, high=60.0),
+            idempotency_ttl_s=_int(
+                env, "ATELIER_IDEMPOTENCY_TTL_S", cls.idempotency_ttl_s, low=60, high=30 * 24 * 3600
+            ),
+            idempotency_prune_every_s=_float(
+                env,
+                "ATELIER_IDEMPOTENCY_PRUNE_EVERY_S",
+                cls.idempotency_prune_every_s,
+                low=0.01,
+                high=86400.0,
+            ),
+            idempotency_lock_s=_float(
+                env, "ATELIER_IDEMPOTENCY_LOCK_S", cls.idempotency_lock_s, low=1.0, high=86400.0
+            ),
         )
+        longest = settings.command_wait_s + settings.submit_wait_s + settings.publish_timeout_s
+        if settings.idempotency_lock_s <= longest:
+            raise ConfigError(
+                f"ATELIER_IDEMPOTENCY_LOCK_S ({settings.idempotency_lock_s}s) must exceed the longest "
+                f"request (command wait + submit wait + publish timeout = {longest}s)"
+            )
+        return settings
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:

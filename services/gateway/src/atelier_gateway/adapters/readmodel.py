@@ -2,68 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from atelier_contracts.readmodel import assets, job_events, jobs
 from atelier_contracts.snapshot import JobSnapshot, snapshot_decoder
-from atelier_gateway.app.errors import Unavailable
+from atelier_gateway.adapters.sql import SqlAdapter, utc
 from atelier_gateway.app.ports import StoredAsset, StoredEvent
 
-# Connection trouble, not query bugs: a wrong query should surface as a 500 with its traceback.
-_UNAVAILABLE = (
-    sa.exc.OperationalError,
-    sa.exc.InterfaceError,
-    sa.exc.TimeoutError,
-    OSError,
-    asyncio.TimeoutError,
-)
+
+def visible(tenant: str) -> sa.ColumnElement[bool]:
+    """The tenant's jobs that are not deleted: everything the API may show."""
+    return sa.and_(jobs.c.tenant == tenant, jobs.c.deleted.is_(sa.false()))
 
 
-class SqlJobReader:
-    def __init__(self, engine: AsyncEngine, timeout_s: float = 5.0) -> None:
-        self.engine = engine
-        self.timeout_s = timeout_s
-
-    @asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with asyncio.timeout(self.timeout_s), self.engine.connect() as conn:
-                yield conn
-        except _UNAVAILABLE as exc:
-            raise Unavailable("The read model (SQL) is unreachable; try again.") from exc
-
+class SqlJobReader(SqlAdapter):
     async def ping(self) -> None:
         async with self._connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def job(self, tenant: str, job_id: str) -> JobSnapshot | None:
-        query = sa.select(jobs.c.snapshot).where(jobs.c.id == job_id, jobs.c.tenant == tenant)
+        query = sa.select(jobs.c.snapshot).where(jobs.c.id == job_id, visible(tenant))
         async with self._connect() as conn:
             raw = (await conn.execute(query)).scalar_one_or_none()
         return None if raw is None else snapshot_decoder.decode(raw)
 
-    async def jobs(
-        self, tenant: str, *, statuses: list[str], kinds: list[str], limit: int
-    ) -> list[JobSnapshot]:
-        query = sa.select(jobs.c.snapshot).where(jobs.c.tenant == tenant)
-        if statuses:
-            query = query.where(jobs.c.status.in_(statuses))
-        if kinds:
-            query = query.where(jobs.c.kind.in_(kinds))
-        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+    async def last_seq(self, tenant: str, job_id: str) -> int | None:
+        query = sa.select(jobs.c.last_seq).where(jobs.c.id == job_id, jobs.c.tenant == tenant)
         async with self._connect() as conn:
-            rows = (await conn.execute(query)).scalars().all()
-        return [snapshot_decoder.decode(raw) for raw in rows]
+            seq: int | None = (await conn.execute(query)).scalar_one_or_none()
+        return seq
 
     async def events(self, tenant: str, job_id: str) -> list[StoredEvent] | None:
-        exists = sa.select(jobs.c.id).where(jobs.c.id == job_id, jobs.c.tenant == tenant)
+        exists = sa.select(jobs.c.id).where(jobs.c.id == job_id, visible(tenant))
         query = (
             sa.select(job_events)
             .where(job_events.c.job_id == job_id)
@@ -79,7 +50,7 @@ class SqlJobReader:
                 seq=row.seq,
                 index=row.idx,
                 type=row.type,
-                at=_utc(row.at),
+                at=utc(row.at),
                 data=msgspec.json.decode(row.data),
             )
             for row in rows
@@ -89,7 +60,7 @@ class SqlJobReader:
         query = (
             sa.select(assets)
             .join(jobs, jobs.c.id == assets.c.job_id)
-            .where(assets.c.id == asset_id, jobs.c.tenant == tenant)
+            .where(assets.c.id == asset_id, visible(tenant))
         )
         async with self._connect() as conn:
             row = (await conn.execute(query)).first()
@@ -105,8 +76,3 @@ class SqlJobReader:
             blob_key=row.blob_key,
             size=row.size,
         )
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything the projector writes is UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -37,3 +37,51 @@ class Unavailable(AppError):
     """NATS or SQL did not answer in time; the request may be retried."""
 
     code = "service_unavailable"
+
+
+class InvalidRequest(AppError):
+    """The request is well-formed JSON but asks for something impossible (a tampered cursor, ...)."""
+
+    code = "validation_failed"
+
+
+class StepNotFound(AppError):
+    code = "step_not_found"
+
+
+class IllegalTransition(AppError):
+    code = "illegal_transition"
+
+
+class AssetAlreadyRunning(AppError):
+    code = "asset_already_running"
+
+
+class JobDeleted(AppError):
+    code = "job_deleted"
+
+
+class TagNotFound(AppError):
+    code = "tag_not_found"
+
+
+class TagExists(AppError):
+    code = "tag_exists"
+
+
+class IdempotencyKeyInvalid(AppError):
+    code = "idempotency_key_invalid"
+
+
+class IdempotencyKeyReused(AppError):
+    code = "idempotency_key_reused"
+
+
+class IdempotencyInProgress(AppError):
+    code = "idempotency_request_in_progress"
+
+
+REFUSALS: dict[str, type[AppError]] = {
+    cls.code: cls for cls in (JobNotFound, StepNotFound, IllegalTransition, AssetAlreadyRunning)
+}
+"""The orchestrator's refusal codes (``CommandOutcome.code``) and the errors they become."""

@@ -7,9 +7,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from atelier_contracts.commands import Command
+from atelier_contracts.commands import Command, CommandOutcome
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.snapshot import JobSnapshot
+from atelier_gateway.app.idempotency import ClaimResult, IdempotencyClaim, StoredResponse
+from atelier_gateway.app.job_query import JobFilter, PageRow, Position, SortKey
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,23 @@ class SignedLink:
     sig: str
 
 
+@dataclass(frozen=True)
+class TagInfo:
+    name: str
+    job_count: int
+    """Visible jobs carrying the tag."""
+    created_at: datetime | None
+    """None for a tag used on jobs but never created in the registry."""
+
+
 class CommandPublisher(Protocol):
     async def publish(self, envelope: Envelope[Command]) -> None:
         """Store the command durably (JetStream acknowledged it) or raise ``Unavailable``."""
+        ...
+
+    async def request(self, envelope: Envelope[Command], wait_s: float) -> CommandOutcome | None:
+        """Store the command asking for an answer; the orchestrator's outcome, or None if none
+        came within ``wait_s`` (the command is stored and will still be decided)."""
         ...
 
 
@@ -58,10 +74,8 @@ class JobReader(Protocol):
         """The job's snapshot, or None when the tenant has no such job."""
         ...
 
-    async def jobs(
-        self, tenant: str, *, statuses: list[str], kinds: list[str], limit: int
-    ) -> list[JobSnapshot]:
-        """Newest first; an empty filter list means any value."""
+    async def last_seq(self, tenant: str, job_id: str) -> int | None:
+        """The stream sequence the job's row was projected up to, deleted jobs included."""
         ...
 
     async def events(self, tenant: str, job_id: str) -> list[StoredEvent] | None:
@@ -70,6 +84,72 @@ class JobReader(Protocol):
 
     async def asset(self, tenant: str, asset_id: str) -> StoredAsset | None:
         """The asset, or None when it does not exist or belongs to another tenant's job."""
+        ...
+
+
+class JobSearch(Protocol):
+    """Filtered, keyset-paginated queries over a tenant's visible (not deleted) jobs."""
+
+    async def page(
+        self, tenant: str, flt: JobFilter, sort: SortKey, after: Position | None, limit: int
+    ) -> list[PageRow]:
+        """Up to ``limit`` jobs in ``sort`` order, strictly after ``after`` (ties broken by id)."""
+        ...
+
+    async def match(self, tenant: str, flt: JobFilter, limit: int) -> list[str]:
+        """Ids of up to ``limit`` jobs matching ``flt``, oldest first."""
+        ...
+
+    async def existing(self, tenant: str, job_ids: list[str]) -> list[str]:
+        """Those of ``job_ids`` that are visible jobs of the tenant, in the given order."""
+        ...
+
+    async def tagged(self, tenant: str, tag: str) -> list[JobSnapshot]:
+        """Every visible job carrying ``tag``."""
+        ...
+
+
+class TagRegistry(Protocol):
+    """The tenant's tag names: the gateway's own registry joined with the tags jobs carry."""
+
+    async def tags(self, tenant: str) -> list[TagInfo]:
+        """Registered tags and tags used on visible jobs, by name."""
+        ...
+
+    async def in_use(self, tenant: str, name: str) -> bool:
+        """True when the tag is registered or carried by a visible job."""
+        ...
+
+    async def create(self, tenant: str, name: str, now: datetime) -> bool:
+        """Register ``name``; False when it was registered already."""
+        ...
+
+    async def rename(self, tenant: str, old: str, new: str) -> bool:
+        """Rename the registry row; False when ``old`` was not registered (nothing to rename)."""
+        ...
+
+    async def delete(self, tenant: str, name: str) -> bool:
+        """Remove the registry row; False when there was none."""
+        ...
+
+
+class IdempotencyStore(Protocol):
+    """Requests by (tenant, Idempotency-Key): the first claim wins, later ones see its fate."""
+
+    async def claim(self, claim: IdempotencyClaim) -> ClaimResult:
+        """Insert an in-progress row, or report the live row already there (expired ones are absent)."""
+        ...
+
+    async def complete(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
+        """Store the response of a request this claim still owns."""
+        ...
+
+    async def release(self, claim: IdempotencyClaim) -> None:
+        """Forget the claim (the request failed with 5xx or an error), so the client may retry."""
+        ...
+
+    async def prune(self, now: datetime) -> int:
+        """Delete rows expired at ``now``; how many were deleted."""
         ...
 
 

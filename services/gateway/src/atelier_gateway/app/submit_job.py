@@ -13,8 +13,9 @@ from atelier_contracts import ids
 from atelier_contracts.commands import JOB_KINDS, Command, SubmitJob
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.snapshot import JobSnapshot, JobStatus
-from atelier_gateway.app.errors import Unavailable, UnknownJobKind
+from atelier_gateway.app.errors import IdempotencyKeyReused, JobDeleted, Unavailable, UnknownJobKind
 from atelier_gateway.app.ports import CommandPublisher, JobReader
+from atelier_gateway.app.send_command import command_envelope
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ class SubmitJobInput:
     input: dict[str, Any]
     priority: int = 0
     tags: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    request_hash: str = ""
+    """With a key: the job id is derived from (tenant, key), so one key makes one job, ever."""
 
 
 @dataclass(frozen=True)
@@ -48,24 +52,40 @@ async def submit_job(
 ) -> SubmitJobResult:
     if cmd.kind not in JOB_KINDS:
         raise UnknownJobKind(f"Unknown job kind {cmd.kind!r}; known kinds: {', '.join(sorted(JOB_KINDS))}.")
-    job_id = ids.new_job_id()
-    envelope = Envelope[Command](
-        msg_id=ids.new_message_id(),
-        job_id=job_id,
-        tenant=cmd.tenant,
-        correlation_id=cmd.request_id,
-        causation_id=None,
-        sent_at=clock(),
-        body=SubmitJob(
-            kind=cmd.kind, title=cmd.title, input=cmd.input, priority=cmd.priority, tags=list(cmd.tags)
-        ),
+    job_id = (
+        ids.derived_id("job", cmd.tenant, cmd.idempotency_key) if cmd.idempotency_key else ids.new_job_id()
     )
+    if cmd.idempotency_key:
+        existing = await _existing(reader, cmd, job_id)
+        if existing is not None:
+            return SubmitJobResult(job=existing, projected=True)
+    body = SubmitJob(
+        kind=cmd.kind,
+        title=cmd.title,
+        input=cmd.input,
+        priority=cmd.priority,
+        tags=list(cmd.tags),
+        request_hash=cmd.request_hash,
+    )
+    envelope = command_envelope(cmd.tenant, job_id, cmd.request_id, body, clock())
     await publisher.publish(envelope)
     log.info("job submitted", extra={"job_id": job_id, "kind": cmd.kind, "request_id": cmd.request_id})
     projected = await _wait_for_projection(reader, cmd.tenant, job_id, wait_s, poll_s)
     if projected is not None:
         return SubmitJobResult(job=projected, projected=True)
-    return SubmitJobResult(job=_pending(envelope), projected=False)
+    return SubmitJobResult(job=_pending(envelope, body), projected=False)
+
+
+async def _existing(reader: JobReader, cmd: SubmitJobInput, job_id: str) -> JobSnapshot | None:
+    """The job this key made before (its idempotency record may have expired since)."""
+    job = await reader.job(cmd.tenant, job_id)
+    if job is None:
+        if await reader.last_seq(cmd.tenant, job_id) is not None:
+            raise JobDeleted(f"The job {job_id!r} this Idempotency-Key created was deleted.")
+        return None
+    if job.request_hash and job.request_hash != cmd.request_hash:
+        raise IdempotencyKeyReused()
+    return job
 
 
 async def _wait_for_projection(
@@ -87,9 +107,8 @@ async def _wait_for_projection(
         await asyncio.sleep(poll_s)
 
 
-def _pending(envelope: Envelope[Command]) -> JobSnapshot:
+def _pending(envelope: Envelope[Command], body: SubmitJob) -> JobSnapshot:
     """What the job will look like once the orchestrator takes the command."""
-    body = envelope.body
     return JobSnapshot(
         id=envelope.job_id,
         tenant=envelope.tenant,
@@ -98,6 +117,7 @@ def _pending(envelope: Envelope[Command]) -> JobSnapshot:
         input=body.input,
         priority=body.priority,
         tags=body.tags,
+        request_hash=body.request_hash,
         status=JobStatus.QUEUED,
         steps={},
         created_at=envelope.sent_at,

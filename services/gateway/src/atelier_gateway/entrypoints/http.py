@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from atelier_gateway import bootstrap
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.config import Settings
-from atelier_gateway.entrypoints import files, jobs, ops, problems
+from atelier_gateway.entrypoints import batch, files, job_commands, job_list, jobs, ops, problems, tags
 from atelier_gateway.entrypoints.middleware import RequestContextMiddleware
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,11 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     )
     app.add_middleware(RequestContextMiddleware)
     problems.install(app)
+    app.include_router(batch.router)  # before the per-job routes: "batch" is no job id
     app.include_router(jobs.router)
+    app.include_router(job_list.router)
+    app.include_router(job_commands.router)
+    app.include_router(tags.router)
     app.include_router(files.router)
     app.include_router(ops.router)
     return app

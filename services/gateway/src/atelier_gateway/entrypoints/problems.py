@@ -15,7 +15,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atelier_contracts.errors import ERROR_CODES
-from atelier_gateway.app.errors import AppError, FileNotFound, JobNotFound, Unavailable, UnknownJobKind
+from atelier_gateway.app.errors import (
+    AppError,
+    AssetAlreadyRunning,
+    FileNotFound,
+    IdempotencyInProgress,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyReused,
+    IllegalTransition,
+    InvalidRequest,
+    JobDeleted,
+    JobNotFound,
+    StepNotFound,
+    TagExists,
+    TagNotFound,
+    Unavailable,
+    UnknownJobKind,
+)
 from atelier_gateway.entrypoints.context import current_request_id
 
 log = logging.getLogger(__name__)
@@ -25,7 +41,17 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 STATUS_OF: dict[type[AppError], int] = {
     JobNotFound: 404,
     FileNotFound: 404,
+    StepNotFound: 404,
+    TagNotFound: 404,
+    IllegalTransition: 409,
+    AssetAlreadyRunning: 409,
+    JobDeleted: 409,
+    TagExists: 409,
+    IdempotencyInProgress: 409,
+    IdempotencyKeyInvalid: 400,
+    IdempotencyKeyReused: 422,
     UnknownJobKind: 422,
+    InvalidRequest: 422,
     Unavailable: 503,
 }
 _CODE_OF_STATUS = {404: "not_found", 405: "method_not_allowed", 503: "service_unavailable"}
@@ -89,8 +115,13 @@ def status_of(exc: AppError) -> int:
 
 async def _app_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, AppError)
+    return app_error_problem(request, exc)
+
+
+def app_error_problem(request: Request, exc: AppError) -> ProblemResponse:
     status = status_of(exc)
-    headers = {"Retry-After": "1"} if isinstance(exc, Unavailable) else None
+    retry = isinstance(exc, Unavailable | IdempotencyInProgress)
+    headers = {"Retry-After": "1"} if retry else None
     if status >= 500:
         log.warning("%s: %s", exc.code, exc.detail, extra={"request_id": current_request_id()})
     return problem(status, exc.code, instance=request.url.path, detail=exc.detail, headers=headers)

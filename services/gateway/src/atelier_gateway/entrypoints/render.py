@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, overload
 
+from fastapi import Request
+
 from atelier_contracts.common import ErrorInfo
 from atelier_contracts.snapshot import JobSnapshot, StepSnapshot
 from atelier_gateway.app.get_job import JobAsset, JobDetails
@@ -22,6 +24,16 @@ from atelier_gateway.entrypoints.schemas import (
 )
 
 FileUrl = Callable[[JobAsset], str]
+
+
+def file_urls(request: Request) -> FileUrl:
+    """Absolute signed download links, on the host the client used."""
+
+    def url(asset: JobAsset) -> str:
+        base = request.url_for("download_file", asset_id=asset.id)
+        return str(base.include_query_params(expires=asset.link.expires, sig=asset.link.sig))
+
+    return url
 
 
 def job(details: JobDetails, file_url: FileUrl) -> Job:

@@ -18,6 +18,8 @@ if set(get_args(JobStatusName)) != set(JobStatus.ALL):  # pragma: no cover - gua
     raise RuntimeError("JobStatusName is out of date with atelier_contracts.snapshot.JobStatus.ALL")
 
 Tag = Annotated[str, Field(min_length=1, max_length=50)]
+Title = Annotated[str, Field(min_length=1, max_length=200)]
+Priority = Annotated[int, Field(ge=0, le=9, strict=True)]
 
 
 class JobInputBody(BaseModel):
@@ -45,9 +47,9 @@ class SubmitJobBody(BaseModel):
     )
 
     kind: str = Field(min_length=1, max_length=32, description="A job kind, e.g. 'story'.")
-    title: str = Field(min_length=1, max_length=200)
+    title: Title
     input: JobInputBody
-    priority: Annotated[int, Field(ge=0, le=9, strict=True)] = 0
+    priority: Priority = 0
     tags: list[Tag] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")
@@ -115,7 +117,37 @@ class Job(JobSummary):
 
 class JobList(BaseModel):
     items: list[JobSummary]
-    count: int
+    count: int = Field(description="Items on this page.")
+    has_more: bool
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class DeletedJob(BaseModel):
+    id: str
+    deleted: bool = Field(description="True once the read model no longer shows the job.")
+
+
+class BatchOut(BaseModel):
+    matched: int
+    dry_run: bool | None = Field(default=None, description="Present (true) on a dry run.")
+    submitted: int | None = Field(default=None, description="Commands published (absent on a dry run).")
+    ids: list[str] | None = Field(default=None, description="The jobs a command was published for.")
+
+
+class TagOut(BaseModel):
+    name: str
+    job_count: int
+    created_at: datetime | None = Field(description="Null for a tag used on jobs but never created.")
+
+
+class TagList(BaseModel):
+    items: list[TagOut]
+
+
+class TagChangeOut(BaseModel):
+    name: str
+    jobs_updated: int = Field(description="Jobs an UpdateJob was published for.")
+    job_ids: list[str]
 
 
 class EventOut(BaseModel):

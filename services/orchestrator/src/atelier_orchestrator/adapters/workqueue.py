@@ -31,5 +31,8 @@ class JetStreamWorkQueue:
         await self.cancelled.put(job_id, b"cancelled")
         await self.nc.publish(cancel_subject(job_id), b"")
 
+    async def abandon(self, job_id: str, work_id: str) -> None:
+        await self.nc.publish(cancel_subject(job_id), work_id.encode())
+
     async def resume(self, job_id: str) -> None:
         await self.cancelled.delete(job_id)

@@ -22,6 +22,7 @@ from atelier_contracts.events import (
     JobRequeued,
     StepCancelled,
     StepDispatched,
+    StepFailed,
     StepRetryRequested,
 )
 from atelier_contracts.ids import new_message_id
@@ -62,6 +63,9 @@ class WorkQueue(Protocol):
 
     async def resume(self, job_id: str) -> None:
         """Undo ``cancel``: the job runs again (requeued, or a step retried)."""
+
+    async def abandon(self, job_id: str, work_id: str) -> None:
+        """Tell the worker running ``work_id`` to stop: the attempt timed out."""
 
 
 class TooManyConflicts(Exception):
@@ -129,6 +133,8 @@ class Dispatcher:
                 cancelled = True
             if isinstance(event, JobRequeued | StepRetryRequested):
                 await self.queue.resume(commit.job_id)
+            if isinstance(event, StepFailed) and event.error.code == "step_timeout":
+                await self.queue.abandon(commit.job_id, event.work_id)
             if not isinstance(event, StepDispatched):
                 continue
             item = WorkItem(
