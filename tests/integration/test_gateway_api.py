@@ -309,6 +309,31 @@ async def test_submit_answers_from_the_read_model_once_projected(
     assert [s["name"] for s in job["steps"]] == ["write"]
 
 
+async def test_a_task_must_name_a_capability_it_can_run(gateway: Gateway, js: JetStreamContext) -> None:
+    for job_input in ({"prompt": "p"}, {"prompt": "p", "capability": "teleport"}):
+        response = await gateway.client.post("/v1/jobs", json={**BODY, "kind": "task", "input": job_input})
+        assert "text.generate" in assert_problem(response, 422, "unknown_job_kind")["detail"]
+    ok = await gateway.client.post(
+        "/v1/jobs", json={**BODY, "kind": "task", "input": {"prompt": "p", "capability": "tts"}}
+    )
+    assert ok.status_code == 202, ok.text
+    assert (await js.stream_info(COMMANDS_STREAM)).state.messages == 1
+
+
+async def test_a_body_that_is_not_json_is_unsupported_media_type(
+    gateway: Gateway, js: JetStreamContext
+) -> None:
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {"content-type": content_type} if content_type else {}
+        response = await gateway.client.post("/v1/jobs", content=json.dumps(BODY), headers=headers)
+        assert_problem(response, 415, "unsupported_media_type")
+    response = await gateway.client.post(
+        "/v1/jobs", content=json.dumps(BODY), headers={"content-type": "application/json; charset=utf-8"}
+    )
+    assert response.status_code == 202, response.text
+    assert (await js.stream_info(COMMANDS_STREAM)).state.messages == 1
+
+
 async def test_unknown_kind_is_refused_before_publishing(gateway: Gateway, js: JetStreamContext) -> None:
     response = await gateway.client.post("/v1/jobs", json={**BODY, "kind": "sonnet"})
     body = assert_problem(response, 422, "unknown_job_kind")
@@ -416,6 +441,10 @@ async def test_get_job_builds_the_representation_from_the_snapshot(gateway: Gate
     assert download.content == b"Once upon a time, a fox found a lantern."
     assert download.headers["content-type"].startswith("text/plain")
     assert download.headers["content-disposition"] == 'attachment; filename="story.txt"'
+    head = await gateway.client.head(asset["url"])
+    assert head.status_code == 200
+    assert head.headers["content-length"] == "40"
+    assert head.content == b""
 
 
 async def test_unknown_job_is_a_job_not_found_problem(gateway: Gateway) -> None:

@@ -13,6 +13,7 @@ ERROR_CODES: dict[str, str] = {
     "unknown_job_kind": "The job kind is not one Atelier knows.",
     "not_found": "No such route.",
     "method_not_allowed": "The route exists but not for this method.",
+    "unsupported_media_type": "Request bodies must be JSON (Content-Type: application/json).",
     "illegal_transition": "The job's state does not allow this request (e.g. requeue a running job).",
     "step_not_found": "The job has no step of that name.",
     "asset_already_running": "That step or asset is already being produced; wait for it.",

@@ -33,6 +33,10 @@ class UnknownJobKind(AppError):
     code = "unknown_job_kind"
 
 
+class UnsupportedMediaType(AppError):
+    code = "unsupported_media_type"
+
+
 class Unavailable(AppError):
     """NATS or SQL did not answer in time; the request may be retried."""
 

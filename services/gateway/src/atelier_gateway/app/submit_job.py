@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from atelier_contracts import ids
-from atelier_contracts.commands import JOB_KINDS, Command, SubmitJob
+from atelier_contracts.commands import JOB_KINDS, TASK_CAPABILITIES, Command, SubmitJob
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.snapshot import JobSnapshot, JobStatus
 from atelier_gateway.app.errors import IdempotencyKeyReused, JobDeleted, Unavailable, UnknownJobKind
@@ -52,6 +52,10 @@ async def submit_job(
 ) -> SubmitJobResult:
     if cmd.kind not in JOB_KINDS:
         raise UnknownJobKind(f"Unknown job kind {cmd.kind!r}; known kinds: {', '.join(sorted(JOB_KINDS))}.")
+    if cmd.kind == "task" and cmd.input.get("capability") not in TASK_CAPABILITIES:
+        raise UnknownJobKind(
+            f"A task needs input.capability, one of: {', '.join(sorted(TASK_CAPABILITIES))}."
+        )
     job_id = (
         ids.derived_id("job", cmd.tenant, cmd.idempotency_key) if cmd.idempotency_key else ids.new_job_id()
     )

@@ -14,6 +14,8 @@ from atelier_gateway.entrypoints.problems import problem_responses
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
 
+# HEAD answers like GET without the bytes (curl -I on a link); one documented operation is enough.
+@router.head("/{asset_id}", include_in_schema=False)
 @router.get(
     "/{asset_id}",
     name="download_file",

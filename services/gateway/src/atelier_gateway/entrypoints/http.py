@@ -8,9 +8,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 
 from atelier_gateway import bootstrap
+from atelier_gateway.app.errors import UnsupportedMediaType
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.config import Settings
 from atelier_gateway.entrypoints import batch, files, job_commands, job_list, jobs, ops, problems, tags
@@ -30,6 +31,16 @@ def gateway_version() -> str:
         return package_version("atelier-gateway")
     except PackageNotFoundError:  # running from a source tree without installing
         return "0.0.0+unknown"
+
+
+async def require_json_body(request: Request) -> None:
+    """A body that is not JSON is refused as such (415), not misread as invalid JSON (422)."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if has_body and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type {media or '(none)'} is not JSON; send application/json.")
 
 
 def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) -> FastAPI:
@@ -54,6 +65,7 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
         description=DESCRIPTION,
         lifespan=lifespan,
         responses=problems.problem_responses(500),
+        dependencies=[Depends(require_json_body)],
     )
     app.add_middleware(RequestContextMiddleware)
     problems.install(app)

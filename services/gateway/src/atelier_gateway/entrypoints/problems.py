@@ -31,6 +31,7 @@ from atelier_gateway.app.errors import (
     TagNotFound,
     Unavailable,
     UnknownJobKind,
+    UnsupportedMediaType,
 )
 from atelier_gateway.entrypoints.context import current_request_id
 
@@ -51,6 +52,7 @@ STATUS_OF: dict[type[AppError], int] = {
     IdempotencyKeyInvalid: 400,
     IdempotencyKeyReused: 422,
     UnknownJobKind: 422,
+    UnsupportedMediaType: 415,
     InvalidRequest: 422,
     Unavailable: 503,
 }

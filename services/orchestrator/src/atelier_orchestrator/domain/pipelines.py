@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from atelier_contracts.commands import TASK_CAPABILITIES
 from atelier_contracts.events import StepSpec
 
 
@@ -39,8 +40,6 @@ STORY = Pipeline(
 )
 
 PIPELINES: dict[str, Pipeline] = {p.kind: p for p in (STORY,)}
-
-TASK_CAPABILITIES = frozenset({"text.generate", "image.generate", "tts"})
 
 
 def task_pipeline(job_input: dict[str, Any]) -> Pipeline | None:
