@@ -9,7 +9,7 @@ from atelier_contracts.blobstore import BlobNotFound, BlobStore
 from atelier_contracts.common import Artifact
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
 from atelier_contracts.work import WorkItem
-from atelier_provider_router.app.ports import ImageRequest, Provider, SpeechRequest, TextRequest
+from atelier_provider_router.app.ports import CallOptions, ImageRequest, Provider, SpeechRequest, TextRequest
 
 
 def _prompt(item: WorkItem) -> tuple[str, str, int]:
@@ -57,7 +57,9 @@ def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
     async def text_generate(item: WorkItem) -> WorkResult:
         await simulate_faults(item)
         prompt, title, seed = _prompt(item)
-        result = await provider.generate_text(TextRequest(prompt=prompt, title=title, seed=seed))
+        result = await provider.generate_text(
+            TextRequest(prompt=prompt, title=title, seed=seed), CallOptions(model="")
+        )
         ref = blobs.put_bytes(result.text.encode(), "text/markdown")
         artifact = Artifact(name="story", kind="text", blob=ref, meta={"words": len(result.text.split())})
         return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
@@ -66,7 +68,9 @@ def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
         await simulate_faults(item)
         prompt, title, seed = _prompt(item)
         size = int(item.params.get("size", 1024))
-        result = await provider.generate_image(ImageRequest(prompt=prompt, title=title, seed=seed, size=size))
+        result = await provider.generate_image(
+            ImageRequest(prompt=prompt, title=title, seed=seed, size=size), CallOptions(model="")
+        )
         ref = blobs.put_bytes(result.data, result.content_type)
         artifact = Artifact(name="image", kind="image", blob=ref, meta=dict(result.meta))
         return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
@@ -75,7 +79,7 @@ def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
         await simulate_faults(item)
         text = _input_text(blobs, item)  # Markdown: the provider decides how to speak it
         seed = int(item.params.get("input", {}).get("seed", 0))
-        result = await provider.synthesize_speech(SpeechRequest(text=text, seed=seed))
+        result = await provider.synthesize_speech(SpeechRequest(text=text, seed=seed), CallOptions(model=""))
         ref = blobs.put_bytes(result.data, result.content_type)
         artifact = Artifact(name="audio", kind="audio", blob=ref, meta=dict(result.meta))
         return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)

@@ -1,15 +1,60 @@
 """The provider port: one request and one result type per capability, so fields can be added.
 
-An adapter implements the methods for the capabilities it lists; the router picks adapters
-per capability. Every call has a timeout set by the router.
+An adapter implements the methods for the capabilities it lists and raises :class:`ProviderError`
+with an :class:`ErrorClass` for every failure, so the router can decide — retry elsewhere, wait,
+or fail fast — without knowing the provider's wire format. The router sets each call's model,
+timeout and idempotency key.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from atelier_contracts.common import Usage
+
+
+class ErrorClass(enum.StrEnum):
+    RATE_LIMITED = "rate_limited"
+    """429: try another provider; this one cools down (Retry-After when given)."""
+    SERVER_ERROR = "server_error"
+    """5xx or a malformed answer: try another provider."""
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    """Refused, reset or unreachable."""
+    CONTENT_POLICY = "content_policy"
+    """The provider refuses the content: no failover, ``prompt_invalid``."""
+    INVALID_REQUEST = "invalid_request"
+    """A 400 about the input: no failover, ``prompt_invalid``."""
+    CONTEXT_TOO_LONG = "context_too_long"
+    """The input is too long for this model: another model may take it."""
+    AUTH = "auth"
+    """401/403: this provider is taken out until its credentials change."""
+
+
+@dataclass
+class ProviderError(Exception):
+    """A failed provider call, classified (not frozen: Python sets attributes on raised exceptions)."""
+
+    error_class: ErrorClass
+    message: str
+    status: int | None = None
+    retry_after_s: float | None = None
+
+    def __str__(self) -> str:
+        status = f" {self.status}" if self.status else ""
+        return f"{self.error_class}{status}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """What the router decides for one call."""
+
+    model: str
+    timeout_s: float = 60.0
+    idempotency_key: str = ""
+    """Sent where the provider's API accepts one, so a retry after a lost reply is not billed twice."""
 
 
 @dataclass(frozen=True)
@@ -17,6 +62,8 @@ class TextRequest:
     prompt: str
     title: str
     seed: int = 0
+    system: str = "You write warm, vivid children's stories in Markdown, starting with '# ' and the title."
+    max_tokens: int = 1200
 
 
 @dataclass(frozen=True)
@@ -31,6 +78,16 @@ class ImageRequest:
     prompt: str
     title: str
     seed: int = 0
+    size: int = 1024
+
+
+@dataclass(frozen=True)
+class ImageEditRequest:
+    """Edit an image (e.g. replace its background) as the prompt says; ``mask`` is optional PNG."""
+
+    image: bytes
+    prompt: str
+    mask: bytes | None = None
     size: int = 1024
 
 
@@ -56,8 +113,10 @@ class Provider(Protocol):
     name: str
     capabilities: frozenset[str]
 
-    async def generate_text(self, request: TextRequest) -> TextResult: ...
+    async def generate_text(self, request: TextRequest, options: CallOptions) -> TextResult: ...
 
-    async def generate_image(self, request: ImageRequest) -> MediaResult: ...
+    async def generate_image(self, request: ImageRequest, options: CallOptions) -> MediaResult: ...
 
-    async def synthesize_speech(self, request: SpeechRequest) -> MediaResult: ...
+    async def edit_image(self, request: ImageEditRequest, options: CallOptions) -> MediaResult: ...
+
+    async def synthesize_speech(self, request: SpeechRequest, options: CallOptions) -> MediaResult: ...

@@ -7,8 +7,12 @@ import asyncio
 from atelier_contracts.common import Usage
 from atelier_provider_router.adapters.offline import image, speech, text
 from atelier_provider_router.app.ports import (
+    CallOptions,
+    ErrorClass,
+    ImageEditRequest,
     ImageRequest,
     MediaResult,
+    ProviderError,
     SpeechRequest,
     TextRequest,
     TextResult,
@@ -19,12 +23,12 @@ class OfflineProvider:
     name = "offline"
     capabilities = frozenset({"text.generate", "image.generate", "tts"})
 
-    async def generate_text(self, request: TextRequest) -> TextResult:
+    async def generate_text(self, request: TextRequest, options: CallOptions) -> TextResult:
         story = await asyncio.to_thread(text.write_story, request.prompt, request.title, request.seed)
         words = len(story.split())
         return TextResult(text=story, model=text.MODEL, usage=Usage(units={"output_words": words}))
 
-    async def generate_image(self, request: ImageRequest) -> MediaResult:
+    async def generate_image(self, request: ImageRequest, options: CallOptions) -> MediaResult:
         data = await asyncio.to_thread(
             image.render_illustration, request.prompt, request.title, request.seed, request.size
         )
@@ -36,7 +40,10 @@ class OfflineProvider:
             usage=Usage(units={"images": 1}),
         )
 
-    async def synthesize_speech(self, request: SpeechRequest) -> MediaResult:
+    async def edit_image(self, request: ImageEditRequest, options: CallOptions) -> MediaResult:
+        raise ProviderError(ErrorClass.INVALID_REQUEST, "the offline provider does not edit images")
+
+    async def synthesize_speech(self, request: SpeechRequest, options: CallOptions) -> MediaResult:
         data, model = await asyncio.to_thread(speech.synthesize, request.text, request.seed)
         seconds = speech.wav_duration_seconds(data)
         return MediaResult(
