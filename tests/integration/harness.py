@@ -30,9 +30,17 @@ from atelier_media.app.handlers import handlers as media_handlers
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
 from atelier_orchestrator.bootstrap import Orchestrator, bootstrap
 from atelier_orchestrator.config import Settings
-from atelier_provider_router.adapters.offline.provider import OfflineProvider
+from atelier_provider_router.adapters.registry import build_providers
 from atelier_provider_router.app.capabilities import handlers as ai_handlers
+from atelier_provider_router.app.matrix import load
+from atelier_provider_router.app.router import Router
 from tests.support import eventually
+
+
+def offline_ai_handlers(blobs: FileBlobStore) -> dict[str, WorkHandler]:
+    """The provider router's real handlers over the built-in offline matrix."""
+    matrix = load(None)
+    return ai_handlers(Router(matrix, build_providers(matrix)), blobs)
 
 
 def orchestrator_settings(nats_url: str, database_url: str, **changes: Any) -> Settings:
@@ -64,7 +72,7 @@ class Platform:
     def pool(self, pool: str, handlers: dict[str, WorkHandler] | None = None, **kwargs: Any) -> WorkPool:
         if handlers is None:
             handlers = {
-                "ai": lambda: ai_handlers(OfflineProvider(), self.blobs),
+                "ai": lambda: offline_ai_handlers(self.blobs),
                 "media": lambda: media_handlers(self.blobs),
                 "export": lambda: export_handlers(self.blobs),
             }[pool]()

@@ -21,9 +21,7 @@ from atelier_contracts.subjects import WORK_STREAM, pool_filter
 from atelier_contracts.work import WorkItem
 from atelier_devstack.natsserver import NatsServer
 from atelier_orchestrator.adapters.blobgc import release_blobs
-from atelier_provider_router.adapters.offline.provider import OfflineProvider
-from atelier_provider_router.app.capabilities import handlers as ai_handlers
-from tests.integration.harness import Platform, names, platform
+from tests.integration.harness import Platform, names, offline_ai_handlers, platform
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -170,7 +168,7 @@ async def test_higher_priority_work_is_taken_first(
         low = [await p.submit(capability="text.generate", priority=0) for _ in range(6)]
         high = await p.submit(capability="text.generate", priority=9)
         order: list[str] = []
-        real = ai_handlers(OfflineProvider(), p.blobs)["text.generate"]
+        real = offline_ai_handlers(p.blobs)["text.generate"]
 
         async def record(item: WorkItem) -> WorkResult:
             order.append(item.job_id)

@@ -39,3 +39,17 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
 
     units: dict[str, float] = {}
     cost_usd: float = 0.0
+
+
+class ProviderAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One call (or a skip) of one provider for one work item, as the router saw it."""
+
+    provider: str
+    model: str
+    outcome: str
+    """``succeeded``, ``failed`` or ``skipped`` (cooling down, over its limits)."""
+    started_at: datetime
+    latency_ms: float = 0.0
+    error_class: str = ""
+    message: str = ""
+    usage: Usage = Usage()

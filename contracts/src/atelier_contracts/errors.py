@@ -27,6 +27,8 @@ ERROR_CODES: dict[str, str] = {
     "internal_error": "An unexpected error; the request id identifies it in the logs.",
     # Step and job failures (ErrorInfo.code)
     "provider_error": "A provider failed in a way worth retrying.",
+    "providers_unavailable": "Every provider of the capability is cooling down or at its limits.",
+    "no_provider": "No provider is configured for the capability.",
     "prompt_invalid": "The provider refused the input; retrying will not help.",
     "input_missing": "A step's input artifact is missing from the blob store.",
     "input_invalid": "A step's input could not be read as what it claims to be.",

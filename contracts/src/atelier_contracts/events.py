@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from atelier_contracts.common import Artifact, ErrorInfo, Usage
+from atelier_contracts.common import Artifact, ErrorInfo, ProviderAttempt, Usage
 
 
 class StepSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +81,16 @@ class StepSucceeded(msgspec.Struct, frozen=True, kw_only=True, tag="step_succeed
     started_at: datetime
     finished_at: datetime
     usage: Usage = Usage()
+    fallbacks: list[str] = []
+
+
+class ProviderCalled(msgspec.Struct, frozen=True, kw_only=True, tag="provider_called"):
+    """One provider call (or skip) made for a step attempt: who, how long, what it cost, why it failed."""
+
+    step: str
+    attempt: int
+    capability: str
+    call: ProviderAttempt
 
 
 class StepFailed(msgspec.Struct, frozen=True, kw_only=True, tag="step_failed"):
@@ -177,6 +187,7 @@ JobEvent = (
     | StepStarted
     | StepRedelivered
     | StepSucceeded
+    | ProviderCalled
     | StepFailed
     | StepRetryScheduled
     | StepCancelled

@@ -51,6 +51,7 @@ class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     provider: str | None = None
     model: str | None = None
     usage: Usage | None = None
+    fallbacks: list[str] = []
     last_error: ErrorInfo | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from atelier_contracts.common import Artifact, Usage
+from atelier_contracts.common import Artifact, ProviderAttempt, Usage
 
 
 class WorkItem(msgspec.Struct, frozen=True, kw_only=True, tag="work_item"):
@@ -55,6 +55,10 @@ class WorkSucceeded(msgspec.Struct, frozen=True, kw_only=True, tag="work_succeed
     started_at: datetime
     finished_at: datetime
     usage: Usage = Usage()
+    attempts: list[ProviderAttempt] = []
+    """Every provider tried for this result, in order; the last one answered."""
+    fallbacks: list[str] = []
+    """Why each earlier provider was passed over, e.g. "fell back to b/m2: a/m1 answered 429"."""
 
 
 class WorkFailed(msgspec.Struct, frozen=True, kw_only=True, tag="work_failed"):
@@ -69,6 +73,9 @@ class WorkFailed(msgspec.Struct, frozen=True, kw_only=True, tag="work_failed"):
     finished_at: datetime
     provider: str = ""
     model: str = ""
+    attempts: list[ProviderAttempt] = []
+    retry_after_s: float | None = None
+    """The earliest a retry could succeed (e.g. every provider is cooling down)."""
 
 
 WorkReport = WorkStarted | WorkSucceeded | WorkFailed

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
@@ -15,8 +15,8 @@ from nats.js import JetStreamContext
 from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.runtime import logs
 from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams, ready_check
-from atelier_contracts.runtime.ops import serve_ops
-from atelier_contracts.runtime.service import install_stop_signals, run_until_stopped
+from atelier_contracts.runtime.ops import ReadyCheck, serve_ops
+from atelier_contracts.runtime.service import Part, install_stop_signals, run_until_stopped
 from atelier_contracts.runtime.workpool import WorkHandler, WorkPool
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,20 @@ class WorkerSettings:
         )
 
 
-HandlersFactory = Callable[[FileBlobStore, WorkerSettings], dict[str, WorkHandler]]
+@dataclass
+class WorkerSetup:
+    """A worker service's handlers, and any tasks that run beside them (e.g. config reloads)."""
+
+    handlers: dict[str, WorkHandler]
+    background: list[Part] = field(default_factory=list)
+    checks: dict[str, ReadyCheck] = field(default_factory=dict)
+
+
+SetupFactory = Callable[[FileBlobStore, WorkerSettings], WorkerSetup]
 
 
 async def serve_worker(
-    service: str, dist: str, pool: str, settings: WorkerSettings, handlers: HandlersFactory
+    service: str, dist: str, pool: str, settings: WorkerSettings, setup: SetupFactory
 ) -> None:
     stop = asyncio.Event()
     install_stop_signals(stop)
@@ -59,10 +68,11 @@ async def serve_worker(
     js: JetStreamContext = nc.jetstream()
     await ensure_streams(js)
     blobs = FileBlobStore(settings.blob_dir)
+    parts = setup(blobs, settings)
     work = WorkPool(
         nc,
         pool,
-        handlers(blobs, settings),
+        parts.handlers,
         concurrency=settings.concurrency,
         ack_wait_s=settings.ack_wait_s,
     )
@@ -72,18 +82,18 @@ async def serve_worker(
             raise FileNotFoundError(settings.blob_dir)
 
     async def ops(stop: asyncio.Event) -> None:
-        checks = {"nats": ready_check(nc), "blobs": check_blobs}
+        checks = {"nats": ready_check(nc), "blobs": check_blobs, **parts.checks}
         await serve_ops(service, version(dist), settings.ops_host, settings.ops_port, checks, stop)
 
     log.info("%s started", service, extra={"pool": pool, "ops_port": settings.ops_port})
     try:
-        await run_until_stopped(stop, ops, work.run)
+        await run_until_stopped(stop, ops, work.run, *parts.background)
     finally:
         await close_quietly(nc)
     log.info("%s stopped", service)
 
 
-def main_for(service: str, dist: str, pool: str, default_ops_port: int, handlers: HandlersFactory) -> None:
+def main_for(service: str, dist: str, pool: str, default_ops_port: int, setup: SetupFactory) -> None:
     settings = WorkerSettings.from_env(service, default_ops_port)
     logs.setup(service, settings.log_level)
-    asyncio.run(serve_worker(service, dist, pool, settings, handlers))
+    asyncio.run(serve_worker(service, dist, pool, settings, setup))

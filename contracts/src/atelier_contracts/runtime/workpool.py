@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from prometheus_client import Counter, Histogram
 
-from atelier_contracts.common import Artifact, Usage
+from atelier_contracts.common import Artifact, ProviderAttempt, Usage
 from atelier_contracts.envelope import Envelope, encode, work_item_decoder
 from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outcome, Retry
 from atelier_contracts.runtime.nats import cancelled_jobs
@@ -48,11 +49,21 @@ WORK_TOTAL = Counter("atelier_work_total", "Work items finished", ["capability",
 class WorkError(Exception):
     """A failure a worker understands: a stable code and whether a retry may help."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool,
+        attempts: list[ProviderAttempt] | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.attempts = attempts or []
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class WorkResult:
     provider: str
     model: str
     usage: Usage = field(default_factory=Usage)
+    attempts: list[ProviderAttempt] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)
 
 
 WorkHandler = Callable[[WorkItem], Coroutine[Any, Any, WorkResult]]
@@ -165,6 +178,8 @@ class WorkPool:
                 usage=result.usage,
                 started_at=started,
                 finished_at=datetime.now(UTC),
+                attempts=result.attempts,
+                fallbacks=result.fallbacks,
             )
         except asyncio.CancelledError:
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]
@@ -173,6 +188,7 @@ class WorkPool:
             return ACK
         except WorkError as exc:
             report = self._failed(item, started, exc.code, exc.message, exc.retryable)
+            report = msgspec.structs.replace(report, attempts=exc.attempts, retry_after_s=exc.retry_after_s)
         except Exception as exc:  # an unexpected bug is reported as a retryable step failure
             log.exception("work handler crashed", extra={"job_id": item.job_id, "step": item.step})
             report = self._failed(item, started, "worker_error", f"{type(exc).__name__}: {exc}", True)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from atelier_contracts.blobstore import FileBlobStore
-from atelier_contracts.runtime.worker_main import WorkerSettings, main_for
-from atelier_contracts.runtime.workpool import WorkHandler
+from atelier_contracts.runtime.worker_main import WorkerSettings, WorkerSetup, main_for
 from atelier_export.app.handlers import handlers
 
 
-def build_handlers(blobs: FileBlobStore, _settings: WorkerSettings) -> dict[str, WorkHandler]:
-    return handlers(blobs)
+def setup(blobs: FileBlobStore, _settings: WorkerSettings) -> WorkerSetup:
+    return WorkerSetup(handlers=handlers(blobs))
 
 
 def main() -> None:
-    main_for("export", "atelier-export", "export", 8084, build_handlers)
+    main_for("export", "atelier-export", "export", 8084, setup)
 
 
 if __name__ == "__main__":

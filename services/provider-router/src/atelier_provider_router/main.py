@@ -1,20 +1,66 @@
-"""``atelier-provider-router``: serves the ``ai`` work pool."""
+"""``atelier-provider-router``: serves the ``ai`` work pool over the configured providers.
+
+The capability matrix comes from ``ATELIER_PROVIDERS_FILE`` (default: the built-in offline
+matrix). It is validated at start-up — an invalid file stops the service with the reasons —
+and re-read when it changes (every ``ATELIER_PROVIDERS_RELOAD_S``); an invalid new version is
+logged and the running one kept.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+
 from atelier_contracts.blobstore import FileBlobStore
-from atelier_contracts.runtime.worker_main import WorkerSettings, main_for
-from atelier_contracts.runtime.workpool import WorkHandler
-from atelier_provider_router.adapters.offline.provider import OfflineProvider
+from atelier_contracts.runtime.worker_main import WorkerSettings, WorkerSetup, main_for
+from atelier_provider_router.adapters.registry import build_providers
 from atelier_provider_router.app.capabilities import handlers
+from atelier_provider_router.app.matrix import DEFAULT_FILE, MatrixError, load
+from atelier_provider_router.app.router import Router
+
+log = logging.getLogger(__name__)
 
 
-def build_handlers(blobs: FileBlobStore, _settings: WorkerSettings) -> dict[str, WorkHandler]:
-    return handlers(OfflineProvider(), blobs)
+def matrix_file() -> Path:
+    return Path(os.environ.get("ATELIER_PROVIDERS_FILE") or DEFAULT_FILE)
+
+
+def setup(blobs: FileBlobStore, _settings: WorkerSettings) -> WorkerSetup:
+    path = matrix_file()
+    try:
+        matrix = load(path)
+    except MatrixError as exc:
+        print(f"atelier-provider-router: invalid provider configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    router = Router(matrix, build_providers(matrix))
+    every = float(os.environ.get("ATELIER_PROVIDERS_RELOAD_S", "5"))
+
+    async def reload(stop: asyncio.Event) -> None:
+        seen = path.stat().st_mtime
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            mtime = path.stat().st_mtime if path.exists() else seen
+            if mtime == seen:
+                continue
+            seen = mtime
+            try:
+                new = load(path)
+            except MatrixError as exc:
+                log.error("provider configuration not reloaded, keeping the running one: %s", exc)
+                continue
+            router.reload(new, build_providers(new))
+            log.info("provider configuration reloaded", extra={"file": str(path)})
+
+    return WorkerSetup(handlers=handlers(router, blobs), background=[reload])
 
 
 def main() -> None:
-    main_for("provider-router", "atelier-provider-router", "ai", 8082, build_handlers)
+    main_for("provider-router", "atelier-provider-router", "ai", 8082, setup)
 
 
 if __name__ == "__main__":

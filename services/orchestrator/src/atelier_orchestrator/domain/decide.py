@@ -21,7 +21,7 @@ from atelier_contracts.commands import (
     SubmitJob,
     UpdateJob,
 )
-from atelier_contracts.common import Artifact, ErrorInfo
+from atelier_contracts.common import Artifact, ErrorInfo, ProviderAttempt
 from atelier_contracts.events import (
     JobCancelled,
     JobDeleted,
@@ -33,6 +33,7 @@ from atelier_contracts.events import (
     JobSubmitted,
     JobSucceeded,
     JobUpdated,
+    ProviderCalled,
     ReportIgnored,
     StepCancelled,
     StepDispatched,
@@ -275,6 +276,7 @@ def _current_report(d: _Decision, step: StepSnapshot, report: WorkReport) -> Non
                 )
         case WorkSucceeded():
             _mark_job_started(d)
+            _record_calls(d, step, report.attempt, report.attempts)
             d.emit(
                 StepSucceeded(
                     step=step.name,
@@ -286,6 +288,7 @@ def _current_report(d: _Decision, step: StepSnapshot, report: WorkReport) -> Non
                     usage=report.usage,
                     started_at=report.started_at,
                     finished_at=report.finished_at,
+                    fallbacks=report.fallbacks,
                 )
             )
             if step.name == d.job.partial_ready_after and d.job.status == JobStatus.RUNNING:
@@ -293,8 +296,22 @@ def _current_report(d: _Decision, step: StepSnapshot, report: WorkReport) -> Non
             _dispatch_ready_steps(d)
             _settle(d)
         case WorkFailed():
+            _record_calls(d, step, report.attempt, report.attempts)
             retryable = is_retryable(report.code, report.retryable)
-            _step_failed(d, step, report.code, report.message, retryable=retryable, at=report.finished_at)
+            _step_failed(
+                d,
+                step,
+                report.code,
+                report.message,
+                retryable=retryable,
+                at=report.finished_at,
+                retry_after_s=report.retry_after_s,
+            )
+
+
+def _record_calls(d: _Decision, step: StepSnapshot, attempt: int, calls: list[ProviderAttempt]) -> None:
+    for call in calls:
+        d.emit(ProviderCalled(step=step.name, attempt=attempt, capability=step.capability, call=call))
 
 
 def _mark_job_started(d: _Decision) -> None:
@@ -303,10 +320,18 @@ def _mark_job_started(d: _Decision) -> None:
 
 
 def _step_failed(
-    d: _Decision, step: StepSnapshot, code: str, message: str, *, retryable: bool, at: datetime
+    d: _Decision,
+    step: StepSnapshot,
+    code: str,
+    message: str,
+    *,
+    retryable: bool,
+    at: datetime,
+    retry_after_s: float | None = None,
 ) -> None:
     deadline = d.job.deadline_at
-    due = d.now + timedelta(seconds=backoff_delay(step, step.work_id or ""))
+    delay = max(backoff_delay(step, step.work_id or ""), retry_after_s or 0.0)
+    due = d.now + timedelta(seconds=delay)
     will_retry = retryable and step.run_attempts < step.max_attempts and (deadline is None or due < deadline)
     error = ErrorInfo(code=code, message=message, at=at, retryable=retryable)
     d.emit(
@@ -364,12 +389,23 @@ def _dispatch_ready_steps(d: _Decision) -> None:
             _dispatch(d, step, step.attempts + 1)
 
 
+def _sticky_provider(job: JobSnapshot, capability: str) -> str | None:
+    """The provider an earlier step of this job used for the same capability, to keep a style."""
+    for other in job.steps.values():
+        if other.capability == capability and other.status == StepStatus.SUCCEEDED and other.provider:
+            return other.provider
+    return None
+
+
 def _dispatch(d: _Decision, step: StepSnapshot, attempt: int, not_before: datetime | None = None) -> None:
     job = d.job
     inputs: dict[str, Artifact] = {
         f"{need}.{artifact.name}": artifact for need in step.needs for artifact in job.steps[need].outputs
     }
     params: dict[str, Any] = {"title": job.title, "input": job.input, "kind": job.kind, **step.params}
+    sticky = _sticky_provider(job, step.capability)
+    if sticky:
+        params["sticky_provider"] = sticky
     d.emit(
         StepDispatched(
             step=step.name,

@@ -19,6 +19,7 @@ from atelier_contracts.events import (
     JobSubmitted,
     JobSucceeded,
     JobUpdated,
+    ProviderCalled,
     ReportIgnored,
     StepCancelled,
     StepDispatched,
@@ -85,6 +86,7 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
                 provider=event.provider,
                 model=event.model,
                 usage=event.usage,
+                fallbacks=event.fallbacks,
                 started_at=event.started_at,
                 finished_at=event.finished_at,
                 updated_at=at,
@@ -102,6 +104,8 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
                 updated_at=at,
                 deadline_at=None,
             )
+        case ProviderCalled():
+            return state  # the call's facts live in the log (and the usage read model)
         case StepRetryScheduled():
             return state  # the StepDispatched that follows carries the new attempt
         case StepCancelled():

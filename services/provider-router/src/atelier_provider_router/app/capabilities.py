@@ -9,7 +9,8 @@ from atelier_contracts.blobstore import BlobNotFound, BlobStore
 from atelier_contracts.common import Artifact
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
 from atelier_contracts.work import WorkItem
-from atelier_provider_router.app.ports import CallOptions, ImageRequest, Provider, SpeechRequest, TextRequest
+from atelier_provider_router.app.ports import ImageRequest, SpeechRequest, TextRequest
+from atelier_provider_router.app.router import Routed, Router
 
 
 def _prompt(item: WorkItem) -> tuple[str, str, int]:
@@ -51,37 +52,43 @@ def _input_text(blobs: BlobStore, item: WorkItem, kind: str = "text") -> str:
     raise WorkError("input_missing", f"no {kind} input for {item.step}", retryable=False)
 
 
-def handlers(provider: Provider, blobs: BlobStore) -> dict[str, WorkHandler]:
-    """The router's handlers. One provider for now; the capability matrix picks per call later."""
+def _done(routed: Routed[Any], artifact: Artifact) -> WorkResult:
+    return WorkResult(
+        outputs=[artifact],
+        provider=routed.route.provider,
+        model=routed.result.model or routed.route.model,
+        usage=routed.usage,
+        attempts=routed.attempts,
+        fallbacks=routed.fallbacks,
+    )
+
+
+def handlers(router: Router, blobs: BlobStore) -> dict[str, WorkHandler]:
+    """The provider router's work handlers: each routes its call over the capability's providers."""
 
     async def text_generate(item: WorkItem) -> WorkResult:
         await simulate_faults(item)
         prompt, title, seed = _prompt(item)
-        result = await provider.generate_text(
-            TextRequest(prompt=prompt, title=title, seed=seed), CallOptions(model="")
-        )
-        ref = blobs.put_bytes(result.text.encode(), "text/markdown")
-        artifact = Artifact(name="story", kind="text", blob=ref, meta={"words": len(result.text.split())})
-        return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
+        request = TextRequest(prompt=prompt, title=title, seed=seed)
+        routed = await router.call("text.generate", item, lambda p, o: p.generate_text(request, o))
+        text = routed.result.text
+        ref = blobs.put_bytes(text.encode(), "text/markdown")
+        return _done(routed, Artifact(name="story", kind="text", blob=ref, meta={"words": len(text.split())}))
 
     async def image_generate(item: WorkItem) -> WorkResult:
         await simulate_faults(item)
         prompt, title, seed = _prompt(item)
-        size = int(item.params.get("size", 1024))
-        result = await provider.generate_image(
-            ImageRequest(prompt=prompt, title=title, seed=seed, size=size), CallOptions(model="")
-        )
-        ref = blobs.put_bytes(result.data, result.content_type)
-        artifact = Artifact(name="image", kind="image", blob=ref, meta=dict(result.meta))
-        return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
+        request = ImageRequest(prompt=prompt, title=title, seed=seed, size=int(item.params.get("size", 1024)))
+        routed = await router.call("image.generate", item, lambda p, o: p.generate_image(request, o))
+        ref = blobs.put_bytes(routed.result.data, routed.result.content_type)
+        return _done(routed, Artifact(name="image", kind="image", blob=ref, meta=dict(routed.result.meta)))
 
     async def tts(item: WorkItem) -> WorkResult:
         await simulate_faults(item)
         text = _input_text(blobs, item)  # Markdown: the provider decides how to speak it
-        seed = int(item.params.get("input", {}).get("seed", 0))
-        result = await provider.synthesize_speech(SpeechRequest(text=text, seed=seed), CallOptions(model=""))
-        ref = blobs.put_bytes(result.data, result.content_type)
-        artifact = Artifact(name="audio", kind="audio", blob=ref, meta=dict(result.meta))
-        return WorkResult(outputs=[artifact], provider=provider.name, model=result.model, usage=result.usage)
+        request = SpeechRequest(text=text, seed=int(item.params.get("input", {}).get("seed", 0)))
+        routed = await router.call("tts", item, lambda p, o: p.synthesize_speech(request, o))
+        ref = blobs.put_bytes(routed.result.data, routed.result.content_type)
+        return _done(routed, Artifact(name="audio", kind="audio", blob=ref, meta=dict(routed.result.meta)))
 
     return {"text.generate": text_generate, "image.generate": image_generate, "tts": tts}

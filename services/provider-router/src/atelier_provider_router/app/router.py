@@ -1,0 +1,181 @@
+"""Routing one work item over the providers of its capability: order, failover, cooldowns.
+
+Each candidate is tried at most once per work item, in the order the strategy gives (the job's
+sticky provider first when it is configured). Every call and every skip becomes a
+``ProviderAttempt`` that travels back in the work report, so the job's log says which provider
+answered, what it cost, and why each earlier one was passed over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Generic, Protocol, TypeVar
+
+from atelier_contracts.common import ProviderAttempt, Usage
+from atelier_contracts.runtime.workpool import WorkError
+from atelier_contracts.work import WorkItem
+from atelier_provider_router.app.breaker import Breakers
+from atelier_provider_router.app.matrix import Matrix, Route
+from atelier_provider_router.app.ports import CallOptions, ErrorClass, Provider, ProviderError
+
+FAIL_FAST = {ErrorClass.CONTENT_POLICY, ErrorClass.INVALID_REQUEST}
+EWMA_ALPHA = 0.3
+
+
+class Answer(Protocol):
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def usage(self) -> Usage: ...
+
+
+R = TypeVar("R", bound=Answer)
+Invoke = Callable[[Provider, CallOptions], Awaitable[R]]
+
+
+@dataclass(frozen=True)
+class Routed(Generic[R]):
+    result: R
+    route: Route
+    usage: Usage
+    attempts: list[ProviderAttempt]
+    fallbacks: list[str] = field(default_factory=list)
+
+
+def describe(error: ProviderError, route: Route) -> str:
+    if error.error_class == ErrorClass.RATE_LIMITED:
+        return f"{route.key} answered 429"
+    if error.error_class == ErrorClass.TIMEOUT:
+        return f"{route.key} timed out after {route.timeout_s:g}s"
+    if error.status:
+        return f"{route.key} answered {error.status} ({error.error_class})"
+    return f"{route.key} failed ({error.error_class}: {error.message})"
+
+
+class Router:
+    def __init__(
+        self,
+        matrix: Matrix,
+        providers: dict[str, Provider],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.matrix = matrix
+        self.providers = providers
+        self.breakers = Breakers(matrix.providers)
+        self.clock = clock
+        self.latency_ms: dict[str, float] = {}
+
+    def reload(self, matrix: Matrix, providers: dict[str, Provider]) -> None:
+        self.matrix, self.providers = matrix, providers
+        self.breakers.reconfigure(matrix.providers)
+
+    def order(self, capability: str, sticky: str | None = None) -> list[Route]:
+        routes = self.matrix.routes(capability)
+        if self.matrix.strategy == "prefer_latency":
+            # Unmeasured routes go first (by config order) so every route gets measured.
+            routes.sort(key=lambda r: self.latency_ms.get(r.key, 0.0))
+        if sticky:
+            routes.sort(key=lambda r: r.provider != sticky)
+        return routes
+
+    async def call(self, capability: str, item: WorkItem, invoke: Invoke[R]) -> Routed[R]:
+        routes = self.order(capability, item.params.get("sticky_provider"))
+        if not routes:
+            raise WorkError("no_provider", f"no provider is configured for {capability}", retryable=False)
+        attempts: list[ProviderAttempt] = []
+        passed_over: list[str] = []
+        for route in routes:
+            breaker = self.breakers[route.provider]
+            now = self.clock()
+            started = datetime.now(UTC)
+            if not breaker.allow(now):
+                reason = (
+                    f"{route.provider} cooling down ({breaker.reason}, {breaker.remaining(now):.0f}s left)"
+                )
+                attempts.append(
+                    _attempt(route, "skipped", started, error_class="cooling_down", message=reason)
+                )
+                passed_over.append(reason)
+                continue
+            options = CallOptions(
+                model=route.model, timeout_s=route.timeout_s, idempotency_key=f"{item.work_id}:{route.key}"
+            )
+            t0 = time.perf_counter()
+            try:
+                async with asyncio.timeout(route.timeout_s):
+                    result = await invoke(self.providers[route.provider], options)
+            except TimeoutError:
+                error = ProviderError(ErrorClass.TIMEOUT, f"no answer within {route.timeout_s:g}s")
+            except ProviderError as exc:
+                error = exc
+            else:
+                latency = (time.perf_counter() - t0) * 1000
+                breaker.succeeded()
+                self._observe(route, latency)
+                usage = route.priced(result.usage)
+                attempts.append(_attempt(route, "succeeded", started, latency_ms=latency, usage=usage))
+                fallbacks = [f"fell back to {route.key}: {why}" for why in passed_over]
+                return Routed(result=result, route=route, usage=usage, attempts=attempts, fallbacks=fallbacks)
+            latency = (time.perf_counter() - t0) * 1000
+            breaker.failed(error.error_class, self.clock(), error.retry_after_s)
+            attempts.append(
+                _attempt(
+                    route,
+                    "failed",
+                    started,
+                    latency_ms=latency,
+                    error_class=str(error.error_class),
+                    message=error.message[:500],
+                )
+            )
+            if error.error_class in FAIL_FAST:
+                raise WorkError(
+                    "prompt_invalid", f"{route.key}: {error.message}", retryable=False, attempts=attempts
+                )
+            passed_over.append(describe(error, route))
+        raise self._exhausted(capability, attempts, passed_over)
+
+    def _exhausted(self, capability: str, attempts: list[ProviderAttempt], why: list[str]) -> WorkError:
+        now = self.clock()
+        waits = [self.breakers[a.provider].remaining(now) for a in attempts]
+        waits = [w for w in waits if w > 0]
+        message = f"every provider of {capability} failed: " + "; ".join(why)
+        if waits:
+            # Nobody can answer before the earliest cooldown ends: ask to be retried then.
+            return WorkError(
+                "providers_unavailable", message, retryable=True, attempts=attempts, retry_after_s=min(waits)
+            )
+        return WorkError("provider_error", message, retryable=True, attempts=attempts)
+
+    def _observe(self, route: Route, latency_ms: float) -> None:
+        previous = self.latency_ms.get(route.key)
+        self.latency_ms[route.key] = (
+            latency_ms if previous is None else EWMA_ALPHA * latency_ms + (1 - EWMA_ALPHA) * previous
+        )
+
+
+def _attempt(
+    route: Route,
+    outcome: str,
+    started: datetime,
+    *,
+    latency_ms: float = 0.0,
+    error_class: str = "",
+    message: str = "",
+    usage: Usage | None = None,
+) -> ProviderAttempt:
+    return ProviderAttempt(
+        provider=route.provider,
+        model=route.model,
+        outcome=outcome,
+        started_at=started,
+        latency_ms=round(latency_ms, 2),
+        error_class=error_class,
+        message=message,
+        usage=usage or Usage(),
+    )
