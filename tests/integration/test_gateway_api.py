@@ -413,6 +413,7 @@ async def test_get_job_builds_the_representation_from_the_snapshot(gateway: Gate
         "attempts": 1,
         "provider": "offline",
         "model": "text-v1",
+        "fallbacks": [],
         "last_error": None,
         "started_at": "2030-01-02T03:04:06Z",
         "finished_at": "2030-01-02T03:04:07Z",

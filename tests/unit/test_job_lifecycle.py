@@ -252,3 +252,31 @@ def test_any_sequence_of_commands_and_reports_folds_to_the_same_state_on_replay(
         assert not any(s.status in ("dispatched", "running") for s in state.steps.values())
     wins = [(e.step, e.attempt) for e in sim.events() if isinstance(e, StepSucceeded)]
     assert len(wins) == len(set(wins)), "no attempt succeeded twice"
+
+
+def test_provider_calls_are_recorded_and_a_cooling_hint_delays_the_retry() -> None:
+    from atelier_contracts.common import ProviderAttempt
+    from atelier_contracts.events import ProviderCalled
+    from tests.unit.story_sim import T0
+
+    sim = Sim()
+    d = dispatched(sim.send(submit()))[0]
+    calls = [
+        ProviderAttempt(
+            provider="a", model="m1", outcome="failed", started_at=T0, error_class="rate_limited"
+        ),
+        ProviderAttempt(
+            provider="b", model="m2", outcome="skipped", started_at=T0, error_class="cooling_down"
+        ),
+    ]
+    from msgspec.structs import replace
+
+    events = sim.send(replace(failed(d), code="providers_unavailable", attempts=calls, retry_after_s=30.0))
+    assert names(events)[:2] == ["ProviderCalled", "ProviderCalled"]
+    assert [e.call.provider for e in events if isinstance(e, ProviderCalled)] == ["a", "b"]
+    scheduled = next(e for e in events if isinstance(e, StepRetryScheduled))
+    assert scheduled.delay_s == 30.0, "no sooner than the first provider comes back"
+    win = replace(succeeded(dispatched(events)[0]), fallbacks=["fell back to b/m2: a/m1 answered 429"])
+    sim.send(win)
+    assert sim.state is not None
+    assert sim.state.steps["story"].fallbacks == ["fell back to b/m2: a/m1 answered 429"]

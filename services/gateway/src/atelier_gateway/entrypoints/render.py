@@ -102,6 +102,7 @@ def _step(step: StepSnapshot) -> StepOut:
         attempts=step.attempts,
         provider=step.provider,
         model=step.model,
+        fallbacks=list(step.fallbacks),
         last_error=_error(step.last_error),
         started_at=_utc(step.started_at),
         finished_at=_utc(step.finished_at),

@@ -73,6 +73,10 @@ class StepOut(BaseModel):
     attempts: int
     provider: str | None
     model: str | None
+    fallbacks: list[str] = Field(
+        default=[],
+        description='Why earlier providers were passed over: "fell back to b/m2: a/m1 answered 429".',
+    )
     last_error: ErrorOut | None
     started_at: datetime | None
     finished_at: datetime | None
