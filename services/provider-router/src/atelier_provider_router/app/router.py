@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
+from prometheus_client import Counter, Histogram
+
 from atelier_contracts.common import ProviderAttempt, Usage
 from atelier_contracts.runtime.workpool import WorkError
 from atelier_contracts.work import WorkItem
@@ -23,6 +25,16 @@ from atelier_provider_router.app.matrix import Matrix, Route
 from atelier_provider_router.app.ports import CallOptions, ErrorClass, Provider, ProviderError
 
 FAIL_FAST = {ErrorClass.CONTENT_POLICY, ErrorClass.INVALID_REQUEST}
+
+PROVIDER_LATENCY = Histogram(
+    "provider_latency_seconds", "Provider call latency", ["provider", "capability"], buckets=(
+        0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
+    )
+)  # fmt: skip
+PROVIDER_ERRORS = Counter("provider_errors_total", "Failed provider calls", ["provider", "reason"])
+FALLBACKS = Counter(
+    "fallbacks_total", "Work answered by a provider other than the first choice", ["capability"]
+)
 EWMA_ALPHA = 0.3
 
 
@@ -115,6 +127,9 @@ class Router:
                 error = exc
             else:
                 latency = (time.perf_counter() - t0) * 1000
+                PROVIDER_LATENCY.labels(route.provider, capability).observe(latency / 1000)
+                if passed_over:
+                    FALLBACKS.labels(capability).inc()
                 breaker.succeeded()
                 self._observe(route, latency)
                 usage = route.priced(result.usage)
@@ -122,6 +137,8 @@ class Router:
                 fallbacks = [f"fell back to {route.key}: {why}" for why in passed_over]
                 return Routed(result=result, route=route, usage=usage, attempts=attempts, fallbacks=fallbacks)
             latency = (time.perf_counter() - t0) * 1000
+            PROVIDER_LATENCY.labels(route.provider, capability).observe(latency / 1000)
+            PROVIDER_ERRORS.labels(route.provider, str(error.error_class)).inc()
             breaker.failed(error.error_class, self.clock(), error.retry_after_s)
             attempts.append(
                 _attempt(
