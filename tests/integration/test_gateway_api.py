@@ -698,6 +698,10 @@ async def test_openapi_lists_every_route_with_problem_responses(gateway: Gateway
         ("patch", "/v1/tags/{name}"),
         ("delete", "/v1/tags/{name}"),
         ("get", "/v1/files/{asset_id}"),
+        ("get", "/v1/usage"),
+        ("get", "/v1/analytics/providers"),
+        ("get", "/v1/providers"),
+        ("get", "/v1/ops/summary"),
         ("get", "/health"),
         ("get", "/ready"),
         ("get", "/version"),
@@ -720,3 +724,51 @@ async def test_openapi_lists_every_route_with_problem_responses(gateway: Gateway
             if mutating:
                 assert {"400", "409", "422"} <= set(operation["responses"]), (method, path)
     assert (await gateway.client.get("/docs")).status_code == 200
+
+
+# --- usage and operations -------------------------------------------------------------------
+
+
+async def test_usage_analytics_and_ops_summary_over_http(gateway: Gateway) -> None:
+    from atelier_contracts.readmodel import provider_calls
+
+    rows = [
+        ("a", "m1", "failed", "rate_limited", False, 0.0),
+        ("b", "m2", "succeeded", "", True, 0.25),
+        ("a", "m1", "succeeded", "", False, 0.5),
+        ("a", "m1", "skipped", "cooling_down", False, 0.0),
+    ]
+    async with gateway.engine.begin() as conn:
+        for i, (provider, model, outcome, error, fallback, cost) in enumerate(rows):
+            row = {"event_id": f"e{i}", "job_id": "job_x", "tenant": "default", "project": "p1"}
+            row |= {"capability": "text.generate", "step": "story", "attempt": 1, "provider": provider}
+            row |= {"model": model, "outcome": outcome, "error_class": error, "fallback": fallback}
+            row |= {"latency_ms": 100.0 * (i + 1), "cost_usd": cost, "units": '{"output_tokens": 10}'}
+            await conn.execute(
+                sa.insert(provider_calls).values(**row, at=datetime.now(UTC) - timedelta(minutes=5))
+            )
+    usage = (await gateway.client.get("/v1/usage", params={"group_by": "provider"})).json()
+    groups = {g["provider"]: g for g in usage["groups"]}
+    assert (groups["a"]["calls"], groups["a"]["cost_usd"]) == (2, 0.5), "a skip is not a call"
+    assert groups["b"]["units"] == {"output_tokens": 10}
+    by_project = (await gateway.client.get("/v1/usage", params={"group_by": "project"})).json()["groups"]
+    assert [(g["project"], g["calls"]) for g in by_project] == [("p1", 3)]
+    assert_problem(
+        await gateway.client.get("/v1/usage", params={"group_by": "colour"}), 422, "validation_failed"
+    )
+    stats = (await gateway.client.get("/v1/analytics/providers", params={"days": 1})).json()["providers"]
+    a = next(s for s in stats if s["provider"] == "a")
+    assert (a["calls"], a["skipped"], a["success_rate"], a["failures"]) == (2, 1, 0.5, {"rate_limited": 1})
+    b = next(s for s in stats if s["provider"] == "b")
+    assert b["fallback_ratio"] == 1.0
+    summary = (await gateway.client.get("/v1/ops/summary")).json()
+    assert summary["recent_failures"][0]["provider"] == "a"
+    assert set(summary["jobs_by_status"]) == {
+        "queued",
+        "running",
+        "partial_ready",
+        "succeeded",
+        "failed",
+        "cancelled",
+    }
+    assert (await gateway.client.get("/v1/providers")).status_code == 200

@@ -70,7 +70,30 @@ assets = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-READ_MODEL_TABLES = (jobs, job_events, assets, job_tags)
+provider_calls = sa.Table(
+    "provider_calls",
+    metadata,
+    sa.Column("event_id", sa.String(80), primary_key=True),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("project", sa.String(64), nullable=False),
+    sa.Column("capability", sa.String(64), nullable=False),
+    sa.Column("step", sa.String(64), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("error_class", sa.String(32), nullable=False),
+    sa.Column("fallback", sa.Boolean, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("units", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_provider_calls_at", "at"),
+    sa.Index("ix_provider_calls_provider", "provider", "at"),
+)
+
+READ_MODEL_TABLES = (jobs, job_events, assets, job_tags, provider_calls)
 """Written only by the orchestrator's projector; rebuilt exactly from the job log."""
 
 # The gateway's own state in the same database (not rebuilt from the log).

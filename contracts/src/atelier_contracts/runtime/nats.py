@@ -13,7 +13,13 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
-from atelier_contracts.subjects import CANCELLED_BUCKET, CANCELLED_TTL_S, STREAMS, StreamSpec
+from atelier_contracts.subjects import (
+    CANCELLED_BUCKET,
+    CANCELLED_TTL_S,
+    PROVIDERS_BUCKET,
+    STREAMS,
+    StreamSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +82,14 @@ async def cancelled_jobs(js: JetStreamContext) -> KeyValue:
         return await js.key_value(CANCELLED_BUCKET)
     except BucketNotFoundError:
         return await js.create_key_value(bucket=CANCELLED_BUCKET, ttl=CANCELLED_TTL_S, history=1)
+
+
+async def provider_states(js: JetStreamContext) -> KeyValue:
+    """The KV bucket of provider circuit-breaker states (created if missing)."""
+    try:
+        return await js.key_value(PROVIDERS_BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(bucket=PROVIDERS_BUCKET, history=1)
 
 
 async def ensure_streams(js: JetStreamContext) -> None:

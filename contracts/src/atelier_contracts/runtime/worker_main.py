@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from atelier_contracts.blobstore import FileBlobStore
@@ -56,7 +57,7 @@ class WorkerSetup:
     checks: dict[str, ReadyCheck] = field(default_factory=dict)
 
 
-SetupFactory = Callable[[FileBlobStore, WorkerSettings], WorkerSetup]
+SetupFactory = Callable[[FileBlobStore, WorkerSettings, Client], WorkerSetup]
 
 
 async def serve_worker(
@@ -68,7 +69,7 @@ async def serve_worker(
     js: JetStreamContext = nc.jetstream()
     await ensure_streams(js)
     blobs = FileBlobStore(settings.blob_dir)
-    parts = setup(blobs, settings)
+    parts = setup(blobs, settings, nc)
     work = WorkPool(
         nc,
         pool,

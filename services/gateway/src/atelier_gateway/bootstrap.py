@@ -13,6 +13,7 @@ from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.readmodel import make_engine
 from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams, ready_check
 from atelier_contracts.runtime.ops import ReadyCheck
+from atelier_gateway.adapters.analytics import SqlAnalytics
 from atelier_gateway.adapters.idempotency import SqlIdempotencyStore
 from atelier_gateway.adapters.job_search import SqlJobSearch
 from atelier_gateway.adapters.publisher import JetStreamCommandPublisher
@@ -21,6 +22,7 @@ from atelier_gateway.adapters.signer import HmacUrlSigner
 from atelier_gateway.adapters.tags import SqlTagRegistry
 from atelier_gateway.app.housekeeping import prune_idempotency_keys
 from atelier_gateway.app.ports import (
+    Analytics,
     BlobLocator,
     CommandPublisher,
     IdempotencyStore,
@@ -51,6 +53,7 @@ class Deps:
     signer: UrlSigner
     blobs: BlobLocator
     checks: dict[str, ReadyCheck]
+    analytics: Analytics
     clock: Callable[[], datetime] = utc_now
 
 
@@ -82,6 +85,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             signer=HmacUrlSigner(settings.url_secret, settings.url_ttl_s),
             blobs=FileBlobStore(settings.blob_dir),
             checks={"nats": ready_check(nc), "sql": reader.ping},
+            analytics=SqlAnalytics(engine, js),
         )
 
 

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import socket
 import sys
+import time
 from pathlib import Path
 
+from nats.aio.client import Client
+
 from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.runtime.nats import provider_states
 from atelier_contracts.runtime.worker_main import WorkerSettings, WorkerSetup, main_for
 from atelier_provider_router.adapters.registry import build_providers
 from atelier_provider_router.app.capabilities import handlers
@@ -29,7 +35,7 @@ def matrix_file() -> Path:
     return Path(os.environ.get("ATELIER_PROVIDERS_FILE") or DEFAULT_FILE)
 
 
-def setup(blobs: FileBlobStore, _settings: WorkerSettings) -> WorkerSetup:
+def setup(blobs: FileBlobStore, settings: WorkerSettings, nc: Client) -> WorkerSetup:
     path = matrix_file()
     try:
         matrix = load(path)
@@ -37,6 +43,23 @@ def setup(blobs: FileBlobStore, _settings: WorkerSettings) -> WorkerSetup:
         print(f"atelier-provider-router: invalid provider configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     router = Router(matrix, build_providers(matrix))
+    replica = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def publish_states(stop: asyncio.Event) -> None:
+        """Keep the API's view of the breakers current: on every change, and every few seconds."""
+        kv = await provider_states(nc.jetstream())
+        published: dict[str, dict[str, object]] = {}
+        while not stop.is_set():
+            now_mono, now_wall = time.monotonic(), time.time()
+            for name, state in router.breakers.snapshot(now_mono).items():
+                if state != published.get(name):
+                    entry = {**state, "until": now_wall + float(state["remaining_s"]), "by": replica}  # type: ignore[arg-type]
+                    await kv.put(name, json.dumps(entry).encode())
+                    published[name] = state
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(router.changed.wait(), 1.0)
+            router.changed.clear()
+
     every = float(os.environ.get("ATELIER_PROVIDERS_RELOAD_S", "5"))
 
     async def reload(stop: asyncio.Event) -> None:
@@ -56,7 +79,7 @@ def setup(blobs: FileBlobStore, _settings: WorkerSettings) -> WorkerSetup:
             router.reload(new, build_providers(new))
             log.info("provider configuration reloaded", extra={"file": str(path)})
 
-    return WorkerSetup(handlers=handlers(router, blobs), background=[reload])
+    return WorkerSetup(handlers=handlers(router, blobs), background=[reload, publish_states])
 
 
 def main() -> None:

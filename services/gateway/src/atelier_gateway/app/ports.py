@@ -169,3 +169,19 @@ class BlobLocator(Protocol):
     def path_of(self, key: str) -> Path:
         """The path for ``key``; raises ``BlobNotFound`` for a malformed key."""
         ...
+
+
+class Analytics(Protocol):
+    """Usage, cost and provider health, aggregated from the provider-call read model."""
+
+    async def usage(
+        self, tenant: str, start: datetime | None, end: datetime | None, group_by: str
+    ) -> list[dict[str, Any]]: ...
+
+    async def providers(
+        self, tenant: str, since: datetime, capability: str | None
+    ) -> list[dict[str, Any]]: ...
+
+    async def summary(self, tenant: str, now: datetime) -> dict[str, Any]: ...
+
+    async def provider_states(self) -> dict[str, Any]: ...

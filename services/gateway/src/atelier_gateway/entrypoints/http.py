@@ -14,7 +14,17 @@ from atelier_gateway import bootstrap
 from atelier_gateway.app.errors import UnsupportedMediaType
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.config import Settings
-from atelier_gateway.entrypoints import batch, files, job_commands, job_list, jobs, ops, problems, tags
+from atelier_gateway.entrypoints import (
+    analytics,
+    batch,
+    files,
+    job_commands,
+    job_list,
+    jobs,
+    ops,
+    problems,
+    tags,
+)
 from atelier_gateway.entrypoints.middleware import RequestContextMiddleware
 
 log = logging.getLogger(__name__)
@@ -75,5 +85,6 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(job_commands.router)
     app.include_router(tags.router)
     app.include_router(files.router)
+    app.include_router(analytics.router)
     app.include_router(ops.router)
     return app

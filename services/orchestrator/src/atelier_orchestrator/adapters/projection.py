@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from atelier_contracts.envelope import encode
-from atelier_contracts.events import Commit, StepSucceeded
+from atelier_contracts.events import Commit, EventRecord, ProviderCalled, StepSucceeded
 from atelier_contracts.ids import asset_id
-from atelier_contracts.readmodel import assets, job_events, job_tags, jobs
+from atelier_contracts.readmodel import assets, job_events, job_tags, jobs, provider_calls
 from atelier_contracts.snapshot import JobSnapshot, snapshot_decoder
 from atelier_orchestrator.domain.state import apply_commit
 
@@ -87,12 +87,48 @@ async def apply_in(conn: AsyncConnection, commit: Commit, seq: int) -> Applied:
             for i, record in enumerate(commit.events)
         ],
     )
+    calls = [r for r in commit.events if isinstance(r.event, ProviderCalled)]
+    if calls:
+        await _record_calls(conn, new, calls)
     for record in commit.events:
         if isinstance(record.event, StepSucceeded):
             await _record_assets(conn, commit, record.event)
     if state is None or state.tags != new.tags or new.deleted != state.deleted:
         await _record_tags(conn, new)
     return Applied.APPLIED
+
+
+async def _record_calls(conn: AsyncConnection, job: JobSnapshot, records: list[EventRecord]) -> None:
+    """One row per provider call; a success after a failure or skip of the same attempt is a fallback."""
+    rows = []
+    for i, record in enumerate(records):
+        event = record.event
+        assert isinstance(event, ProviderCalled)
+        call = event.call
+        earlier = [
+            r.event for r in records[:i] if isinstance(r.event, ProviderCalled) and r.event.step == event.step
+        ]
+        rows.append(
+            {
+                "event_id": record.event_id,
+                "job_id": job.id,
+                "tenant": job.tenant,
+                "project": str(job.input.get("project", "")),
+                "capability": event.capability,
+                "step": event.step,
+                "attempt": event.attempt,
+                "provider": call.provider,
+                "model": call.model,
+                "outcome": call.outcome,
+                "error_class": call.error_class,
+                "fallback": call.outcome == "succeeded" and bool(earlier),
+                "latency_ms": call.latency_ms,
+                "cost_usd": call.usage.cost_usd,
+                "units": encode(call.usage.units).decode(),
+                "at": call.started_at,
+            }
+        )
+    await conn.execute(sa.insert(provider_calls), rows)
 
 
 async def _record_tags(conn: AsyncConnection, job: JobSnapshot) -> None:

@@ -81,6 +81,8 @@ class Router:
         self.breakers = Breakers(matrix.providers)
         self.clock = clock
         self.latency_ms: dict[str, float] = {}
+        self.changed = asyncio.Event()
+        """Set when a breaker changed state, so its new state is published without delay."""
 
     def reload(self, matrix: Matrix, providers: dict[str, Provider]) -> None:
         self.matrix, self.providers = matrix, providers
@@ -130,7 +132,10 @@ class Router:
                 PROVIDER_LATENCY.labels(route.provider, capability).observe(latency / 1000)
                 if passed_over:
                     FALLBACKS.labels(capability).inc()
+                before = breaker.state
                 breaker.succeeded()
+                if breaker.state != before:
+                    self.changed.set()
                 self._observe(route, latency)
                 usage = route.priced(result.usage)
                 attempts.append(_attempt(route, "succeeded", started, latency_ms=latency, usage=usage))
@@ -139,7 +144,10 @@ class Router:
             latency = (time.perf_counter() - t0) * 1000
             PROVIDER_LATENCY.labels(route.provider, capability).observe(latency / 1000)
             PROVIDER_ERRORS.labels(route.provider, str(error.error_class)).inc()
+            before = breaker.state
             breaker.failed(error.error_class, self.clock(), error.retry_after_s)
+            if breaker.state != before:
+                self.changed.set()
             attempts.append(
                 _attempt(
                     route,

@@ -1,0 +1,164 @@
+"""Usage, provider analytics and the ops summary, read from the read models (and NATS for backlog)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from nats.js import JetStreamContext
+from nats.js.errors import NoKeysError, NotFoundError
+from nats.js.kv import KeyValue
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from atelier_contracts.readmodel import jobs, provider_calls
+from atelier_contracts.snapshot import JobStatus
+from atelier_contracts.subjects import PRIORITY_BANDS, PROVIDERS_BUCKET, WORK_STREAM
+
+GROUPS = {"tenant", "project", "provider", "capability"}
+
+
+def _percentile(values: list[float], q: int) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return round(float(statistics.quantiles(values, n=100, method="inclusive")[q - 1]), 2)
+
+
+class SqlAnalytics:
+    def __init__(self, engine: AsyncEngine, js: JetStreamContext) -> None:
+        self.engine = engine
+        self.js = js
+
+    async def _calls(
+        self, tenant: str, start: datetime | None, end: datetime | None, capability: str | None
+    ) -> Sequence[Row[Any]]:
+        query = sa.select(provider_calls).where(provider_calls.c.tenant == tenant)
+        if start is not None:
+            query = query.where(provider_calls.c.at >= start)
+        if end is not None:
+            query = query.where(provider_calls.c.at < end)
+        if capability:
+            query = query.where(provider_calls.c.capability == capability)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query.order_by(provider_calls.c.at))).all()
+
+    async def usage(
+        self, tenant: str, start: datetime | None, end: datetime | None, group_by: str
+    ) -> list[dict[str, Any]]:
+        groups: dict[str, dict[str, Any]] = {}
+        for row in await self._calls(tenant, start, end, None):
+            if row.outcome == "skipped":
+                continue  # a skip is not a call: nothing was sent, nothing billed
+            key = str(getattr(row, group_by))
+            g = groups.setdefault(
+                key, {group_by: key, "calls": 0, "succeeded": 0, "cost_usd": 0.0, "units": Counter()}
+            )
+            g["calls"] += 1
+            g["succeeded"] += row.outcome == "succeeded"
+            g["cost_usd"] += row.cost_usd
+            g["units"].update(json.loads(row.units))
+        return [
+            {
+                **g,
+                "cost_usd": round(g["cost_usd"], 6),
+                "units": {k: round(v, 3) for k, v in g["units"].items()},
+            }
+            for g in sorted(groups.values(), key=lambda g: -g["cost_usd"])
+        ]
+
+    async def providers(self, tenant: str, since: datetime, capability: str | None) -> list[dict[str, Any]]:
+        stats: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for row in await self._calls(tenant, since, None, capability):
+            stats[(row.provider, row.model)].append(row)
+        out = []
+        for (provider, model), rows in sorted(stats.items()):
+            made = [r for r in rows if r.outcome != "skipped"]
+            ok = [r for r in made if r.outcome == "succeeded"]
+            latencies = sorted(r.latency_ms for r in made)
+            out.append(
+                {
+                    "provider": provider,
+                    "model": model,
+                    "calls": len(made),
+                    "skipped": len(rows) - len(made),
+                    "success_rate": round(len(ok) / len(made), 4) if made else 0.0,
+                    "latency_p50_ms": _percentile(latencies, 50),
+                    "latency_p95_ms": _percentile(latencies, 95),
+                    "fallback_ratio": round(sum(r.fallback for r in ok) / len(ok), 4) if ok else 0.0,
+                    "cost_usd": round(sum(r.cost_usd for r in made), 6),
+                    "failures": dict(Counter(r.error_class for r in made if r.outcome == "failed")),
+                }
+            )
+        return out
+
+    async def summary(self, tenant: str, now: datetime, recent: int = 20) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            live = jobs.c.tenant == tenant, jobs.c.deleted.is_(False)
+            counted = await conn.execute(
+                sa.select(jobs.c.status, sa.func.count()).where(*live).group_by(jobs.c.status)
+            )
+            by_status: dict[str, int] = {row[0]: int(row[1]) for row in counted}
+            stale = (
+                await conn.execute(
+                    sa.select(jobs.c.id, jobs.c.status, jobs.c.next_deadline_at)
+                    .where(*live, jobs.c.next_deadline_at < now, jobs.c.status.not_in(JobStatus.TERMINAL))
+                    .order_by(jobs.c.next_deadline_at)
+                    .limit(recent)
+                )
+            ).all()
+            failures = (
+                await conn.execute(
+                    sa.select(provider_calls)
+                    .where(provider_calls.c.tenant == tenant, provider_calls.c.outcome == "failed")
+                    .order_by(provider_calls.c.at.desc())
+                    .limit(recent)
+                )
+            ).all()
+        return {
+            "jobs_by_status": {s: by_status.get(s, 0) for s in JobStatus.ALL},
+            "stale_jobs": [{"id": r.id, "status": r.status, "deadline": r.next_deadline_at} for r in stale],
+            "backlog": await self.backlog(),
+            "providers": await self.provider_states(),
+            "recent_failures": [
+                {
+                    "at": r.at, "job_id": r.job_id, "step": r.step, "provider": r.provider,
+                    "model": r.model, "error_class": r.error_class,
+                }
+                for r in failures
+            ],
+        }  # fmt: skip
+
+    async def backlog(self) -> dict[str, int]:
+        """Work items waiting per pool and band (JetStream consumer pending counts)."""
+        out: dict[str, int] = {}
+        for info in await self.js.consumers_info(WORK_STREAM):
+            name = info.name or ""
+            if name.startswith("workers-") and name.rsplit("-", 1)[-1] in PRIORITY_BANDS:
+                out[name.removeprefix("workers-")] = int(info.num_pending or 0) + int(
+                    info.num_ack_pending or 0
+                )
+        return out
+
+    async def provider_states(self) -> dict[str, Any]:
+        """Circuit-breaker states the provider routers publish (one entry per provider)."""
+        try:
+            kv: KeyValue = await self.js.key_value(PROVIDERS_BUCKET)
+        except NotFoundError:
+            return {}
+        states: dict[str, Any] = {}
+        try:
+            keys = await kv.keys()
+        except NoKeysError:
+            return {}
+        for key in keys:
+            entry = await kv.get(key)
+            if entry.value:
+                states[key] = json.loads(entry.value)
+        return states
