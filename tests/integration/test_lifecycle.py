@@ -9,6 +9,8 @@ from pathlib import Path
 import nats.errors
 import pytest
 from nats.js.api import ConsumerConfig
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 
 from atelier_contracts.commands import CancelJob, DeleteJob, RequeueJob, RetryStep, SubmitJob, UpdateJob
 from atelier_contracts.events import JobEvent, StepFailed, StepRetryScheduled, StepStarted
@@ -83,7 +85,8 @@ async def test_cancel_abandons_running_work_and_ignores_nothing_twice(
         await asyncio.wait_for(abandoned.wait(), 10)
         await p.wait_status(job_id, "cancelled")
         kv = await cancelled_jobs(p.nc.jetstream())
-        assert (await kv.get(job_id)).value == b"cancelled"
+        cancelled_at = int((await kv.get(job_id)).value or b"0")
+        assert cancelled_at > 0, "the KV entry carries the cancelling commit's sequence"
         again = await p.send(job_id, CancelJob())
         assert again.accepted
         assert again.events == [], "a second cancel changes nothing"
@@ -257,3 +260,29 @@ async def test_blobs_of_deleted_jobs_are_released_and_live_ones_kept(
             assert young.released == 0
         finally:
             await engine.dispose()
+
+
+async def test_a_late_cancel_does_not_stop_the_work_of_a_later_requeue(
+    nats_server: NatsServer, database_url: str, tmp_path: Path
+) -> None:
+    async with platform(nats_server.url, database_url, tmp_path) as p:
+        job_id = await p.submit(capability="text.generate")
+        assert (await p.send(job_id, CancelJob())).accepted
+        await p.wait_status(job_id, "cancelled")
+        kv = await cancelled_jobs(p.nc.jetstream())
+        await eventually(lambda: _has_key(kv, job_id))
+        assert (await p.send(job_id, RequeueJob())).accepted
+        # The cancel's signal arrives again, late (a redelivered commit): it must not matter.
+        entry = await kv.get(job_id)
+        await kv.put(job_id, entry.value or b"")
+        p.workers()
+        snap = await p.wait_status(job_id, "succeeded")
+        assert snap.attempts == 2
+
+
+async def _has_key(kv: KeyValue, key: str) -> bool:
+    try:
+        await kv.get(key)
+    except KeyNotFoundError:
+        return False
+    return True

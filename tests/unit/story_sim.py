@@ -28,9 +28,9 @@ class Sim:
         self.clock += 1
         return T0 + timedelta(seconds=self.clock)
 
-    def send(self, message: SubmitJob | WorkReport) -> list[JobEvent]:
+    def send(self, message: SubmitJob | WorkReport, msg_id: str = "") -> list[JobEvent]:
         now = self.now()
-        events = decide(self.state, message, Context(self.job_id, self.tenant, now))
+        events = decide(self.state, message, Context(self.job_id, self.tenant, now, msg_id))
         if events:
             prev = self.commits[-1][1] if self.commits else 0
             seq = prev + 3  # stream sequences are global: leave gaps like a shared stream does
@@ -38,7 +38,7 @@ class Sim:
                 commit_id=f"c{seq}",
                 job_id=self.job_id,
                 tenant=self.tenant,
-                causation_id=f"m{seq}",
+                causation_id=msg_id or f"m{seq}",
                 correlation_id="corr",
                 prev_seq=prev,
                 at=now,

@@ -280,3 +280,32 @@ def test_provider_calls_are_recorded_and_a_cooling_hint_delays_the_retry() -> No
     sim.send(win)
     assert sim.state is not None
     assert sim.state.steps["story"].fallbacks == ["fell back to b/m2: a/m1 answered 429"]
+
+
+def test_a_redelivered_command_is_not_decided_twice() -> None:
+    sim = Sim()
+    finish(sim, dispatched(sim.send(submit())), fail=frozenset({"cover"}))
+    first = sim.send(RetryStep(step="cover"), msg_id="cmd-1")  # type: ignore[arg-type]
+    assert first
+    finish(sim, dispatched(first))
+    assert sim.send(RetryStep(step="cover"), msg_id="cmd-1") == [], "the same message again"  # type: ignore[arg-type]
+    assert sim.send(RetryStep(step="cover"), msg_id="cmd-2"), "a new request regenerates again"  # type: ignore[arg-type]
+
+
+def test_regenerating_an_asset_long_after_submission_gets_a_fresh_deadline() -> None:
+    sim = Sim()
+    finish(sim, dispatched(sim.send(submit())))
+    sim.clock += 7200
+    again = sim.send(RetryStep(step="cover"))
+    assert sim.send(ExpireDeadlines()) == [], "the old deadline no longer applies"
+    finish(sim, dispatched(again))
+    assert sim.state is not None
+    assert sim.state.status == JobStatus.SUCCEEDED
+
+
+def test_a_step_whose_prerequisite_failed_cannot_be_retried_alone() -> None:
+    sim = Sim()
+    finish(sim, dispatched(sim.send(submit())), fail=frozenset({"cover"}))
+    with pytest.raises(Rejected) as err:
+        sim.send(RetryStep(step="thumbnail"))
+    assert (err.value.code, "cover" in err.value.message) == ("illegal_transition", True)

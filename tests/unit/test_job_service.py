@@ -101,3 +101,18 @@ async def test_a_report_judged_on_a_stale_snapshot_is_judged_again_not_dropped()
     started = WorkStarted(work_id=dispatched.work_id, job_id="job_x", step="story", attempt=1, started_at=NOW)
     events = await jobs.handle(envelope(started, "m3"))  # type: ignore[arg-type]
     assert [type(e).__name__ for e in events] == ["JobStarted", "StepStarted"]
+
+
+async def test_a_refusal_judged_on_a_stale_snapshot_is_judged_again() -> None:
+    from atelier_contracts.commands import CancelJob
+    from atelier_contracts.snapshot import JobStatus
+
+    store = StaleOnceStore()
+    jobs = JobService(store, clock=lambda: NOW)
+    await jobs.handle(envelope(submit(), "m1"))  # type: ignore[arg-type]
+    state, seq = await store.load("job_x")
+    assert state is not None
+    # The cache believes the job already succeeded; the log says it is queued: cancel is allowed.
+    store.stale = (replace(state, status=JobStatus.SUCCEEDED), seq - 1)
+    events = await jobs.handle(envelope(CancelJob(), "m2"))  # type: ignore[arg-type]
+    assert type(events[-1]).__name__ == "JobCancelled"

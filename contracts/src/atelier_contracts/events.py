@@ -129,6 +129,8 @@ class StepRetryRequested(msgspec.Struct, frozen=True, kw_only=True, tag="step_re
 
     step: str
     reset: list[str]
+    deadline_at: datetime | None = None
+    """The job's new deadline: a regenerated asset gets a full run's time."""
 
 
 class ReportIgnored(msgspec.Struct, frozen=True, kw_only=True, tag="report_ignored"):

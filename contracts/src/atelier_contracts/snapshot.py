@@ -89,6 +89,8 @@ class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     deadline_at: datetime | None = None
     request_hash: str = ""
     deleted: bool = False
+    recent_causes: list[str] = []
+    """Message ids of the latest commits' causes, so a redelivered command is not decided twice."""
     ignored_work: list[str] = []
     """Work ids whose late reports were recorded as ignored (so a redelivery is not recorded twice)."""
     version: int = 0

@@ -29,6 +29,9 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True, tag="work_item"):
     not_before: datetime | None = None
     """A scheduled retry: workers hold the item until then (a delayed redelivery)."""
     priority: int = 0
+    dispatch_seq: int = 0
+    """Stream sequence of the commit that dispatched it: a cancel from a later commit stops it,
+    one from an earlier commit (delivered late) does not."""
 
 
 class WorkStarted(msgspec.Struct, frozen=True, kw_only=True, tag="work_started"):

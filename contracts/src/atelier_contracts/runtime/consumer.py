@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -131,9 +132,14 @@ class Consumer:
                 msgs = await asyncio.wait_for(sub.fetch(free, timeout=poll_s), timeout=10)
             except (TimeoutError, nats.errors.TimeoutError):
                 continue
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
+            except (
+                nats.errors.ConnectionClosedError,
+                nats.errors.ConnectionReconnectingError,
+                nats.js.errors.APIError,  # e.g. 503 while JetStream elects a leader
+            ) as exc:
+                log.warning("fetch failed, backing off: %s", exc, extra={"durable": self.spec.durable})
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.5)  # back off while NATS returns
+                    await asyncio.wait_for(stop.wait(), 0.5)  # back off while NATS recovers
                 return []
             if msgs:
                 return list(msgs)

@@ -109,7 +109,7 @@ class WorkPool:
             for band in PRIORITY_BANDS
         ]
         self.consumer = Consumer(self.js, specs[0], self.handle, lower=specs[1:])
-        self._running: dict[str, set[asyncio.Task[WorkResult]]] = {}
+        self._running: dict[str, dict[asyncio.Task[WorkResult], WorkItem]] = {}
         self._cancelled: KeyValue | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -123,19 +123,27 @@ class WorkPool:
             await sub.unsubscribe()
 
     async def _on_cancel(self, msg: Msg) -> None:
+        """``seq:N``: the job was cancelled by commit N; anything else: one work id to abandon."""
         job_id = msg.subject.rsplit(".", 1)[-1]
-        only = msg.data.decode()
-        for task in self._running.get(job_id, ()):
-            if not only or task.get_name() == only:
+        payload = msg.data.decode()
+        for task, item in list(self._running.get(job_id, {}).items()):
+            if payload.startswith("seq:"):
+                if item.dispatch_seq < int(payload[4:]):
+                    task.cancel()
+            elif task.get_name() == payload:
                 task.cancel()
 
-    async def _is_cancelled(self, job_id: str) -> bool:
+    async def _is_cancelled(self, item: WorkItem) -> bool:
+        """Was the job cancelled by a commit after the one that dispatched this item?"""
         assert self._cancelled is not None
         try:
-            await self._cancelled.get(job_id)
+            entry = await self._cancelled.get(item.job_id)
         except KeyNotFoundError:
             return False
-        return True
+        try:
+            return int(entry.value or b"0") > item.dispatch_seq
+        except ValueError:
+            return True
 
     async def handle(self, msg: Msg) -> Outcome:
         envelope = work_item_decoder.decode(msg.data)
@@ -143,7 +151,7 @@ class WorkPool:
         started = datetime.now(UTC)
         if item.not_before is not None and item.not_before > started:
             return Retry((item.not_before - started).total_seconds())  # a scheduled retry: hold it
-        if await self._is_cancelled(item.job_id):
+        if await self._is_cancelled(item):
             log.info("skipped work of a cancelled job", extra={"job_id": item.job_id, "step": item.step})
             return ACK
         t0 = time.perf_counter()
@@ -213,12 +221,12 @@ class WorkPool:
     async def _run_cancellable(self, item: WorkItem, handler: WorkHandler) -> WorkResult:
         """Run the handler as its own task, so a cancellation of the job can stop just this work."""
         task = asyncio.create_task(handler(item), name=item.work_id)
-        running = self._running.setdefault(item.job_id, set())
-        running.add(task)
+        running = self._running.setdefault(item.job_id, {})
+        running[task] = item
         try:
             return await task
         finally:
-            running.discard(task)
+            running.pop(task, None)
             if not running:
                 self._running.pop(item.job_id, None)
 

@@ -25,14 +25,12 @@ class JetStreamWorkQueue:
             headers={MSG_ID_HEADER: envelope.msg_id},
         )
 
-    async def cancel(self, job_id: str) -> None:
+    async def cancel(self, job_id: str, seq: int) -> None:
         # The KV entry outlives worker restarts (queued items are skipped); the core message
-        # reaches work already running.
-        await self.cancelled.put(job_id, b"cancelled")
-        await self.nc.publish(cancel_subject(job_id), b"")
+        # reaches work already running. Both carry the cancelling commit's sequence.
+        entry = str(seq).encode()
+        await self.cancelled.put(job_id, entry)
+        await self.nc.publish(cancel_subject(job_id), b"seq:" + entry)
 
     async def abandon(self, job_id: str, work_id: str) -> None:
         await self.nc.publish(cancel_subject(job_id), work_id.encode())
-
-    async def resume(self, job_id: str) -> None:
-        await self.cancelled.delete(job_id)

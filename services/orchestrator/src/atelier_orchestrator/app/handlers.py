@@ -19,17 +19,15 @@ from atelier_contracts.events import (
     JobCancelled,
     JobDeleted,
     JobEvent,
-    JobRequeued,
     StepCancelled,
     StepDispatched,
     StepFailed,
-    StepRetryRequested,
 )
 from atelier_contracts.ids import new_message_id
 from atelier_contracts.snapshot import JobSnapshot
 from atelier_contracts.work import WorkItem, WorkReport
 from atelier_orchestrator.adapters.eventstore import ConcurrencyConflict
-from atelier_orchestrator.domain.decide import Context, decide
+from atelier_orchestrator.domain.decide import Context, Rejected, decide
 from atelier_orchestrator.domain.state import apply_commit
 
 log = logging.getLogger(__name__)
@@ -58,11 +56,12 @@ class WorkQueue(Protocol):
 
     async def put(self, envelope: Envelope[WorkItem], capability: str, priority: int) -> None: ...
 
-    async def cancel(self, job_id: str) -> None:
-        """Tell workers to skip the job's queued work and abandon what they are running."""
+    async def cancel(self, job_id: str, seq: int) -> None:
+        """Tell workers to skip the job's work dispatched before commit ``seq`` and abandon what runs.
 
-    async def resume(self, job_id: str) -> None:
-        """Undo ``cancel``: the job runs again (requeued, or a step retried)."""
+        Work dispatched by a later commit (a requeue, a retried step) is not affected, however
+        late this cancellation arrives.
+        """
 
     async def abandon(self, job_id: str, work_id: str) -> None:
         """Tell the worker running ``work_id`` to stop: the attempt timed out."""
@@ -83,8 +82,15 @@ class JobService:
         for _ in range(self.max_conflicts):
             state, seq = await self.store.load(envelope.job_id)
             now = self.clock()
-            ctx = Context(job_id=envelope.job_id, tenant=envelope.tenant, now=now)
-            events = decide(state, envelope.body, ctx)
+            ctx = Context(job_id=envelope.job_id, tenant=envelope.tenant, now=now, msg_id=envelope.msg_id)
+            try:
+                events = decide(state, envelope.body, ctx)
+            except Rejected:
+                # A refusal, too, is only true of the current state: confirm before answering it.
+                if await self.store.last_seq(envelope.job_id) == seq:
+                    raise
+                self.store.forget(envelope.job_id)
+                continue
             if not events:
                 # "Nothing to do" is only true of the current state: a snapshot from the cache may
                 # lag behind another replica's appends, so confirm before dropping the message.
@@ -123,16 +129,14 @@ class Dispatcher:
         self.queue = queue
         self.clock = clock
 
-    async def on_commit(self, commit: Commit) -> int:
+    async def on_commit(self, commit: Commit, seq: int) -> int:
         sent = 0
         cancelled = False
         for record in commit.events:
             event = record.event
             if isinstance(event, StepCancelled | JobCancelled | JobDeleted) and not cancelled:
-                await self.queue.cancel(commit.job_id)
+                await self.queue.cancel(commit.job_id, seq)
                 cancelled = True
-            if isinstance(event, JobRequeued | StepRetryRequested):
-                await self.queue.resume(commit.job_id)
             if isinstance(event, StepFailed) and event.error.code == "step_timeout":
                 await self.queue.abandon(commit.job_id, event.work_id)
             if not isinstance(event, StepDispatched):
@@ -149,6 +153,7 @@ class Dispatcher:
                 deadline=event.deadline_at,
                 not_before=event.not_before,
                 priority=event.priority,
+                dispatch_seq=seq,
             )
             envelope = Envelope[WorkItem](
                 msg_id=event.work_id,

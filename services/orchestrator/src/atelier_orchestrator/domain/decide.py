@@ -70,6 +70,8 @@ class Context:
     job_id: str
     tenant: str
     now: datetime
+    msg_id: str = ""
+    """The message being decided; a command already in the job's recent causes decides nothing."""
 
 
 @dataclass
@@ -105,6 +107,8 @@ def decide(state: JobSnapshot | None, message: Command | WorkReport, ctx: Contex
     else:
         if state is None or state.deleted:
             raise Rejected("job_not_found", f"no job {ctx.job_id}")
+        if ctx.msg_id and ctx.msg_id in state.recent_causes:
+            return []  # a redelivered command that was already decided and appended
         _command(d, message)
     return d.events
 
@@ -188,8 +192,12 @@ def _retry_step(d: _Decision, name: str) -> None:
         raise Rejected("asset_already_running", f"step {name} is already being produced")
     if step.status == StepStatus.PENDING:
         raise Rejected("illegal_transition", f"step {name} has not run yet")
+    blocked = [n for n in step.needs if d.job.steps[n].status != StepStatus.SUCCEEDED]
+    if blocked:
+        raise Rejected("illegal_transition", f"step {name} needs {', '.join(blocked)}; retry that first")
     reset = [name, *_dependents(d.job, name)]
-    d.emit(StepRetryRequested(step=name, reset=reset))
+    deadline = d.now + timedelta(seconds=default_deadline_s(d.job.kind))
+    d.emit(StepRetryRequested(step=name, reset=reset, deadline_at=deadline))
     _dispatch_ready_steps(d)
 
 

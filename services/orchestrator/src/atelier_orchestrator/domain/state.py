@@ -33,6 +33,9 @@ from atelier_contracts.events import (
 )
 from atelier_contracts.snapshot import JobSnapshot, JobStatus, StepSnapshot, StepStatus
 
+RECENT_CAUSES = 64
+"""How many commits back a redelivered command is still recognised (redeliveries come within seconds)."""
+
 
 @dataclass(frozen=True)
 class EventMeta:
@@ -114,7 +117,8 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
             return _step(state, event.step, status=StepStatus.SKIPPED, updated_at=at, deadline_at=None)
         case StepRetryRequested():
             state = _reset(state, event.reset)
-            return replace(state, status=_live_status(state), finished_at=None)
+            deadline = event.deadline_at or state.deadline_at
+            return replace(state, status=_live_status(state), finished_at=None, deadline_at=deadline)
         case ReportIgnored():
             return replace(state, ignored_work=[*state.ignored_work, event.work_id])
         case JobStarted():
@@ -225,4 +229,5 @@ def apply_commit(state: JobSnapshot | None, commit: Commit, seq: int) -> JobSnap
         state = evolve(state, record.event, meta)
     if state is None:
         raise ValueError(f"empty first commit for job {commit.job_id}")
-    return replace(state, version=seq)
+    causes = [*state.recent_causes, commit.causation_id][-RECENT_CAUSES:]
+    return replace(state, version=seq, recent_causes=causes)

@@ -48,7 +48,12 @@ def on_job_message(jobs: JobService, decoder: Decoder, consumer: str, reply: Rep
     """
 
     async def handle(msg: Msg) -> Outcome:
-        envelope = decoder.decode(msg.data)
+        try:
+            envelope = decoder.decode(msg.data)
+        except msgspec.DecodeError as exc:  # ValidationError included: redelivery cannot mend it
+            MESSAGES.labels(consumer, "undecodable").inc()
+            log.error("dropped an undecodable message: %s", exc, extra={"subject": msg.subject})
+            return ACK
         try:
             events = await jobs.handle(envelope)
             outcome = CommandOutcome(
@@ -89,7 +94,7 @@ def on_commit_project(projection: SqlProjection) -> Handler:
 
 def on_commit_dispatch(dispatcher: Dispatcher) -> Handler:
     async def handle(msg: Msg) -> Outcome:
-        sent = await dispatcher.on_commit(commit_decoder.decode(msg.data))
+        sent = await dispatcher.on_commit(commit_decoder.decode(msg.data), msg.metadata.sequence.stream)
         MESSAGES.labels("dispatcher", "dispatched" if sent else "none").inc()
         return ACK
 
