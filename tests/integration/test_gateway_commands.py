@@ -308,3 +308,21 @@ async def test_a_filter_matching_more_than_1000_jobs_is_refused(
     )
     assert "1000" in problem["detail"]
     assert await orchestrator.stored() == 0
+
+
+async def test_a_command_under_an_idempotency_key_has_a_message_id_derived_from_it(
+    gateway: Gateway, orchestrator: FakeOrchestrator
+) -> None:
+    from atelier_gateway.app.idempotency import request_hash
+
+    job_id = await a_job(gateway, status="running")
+    key = f"cancel-{job_id}"
+    response, envelope = await gather_with(
+        orchestrator.decide(effect=becomes(gateway, status="cancelled"), events=["job_cancelled"]),
+        gateway.client.post(
+            f"/v1/jobs/{job_id}/cancel", json={"reason": "r"}, headers={"Idempotency-Key": key}
+        ),
+    )
+    assert response.status_code == 202, response.text
+    expected_hash = request_hash("POST", f"/v1/jobs/{job_id}/cancel", b'{"reason": "r"}')
+    assert envelope.msg_id == ids.derived_id("cmd", "default", key, expected_hash)

@@ -30,6 +30,8 @@ class JobCommandInput:
     job_id: str
     request_id: str
     body: Command
+    msg_id: str | None = None
+    """A stable message id (from an idempotency key); a fresh one when None."""
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,10 @@ class JobCommandResult:
 
 
 def command_envelope(
-    tenant: str, job_id: str, request_id: str, body: Command, now: datetime
+    tenant: str, job_id: str, request_id: str, body: Command, now: datetime, msg_id: str | None = None
 ) -> Envelope[Command]:
     return Envelope[Command](
-        msg_id=ids.new_message_id(),
+        msg_id=msg_id or ids.new_message_id(),
         job_id=job_id,
         tenant=tenant,
         correlation_id=request_id,
@@ -78,7 +80,7 @@ async def send_job_command(
     if before is None:  # unknown or deleted: nothing to ask the orchestrator
         raise JobNotFound(f"No job {cmd.job_id!r}.")
     seq_before = await reader.last_seq(cmd.tenant, cmd.job_id) or 0
-    envelope = command_envelope(cmd.tenant, cmd.job_id, cmd.request_id, cmd.body, clock())
+    envelope = command_envelope(cmd.tenant, cmd.job_id, cmd.request_id, cmd.body, clock(), cmd.msg_id)
     outcome = await publisher.request(envelope, timing.reply_wait_s)
     extra = {"job_id": cmd.job_id, "request_id": cmd.request_id, "command": type(cmd.body).__name__}
     if outcome is None:

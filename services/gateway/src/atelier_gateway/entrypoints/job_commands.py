@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request, Response
 
+from atelier_contracts import ids
 from atelier_contracts.commands import CancelJob, Command, DeleteJob, RequeueJob, RetryStep, UpdateJob
 from atelier_gateway.app.errors import JobNotFound
 from atelier_gateway.app.get_job import JobDetails, job_assets
@@ -24,7 +25,7 @@ from atelier_gateway.entrypoints import render
 from atelier_gateway.entrypoints.bodies import CancelBody, UpdateJobBody
 from atelier_gateway.entrypoints.context import current_request_id
 from atelier_gateway.entrypoints.deps import DepsDep
-from atelier_gateway.entrypoints.idempotency import IdempotentRoute
+from atelier_gateway.entrypoints.idempotency import IdempotentRoute, idempotent_request
 from atelier_gateway.entrypoints.problems import problem_responses
 from atelier_gateway.entrypoints.schemas import DeletedJob, Job
 
@@ -37,10 +38,22 @@ _ANSWERS = {**_ACCEPTED, **problem_responses(404, 409, 422, 500, 503)}
 StepName = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-async def _send(deps: Deps, job_id: str, body: Command) -> JobCommandResult:
+async def _send(deps: Deps, request: Request, job_id: str, body: Command) -> JobCommandResult:
+    # Under an Idempotency-Key the command's message id comes from the key and the request, so
+    # a client's retry after a lost answer is the same message: de-duplicated, decided once.
+    idempotent = idempotent_request(request)
+    msg_id = (
+        ids.derived_id("cmd", deps.settings.tenant, idempotent.key, idempotent.request_hash)
+        if idempotent
+        else None
+    )
     return await send_job_command(
         JobCommandInput(
-            tenant=deps.settings.tenant, job_id=job_id, request_id=current_request_id(), body=body
+            tenant=deps.settings.tenant,
+            job_id=job_id,
+            request_id=current_request_id(),
+            body=body,
+            msg_id=msg_id,
         ),
         publisher=deps.publisher,
         reader=deps.reader,
@@ -52,7 +65,7 @@ async def _send(deps: Deps, job_id: str, body: Command) -> JobCommandResult:
 
 
 async def _job_answer(deps: Deps, request: Request, job_id: str, body: Command) -> Job:
-    result = await _send(deps, job_id, body)
+    result = await _send(deps, request, job_id, body)
     if result.job is None:  # deleted while the command was decided
         raise JobNotFound(f"No job {job_id!r}.")
     details = JobDetails(job=result.job, assets=job_assets(result.job, deps.signer, deps.clock()))
@@ -111,7 +124,7 @@ async def update(
     job_id: str, body: UpdateJobBody, request: Request, response: Response, deps: DepsDep
 ) -> Job:
     command = UpdateJob(title=body.title, priority=body.priority, tags=body.tags)
-    result = await _send(deps, job_id, command)
+    result = await _send(deps, request, job_id, command)
     if result.job is None:
         raise JobNotFound(f"No job {job_id!r}.")
     response.status_code = 200 if result.decided and result.projected else 202
@@ -125,6 +138,6 @@ async def update(
     summary="Delete a job: gone from reads and lists; its files are released later",
     responses={202: {"description": "Accepted."}, **problem_responses(404, 409, 422, 500, 503)},
 )
-async def delete(job_id: str, deps: DepsDep) -> DeletedJob:
-    result = await _send(deps, job_id, DeleteJob())
+async def delete(job_id: str, request: Request, deps: DepsDep) -> DeletedJob:
+    result = await _send(deps, request, job_id, DeleteJob())
     return DeletedJob(id=job_id, deleted=result.job is None)

@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from atelier_contracts.envelope import encode
-from atelier_contracts.events import Commit, EventRecord, ProviderCalled, StepSucceeded
+from atelier_contracts.events import (
+    Commit,
+    EventRecord,
+    JobRequeued,
+    ProviderCalled,
+    StepRetryRequested,
+    StepSucceeded,
+)
 from atelier_contracts.ids import asset_id
 from atelier_contracts.readmodel import assets, job_events, job_tags, jobs, provider_calls
 from atelier_contracts.snapshot import JobSnapshot, snapshot_decoder
@@ -91,8 +98,14 @@ async def apply_in(conn: AsyncConnection, commit: Commit, seq: int) -> Applied:
     if calls:
         await _record_calls(conn, new, calls)
     for record in commit.events:
-        if isinstance(record.event, StepSucceeded):
-            await _record_assets(conn, commit, record.event)
+        event = record.event
+        if isinstance(event, StepSucceeded):
+            await _record_assets(conn, commit, event)
+        elif isinstance(event, StepRetryRequested | JobRequeued):
+            # The steps run anew: their old outputs are no longer the job's assets.
+            await conn.execute(
+                sa.delete(assets).where(assets.c.job_id == commit.job_id, assets.c.step.in_(event.reset))
+            )
     if state is None or state.tags != new.tags or new.deleted != state.deleted:
         await _record_tags(conn, new)
     return Applied.APPLIED
