@@ -47,6 +47,9 @@ CANCELLED_BUCKET = "ATELIER_CANCELLED"
 """KV bucket: a key per cancelled (or deleted) job id, so workers skip its queued work."""
 CANCELLED_TTL_S = 7 * 24 * 3600.0
 
+LIMITS_BUCKET = "ATELIER_LIMITS"
+"""KV bucket: the token buckets of provider rate limits, shared by the router replicas."""
+
 PROVIDERS_BUCKET = "ATELIER_PROVIDERS"
 """KV bucket: each provider's circuit-breaker state as its routers last saw it (for the API)."""
 

@@ -16,6 +16,7 @@ from nats.js.kv import KeyValue
 from atelier_contracts.subjects import (
     CANCELLED_BUCKET,
     CANCELLED_TTL_S,
+    LIMITS_BUCKET,
     PROVIDERS_BUCKET,
     STREAMS,
     StreamSpec,
@@ -82,6 +83,14 @@ async def cancelled_jobs(js: JetStreamContext) -> KeyValue:
         return await js.key_value(CANCELLED_BUCKET)
     except BucketNotFoundError:
         return await js.create_key_value(bucket=CANCELLED_BUCKET, ttl=CANCELLED_TTL_S, history=1)
+
+
+async def rate_limits(js: JetStreamContext) -> KeyValue:
+    """The KV bucket of shared rate-limit token buckets (created if missing)."""
+    try:
+        return await js.key_value(LIMITS_BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(bucket=LIMITS_BUCKET, history=1, ttl=3600)
 
 
 async def provider_states(js: JetStreamContext) -> KeyValue:

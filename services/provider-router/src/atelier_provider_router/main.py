@@ -21,8 +21,9 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from atelier_contracts.blobstore import FileBlobStore
-from atelier_contracts.runtime.nats import provider_states
+from atelier_contracts.runtime.nats import provider_states, rate_limits
 from atelier_contracts.runtime.worker_main import WorkerSettings, WorkerSetup, main_for
+from atelier_provider_router.adapters.ratelimit import KvRateLimiter
 from atelier_provider_router.adapters.registry import build_providers
 from atelier_provider_router.app.capabilities import handlers
 from atelier_provider_router.app.matrix import DEFAULT_FILE, MatrixError, load
@@ -42,7 +43,8 @@ def setup(blobs: FileBlobStore, settings: WorkerSettings, nc: Client) -> WorkerS
     except MatrixError as exc:
         print(f"atelier-provider-router: invalid provider configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    router = Router(matrix, build_providers(matrix))
+    limiter = KvRateLimiter(lambda: rate_limits(nc.jetstream()))
+    router = Router(matrix, build_providers(matrix), limiter=limiter)
     replica = f"{socket.gethostname()}:{os.getpid()}"
 
     async def publish_states(stop: asyncio.Event) -> None:

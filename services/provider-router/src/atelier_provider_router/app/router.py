@@ -69,15 +69,23 @@ def describe(error: ProviderError, route: Route) -> str:
     return f"{route.key} failed ({error.error_class}: {error.message})"
 
 
+class RateLimiter(Protocol):
+    """Shared request-rate limits: take a token for ``name`` or learn how long until one."""
+
+    async def take(self, name: str, per_minute: int) -> float: ...
+
+
 class Router:
     def __init__(
         self,
         matrix: Matrix,
         providers: dict[str, Provider],
         clock: Callable[[], float] = time.monotonic,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.matrix = matrix
         self.providers = providers
+        self.limiter = limiter
         self.breakers = Breakers(matrix.providers)
         self.clock = clock
         self.latency_ms: dict[str, float] = {}
@@ -103,6 +111,7 @@ class Router:
             raise WorkError("no_provider", f"no provider is configured for {capability}", retryable=False)
         attempts: list[ProviderAttempt] = []
         passed_over: list[str] = []
+        limit_waits: list[float] = []
         for route in routes:
             breaker = self.breakers[route.provider]
             now = self.clock()
@@ -116,6 +125,16 @@ class Router:
                 )
                 passed_over.append(reason)
                 continue
+            if route.rpm and self.limiter is not None:
+                wait = await self.limiter.take(route.key, route.rpm)
+                if wait > 0:
+                    reason = f"{route.key} at its limit of {route.rpm} requests a minute"
+                    attempts.append(
+                        _attempt(route, "skipped", started, error_class="over_limit", message=reason)
+                    )
+                    passed_over.append(reason)
+                    limit_waits.append(wait)
+                    continue
             options = CallOptions(
                 model=route.model, timeout_s=route.timeout_s, idempotency_key=f"{item.work_id}:{route.key}"
             )
@@ -163,11 +182,13 @@ class Router:
                     "prompt_invalid", f"{route.key}: {error.message}", retryable=False, attempts=attempts
                 )
             passed_over.append(describe(error, route))
-        raise self._exhausted(capability, attempts, passed_over)
+        raise self._exhausted(capability, attempts, passed_over, limit_waits)
 
-    def _exhausted(self, capability: str, attempts: list[ProviderAttempt], why: list[str]) -> WorkError:
+    def _exhausted(
+        self, capability: str, attempts: list[ProviderAttempt], why: list[str], limit_waits: list[float]
+    ) -> WorkError:
         now = self.clock()
-        waits = [self.breakers[a.provider].remaining(now) for a in attempts]
+        waits = [self.breakers[a.provider].remaining(now) for a in attempts] + limit_waits
         waits = [w for w in waits if w > 0]
         message = f"every provider of {capability} failed: " + "; ".join(why)
         if waits:

@@ -1,7 +1,8 @@
-"""Usage, cost and provider analytics agree with the event logs they are projected from."""
+"""The provider router on real NATS and SQL: analytics agree with the logs; limits hold across replicas."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,9 +13,12 @@ import pytest
 from atelier_contracts.common import Usage
 from atelier_contracts.events import ProviderCalled
 from atelier_contracts.readmodel import make_engine
+from atelier_contracts.runtime.nats import connect, rate_limits
+from atelier_contracts.work import WorkItem
 from atelier_devstack.natsserver import NatsServer
 from atelier_gateway.adapters.analytics import SqlAnalytics
 from atelier_provider_router.adapters.offline.provider import OfflineProvider
+from atelier_provider_router.adapters.ratelimit import KvRateLimiter
 from atelier_provider_router.app.capabilities import handlers as ai_handlers
 from atelier_provider_router.app.matrix import parse
 from atelier_provider_router.app.ports import CallOptions, ErrorClass, ProviderError, TextRequest, TextResult
@@ -96,3 +100,53 @@ async def test_usage_and_analytics_match_the_logged_calls(
     assert summary["jobs_by_status"]["succeeded"] == 12
     assert set(summary["backlog"]) >= {"ai-high", "ai-normal", "ai-low"}
     assert summary["recent_failures"][0]["error_class"] == "rate_limited"
+
+
+async def test_a_rate_limit_holds_across_three_router_replicas(nats_server: NatsServer) -> None:
+    """30 calls at once through 3 routers sharing the KV buckets: exactly `rpm` reach provider a."""
+    nc = await connect(nats_server.url, "limits-test")
+    try:
+        js = nc.jetstream()
+        matrix = parse(LIMITED)
+        routers = [
+            Router(matrix, {"a": Counting(), "b": Counting()}, limiter=KvRateLimiter(lambda: rate_limits(js)))  # type: ignore[dict-item]
+            for _ in range(3)
+        ]
+        request = TextRequest(prompt="p", title="t")
+
+        async def one(i: int) -> str:
+            router = routers[i % 3]
+            work = WorkItem(
+                work_id=f"j.s.{i}", job_id="j", tenant="t", step="s", attempt=1, capability="text.generate"
+            )
+            routed = await router.call("text.generate", work, lambda p, o: p.generate_text(request, o))
+            return routed.route.provider
+
+        answered = Counter(await asyncio.gather(*(one(i) for i in range(30))))
+    finally:
+        await nc.close()
+    assert answered == {"a": 10, "b": 20}
+
+
+LIMITED = """
+[providers.a]
+adapter = "offline"
+[providers.b]
+adapter = "offline"
+[[capabilities."text.generate"]]
+provider = "a"
+model = "m1"
+rpm = 10
+[[capabilities."text.generate"]]
+provider = "b"
+model = "m2"
+"""
+
+
+@dataclass
+class Counting:
+    name: str = "counting"
+    capabilities: frozenset[str] = frozenset({"text.generate"})
+
+    async def generate_text(self, request: TextRequest, options: CallOptions) -> TextResult:
+        return TextResult(text="ok", model=options.model)
