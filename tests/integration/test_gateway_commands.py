@@ -4,13 +4,12 @@ nats-server and SQL, with a fake orchestrator answering on each command's reply 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
-import nats
 import pytest
 import sqlalchemy as sa
 from nats.aio.client import Client
@@ -25,27 +24,6 @@ from tests.integration.gateway_harness import FakeOrchestrator, project, put_job
 from tests.integration.test_gateway_api import Gateway, assert_problem, open_gateway
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def gateway(nats_server: NatsServer, database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
-    async with open_gateway(nats_server.url, database_url, tmp_path, command_wait_s=10.0) as gw:
-        yield gw
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-async def orchestrator(nc: Client, gateway: Gateway) -> FakeOrchestrator:
-    # Depends on the gateway: it creates the streams at start-up.
-    return await FakeOrchestrator(nc, nc.jetstream()).start()
 
 
 async def a_job(gateway: Gateway, **fields: Any) -> str:

@@ -4,14 +4,12 @@ expiry and pruning, and replays after a restart — on real SQL and a real nats-
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
-import nats
 import pytest
 import sqlalchemy as sa
 from nats.aio.client import Client
@@ -30,26 +28,6 @@ from tests.support import eventually
 pytestmark = pytest.mark.integration
 
 KEY = "Idempotency-Key"
-
-
-@pytest.fixture
-async def gateway(nats_server: NatsServer, database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
-    async with open_gateway(nats_server.url, database_url, tmp_path, command_wait_s=10.0) as gw:
-        yield gw
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-async def orchestrator(nc: Client, gateway: Gateway) -> FakeOrchestrator:
-    return await FakeOrchestrator(nc, nc.jetstream()).start()
 
 
 def key() -> str:
