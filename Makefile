@@ -37,6 +37,7 @@ e2e: install
 
 bench: install
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.router
 
 fmt: install
 	$(BIN)/ruff format .
