@@ -2,7 +2,7 @@
 
 The report is published before the work item is acked, so a crash in between redelivers the
 item and the worker reports again; the orchestrator ignores a report for an attempt it already
-recorded. Reports carry the message ids ``<work_id>.started`` and ``<work_id>.finished``, so
+recorded. Reports carry the message ids ``<work_id>.started.<delivery>`` and ``<work_id>.finished``, so
 JetStream also drops a quick duplicate.
 """
 
