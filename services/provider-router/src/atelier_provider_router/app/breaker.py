@@ -4,6 +4,15 @@ A breaker trips on a 429 at once (for Retry-After when given), and on a failure 
 last ``window`` calls once ``min_calls`` were made. When the cooldown ends, one real request
 is let through as a probe: its success closes the breaker, its failure opens it again for twice
 as long. Time comes in as an argument, so the rules are tested without sleeping.
+
+Every router replica keeps its own breakers, and they share what they learn
+(``adapters/breaker_sync.py``): a trip another replica saw is *adopted* — the breaker opens
+until that replica's end time, unless it is already open for longer — and a recovery another
+replica saw (its probe succeeded) closes a breaker that is open only because of an adopted
+trip. Probes stay per replica: when an adopted trip ends, each replica that has not learnt of
+a recovery in the meantime lets one request of its own through, so a provider gets up to one
+probe per replica. A probe that fails is a trip of this replica's own, and is shared like any
+other.
 """
 
 from __future__ import annotations
@@ -34,6 +43,10 @@ class Breaker:
     cooldown_s: float = 0.0
     probing: bool = False
     recent: deque[bool] = field(default_factory=deque)
+    adopted_from: str = ""
+    """The replica whose trip (or recovery) this breaker follows; empty when the state is its own."""
+    own: tuple[float, str, float] | None = None
+    """This replica's own latest trip (until, reason, cooldown), kept while an adopted one covers it."""
 
     def allow(self, now: float) -> bool:
         """May a call go out now? In half-open, only the one probe may."""
@@ -50,8 +63,7 @@ class Breaker:
     def succeeded(self) -> None:
         self._record(True)
         if self.state == HALF_OPEN:
-            self.state, self.reason, self.cooldown_s, self.probing = CLOSED, "", 0.0, False
-            self.recent.clear()
+            self._close()
 
     def failed(self, error: ErrorClass, now: float, retry_after_s: float | None = None) -> None:
         if error == ErrorClass.AUTH:
@@ -73,7 +85,43 @@ class Breaker:
     def remaining(self, now: float) -> float:
         return max(self.until - now, 0.0) if self.state == OPEN else 0.0
 
+    def adopt(self, until: float, reason: str, now: float, by: str = "another replica") -> bool:
+        """Follow a trip replica ``by`` saw: stay open until ``until`` (this process's clock).
+
+        Nothing changes when the trip is over or this breaker is already open at least as long.
+        A half-open breaker opens again (its probe, if one is out, no longer closes it). When the
+        adopted trip ends, this replica probes once like after a trip of its own, and a failed
+        probe doubles the adopted cooldown. Returns whether the breaker changed.
+        """
+        if until <= now or (self.state == OPEN and self.until >= until):
+            return False
+        self.state, self.until, self.cooldown_s, self.probing = OPEN, until, until - now, False
+        self.reason = f"tripped by {by}: {reason}"
+        self.adopted_from = by
+        return True
+
+    def adopt_closed(self, now: float, by: str = "another replica") -> bool:
+        """Follow a recovery replica ``by`` saw (its probe succeeded).
+
+        Only a breaker that is open (or half-open) because of an adopted trip closes; one open
+        because of a trip of its own stays open, and one whose own trip an adopted one outlasted
+        goes back to its own trip. Returns whether the breaker changed.
+        """
+        if self.state == CLOSED or not self.adopted_from:
+            return False
+        if self.own is not None and self.own[0] > now:
+            (self.until, self.reason, self.cooldown_s), self.state = self.own, OPEN
+            self.adopted_from, self.probing = "", False
+            return True
+        self._close()
+        self.adopted_from = by
+        return True
+
     def _open(self, now: float, cooldown_s: float, reason: str) -> None:
+        if self.state == OPEN and self.adopted_from and self.until >= now + cooldown_s:
+            # A call that went out before an adopted, longer trip: that trip stands.
+            self.own = (now + cooldown_s, reason, cooldown_s)
+            return
         self.state, self.until, self.reason, self.cooldown_s, self.probing = (
             OPEN,
             now + cooldown_s,
@@ -81,6 +129,12 @@ class Breaker:
             cooldown_s,
             False,
         )
+        self.own, self.adopted_from = (self.until, reason, cooldown_s), ""
+
+    def _close(self) -> None:
+        self.state, self.reason, self.cooldown_s, self.probing = CLOSED, "", 0.0, False
+        self.own, self.adopted_from = None, ""
+        self.recent.clear()
 
     def _record(self, ok: bool) -> None:
         self.recent.append(ok)
@@ -108,6 +162,12 @@ class Breakers:
 
     def __getitem__(self, provider: str) -> Breaker:
         return self._breakers[provider]
+
+    def __contains__(self, provider: object) -> bool:
+        return provider in self._breakers
+
+    def items(self) -> list[tuple[str, Breaker]]:
+        return list(self._breakers.items())
 
     def snapshot(self, now: float) -> dict[str, dict[str, object]]:
         """What the API shows: each provider's state, why, and for how much longer."""
