@@ -20,6 +20,7 @@ from atelier_gateway.adapters.analytics import SqlAnalytics
 from atelier_provider_router.adapters.offline.provider import OfflineProvider
 from atelier_provider_router.adapters.ratelimit import KvRateLimiter
 from atelier_provider_router.app.capabilities import handlers as ai_handlers
+from atelier_provider_router.app.gate import Gate
 from atelier_provider_router.app.matrix import parse
 from atelier_provider_router.app.ports import CallOptions, ErrorClass, ProviderError, TextRequest, TextResult
 from atelier_provider_router.app.router import Router
@@ -109,7 +110,11 @@ async def test_a_rate_limit_holds_across_three_router_replicas(nats_server: Nats
         js = nc.jetstream()
         matrix = parse(LIMITED)
         routers = [
-            Router(matrix, {"a": Counting(), "b": Counting()}, limiter=KvRateLimiter(lambda: rate_limits(js)))  # type: ignore[dict-item]
+            Router(
+                matrix,
+                {"a": Counting(), "b": Counting()},
+                gate=Gate(limiter=KvRateLimiter(lambda: rate_limits(js))),
+            )  # type: ignore[dict-item]
             for _ in range(3)
         ]
         request = TextRequest(prompt="p", title="t")

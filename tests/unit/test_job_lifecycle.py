@@ -309,3 +309,55 @@ def test_a_step_whose_prerequisite_failed_cannot_be_retried_alone() -> None:
     with pytest.raises(Rejected) as err:
         sim.send(RetryStep(step="thumbnail"))
     assert (err.value.code, "cover" in err.value.message) == ("illegal_transition", True)
+
+
+def test_waiting_for_cooling_providers_uses_no_attempts_until_the_deadline() -> None:
+    """Attempts that called nobody (every provider cooling) do not count; the job deadline ends it."""
+    from msgspec.structs import replace
+
+    from atelier_contracts.common import ProviderAttempt
+    from tests.unit.story_sim import T0
+
+    skipped = [
+        ProviderAttempt(
+            provider="a", model="m1", outcome="skipped", started_at=T0, error_class="cooling_down"
+        )
+    ]
+    sim = Sim()
+    d = dispatched(sim.send(submit()))[0]
+    for _ in range(10):  # far more than max_attempts (3)
+        events = sim.send(replace(failed(d), code="providers_unavailable", attempts=skipped, retry_after_s=5))
+        scheduled = next(e for e in events if isinstance(e, StepRetryScheduled))
+        assert scheduled.waiting
+        assert scheduled.delay_s == 5
+        d = dispatched(events)[0]
+        sim.clock += 5
+    assert sim.state is not None
+    assert sim.state.steps[d.step].run_attempts == 1, "ten waits, still the first try"
+    # A real failure still counts: three of them end the step as before.
+    for _ in range(3):
+        events = sim.send(failed(d))
+        if not dispatched(events):
+            break
+        d = dispatched(events)[0]
+    assert sim.state.steps[d.step].status == StepStatus.FAILED
+    # And a wait past the job's deadline is not scheduled.
+    sim2 = Sim()
+    d2 = dispatched(sim2.send(submit()))[0]
+    events = sim2.send(
+        replace(failed(d2), code="providers_unavailable", attempts=skipped, retry_after_s=10 * 3600)
+    )
+    assert not any(isinstance(e, StepRetryScheduled) for e in events)
+
+
+def test_a_budget_alert_from_a_worker_is_an_event_in_the_job_log() -> None:
+    from msgspec.structs import replace
+
+    from atelier_contracts.common import BudgetAlert
+    from atelier_contracts.events import BudgetAlerted
+
+    sim = Sim()
+    d = dispatched(sim.send(submit()))[0]
+    alert = BudgetAlert(tenant="t", project="spring", period="2026-11", spent_usd=8.1, limit_usd=10.0)
+    events = sim.send(replace(succeeded(d), alerts=[alert]))
+    assert [e.alert for e in events if isinstance(e, BudgetAlerted)] == [alert]

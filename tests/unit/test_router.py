@@ -218,3 +218,29 @@ def test_invalid_configuration_is_refused_with_the_reason(text: str, message: st
     with pytest.raises(MatrixError) as raised:
         parse(text, "providers.toml")
     assert message in str(raised.value)
+
+
+@dataclass
+class Closable(FakeProvider):
+    closed: int = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+async def test_a_reload_closes_the_old_adapters_once_their_calls_must_have_ended() -> None:
+    old = {n: Closable(n) for n in ("a", "b")}
+    clock = Clock()
+    router = Router(parse(MATRIX.format(strategy="prefer_quality")), old, clock=clock)  # type: ignore[arg-type]
+    new = {n: Closable(n) for n in ("a", "b")}
+    router.reload(router.matrix, new)  # type: ignore[arg-type]
+    assert (await call(router)).route.provider == "a"
+    assert new["a"].calls, "calls go to the new adapters at once"
+    clock.now += 59  # b's route has the default 60 s timeout: a call on an old adapter may still run
+    await router.reap()
+    assert [p.closed for p in old.values()] == [0, 0]
+    clock.now += 2
+    await router.reap()
+    assert [p.closed for p in old.values()] == [1, 1]
+    await router.aclose()
+    assert [p.closed for p in (*old.values(), *new.values())] == [1, 1, 1, 1], "each closed once"

@@ -41,6 +41,17 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     cost_usd: float = 0.0
 
 
+class BudgetAlert(msgspec.Struct, frozen=True, kw_only=True):
+    """A budget crossed its alert share (80 %) in this period; raised once per scope and period."""
+
+    tenant: str
+    project: str = ""
+    """Empty for the tenant's own budget."""
+    period: str
+    spent_usd: float
+    limit_usd: float
+
+
 class ProviderAttempt(msgspec.Struct, frozen=True, kw_only=True):
     """One call (or a skip) of one provider for one work item, as the router saw it."""
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from atelier_contracts.common import Artifact, ErrorInfo, ProviderAttempt, Usage
+from atelier_contracts.common import Artifact, BudgetAlert, ErrorInfo, ProviderAttempt, Usage
 
 
 class StepSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,6 +93,14 @@ class ProviderCalled(msgspec.Struct, frozen=True, kw_only=True, tag="provider_ca
     call: ProviderAttempt
 
 
+class BudgetAlerted(msgspec.Struct, frozen=True, kw_only=True, tag="budget_alerted"):
+    """This step's spending took a budget (the tenant's or the project's) past its alert share."""
+
+    step: str
+    attempt: int
+    alert: BudgetAlert
+
+
 class StepFailed(msgspec.Struct, frozen=True, kw_only=True, tag="step_failed"):
     """A step attempt failed; ``will_retry`` says whether another attempt follows."""
 
@@ -110,6 +118,9 @@ class StepRetryScheduled(msgspec.Struct, frozen=True, kw_only=True, tag="step_re
     attempt: int
     due_at: datetime
     delay_s: float
+    waiting: bool = False
+    """The failed attempt called no provider (all cooling down or at their limits): it does not
+    count against the step's ``max_attempts``."""
 
 
 class StepCancelled(msgspec.Struct, frozen=True, kw_only=True, tag="step_cancelled"):
@@ -190,6 +201,7 @@ JobEvent = (
     | StepRedelivered
     | StepSucceeded
     | ProviderCalled
+    | BudgetAlerted
     | StepFailed
     | StepRetryScheduled
     | StepCancelled

@@ -50,6 +50,10 @@ CANCELLED_TTL_S = 7 * 24 * 3600.0
 LIMITS_BUCKET = "ATELIER_LIMITS"
 """KV bucket: the token buckets of provider rate limits, shared by the router replicas."""
 
+BUDGETS_BUCKET = "ATELIER_BUDGETS"
+"""KV bucket: budget limits per tenant and project (set by the gateway) and their spend (kept by
+the routers); see :mod:`atelier_contracts.budgets`."""
+
 PROVIDERS_BUCKET = "ATELIER_PROVIDERS"
 """KV bucket: each provider's circuit-breaker state as its routers last saw it (for the API)."""
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from atelier_contracts.common import Artifact, ProviderAttempt, Usage
+from atelier_contracts.common import Artifact, BudgetAlert, ProviderAttempt, Usage
 
 
 class WorkItem(msgspec.Struct, frozen=True, kw_only=True, tag="work_item"):
@@ -62,6 +62,8 @@ class WorkSucceeded(msgspec.Struct, frozen=True, kw_only=True, tag="work_succeed
     """Every provider tried for this result, in order; the last one answered."""
     fallbacks: list[str] = []
     """Why each earlier provider was passed over, e.g. "fell back to b/m2: a/m1 answered 429"."""
+    alerts: list[BudgetAlert] = []
+    """Budgets whose alert line this work's spending crossed."""
 
 
 class WorkFailed(msgspec.Struct, frozen=True, kw_only=True, tag="work_failed"):
@@ -79,6 +81,7 @@ class WorkFailed(msgspec.Struct, frozen=True, kw_only=True, tag="work_failed"):
     attempts: list[ProviderAttempt] = []
     retry_after_s: float | None = None
     """The earliest a retry could succeed (e.g. every provider is cooling down)."""
+    alerts: list[BudgetAlert] = []
 
 
 WorkReport = WorkStarted | WorkSucceeded | WorkFailed

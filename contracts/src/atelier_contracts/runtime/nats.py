@@ -14,6 +14,7 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from atelier_contracts.subjects import (
+    BUDGETS_BUCKET,
     CANCELLED_BUCKET,
     CANCELLED_TTL_S,
     LIMITS_BUCKET,
@@ -77,28 +78,32 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
     )
 
 
-async def cancelled_jobs(js: JetStreamContext) -> KeyValue:
-    """The KV bucket of cancelled job ids (created if missing)."""
+async def _bucket(js: JetStreamContext, name: str, ttl: float | None = None) -> KeyValue:
+    """The KV bucket ``name``, created (one value per key) if missing."""
     try:
-        return await js.key_value(CANCELLED_BUCKET)
+        return await js.key_value(name)
     except BucketNotFoundError:
-        return await js.create_key_value(bucket=CANCELLED_BUCKET, ttl=CANCELLED_TTL_S, history=1)
+        return await js.create_key_value(bucket=name, ttl=ttl, history=1)
+
+
+async def cancelled_jobs(js: JetStreamContext) -> KeyValue:
+    """The KV bucket of cancelled job ids."""
+    return await _bucket(js, CANCELLED_BUCKET, ttl=CANCELLED_TTL_S)
 
 
 async def rate_limits(js: JetStreamContext) -> KeyValue:
-    """The KV bucket of shared rate-limit token buckets (created if missing)."""
-    try:
-        return await js.key_value(LIMITS_BUCKET)
-    except BucketNotFoundError:
-        return await js.create_key_value(bucket=LIMITS_BUCKET, history=1, ttl=3600)
+    """The KV bucket of shared rate-limit token buckets and concurrency leases."""
+    return await _bucket(js, LIMITS_BUCKET, ttl=3600)
 
 
 async def provider_states(js: JetStreamContext) -> KeyValue:
-    """The KV bucket of provider circuit-breaker states (created if missing)."""
-    try:
-        return await js.key_value(PROVIDERS_BUCKET)
-    except BucketNotFoundError:
-        return await js.create_key_value(bucket=PROVIDERS_BUCKET, history=1)
+    """The KV bucket of provider circuit-breaker states."""
+    return await _bucket(js, PROVIDERS_BUCKET)
+
+
+async def budgets(js: JetStreamContext) -> KeyValue:
+    """The KV bucket of budget limits and spend per tenant and project."""
+    return await _bucket(js, BUDGETS_BUCKET)
 
 
 async def ensure_streams(js: JetStreamContext) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -50,11 +50,13 @@ class WorkerSettings:
 
 @dataclass
 class WorkerSetup:
-    """A worker service's handlers, and any tasks that run beside them (e.g. config reloads)."""
+    """A worker service's handlers, any tasks that run beside them (e.g. config reloads), and
+    what to close when it stops (e.g. HTTP clients), after the work pool has drained."""
 
     handlers: dict[str, WorkHandler]
     background: list[Part] = field(default_factory=list)
     checks: dict[str, ReadyCheck] = field(default_factory=dict)
+    cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 SetupFactory = Callable[[FileBlobStore, WorkerSettings, Client], WorkerSetup]
@@ -90,6 +92,11 @@ async def serve_worker(
     try:
         await run_until_stopped(stop, ops, work.run, *parts.background)
     finally:
+        for close in parts.cleanup:
+            try:
+                await close()
+            except Exception:
+                log.exception("cleanup failed", extra={"service": service})
         await close_quietly(nc)
     log.info("%s stopped", service)
 

@@ -26,7 +26,7 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from prometheus_client import Counter, Histogram
 
-from atelier_contracts.common import Artifact, ProviderAttempt, Usage
+from atelier_contracts.common import Artifact, BudgetAlert, ProviderAttempt, Usage
 from atelier_contracts.envelope import Envelope, encode, work_item_decoder
 from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outcome, Retry
 from atelier_contracts.runtime.nats import cancelled_jobs
@@ -57,6 +57,7 @@ class WorkError(Exception):
         retryable: bool,
         attempts: list[ProviderAttempt] | None = None,
         retry_after_s: float | None = None,
+        alerts: list[BudgetAlert] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -64,6 +65,7 @@ class WorkError(Exception):
         self.retryable = retryable
         self.attempts = attempts or []
         self.retry_after_s = retry_after_s
+        self.alerts = alerts or []
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class WorkResult:
     usage: Usage = field(default_factory=Usage)
     attempts: list[ProviderAttempt] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
+    alerts: list[BudgetAlert] = field(default_factory=list)
 
 
 WorkHandler = Callable[[WorkItem], Coroutine[Any, Any, WorkResult]]
@@ -188,6 +191,7 @@ class WorkPool:
                 finished_at=datetime.now(UTC),
                 attempts=result.attempts,
                 fallbacks=result.fallbacks,
+                alerts=result.alerts,
             )
         except asyncio.CancelledError:
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]
@@ -196,7 +200,9 @@ class WorkPool:
             return ACK
         except WorkError as exc:
             report = self._failed(item, started, exc.code, exc.message, exc.retryable)
-            report = msgspec.structs.replace(report, attempts=exc.attempts, retry_after_s=exc.retry_after_s)
+            report = msgspec.structs.replace(
+                report, attempts=exc.attempts, retry_after_s=exc.retry_after_s, alerts=exc.alerts
+            )
         except Exception as exc:  # an unexpected bug is reported as a retryable step failure
             log.exception("work handler crashed", extra={"job_id": item.job_id, "step": item.step})
             report = self._failed(item, started, "worker_error", f"{type(exc).__name__}: {exc}", True)

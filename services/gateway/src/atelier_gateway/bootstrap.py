@@ -14,6 +14,7 @@ from atelier_contracts.readmodel import make_engine
 from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams, ready_check
 from atelier_contracts.runtime.ops import ReadyCheck
 from atelier_gateway.adapters.analytics import SqlAnalytics
+from atelier_gateway.adapters.budgets import KvBudgetStore
 from atelier_gateway.adapters.idempotency import SqlIdempotencyStore
 from atelier_gateway.adapters.job_search import SqlJobSearch
 from atelier_gateway.adapters.publisher import JetStreamCommandPublisher
@@ -24,6 +25,7 @@ from atelier_gateway.app.housekeeping import prune_idempotency_keys
 from atelier_gateway.app.ports import (
     Analytics,
     BlobLocator,
+    BudgetStore,
     CommandPublisher,
     IdempotencyStore,
     JobReader,
@@ -54,6 +56,7 @@ class Deps:
     blobs: BlobLocator
     checks: dict[str, ReadyCheck]
     analytics: Analytics
+    budgets: BudgetStore
     clock: Callable[[], datetime] = utc_now
 
 
@@ -86,6 +89,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             blobs=FileBlobStore(settings.blob_dir),
             checks={"nats": ready_check(nc), "sql": reader.ping},
             analytics=SqlAnalytics(engine, js),
+            budgets=KvBudgetStore(js),
         )
 
 

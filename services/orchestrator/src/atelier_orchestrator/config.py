@@ -22,14 +22,17 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
+        """``ATELIER_ORCHESTRATOR_CONCURRENCY`` sets both concurrencies; the ``COMMAND_`` and
+        ``REPORT_`` variants set one each."""
         env = os.environ
+        both = env.get("ATELIER_ORCHESTRATOR_CONCURRENCY", "16")
         return cls(
             nats_url=env.get("ATELIER_NATS_URL", "nats://127.0.0.1:4222"),
             database_url=env.get("ATELIER_DATABASE_URL", "sqlite+aiosqlite:///.state/atelier.db"),
             ops_host=env.get("ATELIER_OPS_HOST", "127.0.0.1"),
             ops_port=int(env.get("ATELIER_ORCHESTRATOR_OPS_PORT", "8081")),
-            command_concurrency=int(env.get("ATELIER_ORCHESTRATOR_CONCURRENCY", "16")),
-            report_concurrency=int(env.get("ATELIER_ORCHESTRATOR_CONCURRENCY", "16")),
+            command_concurrency=int(env.get("ATELIER_ORCHESTRATOR_COMMAND_CONCURRENCY", both)),
+            report_concurrency=int(env.get("ATELIER_ORCHESTRATOR_REPORT_CONCURRENCY", both)),
             log_level=env.get("ATELIER_LOG_LEVEL", "INFO"),
             ack_wait_s=float(env.get("ATELIER_ORCHESTRATOR_ACK_WAIT_S", "10")),
             sweep_interval_s=float(env.get("ATELIER_SWEEP_INTERVAL_S", "2")),

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
 import sys
-import time
 from pathlib import Path
 
 from nats.aio.client import Client
 
 from atelier_contracts.blobstore import FileBlobStore
-from atelier_contracts.runtime.nats import provider_states, rate_limits
+from atelier_contracts.runtime.nats import budgets, provider_states, rate_limits
 from atelier_contracts.runtime.worker_main import WorkerSettings, WorkerSetup, main_for
-from atelier_provider_router.adapters.ratelimit import KvRateLimiter
+from atelier_provider_router.adapters.breaker_sync import BreakerSync
+from atelier_provider_router.adapters.budgets import KvBudgets
+from atelier_provider_router.adapters.ratelimit import KvLeases, KvRateLimiter
 from atelier_provider_router.adapters.registry import build_providers
 from atelier_provider_router.app.capabilities import handlers
+from atelier_provider_router.app.gate import Gate
 from atelier_provider_router.app.matrix import DEFAULT_FILE, MatrixError, load
 from atelier_provider_router.app.router import Router
 
@@ -36,6 +37,16 @@ def matrix_file() -> Path:
     return Path(os.environ.get("ATELIER_PROVIDERS_FILE") or DEFAULT_FILE)
 
 
+def shared_gate(nc: Client) -> Gate:
+    """Limits and budgets kept in NATS KV, so that every replica of the router sees the same."""
+    js = nc.jetstream()
+    return Gate(
+        limiter=KvRateLimiter(lambda: rate_limits(js)),
+        leases=KvLeases(lambda: rate_limits(js)),
+        budgets=KvBudgets(lambda: budgets(js)),
+    )
+
+
 def setup(blobs: FileBlobStore, settings: WorkerSettings, nc: Client) -> WorkerSetup:
     path = matrix_file()
     try:
@@ -43,24 +54,15 @@ def setup(blobs: FileBlobStore, settings: WorkerSettings, nc: Client) -> WorkerS
     except MatrixError as exc:
         print(f"atelier-provider-router: invalid provider configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    limiter = KvRateLimiter(lambda: rate_limits(nc.jetstream()))
-    router = Router(matrix, build_providers(matrix), limiter=limiter)
+    router = Router(matrix, build_providers(matrix), gate=shared_gate(nc))
     replica = f"{socket.gethostname()}:{os.getpid()}"
-
-    async def publish_states(stop: asyncio.Event) -> None:
-        """Keep the API's view of the breakers current: on every change, and every few seconds."""
-        kv = await provider_states(nc.jetstream())
-        published: dict[str, dict[str, object]] = {}
-        while not stop.is_set():
-            now_mono, now_wall = time.monotonic(), time.time()
-            for name, state in router.breakers.snapshot(now_mono).items():
-                if state != published.get(name):
-                    entry = {**state, "until": now_wall + float(state["remaining_s"]), "by": replica}  # type: ignore[arg-type]
-                    await kv.put(name, json.dumps(entry).encode())
-                    published[name] = state
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(router.changed.wait(), 1.0)
-            router.changed.clear()
+    # Breaker trips and recoveries shared with the other replicas (and shown by the API).
+    breaker_sync = BreakerSync(
+        router,
+        lambda: provider_states(nc.jetstream()),
+        replica,
+        reconnects=lambda: int(nc.stats["reconnects"]),
+    )
 
     every = float(os.environ.get("ATELIER_PROVIDERS_RELOAD_S", "5"))
 
@@ -81,7 +83,7 @@ def setup(blobs: FileBlobStore, settings: WorkerSettings, nc: Client) -> WorkerS
             router.reload(new, build_providers(new))
             log.info("provider configuration reloaded", extra={"file": str(path)})
 
-    return WorkerSetup(handlers=handlers(router, blobs), background=[reload, publish_states])
+    return WorkerSetup(handlers=handlers(router, blobs), background=[reload, *breaker_sync.parts])
 
 
 def main() -> None:

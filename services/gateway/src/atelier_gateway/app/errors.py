@@ -73,6 +73,10 @@ class TagExists(AppError):
     code = "tag_exists"
 
 
+class BudgetNotFound(AppError):
+    code = "budget_not_found"
+
+
 class IdempotencyKeyInvalid(AppError):
     code = "idempotency_key_invalid"
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from atelier_contracts.budgets import BudgetLimit, BudgetSpend
 from atelier_contracts.commands import Command, CommandOutcome
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.snapshot import JobSnapshot
@@ -185,3 +186,22 @@ class Analytics(Protocol):
     async def summary(self, tenant: str, now: datetime) -> dict[str, Any]: ...
 
     async def provider_states(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A budget and where it stands: ``project`` is "" for the tenant's own."""
+
+    project: str
+    limit: BudgetLimit
+    spend: BudgetSpend
+
+
+class BudgetStore(Protocol):
+    """Budget limits per tenant and project (the routers enforce them and keep the spend)."""
+
+    async def list(self, tenant: str) -> list[Budget]: ...
+
+    async def put(self, tenant: str, project: str, limit: BudgetLimit) -> Budget: ...
+
+    async def remove(self, tenant: str, project: str) -> bool: ...

@@ -17,6 +17,7 @@ from atelier_gateway.config import Settings
 from atelier_gateway.entrypoints import (
     analytics,
     batch,
+    budgets,
     files,
     job_commands,
     job_list,
@@ -86,5 +87,6 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(tags.router)
     app.include_router(files.router)
     app.include_router(analytics.router)
+    app.include_router(budgets.router)
     app.include_router(ops.router)
     return app

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,7 @@ from atelier_contracts.errors import ERROR_CODES
 from atelier_gateway.app.errors import (
     AppError,
     AssetAlreadyRunning,
+    BudgetNotFound,
     FileNotFound,
     IdempotencyInProgress,
     IdempotencyKeyInvalid,
@@ -44,6 +46,7 @@ STATUS_OF: dict[type[AppError], int] = {
     FileNotFound: 404,
     StepNotFound: 404,
     TagNotFound: 404,
+    BudgetNotFound: 404,
     IllegalTransition: 409,
     AssetAlreadyRunning: 409,
     JobDeleted: 409,
@@ -82,6 +85,12 @@ class Problem(BaseModel):
 
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
+
+
+def _instance(request: Request) -> str:
+    """The request's path as a URI reference (RFC 9457 ``instance``): percent-encoded, as sent."""
+    raw = request.scope.get("raw_path")
+    return raw.decode("ascii", "replace") if raw else quote(request.url.path, safe="/:@!$&'()*+,;=")
 
 
 def problem(
@@ -126,7 +135,7 @@ def app_error_problem(request: Request, exc: AppError) -> ProblemResponse:
     headers = {"Retry-After": "1"} if retry else None
     if status >= 500:
         log.warning("%s: %s", exc.code, exc.detail, extra={"request_id": current_request_id()})
-    return problem(status, exc.code, instance=request.url.path, detail=exc.detail, headers=headers)
+    return problem(status, exc.code, instance=_instance(request), detail=exc.detail, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> ProblemResponse:
@@ -137,7 +146,7 @@ async def _validation_error(request: Request, exc: Exception) -> ProblemResponse
         for e in exc.errors()
     ]
     detail = f"{len(issues)} problem(s) with the request; see errors."
-    return problem(422, "validation_failed", instance=request.url.path, detail=detail, errors=issues)
+    return problem(422, "validation_failed", instance=_instance(request), detail=detail, errors=issues)
 
 
 async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
@@ -145,7 +154,7 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     status = exc.status_code
     code = _CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "validation_failed")
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != HTTPStatus(status).phrase else None
-    return problem(status, code, instance=request.url.path, detail=detail, headers=exc.headers)
+    return problem(status, code, instance=_instance(request), detail=detail, headers=exc.headers)
 
 
 def install(app: FastAPI) -> None:

@@ -21,8 +21,9 @@ from atelier_contracts.commands import (
     SubmitJob,
     UpdateJob,
 )
-from atelier_contracts.common import Artifact, ErrorInfo, ProviderAttempt
+from atelier_contracts.common import Artifact, BudgetAlert, ErrorInfo, ProviderAttempt
 from atelier_contracts.events import (
+    BudgetAlerted,
     JobCancelled,
     JobDeleted,
     JobEvent,
@@ -53,6 +54,8 @@ from atelier_orchestrator.domain.policies import backoff_delay, is_retryable, st
 from atelier_orchestrator.domain.state import EventMeta, evolve
 
 LIVE = (StepStatus.DISPATCHED, StepStatus.RUNNING)
+MIN_WAIT_S = 1.0
+"""The shortest wait for providers: each wait is a commit in the job's log, so no busy loop."""
 UNSETTLED = (StepStatus.PENDING, *LIVE)
 
 
@@ -284,7 +287,7 @@ def _current_report(d: _Decision, step: StepSnapshot, report: WorkReport) -> Non
                 )
         case WorkSucceeded():
             _mark_job_started(d)
-            _record_calls(d, step, report.attempt, report.attempts)
+            _record_calls(d, step, report.attempt, report.attempts, report.alerts)
             d.emit(
                 StepSucceeded(
                     step=step.name,
@@ -304,7 +307,7 @@ def _current_report(d: _Decision, step: StepSnapshot, report: WorkReport) -> Non
             _dispatch_ready_steps(d)
             _settle(d)
         case WorkFailed():
-            _record_calls(d, step, report.attempt, report.attempts)
+            _record_calls(d, step, report.attempt, report.attempts, report.alerts)
             retryable = is_retryable(report.code, report.retryable)
             _step_failed(
                 d,
@@ -314,12 +317,26 @@ def _current_report(d: _Decision, step: StepSnapshot, report: WorkReport) -> Non
                 retryable=retryable,
                 at=report.finished_at,
                 retry_after_s=report.retry_after_s,
+                waiting=_only_waited(report),
             )
 
 
-def _record_calls(d: _Decision, step: StepSnapshot, attempt: int, calls: list[ProviderAttempt]) -> None:
+def _only_waited(report: WorkFailed) -> bool:
+    """Every provider was cooling down or at its limits, so none was called: a wait, not a try."""
+    return (
+        report.code == "providers_unavailable"
+        and bool(report.attempts)
+        and all(a.outcome == "skipped" for a in report.attempts)
+    )
+
+
+def _record_calls(
+    d: _Decision, step: StepSnapshot, attempt: int, calls: list[ProviderAttempt], alerts: list[BudgetAlert]
+) -> None:
     for call in calls:
         d.emit(ProviderCalled(step=step.name, attempt=attempt, capability=step.capability, call=call))
+    for alert in alerts:
+        d.emit(BudgetAlerted(step=step.name, attempt=attempt, alert=alert))
 
 
 def _mark_job_started(d: _Decision) -> None:
@@ -336,11 +353,19 @@ def _step_failed(
     retryable: bool,
     at: datetime,
     retry_after_s: float | None = None,
+    waiting: bool = False,
 ) -> None:
+    """A failed attempt: retry it (after backoff, or when the providers will answer again) or give
+    up. A ``waiting`` attempt made no call, so it does not count against ``max_attempts``; only
+    the job's deadline ends the wait."""
     deadline = d.job.deadline_at
-    delay = max(backoff_delay(step, step.work_id or ""), retry_after_s or 0.0)
+    if waiting:
+        delay = max(retry_after_s or 0.0, MIN_WAIT_S)
+    else:
+        delay = max(backoff_delay(step, step.work_id or ""), retry_after_s or 0.0)
     due = d.now + timedelta(seconds=delay)
-    will_retry = retryable and step.run_attempts < step.max_attempts and (deadline is None or due < deadline)
+    attempts_left = waiting or step.run_attempts < step.max_attempts
+    will_retry = retryable and attempts_left and (deadline is None or due < deadline)
     error = ErrorInfo(code=code, message=message, at=at, retryable=retryable)
     d.emit(
         StepFailed(
@@ -353,7 +378,11 @@ def _step_failed(
     )
     if will_retry:
         delay = (due - d.now).total_seconds()
-        d.emit(StepRetryScheduled(step=step.name, attempt=step.attempts + 1, due_at=due, delay_s=delay))
+        d.emit(
+            StepRetryScheduled(
+                step=step.name, attempt=step.attempts + 1, due_at=due, delay_s=delay, waiting=waiting
+            )
+        )
         _dispatch(d, d.job.steps[step.name], step.attempts + 1, not_before=due)
         return
     for dependent in _dependents(d.job, step.name):

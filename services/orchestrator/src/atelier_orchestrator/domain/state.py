@@ -8,6 +8,7 @@ from datetime import datetime
 from msgspec.structs import replace
 
 from atelier_contracts.events import (
+    BudgetAlerted,
     Commit,
     JobCancelled,
     JobDeleted,
@@ -107,8 +108,11 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
                 updated_at=at,
                 deadline_at=None,
             )
-        case ProviderCalled():
+        case ProviderCalled() | BudgetAlerted():
             return state  # the call's facts live in the log (and the usage read model)
+        case StepRetryScheduled() if event.waiting:
+            # A wait for providers is not a try: the next attempt number does not use one up.
+            return _step(state, event.step, attempt_base=state.steps[event.step].attempt_base + 1)
         case StepRetryScheduled():
             return state  # the StepDispatched that follows carries the new attempt
         case StepCancelled():

@@ -13,6 +13,7 @@ import binascii
 import dataclasses
 import io
 import json as jsonlib
+import os
 import wave
 from typing import Any
 
@@ -21,7 +22,9 @@ from PIL import Image, UnidentifiedImageError
 
 from atelier_contracts.common import Usage
 from atelier_provider_router.adapters.openai_errors import classify, from_exception, malformed
+from atelier_provider_router.app.matrix import ProviderConfig
 from atelier_provider_router.app.ports import (
+    Adapter,
     CallOptions,
     ErrorClass,
     ImageEditRequest,
@@ -255,3 +258,19 @@ def _object(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise malformed(f"{what} is not a JSON object")
     return value
+
+
+def _build(name: str, config: ProviderConfig) -> OpenAICompatibleProvider:
+    key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+    return OpenAICompatibleProvider(name=name, base_url=config.base_url, api_key=key)
+
+
+def _check(config: ProviderConfig) -> list[str]:
+    problems = [] if config.base_url else ["an openai adapter needs base_url"]
+    key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+    if key and not (key.isascii() and key.isprintable()):
+        problems.append(f"{config.api_key_env} has characters an HTTP header cannot carry")
+    return problems
+
+
+ADAPTER = Adapter(capabilities=DEFAULT_CAPABILITIES, build=_build, check=_check)

@@ -1,61 +1,97 @@
-"""Request-rate limits shared by every router replica: token buckets in a NATS KV bucket.
+"""Request, token and concurrency limits shared by every router replica, kept in NATS KV.
 
-Each bucket is one KV key holding ``{"tokens", "at"}``. Taking a token is a compare-and-set
-on the key's revision, so replicas racing for the last token cannot both get it; the loser
-re-reads and decides again. Time is wall-clock seconds, the same on every replica of a machine
+- ``rpm`` and ``tpm`` are token buckets, one KV key each (``{"tokens", "at"}``), refilled
+  continuously at the limit per minute. A call takes one request token, and its worst-case
+  token count from the ``tpm`` bucket; what it did not use is given back after the call.
+- ``concurrency`` is a set of leases, one KV key per route (``{holder: expires_at}``): a call
+  holds one while it runs; a lease of a replica that died runs out after its TTL.
+
+Every change is a compare-and-set (:class:`KvState`), so replicas racing for the last token
+or slot cannot both get it. Time is wall-clock seconds, the same on every replica of a machine
 or a cluster with synchronised clocks.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Awaitable, Callable
 
-import nats.js.errors
 from nats.js.kv import KeyValue
 
-_INVALID = re.compile(r"[^-/_=.a-zA-Z0-9]")
-MAX_TRIES = 50
+from atelier_provider_router.adapters.kvstate import KvState, key_token
 
 
 class KvRateLimiter:
+    """Token buckets per route and kind (``rpm``, ``tpm``)."""
+
     def __init__(
         self, bucket: Callable[[], Awaitable[KeyValue]], clock: Callable[[], float] = time.time
     ) -> None:
-        self._bucket = bucket
-        self._kv: KeyValue | None = None
+        self.state = KvState(bucket)
         self.clock = clock
 
-    async def kv(self) -> KeyValue:
-        if self._kv is None:
-            self._kv = await self._bucket()
-        return self._kv
-
-    async def take(self, name: str, per_minute: int) -> float:
-        """Take one token; 0.0 when taken, else the seconds until one will be there."""
-        kv = await self.kv()
-        key = "rpm." + _INVALID.sub("_", name)
+    async def take(self, name: str, per_minute: int, amount: float = 1.0, kind: str = "rpm") -> float:
+        """Take ``amount`` tokens; 0.0 when taken, else the seconds until there will be enough."""
         rate = per_minute / 60.0
-        for _ in range(MAX_TRIES):
+        amount = min(amount, float(per_minute))  # a call larger than the bucket waits for a full one
+
+        def change(current: bytes | None) -> tuple[bytes | None, float]:
             now = self.clock()
-            try:
-                entry = await kv.get(key)
-                state = json.loads(entry.value or b"{}")
-                revision = entry.revision
-            except nats.js.errors.KeyNotFoundError:
-                state, revision = {"tokens": float(per_minute), "at": now}, None
-            tokens = min(float(per_minute), float(state["tokens"]) + (now - float(state["at"])) * rate)
-            if tokens < 1.0:
-                return (1.0 - tokens) / rate
-            value = json.dumps({"tokens": tokens - 1.0, "at": now}).encode()
-            try:
-                if revision is None:
-                    await kv.create(key, value)
-                else:
-                    await kv.update(key, value, last=revision)
-                return 0.0
-            except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.BadRequestError):
-                continue  # another replica took a token first: read again
-        return 1.0 / rate  # heavy contention: behave as if the bucket were empty
+            tokens = self._level(current, per_minute, now)
+            if tokens < amount:
+                return None, (amount - tokens) / rate
+            return json.dumps({"tokens": tokens - amount, "at": now}).encode(), 0.0
+
+        return await self.state.update(f"{kind}.{key_token(name)}", change)
+
+    async def give_back(self, name: str, per_minute: int, amount: float, kind: str = "rpm") -> None:
+        """Return tokens taken but not used (a call used fewer tokens than its worst case)."""
+        if amount <= 0:
+            return
+
+        def change(current: bytes | None) -> tuple[bytes | None, None]:
+            now = self.clock()
+            tokens = min(float(per_minute), self._level(current, per_minute, now) + amount)
+            return json.dumps({"tokens": tokens, "at": now}).encode(), None
+
+        await self.state.update(f"{kind}.{key_token(name)}", change)
+
+    @staticmethod
+    def _level(current: bytes | None, per_minute: int, now: float) -> float:
+        if current is None:
+            return float(per_minute)
+        state = json.loads(current)
+        refill = (now - float(state["at"])) * per_minute / 60.0
+        return min(float(per_minute), float(state["tokens"]) + refill)
+
+
+class KvLeases:
+    """Concurrency slots per route: at most ``limit`` unexpired leases at once."""
+
+    def __init__(
+        self, bucket: Callable[[], Awaitable[KeyValue]], clock: Callable[[], float] = time.time
+    ) -> None:
+        self.state = KvState(bucket)
+        self.clock = clock
+
+    async def acquire(self, name: str, limit: int, holder: str, ttl_s: float) -> float:
+        """Hold a slot: 0.0 when held, else the seconds until the oldest lease runs out."""
+
+        def change(current: bytes | None) -> tuple[bytes | None, float]:
+            now = self.clock()
+            leases = {h: t for h, t in json.loads(current or b"{}").items() if t > now}
+            if holder not in leases and len(leases) >= limit:
+                return None, min(leases.values()) - now
+            leases[holder] = now + ttl_s
+            return json.dumps(leases).encode(), 0.0
+
+        return await self.state.update(f"conc.{key_token(name)}", change)
+
+    async def release(self, name: str, holder: str) -> None:
+        def change(current: bytes | None) -> tuple[bytes | None, None]:
+            now = self.clock()
+            leases = {h: t for h, t in json.loads(current or b"{}").items() if t > now and h != holder}
+            return json.dumps(leases).encode(), None
+
+        await self.state.update(f"conc.{key_token(name)}", change)

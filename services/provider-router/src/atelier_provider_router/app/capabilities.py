@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from atelier_contracts.blobstore import BlobNotFound, BlobStore
@@ -52,6 +53,26 @@ def _input_text(blobs: BlobStore, item: WorkItem, kind: str = "text") -> str:
     raise WorkError("input_missing", f"no {kind} input for {item.step}", retryable=False)
 
 
+SPEECH_CHARS_PER_S = 10.0
+"""A slow narrator's pace: the worst case of audio seconds billed for a text."""
+
+
+def text_worst_case(request: TextRequest) -> dict[str, float]:
+    """Input tokens: one per three UTF-8 bytes (≈ one per CJK character, above English's one per
+    four characters); output tokens: the request's cap."""
+    size = len((request.system + request.title + request.prompt).encode())
+    return {"input_tokens": math.ceil(size / 3) + 16, "output_tokens": float(request.max_tokens)}
+
+
+def image_worst_case(size: int) -> dict[str, float]:
+    return {"images": 1.0, "megapixels": size * size / 1e6}
+
+
+def speech_worst_case(request: SpeechRequest) -> dict[str, float]:
+    chars = float(len(request.text))
+    return {"characters": chars, "audio_seconds": chars / SPEECH_CHARS_PER_S}
+
+
 def _done(routed: Routed[Any], artifact: Artifact) -> WorkResult:
     return WorkResult(
         outputs=[artifact],
@@ -60,6 +81,7 @@ def _done(routed: Routed[Any], artifact: Artifact) -> WorkResult:
         usage=routed.usage,
         attempts=routed.attempts,
         fallbacks=routed.fallbacks,
+        alerts=routed.alerts,
     )
 
 
@@ -70,7 +92,9 @@ def handlers(router: Router, blobs: BlobStore) -> dict[str, WorkHandler]:
         await simulate_faults(item)
         prompt, title, seed = _prompt(item)
         request = TextRequest(prompt=prompt, title=title, seed=seed)
-        routed = await router.call("text.generate", item, lambda p, o: p.generate_text(request, o))
+        routed = await router.call(
+            "text.generate", item, lambda p, o: p.generate_text(request, o), text_worst_case(request)
+        )
         text = routed.result.text
         ref = blobs.put_bytes(text.encode(), "text/markdown")
         return _done(routed, Artifact(name="story", kind="text", blob=ref, meta={"words": len(text.split())}))
@@ -79,7 +103,9 @@ def handlers(router: Router, blobs: BlobStore) -> dict[str, WorkHandler]:
         await simulate_faults(item)
         prompt, title, seed = _prompt(item)
         request = ImageRequest(prompt=prompt, title=title, seed=seed, size=int(item.params.get("size", 1024)))
-        routed = await router.call("image.generate", item, lambda p, o: p.generate_image(request, o))
+        routed = await router.call(
+            "image.generate", item, lambda p, o: p.generate_image(request, o), image_worst_case(request.size)
+        )
         ref = blobs.put_bytes(routed.result.data, routed.result.content_type)
         return _done(routed, Artifact(name="image", kind="image", blob=ref, meta=dict(routed.result.meta)))
 
@@ -87,7 +113,9 @@ def handlers(router: Router, blobs: BlobStore) -> dict[str, WorkHandler]:
         await simulate_faults(item)
         text = _input_text(blobs, item)  # Markdown: the provider decides how to speak it
         request = SpeechRequest(text=text, seed=int(item.params.get("input", {}).get("seed", 0)))
-        routed = await router.call("tts", item, lambda p, o: p.synthesize_speech(request, o))
+        routed = await router.call(
+            "tts", item, lambda p, o: p.synthesize_speech(request, o), speech_worst_case(request)
+        )
         ref = blobs.put_bytes(routed.result.data, routed.result.content_type)
         return _done(routed, Artifact(name="audio", kind="audio", blob=ref, meta=dict(routed.result.meta)))
 

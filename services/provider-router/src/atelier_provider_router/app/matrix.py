@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
 from atelier_contracts.common import Usage
 from atelier_contracts.subjects import CAPABILITY_POOLS
 
-ADAPTER_CAPABILITIES = {
-    "offline": frozenset({"text.generate", "image.generate", "tts"}),
-    "openai": frozenset({"text.generate", "image.generate", "image.edit", "tts"}),
-}
+if TYPE_CHECKING:
+    from atelier_provider_router.app.ports import Adapter
 
 # Usage units (what adapters report) → the price field that bills them.
 PRICED_UNITS = {
@@ -86,7 +85,8 @@ class Route(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 
 class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    adapter: Literal["offline", "openai"]
+    adapter: str
+    """A built-in (``offline``, ``openai``), a registered plugin, or ``module:ADAPTER``."""
     base_url: str = ""
     api_key_env: str = ""
     cooldown_s: float = 30.0
@@ -97,6 +97,8 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """...and at least this many calls were made."""
     window: int = 20
     """How many recent calls the failure rate is taken over."""
+    options: dict[str, Any] = {}
+    """Whatever else an adapter needs (deployment names, regions, ...); the adapter checks it."""
 
 
 class Matrix(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -108,7 +110,17 @@ class Matrix(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         return list(self.capabilities.get(capability, []))
 
 
-def parse(text: str, source: str = "<config>") -> Matrix:
+Adapters = Callable[[str], "Adapter"]
+"""An adapter's name → the adapter (raises ``LookupError`` for an unknown one)."""
+
+
+def _plugins(name: str) -> Adapter:
+    from atelier_provider_router.plugins import adapter  # found at run time: plugins may be anywhere
+
+    return adapter(name)
+
+
+def parse(text: str, source: str = "<config>", adapters: Adapters = _plugins) -> Matrix:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -117,15 +129,21 @@ def parse(text: str, source: str = "<config>") -> Matrix:
         matrix = msgspec.convert(raw, Matrix)
     except msgspec.ValidationError as exc:
         raise MatrixError(f"{source}: {exc}") from exc
-    validate(matrix, source)
+    validate(matrix, source, adapters)
     return matrix
 
 
-def validate(matrix: Matrix, source: str) -> None:
+def validate(matrix: Matrix, source: str, adapters: Adapters = _plugins) -> None:
     problems: list[str] = []
+    can: dict[str, frozenset[str]] = {}
     for name, provider in matrix.providers.items():
-        if provider.adapter == "openai" and not provider.base_url:
-            problems.append(f"provider {name!r}: an openai adapter needs base_url")
+        try:
+            found = adapters(provider.adapter)
+        except LookupError as exc:
+            problems.append(f"provider {name!r}: {exc}")
+        else:
+            can[name] = found.capabilities
+            problems += [f"provider {name!r}: {problem}" for problem in found.check(provider)]
         if provider.api_key_env and not os.environ.get(provider.api_key_env):
             problems.append(f"provider {name!r}: environment variable {provider.api_key_env} is not set")
         if not 0 < provider.failure_rate <= 1:
@@ -140,7 +158,7 @@ def validate(matrix: Matrix, source: str) -> None:
             serving = matrix.providers.get(route.provider)
             if serving is None:
                 problems.append(f"{where}: unknown provider {route.provider!r}")
-            elif capability not in ADAPTER_CAPABILITIES[serving.adapter]:
+            elif route.provider in can and capability not in can[route.provider]:
                 problems.append(f"{where}: the {serving.adapter} adapter cannot do {capability}")
             if route.timeout_s <= 0:
                 problems.append(f"{where}: timeout_s must be positive")
@@ -155,10 +173,10 @@ def validate(matrix: Matrix, source: str) -> None:
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "providers.default.toml"
 
 
-def load(path: Path | None) -> Matrix:
+def load(path: Path | None, adapters: Adapters = _plugins) -> Matrix:
     path = path or DEFAULT_FILE
     try:
         text = path.read_text()
     except OSError as exc:
         raise MatrixError(f"{path}: cannot read: {exc}") from exc
-    return parse(text, str(path))
+    return parse(text, str(path), adapters)

@@ -9,10 +9,14 @@ timeout and idempotency key.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from atelier_contracts.common import Usage
+
+if TYPE_CHECKING:
+    from atelier_provider_router.app.matrix import ProviderConfig
 
 
 class ErrorClass(enum.StrEnum):
@@ -120,3 +124,15 @@ class Provider(Protocol):
     async def edit_image(self, request: ImageEditRequest, options: CallOptions) -> MediaResult: ...
 
     async def synthesize_speech(self, request: SpeechRequest, options: CallOptions) -> MediaResult: ...
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A kind of provider: what it can do and how to make one from its ``[providers.<name>]``
+    entry. Each adapter module exposes one as ``ADAPTER``; see :mod:`atelier_provider_router.plugins`."""
+
+    capabilities: frozenset[str]
+    build: Callable[[str, ProviderConfig], Provider]
+    """``(name, config) -> provider``."""
+    check: Callable[[ProviderConfig], list[str]] = lambda config: []
+    """What is wrong with a ``[providers.<name>]`` entry, checked when the matrix is loaded."""

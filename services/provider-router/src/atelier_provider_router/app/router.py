@@ -17,10 +17,11 @@ from typing import Generic, Protocol, TypeVar
 
 from prometheus_client import Counter, Histogram
 
-from atelier_contracts.common import ProviderAttempt, Usage
+from atelier_contracts.common import BudgetAlert, ProviderAttempt, Usage
 from atelier_contracts.runtime.workpool import WorkError
 from atelier_contracts.work import WorkItem
 from atelier_provider_router.app.breaker import Breakers
+from atelier_provider_router.app.gate import Gate, Refusal, Ticket
 from atelier_provider_router.app.matrix import Matrix, Route
 from atelier_provider_router.app.ports import CallOptions, ErrorClass, Provider, ProviderError
 
@@ -57,6 +58,7 @@ class Routed(Generic[R]):
     usage: Usage
     attempts: list[ProviderAttempt]
     fallbacks: list[str] = field(default_factory=list)
+    alerts: list[BudgetAlert] = field(default_factory=list)
 
 
 def describe(error: ProviderError, route: Route) -> str:
@@ -69,32 +71,47 @@ def describe(error: ProviderError, route: Route) -> str:
     return f"{route.key} failed ({error.error_class}: {error.message})"
 
 
-class RateLimiter(Protocol):
-    """Shared request-rate limits: take a token for ``name`` or learn how long until one."""
-
-    async def take(self, name: str, per_minute: int) -> float: ...
-
-
 class Router:
     def __init__(
         self,
         matrix: Matrix,
         providers: dict[str, Provider],
         clock: Callable[[], float] = time.monotonic,
-        limiter: RateLimiter | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.matrix = matrix
         self.providers = providers
-        self.limiter = limiter
+        self.gate = gate or Gate()
         self.breakers = Breakers(matrix.providers)
         self.clock = clock
         self.latency_ms: dict[str, float] = {}
+        self.retiring: list[tuple[float, list[Provider]]] = []
         self.changed = asyncio.Event()
         """Set when a breaker changed state, so its new state is published without delay."""
 
     def reload(self, matrix: Matrix, providers: dict[str, Provider]) -> None:
+        """Route by the new matrix from now on. The old adapters may still be answering calls
+        in flight: they are closed once the longest of their routes' timeouts has passed."""
+        grace = max(
+            (r.timeout_s for routes in self.matrix.capabilities.values() for r in routes), default=0.0
+        )
+        self.retiring.append((self.clock() + grace, list(self.providers.values())))
         self.matrix, self.providers = matrix, providers
         self.breakers.reconfigure(matrix.providers)
+
+    async def reap(self) -> None:
+        """Close the adapters a reload retired whose calls must have ended by now."""
+        now = self.clock()
+        due = [providers for at, providers in self.retiring if at <= now]
+        self.retiring = [(at, providers) for at, providers in self.retiring if at > now]
+        for providers in due:
+            await _close(providers)
+
+    async def aclose(self) -> None:
+        """Close every adapter (their HTTP connection pools), current and retired."""
+        retired = [p for _, providers in self.retiring for p in providers]
+        self.retiring = []
+        await _close([*self.providers.values(), *retired])
 
     def order(self, capability: str, sticky: str | None = None) -> list[Route]:
         routes = self.matrix.routes(capability)
@@ -105,13 +122,20 @@ class Router:
             routes.sort(key=lambda r: r.provider != sticky)
         return routes
 
-    async def call(self, capability: str, item: WorkItem, invoke: Invoke[R]) -> Routed[R]:
+    async def call(
+        self, capability: str, item: WorkItem, invoke: Invoke[R], worst_case: dict[str, float] | None = None
+    ) -> Routed[R]:
+        """Route one work item; ``worst_case`` is the most it can consume (usage units), which
+        the shared token limits and the budgets reserve before the call."""
         routes = self.order(capability, item.params.get("sticky_provider"))
+        project = str(item.params.get("input", {}).get("project", ""))
         if not routes:
             raise WorkError("no_provider", f"no provider is configured for {capability}", retryable=False)
         attempts: list[ProviderAttempt] = []
         passed_over: list[str] = []
         limit_waits: list[float] = []
+        over_budget: list[str] = []
+        alerts: list[BudgetAlert] = []
         for route in routes:
             breaker = self.breakers[route.provider]
             now = self.clock()
@@ -125,28 +149,33 @@ class Router:
                 )
                 passed_over.append(reason)
                 continue
-            if route.rpm and self.limiter is not None:
-                wait = await self.limiter.take(route.key, route.rpm)
-                if wait > 0:
-                    reason = f"{route.key} at its limit of {route.rpm} requests a minute"
-                    attempts.append(
-                        _attempt(route, "skipped", started, error_class="over_limit", message=reason)
-                    )
-                    passed_over.append(reason)
-                    limit_waits.append(wait)
-                    continue
-            options = CallOptions(
-                model=route.model, timeout_s=route.timeout_s, idempotency_key=f"{item.work_id}:{route.key}"
-            )
+            hold_id = f"{item.work_id}:{route.key}"
+            ticket = Ticket(hold_id, item.tenant, project, worst_case or {})
+            taken = await self.gate.enter(route, ticket)
+            if isinstance(taken, Refusal):
+                attempts.append(
+                    _attempt(route, "skipped", started, error_class=taken.error_class, message=taken.message)
+                )
+                passed_over.append(taken.message)
+                if taken.wait_s is not None:
+                    limit_waits.append(taken.wait_s)
+                else:
+                    over_budget.append(taken.message)
+                continue
+            options = CallOptions(model=route.model, timeout_s=route.timeout_s, idempotency_key=hold_id)
             t0 = time.perf_counter()
+            usage: Usage | None = None
             try:
                 async with asyncio.timeout(route.timeout_s):
                     result = await invoke(self.providers[route.provider], options)
+                usage = route.priced(result.usage)
             except TimeoutError:
                 error = ProviderError(ErrorClass.TIMEOUT, f"no answer within {route.timeout_s:g}s")
             except ProviderError as exc:
                 error = exc
-            else:
+            finally:
+                alerts += await self.gate.leave(taken, usage)
+            if usage is not None:
                 latency = (time.perf_counter() - t0) * 1000
                 PROVIDER_LATENCY.labels(route.provider, capability).observe(latency / 1000)
                 if passed_over:
@@ -156,10 +185,16 @@ class Router:
                 if breaker.state != before:
                     self.changed.set()
                 self._observe(route, latency)
-                usage = route.priced(result.usage)
                 attempts.append(_attempt(route, "succeeded", started, latency_ms=latency, usage=usage))
                 fallbacks = [f"fell back to {route.key}: {why}" for why in passed_over]
-                return Routed(result=result, route=route, usage=usage, attempts=attempts, fallbacks=fallbacks)
+                return Routed(
+                    result=result,
+                    route=route,
+                    usage=usage,
+                    attempts=attempts,
+                    fallbacks=fallbacks,
+                    alerts=alerts,
+                )
             latency = (time.perf_counter() - t0) * 1000
             PROVIDER_LATENCY.labels(route.provider, capability).observe(latency / 1000)
             PROVIDER_ERRORS.labels(route.provider, str(error.error_class)).inc()
@@ -179,30 +214,57 @@ class Router:
             )
             if error.error_class in FAIL_FAST:
                 raise WorkError(
-                    "prompt_invalid", f"{route.key}: {error.message}", retryable=False, attempts=attempts
+                    "prompt_invalid",
+                    f"{route.key}: {error.message}",
+                    retryable=False,
+                    attempts=attempts,
+                    alerts=alerts,
                 )
             passed_over.append(describe(error, route))
-        raise self._exhausted(capability, attempts, passed_over, limit_waits)
+        raise self._exhausted(capability, attempts, passed_over, limit_waits, over_budget, alerts)
 
     def _exhausted(
-        self, capability: str, attempts: list[ProviderAttempt], why: list[str], limit_waits: list[float]
+        self,
+        capability: str,
+        attempts: list[ProviderAttempt],
+        why: list[str],
+        limit_waits: list[float],
+        over_budget: list[str],
+        alerts: list[BudgetAlert],
     ) -> WorkError:
         now = self.clock()
         waits = [self.breakers[a.provider].remaining(now) for a in attempts] + limit_waits
         waits = [w for w in waits if w > 0]
         message = f"every provider of {capability} failed: " + "; ".join(why)
+        if over_budget and len(over_budget) == len(attempts):
+            # Every route would overspend: waiting will not help this period.
+            return WorkError(
+                "budget_exceeded", "; ".join(over_budget), retryable=False, attempts=attempts, alerts=alerts
+            )
         if waits:
             # Nobody can answer before the earliest cooldown ends: ask to be retried then.
             return WorkError(
-                "providers_unavailable", message, retryable=True, attempts=attempts, retry_after_s=min(waits)
+                "providers_unavailable",
+                message,
+                retryable=True,
+                attempts=attempts,
+                retry_after_s=min(waits),
+                alerts=alerts,
             )
-        return WorkError("provider_error", message, retryable=True, attempts=attempts)
+        return WorkError("provider_error", message, retryable=True, attempts=attempts, alerts=alerts)
 
     def _observe(self, route: Route, latency_ms: float) -> None:
         previous = self.latency_ms.get(route.key)
         self.latency_ms[route.key] = (
             latency_ms if previous is None else EWMA_ALPHA * latency_ms + (1 - EWMA_ALPHA) * previous
         )
+
+
+async def _close(providers: list[Provider]) -> None:
+    for provider in providers:
+        close = getattr(provider, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _attempt(

@@ -7,6 +7,7 @@ import asyncio
 from atelier_contracts.common import Usage
 from atelier_provider_router.adapters.offline import image, speech, text
 from atelier_provider_router.app.ports import (
+    Adapter,
     CallOptions,
     ErrorClass,
     ImageEditRequest,
@@ -53,3 +54,6 @@ class OfflineProvider:
             meta={"duration_s": round(seconds, 3)},
             usage=Usage(units={"audio_seconds": round(seconds, 3), "characters": len(request.text)}),
         )
+
+
+ADAPTER = Adapter(capabilities=OfflineProvider.capabilities, build=lambda name, config: OfflineProvider())
