@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.common import Usage
 from atelier_contracts.events import ProviderCalled
 from atelier_contracts.readmodel import make_engine
 from atelier_contracts.runtime.nats import connect, rate_limits
+from atelier_contracts.runtime.worker_main import WorkerSettings
 from atelier_contracts.work import WorkItem
 from atelier_devstack.natsserver import NatsServer
 from atelier_gateway.adapters.analytics import SqlAnalytics
@@ -24,6 +26,7 @@ from atelier_provider_router.app.gate import Gate
 from atelier_provider_router.app.matrix import parse
 from atelier_provider_router.app.ports import CallOptions, ErrorClass, ProviderError, TextRequest, TextResult
 from atelier_provider_router.app.router import Router
+from atelier_provider_router.main import setup as router_setup
 from tests.integration.harness import platform
 
 pytestmark = pytest.mark.integration
@@ -155,3 +158,25 @@ class Counting:
 
     async def generate_text(self, request: TextRequest, options: CallOptions) -> TextResult:
         return TextResult(text="ok", model=options.model)
+
+
+async def test_the_service_closes_its_provider_http_clients_when_it_stops(
+    nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    matrix = tmp_path / "providers.toml"
+    matrix.write_text(
+        '[providers.remote]\nadapter = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[[capabilities."text.generate"]]\nprovider = "remote"\nmodel = "m"\n'
+    )
+    monkeypatch.setenv("ATELIER_PROVIDERS_FILE", str(matrix))
+    settings = WorkerSettings.from_env("provider-router", 0)
+    nc = await connect(nats_server.url, "router-setup-test")
+    try:
+        parts = router_setup(FileBlobStore(tmp_path / "blobs"), settings, nc)
+        (close,) = parts.cleanup
+        remote = close.__self__.providers["remote"]  # type: ignore[attr-defined]
+        assert not remote._client.is_closed
+        await close()
+        assert remote._client.is_closed
+    finally:
+        await nc.close()

@@ -71,6 +71,7 @@ def setup(blobs: FileBlobStore, settings: WorkerSettings, nc: Client) -> WorkerS
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
+            await router.reap()  # adapters an earlier reload retired, once their calls have ended
             mtime = path.stat().st_mtime if path.exists() else seen
             if mtime == seen:
                 continue
@@ -83,7 +84,11 @@ def setup(blobs: FileBlobStore, settings: WorkerSettings, nc: Client) -> WorkerS
             router.reload(new, build_providers(new))
             log.info("provider configuration reloaded", extra={"file": str(path)})
 
-    return WorkerSetup(handlers=handlers(router, blobs), background=[reload, *breaker_sync.parts])
+    return WorkerSetup(
+        handlers=handlers(router, blobs),
+        background=[reload, *breaker_sync.parts],
+        cleanup=[router.aclose],  # the adapters' HTTP connection pools
+    )
 
 
 def main() -> None:
