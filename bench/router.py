@@ -107,7 +107,10 @@ async def main() -> None:
                 "concurrency = 1000",
                 Gate(leases=KvLeases(lambda: rate_limits(js))),
             ),
-            "tenant budget (reserve + settle)": (PRICE, Gate(budgets=KvBudgets(lambda: budgets(js)))),
+            "tenant budget (reserve + settle)": (
+                PRICE,
+                Gate(budgets=KvBudgets(lambda: budgets(js), lambda: rate_limits(js))),
+            ),
         }
         kv = await budgets(js)
         await kv.put(limit_key("t"), msgspec.json.encode(BudgetLimit(limit_usd=1e9)))

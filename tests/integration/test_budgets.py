@@ -121,3 +121,18 @@ async def test_a_project_over_budget_fails_its_job_and_the_alert_is_in_the_log(
     assert budget["spent_usd"] == pytest.approx(0.24)
     assert budget["reserved_usd"] == 0
     assert budget["alerted"] is True
+
+
+async def test_budgets_answer_503_when_nats_is_down(gateway: Gateway, nats_server: NatsServer) -> None:
+    assert (await gateway.client.get("/v1/budgets")).status_code == 200
+    nats_server.stop()
+    assert_problem(await gateway.client.get("/v1/budgets"), 503, "service_unavailable")
+    assert_problem(
+        await gateway.client.put("/v1/budgets/tenant", json={"limit_usd": 5}), 503, "service_unavailable"
+    )
+
+
+@pytest.mark.parametrize("project", ["", "x" * 65, 7, ["a"]])
+async def test_a_job_names_its_project_with_a_short_string(gateway: Gateway, project: object) -> None:
+    body = {"kind": "story", "title": "t", "input": {"prompt": "p", "project": project}}
+    assert_problem(await gateway.client.post("/v1/jobs", json=body), 422, "validation_failed")

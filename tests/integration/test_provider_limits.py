@@ -21,7 +21,7 @@ from atelier_provider_router.adapters.budgets import KvBudgets
 from atelier_provider_router.adapters.ratelimit import KvLeases, KvRateLimiter
 from atelier_provider_router.app.gate import Gate
 from atelier_provider_router.app.matrix import parse
-from atelier_provider_router.app.ports import CallOptions, TextRequest, TextResult
+from atelier_provider_router.app.ports import CallOptions, ErrorClass, ProviderError, TextRequest, TextResult
 from atelier_provider_router.app.router import Routed, Router
 from tests.support import eventually
 
@@ -95,7 +95,7 @@ def replicas(
             gate=Gate(
                 limiter=KvRateLimiter(lambda: rate_limits(js)),
                 leases=KvLeases(lambda: rate_limits(js)),
-                budgets=KvBudgets(lambda: budgets(js), limits_ttl_s=limits_ttl_s),
+                budgets=KvBudgets(lambda: budgets(js), lambda: rate_limits(js), limits_ttl_s=limits_ttl_s),
             ),
         )
         for _ in range(n)
@@ -167,9 +167,10 @@ async def put_limit(nc: Client, tenant: str, project: str, usd: float) -> None:
 
 
 async def spend_of(nc: Client, tenant: str, project: str = "") -> tuple[float, float, bool]:
+    """This month's spend of a scope, what calls in flight hold, and whether it alerted."""
     kv = await budgets(nc.jetstream())
     spend = spend_codec.decode((await kv.get(spend_key(tenant, project))).value or b"{}")
-    return spend.spent_usd, spend.reserved_usd, spend.alerted
+    return spend.spent(spend.month), spend.reserved_usd, spend.month in spend.alerted
 
 
 async def test_a_budget_holds_across_three_replicas_and_alerts_once(nc: Client) -> None:
@@ -230,3 +231,76 @@ async def test_spend_is_kept_without_a_limit_so_a_later_limit_counts_it(nc: Clie
     with pytest.raises(WorkError) as refused:
         await call(router, 9)
     assert refused.value.code == "budget_exceeded"
+
+
+async def test_a_call_larger_than_the_token_limit_takes_the_whole_bucket(nc: Client) -> None:
+    """tpm = 1000, a worst case of 1300: the call waits for a full bucket and holds all of it."""
+    a, b = Paid(), Paid()
+    router = replicas(nc, matrix("tpm = 1000"), a, b, n=1)[0]
+    worst = {"input_tokens": 100, "output_tokens": 1200}
+    first, second = await call(router, 1, worst=worst), await call(router, 2, worst=worst)
+    assert (first.route.provider, second.route.provider) == ("a", "b"), "200 used, 800 back: not full"
+
+
+async def test_a_call_cut_off_mid_flight_is_billed_once_when_it_runs_again(nc: Client) -> None:
+    """The hold of a cancelled call stays (the provider may bill it); its redelivery settles once."""
+    await put_limit(nc, "acme", "", 1.0)
+    release = asyncio.Event()
+    a, b = Paid(gate=release), Paid()
+    router = replicas(nc, matrix("", PRICED, fallback=False), a, b, n=1)[0]
+    first = asyncio.create_task(call(router, 1))
+
+    async def in_flight() -> bool:
+        return a.in_flight == 1
+
+    await eventually(in_flight, within=10)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await spend_of(nc, "acme") == (0.0, pytest.approx(0.3), False), "held until it runs out"
+    release.set()
+    again = await call(router, 1)  # the same work item, redelivered
+    assert again.route.provider == "a"
+    assert await spend_of(nc, "acme") == (pytest.approx(0.3), 0.0, False)
+    assert [t.usage.cost_usd for t in again.attempts] == [pytest.approx(0.3)]
+
+
+async def test_a_failed_call_lets_its_hold_go_and_its_retry_is_billed(nc: Client) -> None:
+    await put_limit(nc, "acme", "", 1.0)
+
+    class FailsOnce(Paid):
+        async def generate_text(self, request: TextRequest, options: CallOptions) -> TextResult:
+            if not self.calls:
+                self.calls.append(options.idempotency_key)
+                raise ProviderError(ErrorClass.SERVER_ERROR, "boom", 500)
+            return await super().generate_text(request, options)
+
+    router = replicas(nc, matrix("", PRICED, fallback=False), FailsOnce(), Paid(), n=1)[0]
+    with pytest.raises(WorkError):
+        await call(router, 1)
+    assert await spend_of(nc, "acme") == (0.0, 0.0, False)
+    router.breakers["a"].succeeded()
+    await call(router, 1)
+    assert await spend_of(nc, "acme") == (pytest.approx(0.3), 0.0, False)
+
+
+async def test_a_budget_full_only_of_calls_in_flight_makes_the_step_wait_not_fail(nc: Client) -> None:
+    """$1.00, worst case $0.60 a call: the second call in flight does not fit yet, but will."""
+    await put_limit(nc, "acme", "", 1.0)
+    release = asyncio.Event()
+    a, b = Paid(gate=release), Paid()
+    router = replicas(nc, matrix("", PRICED, fallback=False), a, b, n=1)[0]
+    worst = {"input_tokens": 200, "output_tokens": 200}
+    first = asyncio.create_task(call(router, 1, worst=worst))
+
+    async def in_flight() -> bool:
+        return a.in_flight == 1
+
+    await eventually(in_flight, within=10)
+    with pytest.raises(WorkError) as waiting:
+        await call(router, 2, worst=worst)
+    release.set()
+    await first
+    assert waiting.value.code == "providers_unavailable"
+    assert waiting.value.retryable
+    assert waiting.value.retry_after_s == pytest.approx(2.0)

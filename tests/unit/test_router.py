@@ -11,7 +11,8 @@ from atelier_contracts.common import Usage
 from atelier_contracts.runtime.workpool import WorkError
 from atelier_contracts.work import WorkItem
 from atelier_provider_router.app.breaker import CLOSED, HALF_OPEN, OPEN, Breaker
-from atelier_provider_router.app.matrix import MatrixError, ProviderConfig, parse
+from atelier_provider_router.app.gate import Gate, Pass, Refusal, Ticket
+from atelier_provider_router.app.matrix import MatrixError, ProviderConfig, Route, parse
 from atelier_provider_router.app.ports import CallOptions, ErrorClass, ProviderError, TextRequest, TextResult
 from atelier_provider_router.app.router import Router
 
@@ -244,3 +245,22 @@ async def test_a_reload_closes_the_old_adapters_once_their_calls_must_have_ended
     assert [p.closed for p in old.values()] == [1, 1]
     await router.aclose()
     assert [p.closed for p in (*old.values(), *new.values())] == [1, 1, 1, 1], "each closed once"
+
+
+async def test_a_probe_the_gate_refused_does_not_leave_the_breaker_stuck_half_open() -> None:
+    class RefuseOnce(Gate):
+        refused = False
+
+        async def enter(self, route: Route, ticket: Ticket) -> Pass | Refusal:
+            if route.provider == "a" and not self.refused:
+                self.refused = True
+                return Refusal("over_limit", "a is busy", 1.0)
+            return await super().enter(route, ticket)
+
+    router, _, clock = setup(a=[ErrorClass.RATE_LIMITED])
+    await call(router)  # a answers 429: cooling for 7 s
+    router.gate = RefuseOnce()
+    clock.now += 8  # half-open: the next call may probe a...
+    assert (await call(router, item(2))).route.provider == "b", "...but the gate refused it"
+    assert (await call(router, item(3))).route.provider == "a", "so the call after probes instead"
+    assert router.breakers["a"].state == CLOSED

@@ -8,8 +8,9 @@ case, then *settles* at its real cost. Both sides read the same shapes from here
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -19,45 +20,65 @@ ALERT_AT = 0.8
 Period = Literal["month", "total"]
 
 
-class BudgetLimit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class BudgetLimit(msgspec.Struct, frozen=True, kw_only=True):
     """A spending cap in US dollars, per calendar month (UTC) or for all time."""
 
     limit_usd: float
     period: Period = "month"
 
 
-class Hold(msgspec.Struct, frozen=True, array_like=True):
+class Hold(msgspec.Struct, frozen=True, kw_only=True):
     """A reservation for one call: its worst-case cost, until its lease runs out (wall clock)."""
 
     amount_usd: float
     expires_at: float
 
 
-class BudgetSpend(msgspec.Struct, kw_only=True):
-    """What one scope spent in its current period, and what calls in flight hold."""
+ALERTS_KEPT = 12
 
-    period: str = ""
-    """``2026-11`` for a monthly budget, ``total`` otherwise; a new period starts from zero."""
-    spent_usd: float = 0.0
+
+class BudgetSpend(msgspec.Struct, kw_only=True):
+    """What one scope spent this month and in all, and what calls in flight hold.
+
+    Both totals are always kept, so changing a budget's period loses nothing.
+    """
+
+    month: str = ""
+    """The calendar month (``2026-11``) ``month_usd`` counts; a new month starts it from zero."""
+    month_usd: float = 0.0
+    total_usd: float = 0.0
     holds: dict[str, Hold] = {}
-    settled: list[str] = []
-    """The most recently settled hold ids: a repeated settlement is recognised and ignored."""
-    alerted: bool = False
-    """The alert at ``ALERT_AT`` of the limit was raised in this period."""
+    alerted: list[str] = []
+    """The periods (``2026-11``, ``total``) whose alert at ``ALERT_AT`` was raised (the last few)."""
+
+    def spent(self, period: str) -> float:
+        """What was spent in ``period``: a month's key or ``total``."""
+        if period == "total":
+            return self.total_usd
+        return self.month_usd if period == self.month else 0.0
 
     @property
     def reserved_usd(self) -> float:
         return sum(h.amount_usd for h in self.holds.values())
 
-    def current(self, period: str, now: float) -> BudgetSpend:
-        """The spend in ``period`` at wall-clock ``now``: a new period starts from zero; holds
-        whose lease ran out (their router died mid-call) are dropped."""
+    def current(self, month: str, now: float) -> BudgetSpend:
+        """As of ``month`` and wall-clock ``now``: a new month starts ``month_usd`` from zero;
+        holds whose lease ran out (their router died mid-call) are dropped."""
         holds = {k: h for k, h in self.holds.items() if h.expires_at > now}
-        if self.period != period:
-            return BudgetSpend(period=period, holds=holds, settled=self.settled)
+        month_usd = self.month_usd if self.month == month else 0.0
         return BudgetSpend(
-            period=period, spent_usd=self.spent_usd, holds=holds, settled=self.settled, alerted=self.alerted
+            month=month, month_usd=month_usd, total_usd=self.total_usd, holds=holds, alerted=self.alerted
         )
+
+
+PROJECT_MAX = 64
+
+
+def project_of(job_input: Mapping[str, Any]) -> str:
+    """The project a job's usage counts toward: ``input.project`` (1 to 64 characters, checked by
+    the gateway), or "" when it names none."""
+    project = job_input.get("project")
+    return project if isinstance(project, str) and 0 < len(project) <= PROJECT_MAX else ""
 
 
 def period_key(period: Period, at: datetime) -> str:

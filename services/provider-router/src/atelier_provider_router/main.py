@@ -43,7 +43,7 @@ def shared_gate(nc: Client) -> Gate:
     return Gate(
         limiter=KvRateLimiter(lambda: rate_limits(js)),
         leases=KvLeases(lambda: rate_limits(js)),
-        budgets=KvBudgets(lambda: budgets(js)),
+        budgets=KvBudgets(lambda: budgets(js), lambda: rate_limits(js)),
     )
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import msgspec
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
@@ -23,6 +25,7 @@ from atelier_contracts.budgets import (
     spend_key,
 )
 from atelier_contracts.runtime.nats import budgets
+from atelier_gateway.app.errors import Unavailable
 from atelier_gateway.app.ports import Budget
 
 _ABSENT = (KeyNotFoundError, KeyDeletedError)
@@ -48,11 +51,28 @@ class KvBudgetStore:
     async def _budget(self, tenant: str, project: str, limit: BudgetLimit) -> Budget:
         raw = await self._value(spend_key(tenant, project))
         now = self.clock()
-        period = period_key(limit.period, _utc(now))
-        spend = (spend_codec.decode(raw) if raw else BudgetSpend()).current(period, now)
-        return Budget(project=project, limit=limit, spend=spend)
+        month = period_key("month", _utc(now))
+        spend = (spend_codec.decode(raw) if raw else BudgetSpend()).current(month, now)
+        return Budget(project=project, limit=limit, spend=spend, period=period_key(limit.period, _utc(now)))
 
-    async def list(self, tenant: str) -> list[Budget]:
+    async def of_tenant(self, tenant: str) -> list[Budget]:
+        async with _reachable():
+            return await self._list(tenant)
+
+    async def put(self, tenant: str, project: str, limit: BudgetLimit) -> Budget:
+        async with _reachable():
+            await (await self.kv()).put(limit_key(tenant, project), msgspec.json.encode(limit))
+            return await self._budget(tenant, project, limit)
+
+    async def remove(self, tenant: str, project: str) -> bool:
+        async with _reachable():
+            key = limit_key(tenant, project)
+            if await self._value(key) is None:
+                return False
+            await (await self.kv()).delete(key)
+            return True
+
+    async def _list(self, tenant: str) -> list[Budget]:
         try:
             keys = await (await self.kv()).keys()
         except NoKeysError:
@@ -67,16 +87,13 @@ class KvBudgetStore:
                 found.append(await self._budget(tenant, scope_of(key)[1], limit_codec.decode(raw)))
         return found
 
-    async def put(self, tenant: str, project: str, limit: BudgetLimit) -> Budget:
-        await (await self.kv()).put(limit_key(tenant, project), msgspec.json.encode(limit))
-        return await self._budget(tenant, project, limit)
 
-    async def remove(self, tenant: str, project: str) -> bool:
-        key = limit_key(tenant, project)
-        if await self._value(key) is None:
-            return False
-        await (await self.kv()).delete(key)
-        return True
+@contextlib.asynccontextmanager
+async def _reachable() -> AsyncIterator[None]:
+    try:
+        yield
+    except (TimeoutError, nats.errors.Error) as exc:
+        raise Unavailable("NATS (the budgets bucket) is unreachable; try again.") from exc
 
 
 def _utc(ts: float) -> datetime:

@@ -195,12 +195,22 @@ class Budget:
     project: str
     limit: BudgetLimit
     spend: BudgetSpend
+    period: str
+    """The period the limit counts now: this month (``2026-11``) or ``total``."""
+
+    @property
+    def spent_usd(self) -> float:
+        return self.spend.spent(self.period)
+
+    @property
+    def alerted(self) -> bool:
+        return self.period in self.spend.alerted
 
 
 class BudgetStore(Protocol):
     """Budget limits per tenant and project (the routers enforce them and keep the spend)."""
 
-    async def list(self, tenant: str) -> list[Budget]: ...
+    async def of_tenant(self, tenant: str) -> list[Budget]: ...
 
     async def put(self, tenant: str, project: str, limit: BudgetLimit) -> Budget: ...
 

@@ -46,24 +46,24 @@ class BudgetList(BaseModel):
 
 
 def _out(budget: Budget) -> BudgetOut:
-    limit, spend = budget.limit, budget.spend
+    limit, spent, held = budget.limit, budget.spent_usd, budget.spend.reserved_usd
     return BudgetOut(
         scope="project" if budget.project else "tenant",
         project=budget.project or None,
         limit_usd=limit.limit_usd,
         period=limit.period,
-        current_period=spend.period,
-        spent_usd=round(spend.spent_usd, 6),
-        reserved_usd=round(spend.reserved_usd, 6),
-        remaining_usd=round(max(limit.limit_usd - spend.spent_usd - spend.reserved_usd, 0.0), 6),
-        used=round(spend.spent_usd / limit.limit_usd, 4),
-        alerted=spend.alerted,
+        current_period=budget.period,
+        spent_usd=round(spent, 6),
+        reserved_usd=round(held, 6),
+        remaining_usd=round(max(limit.limit_usd - spent - held, 0.0), 6),
+        used=round(spent / limit.limit_usd, 4),
+        alerted=budget.alerted,
     )
 
 
 @router.get("", summary="The tenant's budgets and where they stand", responses=problem_responses(500, 503))
 async def list_(deps: DepsDep) -> BudgetList:
-    return BudgetList(items=[_out(b) for b in await deps.budgets.list(deps.settings.tenant)])
+    return BudgetList(items=[_out(b) for b in await deps.budgets.of_tenant(deps.settings.tenant)])
 
 
 @router.put("/tenant", summary="Set the tenant's budget", responses=problem_responses(422, 500, 503))

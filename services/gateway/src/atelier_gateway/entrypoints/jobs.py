@@ -38,7 +38,7 @@ async def submit(body: SubmitJobBody, request: Request, response: Response, deps
             request_id=current_request_id(),
             kind=body.kind,
             title=body.title,
-            input=body.input.model_dump(),
+            input=body.input.model_dump(exclude_unset=True),
             priority=body.priority,
             tags=tuple(body.tags),
             idempotency_key=idempotent.key if idempotent else None,

@@ -28,6 +28,12 @@ class JobInputBody(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     prompt: str = Field(min_length=1, max_length=4000)
+    project: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The project the job's usage and cost count toward (and whose budget applies).",
+    )
 
 
 class SubmitJobBody(BaseModel):

@@ -13,6 +13,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from atelier_contracts.budgets import project_of
 from atelier_contracts.envelope import encode
 from atelier_contracts.events import (
     Commit,
@@ -126,7 +127,7 @@ async def _record_calls(conn: AsyncConnection, job: JobSnapshot, records: list[E
                 "event_id": record.event_id,
                 "job_id": job.id,
                 "tenant": job.tenant,
-                "project": str(job.input.get("project", "")),
+                "project": project_of(job.input),
                 "capability": event.capability,
                 "step": event.step,
                 "attempt": event.attempt,

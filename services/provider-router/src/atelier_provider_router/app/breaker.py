@@ -60,6 +60,11 @@ class Breaker:
             return True
         return False
 
+    def no_probe(self) -> None:
+        """The call ``allow`` let through did not go out (a limit or budget refused it, or it
+        broke before reaching the provider): the next one may probe instead."""
+        self.probing = False
+
     def succeeded(self) -> None:
         self._record(True)
         if self.state == HALF_OPEN:

@@ -9,12 +9,17 @@ the call, :meth:`Gate.leave` frees the slot, returns unused tokens and settles t
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from atelier_contracts.common import BudgetAlert, Usage
 from atelier_provider_router.app.matrix import Route
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LEASE_MARGIN_S = 30.0
 """A concurrency lease outlives its call's timeout by this much before another may take it."""
@@ -35,9 +40,11 @@ class Leases(Protocol):
 class Budgets(Protocol):
     async def reserve(
         self, tenant: str, project: str, hold_id: str, amount_usd: float, ttl_s: float
-    ) -> str: ...
+    ) -> Refusal | None: ...
 
     async def settle(self, tenant: str, project: str, hold_id: str, cost_usd: float) -> list[BudgetAlert]: ...
+
+    async def release(self, tenant: str, project: str, hold_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -57,9 +64,10 @@ class Ticket:
 @dataclass(frozen=True)
 class Refusal:
     error_class: str
-    """``over_limit`` (waiting helps) or ``over_budget`` (it does not)."""
+    """``over_limit`` or ``over_budget``."""
     message: str
     wait_s: float | None = None
+    """When waiting may help (a limit; a budget that only calls in flight fill); None if not."""
 
 
 @dataclass
@@ -69,6 +77,7 @@ class Pass:
     route: Route
     ticket: Ticket
     lease: str = ""
+    request: bool = False
     tokens: float = 0.0
     worst_cost: float = 0.0
 
@@ -82,66 +91,110 @@ class Gate:
         self.budgets = budgets
 
     async def enter(self, route: Route, ticket: Ticket) -> Pass | Refusal:
+        """Take what the call needs, or nothing: a refusal or an error gives back what was taken."""
         taken = Pass(route, ticket, worst_cost=route.price.cost(ticket.worst_case))
+        try:
+            refusal = await self._take(taken)
+        except BaseException:
+            await self._give_back(taken)
+            raise
+        if refusal is not None:
+            await self._give_back(taken)
+            return refusal
+        return taken
+
+    async def _take(self, taken: Pass) -> Refusal | None:
+        route, ticket = taken.route, taken.ticket
         if route.concurrency and self.leases is not None:
             holder = f"{ticket.hold_id}#{uuid.uuid4().hex[:8]}"
             wait = await self.leases.acquire(
                 route.key, route.concurrency, holder, route.timeout_s + LEASE_MARGIN_S
             )
             if wait > 0:
-                return Refusal("over_limit", f"{route.key} has all {route.concurrency} calls in flight", wait)
+                # A slot frees when any call ends, usually long before the oldest lease runs out.
+                return Refusal(
+                    "over_limit", f"{route.key} has all {route.concurrency} calls in flight", min(wait, 1.0)
+                )
             taken.lease = holder
         if route.rpm and self.limiter is not None:
             wait = await self.limiter.take(route.key, route.rpm)
             if wait > 0:
-                await self._give_back(taken)
                 return Refusal(
                     "over_limit", f"{route.key} at its limit of {route.rpm} requests a minute", wait
                 )
+            taken.request = True
         if route.tpm and self.limiter is not None and ticket.tokens:
-            wait = await self.limiter.take(route.key, route.tpm, ticket.tokens, kind="tpm")
+            amount = min(ticket.tokens, float(route.tpm))  # a larger call waits for a full bucket
+            wait = await self.limiter.take(route.key, route.tpm, amount, kind="tpm")
             if wait > 0:
-                await self._give_back(taken, request=bool(route.rpm))
                 return Refusal("over_limit", f"{route.key} at its limit of {route.tpm} tokens a minute", wait)
-            taken.tokens = ticket.tokens
+            taken.tokens = amount
         if taken.worst_cost > 0 and self.budgets is not None:
-            refused = await self.budgets.reserve(
+            refusal = await self.budgets.reserve(
                 ticket.tenant,
                 ticket.project,
                 ticket.hold_id,
                 taken.worst_cost,
                 route.timeout_s + LEASE_MARGIN_S,
             )
-            if refused:
-                await self._give_back(taken, request=bool(route.rpm))
-                return Refusal("over_budget", f"{route.key}: {refused}")
-        return taken
+            if refusal is not None:
+                return Refusal(refusal.error_class, f"{route.key}: {refusal.message}", refusal.wait_s)
+        return None
 
-    async def leave(self, taken: Pass, usage: Usage | None) -> list[BudgetAlert]:
-        """After the call: free its slot, return unused tokens, settle its cost (0 if it failed)."""
+    async def leave(self, taken: Pass, usage: Usage | None, *, answered: bool) -> list[BudgetAlert]:
+        """After the call: free its slot, return unused tokens, and settle its cost — or release
+        its hold when it failed unbilled, or keep the hold (until it runs out) when its answer
+        never came (``answered`` False: timed out, cut off, cancelled; the provider may bill it).
+        Never raises: the call's result matters more than this bookkeeping, which is logged."""
         route, ticket = taken.route, taken.ticket
+        alerts: list[BudgetAlert] = []
         if taken.lease and self.leases is not None:
-            await self.leases.release(route.key, taken.lease)
-        if taken.tokens and self.limiter is not None and route.tpm:
+            await _logged("release a concurrency slot", self.leases.release(route.key, taken.lease))
+        if taken.tokens and self.limiter is not None and route.tpm and answered:
             used = (
                 (usage.units.get("input_tokens", 0.0) + usage.units.get("output_tokens", 0.0))
                 if usage
                 else 0.0
             )
-            await self.limiter.give_back(route.key, route.tpm, taken.tokens - used, kind="tpm")
+            if taken.tokens > used:
+                await _logged(
+                    "give back tokens",
+                    self.limiter.give_back(route.key, route.tpm, taken.tokens - used, kind="tpm"),
+                )
+        if self.budgets is None:
+            return alerts
         cost = usage.cost_usd if usage else 0.0
-        if self.budgets is not None and (taken.worst_cost > 0 or cost > 0):
-            return await self.budgets.settle(ticket.tenant, ticket.project, ticket.hold_id, cost)
-        return []
+        if usage is not None and (taken.worst_cost > 0 or cost > 0):
+            settled = await _logged(
+                "settle a budget", self.budgets.settle(ticket.tenant, ticket.project, ticket.hold_id, cost)
+            )
+            alerts += settled or []
+        elif answered and taken.worst_cost > 0:
+            await _logged(
+                "release a budget hold", self.budgets.release(ticket.tenant, ticket.project, ticket.hold_id)
+            )
+        return alerts
 
-    async def _give_back(self, taken: Pass, *, request: bool = False) -> None:
+    async def _give_back(self, taken: Pass) -> None:
         """Undo ``enter`` so far: the call will not go out."""
         route = taken.route
         if taken.lease and self.leases is not None:
-            await self.leases.release(route.key, taken.lease)
+            await _logged("release a concurrency slot", self.leases.release(route.key, taken.lease))
             taken.lease = ""
-        if request and self.limiter is not None and route.rpm:
-            await self.limiter.give_back(route.key, route.rpm, 1.0)
+        if taken.request and self.limiter is not None and route.rpm:
+            await _logged("give back a request", self.limiter.give_back(route.key, route.rpm, 1.0))
+            taken.request = False
         if taken.tokens and self.limiter is not None and route.tpm:
-            await self.limiter.give_back(route.key, route.tpm, taken.tokens, kind="tpm")
+            await _logged(
+                "give back tokens", self.limiter.give_back(route.key, route.tpm, taken.tokens, kind="tpm")
+            )
             taken.tokens = 0.0
+
+
+async def _logged(what: str, step: Awaitable[T]) -> T | None:
+    """Run one bookkeeping step; a failure (NATS away, too many races) is logged, not raised."""
+    try:
+        return await step
+    except Exception:
+        log.exception("could not %s", what)
+        return None

@@ -17,6 +17,7 @@ from typing import Generic, Protocol, TypeVar
 
 from prometheus_client import Counter, Histogram
 
+from atelier_contracts.budgets import project_of
 from atelier_contracts.common import BudgetAlert, ProviderAttempt, Usage
 from atelier_contracts.runtime.workpool import WorkError
 from atelier_contracts.work import WorkItem
@@ -26,6 +27,8 @@ from atelier_provider_router.app.matrix import Matrix, Route
 from atelier_provider_router.app.ports import CallOptions, ErrorClass, Provider, ProviderError
 
 FAIL_FAST = {ErrorClass.CONTENT_POLICY, ErrorClass.INVALID_REQUEST}
+UNANSWERED = {ErrorClass.TIMEOUT, ErrorClass.CONNECTION}
+"""Failures after which the provider may still have done (and billed) the work."""
 
 PROVIDER_LATENCY = Histogram(
     "provider_latency_seconds", "Provider call latency", ["provider", "capability"], buckets=(
@@ -128,7 +131,7 @@ class Router:
         """Route one work item; ``worst_case`` is the most it can consume (usage units), which
         the shared token limits and the budgets reserve before the call."""
         routes = self.order(capability, item.params.get("sticky_provider"))
-        project = str(item.params.get("input", {}).get("project", ""))
+        project = project_of(item.params.get("input", {}))
         if not routes:
             raise WorkError("no_provider", f"no provider is configured for {capability}", retryable=False)
         attempts: list[ProviderAttempt] = []
@@ -151,8 +154,13 @@ class Router:
                 continue
             hold_id = f"{item.work_id}:{route.key}"
             ticket = Ticket(hold_id, item.tenant, project, worst_case or {})
-            taken = await self.gate.enter(route, ticket)
+            try:
+                taken = await self.gate.enter(route, ticket)
+            except BaseException:
+                breaker.no_probe()
+                raise
             if isinstance(taken, Refusal):
+                breaker.no_probe()
                 attempts.append(
                     _attempt(route, "skipped", started, error_class=taken.error_class, message=taken.message)
                 )
@@ -165,16 +173,21 @@ class Router:
             options = CallOptions(model=route.model, timeout_s=route.timeout_s, idempotency_key=hold_id)
             t0 = time.perf_counter()
             usage: Usage | None = None
+            answered = False  # until the provider is known to have answered, it may bill the call
             try:
                 async with asyncio.timeout(route.timeout_s):
                     result = await invoke(self.providers[route.provider], options)
-                usage = route.priced(result.usage)
+                usage, answered = route.priced(result.usage), True
             except TimeoutError:
                 error = ProviderError(ErrorClass.TIMEOUT, f"no answer within {route.timeout_s:g}s")
             except ProviderError as exc:
                 error = exc
+                answered = exc.error_class not in UNANSWERED
+            except BaseException:
+                breaker.no_probe()  # cancelled, or a bug in the adapter: no verdict on the provider
+                raise
             finally:
-                alerts += await self.gate.leave(taken, usage)
+                alerts += await self.gate.leave(taken, usage, answered=answered)
             if usage is not None:
                 latency = (time.perf_counter() - t0) * 1000
                 PROVIDER_LATENCY.labels(route.provider, capability).observe(latency / 1000)
