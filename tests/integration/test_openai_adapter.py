@@ -138,6 +138,26 @@ async def test_the_idempotency_key_reaches_the_server_and_a_retry_reuses_it(
     stats = fake.stats()
     assert stats["idempotency_keys"] == ["work-7:fake/fake-1", "work-7:fake/fake-1"]
     assert stats["by_endpoint"]["chat/completions"] == {"server_error": 1, "ok": 1}
+    assert stats["billed"] == {"work-7:fake/fake-1": 1}  # only the answered request is charged
+    assert stats["in_flight"] == 0
+
+
+async def test_a_slow_answer_the_client_gave_up_on_is_not_billed(
+    fake: FakeOpenAI, provider: OpenAICompatibleProvider
+) -> None:
+    fake.set_faults(slow_s=30)
+    options = CallOptions(model="fake-1", timeout_s=0.2, idempotency_key="work-8:fake/fake-1")
+    assert (await failure(provider, "text.generate", options)).error_class == ErrorClass.TIMEOUT
+
+    async def answered() -> bool:  # the server notices the hang-up a moment after the client left
+        return bool(fake.stats()["in_flight"] == 0)
+
+    await eventually(answered, within=5)
+    stats = fake.stats()
+    assert (stats["outcomes"], stats["billed"]) == ({"client_gone": 1}, {})
+    fake.set_faults()
+    await provider.generate_text(STORY, options)
+    assert fake.stats()["billed"] == {"work-8:fake/fake-1": 1}
 
 
 async def test_no_idempotency_key_is_sent_when_the_router_gives_none(
