@@ -361,3 +361,24 @@ def test_a_budget_alert_from_a_worker_is_an_event_in_the_job_log() -> None:
     alert = BudgetAlert(tenant="t", project="spring", period="2026-11", spent_usd=8.1, limit_usd=10.0)
     events = sim.send(replace(succeeded(d), alerts=[alert]))
     assert [e.alert for e in events if isinstance(e, BudgetAlerted)] == [alert]
+
+
+def test_the_provider_calls_and_alerts_of_an_ignored_report_are_still_recorded_once() -> None:
+    """A late result is not used, but its calls were made (and billed): usage must count them."""
+    from msgspec.structs import replace
+
+    from atelier_contracts.common import BudgetAlert, ProviderAttempt
+    from atelier_contracts.events import BudgetAlerted, ProviderCalled
+    from tests.unit.story_sim import T0
+
+    sim = Sim()
+    story = dispatched(sim.send(submit()))[0]
+    sim.send(CancelJob())
+    call = ProviderAttempt(provider="a", model="m1", outcome="succeeded", started_at=T0)
+    alert = BudgetAlert(tenant="t", period="2026-11", spent_usd=8.5, limit_usd=10.0)
+    late = replace(succeeded(story), attempts=[call], alerts=[alert])
+    events = sim.send(late)
+    assert names(events) == ["ProviderCalled", "BudgetAlerted", "ReportIgnored"]
+    assert [e.call for e in events if isinstance(e, ProviderCalled)] == [call]
+    assert [e.alert for e in events if isinstance(e, BudgetAlerted)] == [alert]
+    assert sim.send(late) == [], "a redelivered late report records nothing more"

@@ -65,10 +65,22 @@ class _Server(uvicorn.Server):
         yield
 
 
+KEEP_ALIVE_S = 75
+"""As long as nginx's default: idle client connections stay open this long."""
+
+
 async def serve(app: ASGIApp, host: str, port: int, stop: asyncio.Event, grace_s: float = 10.0) -> bool:
     """Serve an ASGI app until ``stop`` is set. False when the server could not start (port taken)."""
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=int(grace_s)
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(grace_s),
+        # Longer than clients keep idle connections (httpx: 5 s, browsers more), so a client does
+        # not send a request on a connection the server is closing at that very moment.
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = _Server(config)
 

@@ -92,6 +92,9 @@ async def _existing(reader: JobReader, cmd: SubmitJobInput, job_id: str) -> JobS
     return job
 
 
+MAX_POLL_S = 0.25
+
+
 async def _wait_for_projection(
     reader: JobReader, tenant: str, job_id: str, wait_s: float, poll_s: float
 ) -> JobSnapshot | None:
@@ -106,9 +109,13 @@ async def _wait_for_projection(
             return None
         if job is not None:
             return job
-        if loop.time() + poll_s > deadline:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
             return None
-        await asyncio.sleep(poll_s)
+        await asyncio.sleep(min(poll_s, remaining))
+        # Quick at first (a projection usually lands within milliseconds), then backing off, so
+        # a burst of submissions does not turn into a storm of read-model queries.
+        poll_s = min(poll_s * 2, MAX_POLL_S)
 
 
 def _pending(envelope: Envelope[Command], body: SubmitJob) -> JobSnapshot:

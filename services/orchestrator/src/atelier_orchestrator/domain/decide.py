@@ -243,6 +243,9 @@ def _report(d: _Decision, report: WorkReport) -> None:
         reason = "superseded by a later attempt"
     else:
         reason = f"step {step.status}"
+    # The result is not used, but its provider calls happened (and may have been billed): they
+    # go into the log all the same, so usage and analytics count every call.
+    _record_calls(d, step, report.attempt, report.attempts, report.alerts)
     outcome = "succeeded" if isinstance(report, WorkSucceeded) else "failed"
     d.emit(
         ReportIgnored(

@@ -36,6 +36,10 @@ from atelier_provider_router.app.ports import (
     TextResult,
 )
 
+KEEPALIVE_EXPIRY_S = 2.0
+"""Idle connections are dropped sooner than servers drop them (uvicorn and Node: 5 s), so a
+request never goes out on a connection the server is closing: it would fail unseen by the
+provider and count against it."""
 DEFAULT_CAPABILITIES = frozenset({"text.generate", "image.generate", "image.edit", "tts"})
 # Our port speaks of a "default" voice; OpenAI has no such name.
 _VOICES = {"default": "alloy"}
@@ -67,7 +71,7 @@ class OpenAICompatibleProvider:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient()
+        self._client = client or httpx.AsyncClient(limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S))
 
     async def aclose(self) -> None:
         if self._owns_client:
