@@ -21,7 +21,7 @@ up: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contracts/src services/*/src deploy/local/src
+	$(BIN)/mypy contracts/src services/*/src deploy/local/src bench
 
 test: lint
 	$(BIN)/python -m pytest
@@ -38,6 +38,7 @@ e2e: install
 bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.router
+	$(BIN)/python -m bench.router_http
 
 fmt: install
 	$(BIN)/ruff format .

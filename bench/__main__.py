@@ -116,12 +116,12 @@ async def run(nats_url: str, tmp: Path) -> None:
     engine = make_engine(db)
     projection = SqlProjection(engine)
     wanted = set(ids)
-    commits = [(c, s) async for c, s in read_log(js) if c.job_id in wanted]
+    log = [(c, s) async for c, s in read_log(js) if c.job_id in wanted]
     t0 = time.perf_counter()
-    for commit, seq in commits:
+    for commit, seq in log:
         await projection.apply(commit, seq)
     proj = time.perf_counter() - t0
-    print(f"projection into SQLite, one transaction per commit: {rate(len(commits), proj)}")
+    print(f"projection into SQLite, one transaction per commit: {rate(len(log), proj)}")
     await engine.dispose()
 
     await nc.close()

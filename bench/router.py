@@ -117,7 +117,7 @@ async def main() -> None:
         for name, (limit, gate) in cases.items():
             limited = Router(parse(MATRIX.format(limit=limit)), {"a": Echo("a"), "b": Echo("b")}, gate=gate)  # type: ignore[dict-item]
             with_kv = await timed(
-                lambda i, r=limited: r.call(  # type: ignore[misc]
+                lambda i, r=limited: r.call(
                     "text.generate", item(i), lambda p, o: p.generate_text(request, o), WORST
                 ),
                 N,
