@@ -325,13 +325,18 @@ def test_waiting_for_cooling_providers_uses_no_attempts_until_the_deadline() -> 
     ]
     sim = Sim()
     d = dispatched(sim.send(submit()))[0]
+    delays = []
     for _ in range(10):  # far more than max_attempts (3)
-        events = sim.send(replace(failed(d), code="providers_unavailable", attempts=skipped, retry_after_s=5))
+        events = sim.send(
+            replace(failed(d), code="providers_unavailable", attempts=skipped, retry_after_s=1.5)
+        )
         scheduled = next(e for e in events if isinstance(e, StepRetryScheduled))
         assert scheduled.waiting
-        assert scheduled.delay_s == 5
+        delays.append(scheduled.delay_s)
         d = dispatched(events)[0]
-        sim.clock += 5
+        sim.clock += scheduled.delay_s
+    # No sooner than the providers can answer; backing off while the wait goes on, up to 30 s.
+    assert delays == [1.5, 2, 4, 8, 16, 30, 30, 30, 30, 30]
     assert sim.state is not None
     assert sim.state.steps[d.step].run_attempts == 1, "ten waits, still the first try"
     # A real failure still counts: three of them end the step as before.

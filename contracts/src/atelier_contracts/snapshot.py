@@ -63,6 +63,8 @@ class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     worker: str = ""
     """The worker running the step (``pool@host:pid``)."""
     attempt_base: int = 0
+    waits: int = 0
+    """Waits for providers in a row (every one cooling down or at its limits) since the last try."""
     """``attempts`` when the current run of this step began (a requeue or a retry request)."""
 
     @property

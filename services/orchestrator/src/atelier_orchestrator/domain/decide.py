@@ -56,6 +56,7 @@ from atelier_orchestrator.domain.state import EventMeta, evolve
 LIVE = (StepStatus.DISPATCHED, StepStatus.RUNNING)
 MIN_WAIT_S = 1.0
 """The shortest wait for providers: each wait is a commit in the job's log, so no busy loop."""
+MAX_WAIT_S = 30.0
 UNSETTLED = (StepStatus.PENDING, *LIVE)
 
 
@@ -363,7 +364,9 @@ def _step_failed(
     the job's deadline ends the wait."""
     deadline = d.job.deadline_at
     if waiting:
-        delay = max(retry_after_s or 0.0, MIN_WAIT_S)
+        # As soon as a provider can answer, but backing off from 1 s to 30 s while waits go on,
+        # so a long starvation (a saturated rpm limit) is a few commits a minute, not one a second.
+        delay = max(retry_after_s or 0.0, min(MIN_WAIT_S * 2**step.waits, MAX_WAIT_S))
     else:
         delay = max(backoff_delay(step, step.work_id or ""), retry_after_s or 0.0)
     due = d.now + timedelta(seconds=delay)

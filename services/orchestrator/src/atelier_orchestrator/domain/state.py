@@ -112,9 +112,11 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
             return state  # the call's facts live in the log (and the usage read model)
         case StepRetryScheduled() if event.waiting:
             # A wait for providers is not a try: the next attempt number does not use one up.
-            return _step(state, event.step, attempt_base=state.steps[event.step].attempt_base + 1)
+            step = state.steps[event.step]
+            return _step(state, event.step, attempt_base=step.attempt_base + 1, waits=step.waits + 1)
         case StepRetryScheduled():
-            return state  # the StepDispatched that follows carries the new attempt
+            # The StepDispatched that follows carries the new attempt; a real try ends a wait.
+            return _step(state, event.step, waits=0)
         case StepCancelled():
             return _step(state, event.step, status=StepStatus.CANCELLED, updated_at=at, deadline_at=None)
         case StepSkipped():
@@ -204,6 +206,7 @@ def _reset(state: JobSnapshot, names: list[str]) -> JobSnapshot:
             s,
             status=StepStatus.PENDING,
             attempt_base=s.attempts,
+            waits=0,
             work_id=None,
             outputs=[],
             provider=None,
