@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import signal
+import subprocess
+import sys
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -362,3 +365,38 @@ async def test_the_wire_format_is_openais(fake: FakeOpenAI) -> None:
         assert set(refused.json()["error"]) >= {"message", "type", "code"}
         models = await client.get("/models")
         assert models.json()["object"] == "list"
+
+
+def test_the_fake_server_runs_as_a_command_on_the_port_and_with_the_faults_asked_for() -> None:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "atelier_devstack.fake_openai_cli",
+        "--port",
+        str(port),
+        "--rate-429",
+        "1",
+    ]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
+        _talk_to(server, port)
+
+
+def _talk_to(server: subprocess.Popen[str], port: int) -> None:
+    try:
+        assert server.stdout is not None
+        assert f"http://127.0.0.1:{port}/v1" in server.stdout.readline()
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=10)
+        assert answer.status_code == 429
+        assert answer.headers["retry-after"] == "1"
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=10) == 0, "Ctrl-C stops it cleanly"
+
+
+def test_the_fake_server_command_refuses_impossible_faults() -> None:
+    command = [sys.executable, "-m", "atelier_devstack.fake_openai_cli", "--rate-429", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert "rate_429 must be between 0 and 1" in done.stderr

@@ -507,9 +507,10 @@ class FakeOpenAI:
     Use ``start()``/``stop()``, ``with FakeOpenAI() as fake:`` or ``async with FakeOpenAI() as fake:``.
     """
 
-    def __init__(self, faults: Faults | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, faults: Faults | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        self.port = 0
+        self.port = port
+        """0 until started: a free port is taken."""
         self._state = _State(faults or Faults())
         self._transports: dict[_Client, asyncio.Transport] = {}
         self.app = build_app(self._state, self._transports)
@@ -541,7 +542,7 @@ class FakeOpenAI:
         # Naming the protocol matters: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
         # and without it every answer waits ~40 ms for a delayed ACK.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind((self.host, 0))
+        sock.bind((self.host, self.port))
         sock.listen(128)
         self._socket, self.port = sock, sock.getsockname()[1]
         config = uvicorn.Config(
