@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from atelier_contracts.runtime.workpool import WorkError
 from atelier_contracts.work import WorkItem
 from atelier_provider_router.app.breaker import CLOSED, HALF_OPEN, OPEN, Breaker
 from atelier_provider_router.app.gate import Gate, Pass, Refusal, Ticket
-from atelier_provider_router.app.matrix import MatrixError, ProviderConfig, Route, parse
+from atelier_provider_router.app.matrix import MatrixError, ProviderConfig, Route, load, parse
 from atelier_provider_router.app.ports import CallOptions, ErrorClass, ProviderError, TextRequest, TextResult
 from atelier_provider_router.app.router import Router
 
@@ -264,3 +265,9 @@ async def test_a_probe_the_gate_refused_does_not_leave_the_breaker_stuck_half_op
     assert (await call(router, item(2))).route.provider == "b", "...but the gate refused it"
     assert (await call(router, item(3))).route.provider == "a", "so the call after probes instead"
     assert router.breakers["a"].state == CLOSED
+
+
+@pytest.mark.parametrize("path", [None, Path(__file__).parents[2] / "deploy/local/providers.fake.toml"])
+def test_the_shipped_matrices_load(path: Path | None) -> None:
+    matrix = load(path)
+    assert set(matrix.capabilities) == {"text.generate", "image.generate", "tts"}
