@@ -271,3 +271,11 @@ async def test_a_probe_the_gate_refused_does_not_leave_the_breaker_stuck_half_op
 def test_the_shipped_matrices_load(path: Path | None) -> None:
     matrix = load(path)
     assert set(matrix.capabilities) == {"text.generate", "image.generate", "tts"}
+
+
+async def test_the_api_sees_a_rested_breaker_as_half_open_ready_to_probe() -> None:
+    router, _, clock = setup(a=[ErrorClass.RATE_LIMITED])
+    await call(router)
+    assert router.breakers.snapshot(clock.now)["a"] == {"state": "open", "reason": "429", "remaining_s": 7.0}
+    clock.now += 8
+    assert router.breakers.snapshot(clock.now)["a"]["state"] == "half_open"

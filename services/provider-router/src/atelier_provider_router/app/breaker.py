@@ -175,8 +175,13 @@ class Breakers:
         return list(self._breakers.items())
 
     def snapshot(self, now: float) -> dict[str, dict[str, object]]:
-        """What the API shows: each provider's state, why, and for how much longer."""
+        """What the API shows: each provider's state, why, and for how much longer. A breaker
+        whose cooldown is over shows as half-open: its next call will be the probe."""
         return {
-            name: {"state": b.state, "reason": b.reason, "remaining_s": round(b.remaining(now), 3)}
+            name: {
+                "state": HALF_OPEN if b.state == OPEN and b.remaining(now) == 0 else b.state,
+                "reason": b.reason,
+                "remaining_s": round(b.remaining(now), 3),
+            }
             for name, b in self._breakers.items()
         }
