@@ -107,7 +107,7 @@ async def test_a_429_falls_over_and_says_why_then_cools_the_provider_down() -> N
     assert routed.fallbacks == ["fell back to b/m2: a/m1 answered 429"]
     again = await call(router, item(2))
     assert [a.outcome for a in again.attempts] == ["skipped", "succeeded"]
-    assert "cooling down (429, 7s left)" in again.fallbacks[0]
+    assert "cooling down (429, 7.0s left)" in again.fallbacks[0]
     assert len(providers["a"].calls) == 1, "no call to a provider that is cooling down"
     clock.now += 8
     probe = await call(router, item(3))

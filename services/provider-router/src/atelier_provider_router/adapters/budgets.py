@@ -118,7 +118,7 @@ class KvBudgets:
                 what = "this month" if limit.period == "month" else "in all"
                 message = (
                     f"the {_name(scope)} budget would be exceeded: ${refused.spent_usd:.4f} spent"
-                    f" {what} and ${refused.held_usd:.4f} held by calls in flight, of ${limit.limit_usd:.2f};"
+                    f" {what} and ${refused.held_usd:.4f} held by calls in flight, of ${limit.limit_usd:.4f};"
                     f" this call may cost up to ${amount_usd:.4f}"
                 )
                 return Refusal("over_budget", message, RETRY_HELD_S if refused.transient else None)

@@ -145,7 +145,7 @@ class Router:
             started = datetime.now(UTC)
             if not breaker.allow(now):
                 reason = (
-                    f"{route.provider} cooling down ({breaker.reason}, {breaker.remaining(now):.0f}s left)"
+                    f"{route.provider} cooling down ({breaker.reason}, {breaker.remaining(now):.1f}s left)"
                 )
                 attempts.append(
                     _attempt(route, "skipped", started, error_class="cooling_down", message=reason)
