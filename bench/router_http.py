@@ -3,7 +3,7 @@ time a failover takes when the primary answers 429.
 
 Two fake OpenAI-compatible servers (``atelier_devstack.fake_openai``) run on loopback, each in a
 process of its own so they do not share this process's GIL: B answers, A answers 429 to every
-request (set with ``POST /_faults``, Retry-After one hour). Each of N rounds times one call of
+request (``atelier-fake-openai --rate-429 1``, Retry-After one hour). Each of N rounds times one call of
 every kind, in a rotating order, so drift and warm-up affect them alike and the ratios compare.
 
     python -m bench.router_http
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 import httpx
 
 from atelier_contracts.work import WorkItem
+from atelier_devstack.natsserver import free_port
 from atelier_provider_router.adapters.openai_compat import KEEPALIVE_EXPIRY_S, OpenAICompatibleProvider
 from atelier_provider_router.app.matrix import parse
 from atelier_provider_router.app.ports import CallOptions, Provider, TextRequest, TextResult
@@ -48,37 +50,26 @@ provider = "{second}"
 model = "m2"
 timeout_s = 10
 """
-# The child prints its base URL, then serves until its stdin closes (so it never outlives us).
-SERVE = (
-    "import sys\n"
-    "from atelier_devstack.fake_openai import FakeOpenAI\n"
-    "with FakeOpenAI() as fake:\n"
-    "    print(fake.base_url, flush=True)\n"
-    "    sys.stdin.read()\n"
-)
 Call = Callable[[int], Awaitable[object]]
 
 
 @contextmanager
-def fake_server() -> Iterator[str]:
-    """A fake OpenAI server in a child process; yields its base URL (``http://127.0.0.1:port/v1``)."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert child.stdin is not None
-    assert child.stdout is not None
-    try:
-        base_url = child.stdout.readline().strip()
-        if not base_url:
-            raise RuntimeError("the fake OpenAI server did not start")
-        yield base_url
-    finally:
-        child.stdin.close()
+def fake_server(*faults: str) -> Iterator[str]:
+    """``atelier-fake-openai`` in a child process, with ``faults`` as its flags; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "atelier_devstack.fake_openai_cli", "--port", str(port), *faults]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
         try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            assert child.stdout is not None
+            if not child.stdout.readline():  # it says where it listens once it does
+                raise RuntimeError("the fake OpenAI server did not start")
+            yield f"http://127.0.0.1:{port}/v1"
+        finally:
+            child.send_signal(signal.SIGINT)
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 def item(i: int) -> WorkItem:
@@ -112,15 +103,14 @@ async def rounds(calls: dict[str, Call], n: int, first: int = 0) -> dict[str, li
 async def main() -> None:
     request = TextRequest(prompt="p", title="t")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, N={N}")
-    with fake_server() as a_url, fake_server() as b_url:
-        admin = httpx.AsyncClient(base_url=a_url.removesuffix("/v1"))  # /_faults and /_stats of A
+    busy = ("--rate-429", "1", "--retry-after-s", str(RETRY_AFTER_S))
+    with fake_server(*busy) as a_url, fake_server() as b_url:
+        admin = httpx.AsyncClient(base_url=a_url.removesuffix("/v1"))  # /_stats of A
         raw = httpx.AsyncClient(limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S))  # as the adapter's
         a = OpenAICompatibleProvider(name="a", base_url=a_url)
         b = OpenAICompatibleProvider(name="b", base_url=b_url)
         providers: dict[str, Provider] = {"a": a, "b": b}
         try:
-            busy = await admin.post("/_faults", json={"rate_429": 1.0, "retry_after_s": RETRY_AFTER_S})
-            busy.raise_for_status()
             await run(request, providers, a_url, b_url, raw)
             stats = (await admin.get("/_stats")).json()
             # One 429 per round of the first failover, and the one that tripped `cooling`.

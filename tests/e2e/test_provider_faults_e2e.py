@@ -125,8 +125,8 @@ def faulty_stack(tmp_path: Path, fake: FakeOpenAI) -> Iterator[Stack]:
         ATELIER_PROVIDERS_FILE=str(matrix),
         # Most of a work item's time is waiting on the fake or on offline rendering threads.
         ATELIER_PROVIDER_ROUTER_CONCURRENCY="32",
-        # A submit answers 202 at once instead of polling the read model for up to 2 s: with a
-        # thousand submits that polling alone took more CPU than the rest of the platform.
+        # A submit answers 202 at once instead of waiting up to 2 s for the read model: the test
+        # follows the jobs through /v1/ops/summary anyway.
         ATELIER_SUBMIT_WAIT_S="0",
         **{API_KEY_ENV: API_KEY},
     )

@@ -88,7 +88,11 @@ class KvBudgets:
         return found
 
     def _month(self) -> str:
-        return period_key("month", datetime.fromtimestamp(self.clock(), UTC))
+        return self._period(None)
+
+    def _period(self, limit: BudgetLimit | None) -> str:
+        """The period a limit counts now (this month unless it is a ``total`` budget)."""
+        return period_key(limit.period if limit else "month", datetime.fromtimestamp(self.clock(), UTC))
 
     async def reserve(
         self, tenant: str, project: str, hold_id: str, amount_usd: float, ttl_s: float
@@ -99,7 +103,7 @@ class KvBudgets:
             limit = await self.limit(scope)
             if limit is None:
                 continue
-            period = limit.period if limit.period == "total" else self._month()
+            period = self._period(limit)
 
             def change(
                 raw: bytes | None, limit: BudgetLimit = limit, period: str = period
@@ -133,8 +137,7 @@ class KvBudgets:
         alerts: list[BudgetAlert] = []
         for scope in _scopes(tenant, project):
             limit = await self.limit(scope)
-            month = self._month()
-            period = "total" if limit is not None and limit.period == "total" else month
+            month, period = self._month(), self._period(limit)
 
             def change(
                 raw: bytes | None, limit: BudgetLimit | None = limit, period: str = period, month: str = month

@@ -3,8 +3,9 @@ what it gives back after.
 
 In order: a concurrency slot, a request token (``rpm``), its worst-case tokens (``tpm``), and
 a budget reservation of its worst-case cost. A refusal at any point gives back what was taken
-before it and says whether waiting helps (limits: yes, after ``wait_s``; budgets: no). After
-the call, :meth:`Gate.leave` frees the slot, returns unused tokens and settles the cost.
+before it and says whether waiting helps (``wait_s``: always for limits; for a budget only
+when calls in flight fill it). After the call, :meth:`Gate.leave` frees the slot, returns
+unused tokens and settles the cost.
 """
 
 from __future__ import annotations
@@ -58,7 +59,12 @@ class Ticket:
 
     @property
     def tokens(self) -> float:
-        return self.worst_case.get("input_tokens", 0.0) + self.worst_case.get("output_tokens", 0.0)
+        return tokens(self.worst_case)
+
+
+def tokens(units: dict[str, float]) -> float:
+    """What a ``tpm`` limit counts: input and output tokens."""
+    return units.get("input_tokens", 0.0) + units.get("output_tokens", 0.0)
 
 
 @dataclass(frozen=True)

@@ -187,16 +187,20 @@ class Router:
                 breaker.no_probe()  # cancelled, or a bug in the adapter: no verdict on the provider
                 raise
             finally:
+                latency = (time.perf_counter() - t0) * 1000  # the provider's time, not our bookkeeping
                 alerts += await self.gate.leave(taken, usage, answered=answered)
+            PROVIDER_LATENCY.labels(route.provider, capability).observe(latency / 1000)
+            before = breaker.state
             if usage is not None:
-                latency = (time.perf_counter() - t0) * 1000
-                PROVIDER_LATENCY.labels(route.provider, capability).observe(latency / 1000)
+                breaker.succeeded()
+            else:
+                PROVIDER_ERRORS.labels(route.provider, str(error.error_class)).inc()
+                breaker.failed(error.error_class, self.clock(), error.retry_after_s)
+            if breaker.state != before:
+                self.changed.set()
+            if usage is not None:
                 if passed_over:
                     FALLBACKS.labels(capability).inc()
-                before = breaker.state
-                breaker.succeeded()
-                if breaker.state != before:
-                    self.changed.set()
                 self._observe(route, latency)
                 attempts.append(_attempt(route, "succeeded", started, latency_ms=latency, usage=usage))
                 fallbacks = [f"fell back to {route.key}: {why}" for why in passed_over]
@@ -208,13 +212,6 @@ class Router:
                     fallbacks=fallbacks,
                     alerts=alerts,
                 )
-            latency = (time.perf_counter() - t0) * 1000
-            PROVIDER_LATENCY.labels(route.provider, capability).observe(latency / 1000)
-            PROVIDER_ERRORS.labels(route.provider, str(error.error_class)).inc()
-            before = breaker.state
-            breaker.failed(error.error_class, self.clock(), error.retry_after_s)
-            if breaker.state != before:
-                self.changed.set()
             attempts.append(
                 _attempt(
                     route,
