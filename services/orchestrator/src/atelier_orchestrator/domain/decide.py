@@ -54,10 +54,10 @@ from atelier_orchestrator.domain.policies import backoff_delay, is_retryable, st
 from atelier_orchestrator.domain.state import EventMeta, evolve
 
 LIVE = (StepStatus.DISPATCHED, StepStatus.RUNNING)
+UNSETTLED = (StepStatus.PENDING, *LIVE)
 MIN_WAIT_S = 1.0
 """The shortest wait for providers: each wait is a commit in the job's log, so no busy loop."""
 MAX_WAIT_S = 30.0
-UNSETTLED = (StepStatus.PENDING, *LIVE)
 
 
 class Rejected(Exception):
