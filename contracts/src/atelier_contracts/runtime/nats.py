@@ -48,11 +48,39 @@ async def connect(url: str, name: str, startup_timeout_s: float = 30.0) -> Clien
 
 
 async def close_quietly(nc: Client, timeout_s: float = 5.0) -> None:
-    """Drain and close; a dead socket must not stop a shutdown."""
+    """Drain and close, leaving nothing running; a dead socket must not stop a shutdown.
+
+    Draining needs a live connection: while NATS is down it fails at once, and the client is
+    closed instead, which ends its reconnect loop.
+    """
     try:
         await asyncio.wait_for(nc.drain(), timeout_s)
-    except Exception as exc:  # nats-py raises assorted errors closing a broken connection
-        log.warning("closing the nats connection failed: %s: %s", type(exc).__name__, exc)
+    except Exception as exc:  # nats-py raises assorted errors draining a broken connection
+        log.warning("draining the nats connection failed, closing it: %s: %s", type(exc).__name__, exc)
+    if not nc.is_closed:
+        try:
+            await asyncio.wait_for(nc.close(), timeout_s)
+        except Exception as exc:
+            log.warning("closing the nats connection failed: %s: %s", type(exc).__name__, exc)
+    await _end_reconnecting(nc, timeout_s)
+
+
+async def _end_reconnecting(nc: Client, timeout_s: float) -> None:
+    """Cancel nats-py's reconnect task until it ends.
+
+    ``close()`` cancels it once, but on Python 3.11 ``asyncio.wait_for`` loses a cancel that
+    arrives as the connect attempt it wraps fails (the attempt's error wins); the reconnect loop
+    takes that for a failed attempt and retries forever, and whoever waits for the loop's tasks
+    (an event loop shutting down) hangs. The loop does not look at the closed state, so only
+    another cancel ends it.
+    """
+    task: asyncio.Task[None] | None = getattr(nc, "_reconnection_task", None)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while task is not None and not task.done() and asyncio.get_running_loop().time() < deadline:
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+    if task is not None and not task.done():
+        log.warning("the nats reconnect loop did not stop within %.0f s", timeout_s)
 
 
 def ready_check(nc: Client) -> Callable[[], Awaitable[None]]:
