@@ -89,7 +89,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             blobs=FileBlobStore(settings.blob_dir),
             checks={"nats": ready_check(nc), "sql": reader.ping},
             analytics=SqlAnalytics(engine, js),
-            budgets=KvBudgetStore(js),
+            budgets=KvBudgetStore(nc, js),
         )
 
 

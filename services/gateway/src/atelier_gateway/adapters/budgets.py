@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import msgspec
 import nats.errors
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
@@ -32,7 +33,8 @@ _ABSENT = (KeyNotFoundError, KeyDeletedError)
 
 
 class KvBudgetStore:
-    def __init__(self, js: JetStreamContext, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, clock: Callable[[], float] = time.time) -> None:
+        self.nc = nc
         self.js = js
         self.clock = clock
         self._kv: KeyValue | None = None
@@ -56,21 +58,32 @@ class KvBudgetStore:
         return Budget(project=project, limit=limit, spend=spend, period=period_key(limit.period, _utc(now)))
 
     async def of_tenant(self, tenant: str) -> list[Budget]:
-        async with _reachable():
+        async with self._reachable():
             return await self._list(tenant)
 
     async def put(self, tenant: str, project: str, limit: BudgetLimit) -> Budget:
-        async with _reachable():
+        async with self._reachable():
             await (await self.kv()).put(limit_key(tenant, project), msgspec.json.encode(limit))
             return await self._budget(tenant, project, limit)
 
     async def remove(self, tenant: str, project: str) -> bool:
-        async with _reachable():
+        async with self._reachable():
             key = limit_key(tenant, project)
             if await self._value(key) is None:
                 return False
             await (await self.kv()).delete(key)
             return True
+
+    @contextlib.asynccontextmanager
+    async def _reachable(self) -> AsyncIterator[None]:
+        """NATS errors become ``Unavailable``; while it is down, at once rather than after a timeout."""
+        unreachable = Unavailable("NATS (the budgets bucket) is unreachable; try again.")
+        if not self.nc.is_connected:
+            raise unreachable
+        try:
+            yield
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise unreachable from exc
 
     async def _list(self, tenant: str) -> list[Budget]:
         try:
@@ -86,14 +99,6 @@ class KvBudgetStore:
             if raw:
                 found.append(await self._budget(tenant, scope_of(key)[1], limit_codec.decode(raw)))
         return found
-
-
-@contextlib.asynccontextmanager
-async def _reachable() -> AsyncIterator[None]:
-    try:
-        yield
-    except (TimeoutError, nats.errors.Error) as exc:
-        raise Unavailable("NATS (the budgets bucket) is unreachable; try again.") from exc
 
 
 def _utc(ts: float) -> datetime:
