@@ -776,4 +776,16 @@ async def test_usage_analytics_and_ops_summary_over_http(gateway: Gateway) -> No
         "failed",
         "cancelled",
     }
+    assert summary["unavailable"] == []
     assert (await gateway.client.get("/v1/providers")).status_code == 200
+
+
+async def test_without_nats_the_ops_summary_says_what_it_does_not_know(
+    gateway: Gateway, nats_server: NatsServer
+) -> None:
+    """The summary is wanted most when something is down: it keeps what SQL knows."""
+    nats_server.stop()
+    summary = (await gateway.client.get("/v1/ops/summary")).json()
+    assert (summary["backlog"], summary["providers"], summary["unavailable"]) == (None, None, ["nats"])
+    assert summary["jobs_by_status"]["queued"] == 0
+    assert_problem(await gateway.client.get("/v1/providers"), 503, "service_unavailable")

@@ -79,7 +79,7 @@ async def test_usage_and_analytics_match_the_logged_calls(
         logged = [e.call for job_id in ids for e in await p.events(job_id) if isinstance(e, ProviderCalled)]
         engine = make_engine(database_url)
         try:
-            analytics = SqlAnalytics(engine, p.nc.jetstream())
+            analytics = SqlAnalytics(engine, p.nc, p.nc.jetstream())
             by_provider = {g["provider"]: g for g in await analytics.usage("t1", None, None, "provider")}
             stats = {
                 s["provider"]: s

@@ -88,7 +88,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             signer=HmacUrlSigner(settings.url_secret, settings.url_ttl_s),
             blobs=FileBlobStore(settings.blob_dir),
             checks={"nats": ready_check(nc), "sql": reader.ping},
-            analytics=SqlAnalytics(engine, js),
+            analytics=SqlAnalytics(engine, nc, js),
             budgets=KvBudgetStore(nc, js),
         )
 

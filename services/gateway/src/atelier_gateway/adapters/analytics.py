@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 from collections import Counter, defaultdict
@@ -10,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
@@ -19,6 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from atelier_contracts.readmodel import jobs, provider_calls
 from atelier_contracts.snapshot import JobStatus
 from atelier_contracts.subjects import PRIORITY_BANDS, PROVIDERS_BUCKET, WORK_STREAM
+from atelier_gateway.adapters.natsio import reachable
+from atelier_gateway.adapters.sql import SqlAdapter
+from atelier_gateway.app.errors import Unavailable
 
 GROUPS = {"tenant", "project", "provider", "capability"}
 
@@ -31,9 +36,10 @@ def _percentile(values: list[float], q: int) -> float:
     return round(float(statistics.quantiles(values, n=100, method="inclusive")[q - 1]), 2)
 
 
-class SqlAnalytics:
-    def __init__(self, engine: AsyncEngine, js: JetStreamContext) -> None:
-        self.engine = engine
+class SqlAnalytics(SqlAdapter):
+    def __init__(self, engine: AsyncEngine, nc: Client, js: JetStreamContext) -> None:
+        super().__init__(engine)
+        self.nc = nc
         self.js = js
 
     async def _calls(
@@ -46,7 +52,7 @@ class SqlAnalytics:
             query = query.where(provider_calls.c.at < end)
         if capability:
             query = query.where(provider_calls.c.capability == capability)
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             return (await conn.execute(query.order_by(provider_calls.c.at))).all()
 
     async def usage(
@@ -99,7 +105,9 @@ class SqlAnalytics:
         return out
 
     async def summary(self, tenant: str, now: datetime, recent: int = 20) -> dict[str, Any]:
-        async with self.engine.connect() as conn:
+        """From SQL, and from NATS what only NATS knows; without NATS, those parts are null and
+        ``unavailable`` names it, since a summary matters most while something is down."""
+        async with self._connect() as conn:
             live = jobs.c.tenant == tenant, jobs.c.deleted.is_(False)
             counted = await conn.execute(
                 sa.select(jobs.c.status, sa.func.count()).where(*live).group_by(jobs.c.status)
@@ -121,11 +129,16 @@ class SqlAnalytics:
                     .limit(recent)
                 )
             ).all()
+        backlog: dict[str, int] | None = None
+        providers: dict[str, Any] | None = None
+        with contextlib.suppress(Unavailable):  # without NATS, its parts stay unknown
+            backlog, providers = await self.backlog(), await self.provider_states()
         return {
             "jobs_by_status": {s: by_status.get(s, 0) for s in JobStatus.ALL},
             "stale_jobs": [{"id": r.id, "status": r.status, "deadline": r.next_deadline_at} for r in stale],
-            "backlog": await self.backlog(),
-            "providers": await self.provider_states(),
+            "backlog": backlog,
+            "providers": providers,
+            "unavailable": [] if providers is not None else ["nats"],
             "recent_failures": [
                 {
                     "at": r.at, "job_id": r.job_id, "step": r.step, "provider": r.provider,
@@ -138,7 +151,9 @@ class SqlAnalytics:
     async def backlog(self) -> dict[str, int]:
         """Work items waiting per pool and band (JetStream consumer pending counts)."""
         out: dict[str, int] = {}
-        for info in await self.js.consumers_info(WORK_STREAM):
+        async with reachable(self.nc, "the work stream"):
+            consumers = await self.js.consumers_info(WORK_STREAM)
+        for info in consumers:
             name = info.name or ""
             if name.startswith("workers-") and name.rsplit("-", 1)[-1] in PRIORITY_BANDS:
                 out[name.removeprefix("workers-")] = int(info.num_pending or 0) + int(
@@ -148,17 +163,15 @@ class SqlAnalytics:
 
     async def provider_states(self) -> dict[str, Any]:
         """Circuit-breaker states the provider routers publish (one entry per provider)."""
-        try:
-            kv: KeyValue = await self.js.key_value(PROVIDERS_BUCKET)
-        except NotFoundError:
-            return {}
         states: dict[str, Any] = {}
-        try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return {}
-        for key in keys:
-            entry = await kv.get(key)
-            if entry.value:
-                states[key] = json.loads(entry.value)
+        async with reachable(self.nc, "the providers bucket"):
+            try:
+                kv: KeyValue = await self.js.key_value(PROVIDERS_BUCKET)
+                keys = await kv.keys()
+            except (NotFoundError, NoKeysError):
+                return {}
+            for key in keys:
+                entry = await kv.get(key)
+                if entry.value:
+                    states[key] = json.loads(entry.value)
         return states

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
-import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError
@@ -26,7 +24,7 @@ from atelier_contracts.budgets import (
     spend_key,
 )
 from atelier_contracts.runtime.nats import budgets
-from atelier_gateway.app.errors import Unavailable
+from atelier_gateway.adapters.natsio import reachable
 from atelier_gateway.app.ports import Budget
 
 _ABSENT = (KeyNotFoundError, KeyDeletedError)
@@ -58,32 +56,21 @@ class KvBudgetStore:
         return Budget(project=project, limit=limit, spend=spend, period=period_key(limit.period, _utc(now)))
 
     async def of_tenant(self, tenant: str) -> list[Budget]:
-        async with self._reachable():
+        async with reachable(self.nc, "the budgets bucket"):
             return await self._list(tenant)
 
     async def put(self, tenant: str, project: str, limit: BudgetLimit) -> Budget:
-        async with self._reachable():
+        async with reachable(self.nc, "the budgets bucket"):
             await (await self.kv()).put(limit_key(tenant, project), msgspec.json.encode(limit))
             return await self._budget(tenant, project, limit)
 
     async def remove(self, tenant: str, project: str) -> bool:
-        async with self._reachable():
+        async with reachable(self.nc, "the budgets bucket"):
             key = limit_key(tenant, project)
             if await self._value(key) is None:
                 return False
             await (await self.kv()).delete(key)
             return True
-
-    @contextlib.asynccontextmanager
-    async def _reachable(self) -> AsyncIterator[None]:
-        """NATS errors become ``Unavailable``; while it is down, at once rather than after a timeout."""
-        unreachable = Unavailable("NATS (the budgets bucket) is unreachable; try again.")
-        if not self.nc.is_connected:
-            raise unreachable
-        try:
-            yield
-        except (TimeoutError, nats.errors.Error) as exc:
-            raise unreachable from exc
 
     async def _list(self, tenant: str) -> list[Budget]:
         try:
