@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,32 +35,70 @@ async def test_closing_while_nats_is_down_ends_the_reconnect_loop(nats_server: N
     await eventually(lambda: asyncio.sleep(0, not other_tasks()), within=5)
 
 
+class HeldConnects:
+    """Stands in for ``asyncio.open_connection``: each attempt waits until the test ends it."""
+
+    def __init__(self) -> None:
+        self.attempts: asyncio.Queue[tuple[asyncio.Future[Any], tuple[Any, ...], dict[str, Any]]] = (
+            asyncio.Queue()
+        )
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        attempt: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.attempts.put_nowait((attempt, args, kwargs))
+        return await attempt
+
+
+def end_attempt_as_close_cancels(
+    monkeypatch: pytest.MonkeyPatch, nc: Any, attempt: asyncio.Future[Any], end: Callable[[], None]
+) -> None:
+    """The first ``close()`` cancels the reconnect loop in the same loop turn as the attempt ends."""
+    close = nc.close
+
+    async def closing() -> None:
+        if not attempt.done():
+            end()
+        await close()
+
+    monkeypatch.setattr(nc, "close", closing)
+
+
 async def test_a_cancel_lost_by_a_failing_connect_attempt_does_not_keep_it_reconnecting(
     nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Python 3.11's ``wait_for`` drops a cancel that arrives as the awaited connect attempt fails.
-
-    Here the attempt fails in the same loop turn as ``close()`` cancels the reconnect loop: the
-    timing that, by chance, hung an event loop's shutdown in CI.
-    """
-    attempts: asyncio.Queue[asyncio.Future[Any]] = asyncio.Queue()
-
-    async def held_connect(*args: Any, **kwargs: Any) -> Any:
-        attempt: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        attempts.put_nowait(attempt)
-        return await attempt
-
+    """Python 3.11's ``wait_for`` drops a cancel that arrives as the awaited connect attempt fails:
+    the timing that, by chance, hung an event loop's shutdown in CI."""
+    held = HeldConnects()
     nc = await connect(nats_server.url, "test")
     nats_server.stop()
-    monkeypatch.setattr(asyncio, "open_connection", held_connect)
-    attempt = await asyncio.wait_for(attempts.get(), 10)
-    close = nc.close
-
-    async def close_as_the_attempt_fails() -> None:
-        attempt.set_exception(ConnectionRefusedError(111, "refused"))
-        await close()
-
-    monkeypatch.setattr(nc, "close", close_as_the_attempt_fails)
+    monkeypatch.setattr(asyncio, "open_connection", held)
+    attempt, _, _ = await asyncio.wait_for(held.attempts.get(), 10)
+    end_attempt_as_close_cancels(
+        monkeypatch, nc, attempt, lambda: attempt.set_exception(ConnectionRefusedError(111, "refused"))
+    )
     await close_quietly(nc)
+    assert not attempt.cancelled(), "the attempt ended as close() cancelled the loop, not by the cancel"
     assert nc.is_closed
     await eventually(lambda: asyncio.sleep(0, not other_tasks()), within=5)
+
+
+async def test_a_cancel_lost_by_a_succeeding_connect_attempt_does_not_reopen_the_client(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NATS comes back just as the service shuts down: the lost cancel lets the attempt finish and
+    mark the closed client connected again."""
+    real_open_connection = asyncio.open_connection
+    held = HeldConnects()
+    nc = await connect(nats_server.url, "test")
+    nats_server.stop()
+    monkeypatch.setattr(asyncio, "open_connection", held)
+    attempt, args, kwargs = await asyncio.wait_for(held.attempts.get(), 10)
+    nats_server.start()
+    connection = await real_open_connection(*args, **kwargs)
+    monkeypatch.setattr(asyncio, "open_connection", real_open_connection)
+    end_attempt_as_close_cancels(monkeypatch, nc, attempt, lambda: attempt.set_result(connection))
+    await close_quietly(nc)
+    assert not attempt.cancelled(), "the attempt ended as close() cancelled the loop, not by the cancel"
+    assert nc.is_closed
+    await eventually(lambda: asyncio.sleep(0, not other_tasks()), within=5)
+    assert nc.is_closed, "nothing opened it again"

@@ -51,36 +51,42 @@ async def close_quietly(nc: Client, timeout_s: float = 5.0) -> None:
     """Drain and close, leaving nothing running; a dead socket must not stop a shutdown.
 
     Draining needs a live connection: while NATS is down it fails at once, and the client is
-    closed instead, which ends its reconnect loop.
+    closed instead, which ends its reconnect loop. Each step is bounded by ``timeout_s``, except
+    that a drain cut short still flushes (nats-py's own 10 s limit) before it gives up.
     """
     try:
         await asyncio.wait_for(nc.drain(), timeout_s)
     except Exception as exc:  # nats-py raises assorted errors draining a broken connection
         log.warning("draining the nats connection failed, closing it: %s: %s", type(exc).__name__, exc)
-    if not nc.is_closed:
-        try:
-            await asyncio.wait_for(nc.close(), timeout_s)
-        except Exception as exc:
-            log.warning("closing the nats connection failed: %s: %s", type(exc).__name__, exc)
-    await _end_reconnecting(nc, timeout_s)
+    await _close_for_good(nc, timeout_s)
 
 
-async def _end_reconnecting(nc: Client, timeout_s: float) -> None:
-    """Cancel nats-py's reconnect task until it ends.
+async def _close_for_good(nc: Client, timeout_s: float) -> None:
+    """Close, and cancel nats-py's reconnect task until it and any successor have ended.
 
-    ``close()`` cancels it once, but on Python 3.11 ``asyncio.wait_for`` loses a cancel that
-    arrives as the connect attempt it wraps fails (the attempt's error wins); the reconnect loop
-    takes that for a failed attempt and retries forever, and whoever waits for the loop's tasks
-    (an event loop shutting down) hangs. The loop does not look at the closed state, so only
-    another cancel ends it.
+    ``close()`` cancels that task once, but on Python 3.11 ``asyncio.wait_for`` loses a cancel
+    that arrives as the connect attempt it wraps ends (the attempt's outcome wins). After a
+    failed attempt the loop retries forever, and whoever waits for its tasks (an event loop
+    shutting down) hangs; after a successful one it marks the closed client connected again, and
+    losing that socket starts a new reconnect task. The loop does not look at the closed state, so
+    only further closes and cancels end it.
     """
-    task: asyncio.Task[None] | None = getattr(nc, "_reconnection_task", None)
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while task is not None and not task.done() and asyncio.get_running_loop().time() < deadline:
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.05)
-    if task is not None and not task.done():
-        log.warning("the nats reconnect loop did not stop within %.0f s", timeout_s)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        task: asyncio.Task[None] | None = getattr(nc, "_reconnection_task", None)
+        if not nc.is_closed:
+            try:
+                await asyncio.wait_for(nc.close(), max(deadline - loop.time(), 0.05))
+            except Exception as exc:
+                log.warning("closing the nats connection failed: %s: %s", type(exc).__name__, exc)
+                await asyncio.sleep(0.05)
+        elif task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.05)
+        else:
+            return
+    log.warning("the nats connection did not close within %.0f s", timeout_s)
 
 
 def ready_check(nc: Client) -> Callable[[], Awaitable[None]]:
