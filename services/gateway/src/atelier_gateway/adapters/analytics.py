@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import NoKeysError, NotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +24,8 @@ from atelier_contracts.subjects import PRIORITY_BANDS, PROVIDERS_BUCKET, WORK_ST
 from atelier_gateway.adapters.natsio import reachable
 from atelier_gateway.adapters.sql import SqlAdapter
 from atelier_gateway.app.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 GROUPS = {"tenant", "project", "provider", "capability"}
 
@@ -131,8 +133,10 @@ class SqlAnalytics(SqlAdapter):
             ).all()
         backlog: dict[str, int] | None = None
         providers: dict[str, Any] | None = None
-        with contextlib.suppress(Unavailable):  # without NATS, its parts stay unknown
+        try:
             backlog, providers = await self.backlog(), await self.provider_states()
+        except Unavailable as exc:
+            log.warning("the ops summary goes without NATS: %s", exc.detail)
         return {
             "jobs_by_status": {s: by_status.get(s, 0) for s in JobStatus.ALL},
             "stale_jobs": [{"id": r.id, "status": r.status, "deadline": r.next_deadline_at} for r in stale],
@@ -171,7 +175,10 @@ class SqlAnalytics(SqlAdapter):
             except (NotFoundError, NoKeysError):
                 return {}
             for key in keys:
-                entry = await kv.get(key)
+                try:
+                    entry = await kv.get(key)
+                except (KeyNotFoundError, KeyDeletedError):
+                    continue  # removed since it was listed
                 if entry.value:
                     states[key] = json.loads(entry.value)
         return states
