@@ -10,6 +10,16 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+class Clock:
+    """A clock the test moves by hand (``clock.now += 5``), for code that takes ``clock=``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def eventually(
     probe: Callable[[], Awaitable[T | None]], within: float = 30.0, every: float = 0.05
 ) -> T:

@@ -21,7 +21,7 @@ from atelier_provider_router.app.breaker import CLOSED, OPEN
 from atelier_provider_router.app.matrix import parse
 from atelier_provider_router.app.ports import CallOptions, ErrorClass, ProviderError, TextRequest, TextResult
 from atelier_provider_router.app.router import Routed, Router
-from tests.support import eventually
+from tests.support import Clock, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -53,14 +53,6 @@ class Scripted:
         if self.limited:
             raise ProviderError(ErrorClass.RATE_LIMITED, "slow down", 429, 30.0)
         return TextResult(text=f"a tale by {self.name}", model=options.model)
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

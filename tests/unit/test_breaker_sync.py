@@ -19,7 +19,7 @@ from atelier_provider_router.app.breaker import CLOSED, HALF_OPEN, OPEN, Breaker
 from atelier_provider_router.app.matrix import ProviderConfig, parse
 from atelier_provider_router.app.ports import ErrorClass
 from atelier_provider_router.app.router import Router
-from tests.support import eventually
+from tests.support import Clock, eventually
 
 
 def breaker(cooldown_s: float = 10.0) -> Breaker:
@@ -137,14 +137,6 @@ model = "m1"
 provider = "b"
 model = "m2"
 """
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 ENDED = KeyValue.Entry("ATELIER_PROVIDERS", "", None, 0, 0, 0, "(the end)")

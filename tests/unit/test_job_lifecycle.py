@@ -18,6 +18,7 @@ from atelier_contracts.commands import (
 )
 from atelier_contracts.events import (
     JobEvent,
+    JobFailed,
     ReportIgnored,
     StepDispatched,
     StepRedelivered,
@@ -340,11 +341,9 @@ def test_waiting_for_cooling_providers_uses_no_attempts_until_the_deadline() -> 
     assert sim.state is not None
     assert sim.state.steps[d.step].run_attempts == 1, "ten waits, still the first try"
     # A real failure still counts: three of them end the step as before.
-    for _ in range(3):
-        events = sim.send(failed(d))
-        if not dispatched(events):
-            break
-        d = dispatched(events)[0]
+    for _ in range(2):
+        d = dispatched(sim.send(failed(d)))[0]
+    assert not dispatched(sim.send(failed(d))), "the third failure is the last"
     assert sim.state.steps[d.step].status == StepStatus.FAILED
     # And a wait past the job's deadline is not scheduled.
     sim2 = Sim()
@@ -353,6 +352,7 @@ def test_waiting_for_cooling_providers_uses_no_attempts_until_the_deadline() -> 
         replace(failed(d2), code="providers_unavailable", attempts=skipped, retry_after_s=10 * 3600)
     )
     assert not any(isinstance(e, StepRetryScheduled) for e in events)
+    assert isinstance(events[-1], JobFailed), "the step fails, and with it the job"
 
 
 def test_a_budget_alert_from_a_worker_is_an_event_in_the_job_log() -> None:

@@ -16,6 +16,7 @@ from atelier_provider_router.app.gate import Gate, Pass, Refusal, Ticket
 from atelier_provider_router.app.matrix import MatrixError, ProviderConfig, Route, load, parse
 from atelier_provider_router.app.ports import CallOptions, ErrorClass, ProviderError, TextRequest, TextResult
 from atelier_provider_router.app.router import Router
+from tests.support import Clock
 
 
 @dataclass
@@ -55,14 +56,6 @@ price = {{ input_token = 0.001, output_token = 0.002 }}
 provider = "b"
 model = "m2"
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def setup(
