@@ -780,6 +780,26 @@ async def test_usage_analytics_and_ops_summary_over_http(gateway: Gateway) -> No
     assert (await gateway.client.get("/v1/providers")).status_code == 200
 
 
+async def test_provider_states_show_the_time_left_of_a_trip_as_of_the_request(
+    gateway: Gateway, js: JetStreamContext
+) -> None:
+    """The routers write a trip once, with its wall-clock end; the time left is worked out on reading."""
+    from atelier_contracts.runtime.nats import provider_states
+
+    kv = await provider_states(js)
+    now = datetime.now(UTC).timestamp()
+    for name, state, until in [("a", "open", now + 60), ("b", "open", now - 1), ("c", "closed", 0)]:
+        entry = {"state": state, "reason": "429", "until": until, "by": "r1", "recovered": False}
+        await kv.put(name, json.dumps(entry).encode())
+    shown = (await gateway.client.get("/v1/providers")).json()["providers"]
+    assert shown["a"]["state"] == "open"
+    assert 55 < shown["a"]["remaining_s"] <= 60
+    assert (shown["b"]["state"], shown["b"]["remaining_s"]) == ("half_open", 0), "cooled down: probe next"
+    assert (shown["c"]["state"], shown["c"]["remaining_s"]) == ("closed", 0)
+    summary = (await gateway.client.get("/v1/ops/summary")).json()
+    assert summary["providers"]["b"]["state"] == "half_open"
+
+
 async def test_without_nats_the_ops_summary_says_what_it_does_not_know(
     gateway: Gateway, nats_server: NatsServer
 ) -> None:

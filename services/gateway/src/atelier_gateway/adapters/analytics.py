@@ -134,7 +134,7 @@ class SqlAnalytics(SqlAdapter):
         backlog: dict[str, int] | None = None
         providers: dict[str, Any] | None = None
         try:
-            backlog, providers = await self.backlog(), await self.provider_states()
+            backlog, providers = await self.backlog(), await self.provider_states(now)
         except Unavailable as exc:
             log.warning("the ops summary goes without NATS: %s", exc.detail)
         return {
@@ -165,8 +165,9 @@ class SqlAnalytics(SqlAdapter):
                 )
         return out
 
-    async def provider_states(self) -> dict[str, Any]:
-        """Circuit-breaker states the provider routers publish (one entry per provider)."""
+    async def provider_states(self, now: datetime) -> dict[str, Any]:
+        """Circuit-breaker states the provider routers publish (one entry per provider), as of
+        ``now``: the routers write changes only, so a trip's time left comes from its ``until``."""
         states: dict[str, Any] = {}
         async with reachable(self.nc, "the providers bucket"):
             try:
@@ -180,5 +181,12 @@ class SqlAnalytics(SqlAdapter):
                 except (KeyNotFoundError, KeyDeletedError):
                     continue  # removed since it was listed
                 if entry.value:
-                    states[key] = json.loads(entry.value)
+                    states[key] = _as_of(json.loads(entry.value), now.timestamp())
         return states
+
+
+def _as_of(entry: dict[str, Any], wall: float) -> dict[str, Any]:
+    """A trip whose cooldown is over shows as half-open: the next call to it is the probe."""
+    left = max(float(entry.get("until") or 0.0) - wall, 0.0) if entry.get("state") == "open" else 0.0
+    state = "half_open" if entry.get("state") == "open" and left == 0 else entry.get("state")
+    return {**entry, "state": state, "remaining_s": round(left, 3)}

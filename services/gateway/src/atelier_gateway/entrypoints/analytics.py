@@ -45,7 +45,7 @@ async def providers(
     "/v1/providers", summary="Circuit-breaker state of each provider", responses=problem_responses(500, 503)
 )
 async def provider_states(deps: DepsDep) -> dict[str, Any]:
-    return {"providers": await deps.analytics.provider_states()}
+    return {"providers": await deps.analytics.provider_states(deps.clock())}
 
 
 @router.get(

@@ -1,15 +1,16 @@
 """Circuit-breaker trips shared by every router replica, through the NATS KV bucket ``ATELIER_PROVIDERS``.
 
 One key per provider; its value is the JSON state the replica that last changed that provider's
-breaker wrote: ``{"state", "reason", "remaining_s", "until", "by", "recovered"}``, with
-``until`` the wall-clock end of a trip and ``by`` the writing replica. The API shows these
-entries as they are (``GET /v1/providers``).
+breaker wrote: ``{"state", "reason", "until", "by", "recovered"}``, with ``until`` the
+wall-clock end of a trip and ``by`` the writing replica. The API shows these entries, with the
+time left of a trip worked out from ``until`` when it is read (``GET /v1/providers``).
 
 Two background tasks per replica:
 
 - ``publish`` writes this replica's *own* breaker changes — its trips, its half-open probes, and
   its recoveries (``"closed"`` with ``"recovered": true``) — at once when the router signals a
-  change, and while a trip lasts every second (``remaining_s`` counts down). A state adopted from
+  change, and otherwise when a look every ``refresh_s`` finds one (a trip's cooldown ending:
+  half-open). Only changes are written, never a countdown. A state adopted from
   another replica is never written back: the origin's entry already says it. So adopting cannot
   feed a loop in which replicas re-publish each other's trips, and a trip ends when its origin
   said it would. At start-up a replica writes its (closed) states only where no other replica's
@@ -98,11 +99,11 @@ class BreakerSync:
             self.router.changed.clear()
 
     async def publish_changes(self, seen: dict[str, dict[str, object]]) -> None:
-        """Write each breaker whose state differs from ``seen`` (updated as they are written)."""
+        """Write each breaker whose state or reason differs from ``seen`` (updated as written)."""
         now, wall = self.router.clock(), self.wall()
         snapshot = self.router.breakers.snapshot(now)
         for name, breaker in self.router.breakers.items():
-            state, previous = snapshot[name], seen.get(name)
+            state, previous = {k: snapshot[name][k] for k in ("state", "reason")}, seen.get(name)
             if state == previous:
                 continue
             if breaker.adopted_from:

@@ -25,6 +25,7 @@ from atelier_provider_router.app.ports import ErrorClass
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 AUTH_COOLDOWN_S = 3600.0
+ADOPT_SLACK_S = 0.5
 # Failures that say something about the provider's health (not about the request).
 HEALTH_FAILURES = {
     ErrorClass.RATE_LIMITED,
@@ -93,12 +94,14 @@ class Breaker:
     def adopt(self, until: float, reason: str, now: float, by: str = "another replica") -> bool:
         """Follow a trip replica ``by`` saw: stay open until ``until`` (this process's clock).
 
-        Nothing changes when the trip is over or this breaker is already open at least as long.
+        Nothing changes when the trip is over or this breaker is already open at least as long
+        (give or take ``ADOPT_SLACK_S``: reading the same trip again converts its wall-clock end
+        a hair differently, and must not shorten the cooldown a failed probe doubles).
         A half-open breaker opens again (its probe, if one is out, no longer closes it). When the
         adopted trip ends, this replica probes once like after a trip of its own, and a failed
         probe doubles the adopted cooldown. Returns whether the breaker changed.
         """
-        if until <= now or (self.state == OPEN and self.until >= until):
+        if until <= now or (self.state == OPEN and self.until >= until - ADOPT_SLACK_S):
             return False
         self.state, self.until, self.cooldown_s, self.probing = OPEN, until, until - now, False
         self.reason = f"tripped by {by}: {reason}"
