@@ -39,10 +39,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import nats.js.errors
 from nats.js.kv import KeyValue
 
 from atelier_contracts.runtime.service import Part
+from atelier_provider_router.adapters.kvstate import KvState
 from atelier_provider_router.app.breaker import CLOSED, OPEN
 from atelier_provider_router.app.router import Router
 
@@ -72,18 +72,12 @@ class BreakerSync:
         self.wall = wall
         self.refresh_s, self.retry_s, self.resync_s = refresh_s, retry_s, resync_s
         self.reconnects = reconnects
-        self._bucket = bucket
-        self._kv: KeyValue | None = None
+        self.state = KvState(bucket)
 
     @property
     def parts(self) -> list[Part]:
         """The background tasks: publishing this replica's changes, adopting the others'."""
         return [self.publish, self.watch]
-
-    async def kv(self) -> KeyValue:
-        if self._kv is None:
-            self._kv = await self._bucket()
-        return self._kv
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -118,26 +112,22 @@ class BreakerSync:
                 and previous["state"] != CLOSED,
             }
             value = json.dumps(entry).encode()
-            kv = await self.kv()
             if previous is None and state["state"] == CLOSED:
-                await self._publish_initial(kv, name, value, wall)
+                await self._publish_initial(name, value, wall)
             else:
-                await kv.put(name, value)
+                await (await self.state.kv()).put(name, value)
             seen[name] = state
 
-    async def _publish_initial(self, kv: KeyValue, name: str, value: bytes, wall: float) -> None:
+    async def _publish_initial(self, name: str, value: bytes, wall: float) -> None:
         """A replica's first word on a provider: written unless another replica's trip is in force."""
-        try:
-            current = await kv.get(name)
-        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-            with contextlib.suppress(nats.js.errors.BadRequestError):  # another replica was first
-                await kv.create(name, value)
-            return
-        other = _decode(current.value or b"")
-        if other and _live_trip(other, wall) and other.get("by") != self.replica:
-            return
-        with contextlib.suppress(nats.js.errors.BadRequestError):  # changed meanwhile: leave it
-            await kv.update(name, value, last=current.revision)
+
+        def change(current: bytes | None) -> tuple[bytes | None, None]:
+            other = _decode(current or b"")
+            if other and _live_trip(other, wall) and other.get("by") != self.replica:
+                return None, None
+            return value, None
+
+        await self.state.update(name, change)
 
     # -- adopting -----------------------------------------------------------------------------
 
@@ -160,7 +150,7 @@ class BreakerSync:
             await _first(stop, None, self.retry_s)
 
     async def _watch_once(self, stop: asyncio.Event) -> str:
-        kv = await self.kv()
+        kv = await self.state.kv()
         # A watch left behind (a failed or resynced one) is dropped by the server after a minute.
         watcher = await kv.watchall(inactive_threshold=60.0)
         deadline = asyncio.get_running_loop().time() + self.resync_s

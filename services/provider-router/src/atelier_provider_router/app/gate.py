@@ -157,11 +157,7 @@ class Gate:
         if taken.lease and self.leases is not None:
             await _logged("release a concurrency slot", self.leases.release(route.key, taken.lease))
         if taken.tokens and self.limiter is not None and route.tpm and answered:
-            used = (
-                (usage.units.get("input_tokens", 0.0) + usage.units.get("output_tokens", 0.0))
-                if usage
-                else 0.0
-            )
+            used = tokens(usage.units) if usage else 0.0
             if taken.tokens > used:
                 await _logged(
                     "give back tokens",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -110,17 +109,15 @@ class Matrix(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         return list(self.capabilities.get(capability, []))
 
 
-Adapters = Callable[[str], "Adapter"]
-"""An adapter's name → the adapter (raises ``LookupError`` for an unknown one)."""
-
-
-def _plugins(name: str) -> Adapter:
-    from atelier_provider_router.plugins import adapter  # found at run time: plugins may be anywhere
+def _adapter(name: str) -> Adapter:
+    """An adapter by its configured name (``LookupError`` for an unknown one)."""
+    # Imported here: the registry lives outside app/ and loads the adapters' modules.
+    from atelier_provider_router.plugins import adapter
 
     return adapter(name)
 
 
-def parse(text: str, source: str = "<config>", adapters: Adapters = _plugins) -> Matrix:
+def parse(text: str, source: str = "<config>") -> Matrix:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -129,16 +126,16 @@ def parse(text: str, source: str = "<config>", adapters: Adapters = _plugins) ->
         matrix = msgspec.convert(raw, Matrix)
     except msgspec.ValidationError as exc:
         raise MatrixError(f"{source}: {exc}") from exc
-    validate(matrix, source, adapters)
+    validate(matrix, source)
     return matrix
 
 
-def validate(matrix: Matrix, source: str, adapters: Adapters = _plugins) -> None:
+def validate(matrix: Matrix, source: str) -> None:
     problems: list[str] = []
     can: dict[str, frozenset[str]] = {}
     for name, provider in matrix.providers.items():
         try:
-            found = adapters(provider.adapter)
+            found = _adapter(provider.adapter)
         except LookupError as exc:
             problems.append(f"provider {name!r}: {exc}")
         else:
@@ -173,10 +170,10 @@ def validate(matrix: Matrix, source: str, adapters: Adapters = _plugins) -> None
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "providers.default.toml"
 
 
-def load(path: Path | None, adapters: Adapters = _plugins) -> Matrix:
+def load(path: Path | None) -> Matrix:
     path = path or DEFAULT_FILE
     try:
         text = path.read_text()
     except OSError as exc:
         raise MatrixError(f"{path}: cannot read: {exc}") from exc
-    return parse(text, str(path), adapters)
+    return parse(text, str(path))
