@@ -14,18 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
-import signal
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 
 import httpx
 
 from atelier_contracts.work import WorkItem
-from atelier_devstack.natsserver import free_port
+from atelier_devstack.fake_openai_cli import child_process
 from atelier_provider_router.adapters.openai_compat import KEEPALIVE_EXPIRY_S, OpenAICompatibleProvider
 from atelier_provider_router.app.matrix import parse
 from atelier_provider_router.app.ports import CallOptions, Provider, TextRequest, TextResult
@@ -51,25 +47,6 @@ model = "m2"
 timeout_s = 10
 """
 Call = Callable[[int], Awaitable[object]]
-
-
-@contextmanager
-def fake_server(*faults: str) -> Iterator[str]:
-    """``atelier-fake-openai`` in a child process, with ``faults`` as its flags; yields its base URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "atelier_devstack.fake_openai_cli", "--port", str(port), *faults]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
-        try:
-            assert child.stdout is not None
-            if not child.stdout.readline():  # it says where it listens once it does
-                raise RuntimeError("the fake OpenAI server did not start")
-            yield f"http://127.0.0.1:{port}/v1"
-        finally:
-            child.send_signal(signal.SIGINT)
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
 
 
 def item(i: int) -> WorkItem:
@@ -104,7 +81,7 @@ async def main() -> None:
     request = TextRequest(prompt="p", title="t")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, N={N}")
     busy = ("--rate-429", "1", "--retry-after-s", str(RETRY_AFTER_S))
-    with fake_server(*busy) as a_url, fake_server() as b_url:
+    with child_process(*busy) as (a_url, _), child_process() as (b_url, _):
         admin = httpx.AsyncClient(base_url=a_url.removesuffix("/v1"))  # /_stats of A
         raw = httpx.AsyncClient(limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S))  # as the adapter's
         a = OpenAICompatibleProvider(name="a", base_url=a_url)

@@ -142,6 +142,32 @@ async def test_a_429_on_one_replica_makes_the_other_skip_the_provider(nats_serve
         assert (entry["state"], entry["by"]) == ("open", "replica-a")
 
 
+async def test_a_replica_that_starts_during_a_trip_keeps_it_and_follows_it(nats_server: NatsServer) -> None:
+    async with replicas(nats_server.url, "replica-a") as (a,):
+        a.paid.limited = True
+        await a.call(1)
+
+        async def tripped() -> bool:
+            return (await _entry(a.nc, "paid")).get("state") == OPEN
+
+        await eventually(tripped, within=10)
+        async with replicas(nats_server.url, "replica-c") as (c,):
+
+            async def adopted() -> bool:
+                return c.state() == OPEN
+
+            await eventually(adopted, within=10)
+            assert (await c.call(1)).route.provider == "offline"
+            assert c.paid.calls == []
+
+            async def wrote_where_no_trip_was() -> bool:
+                return (await _entry(c.nc, "offline")).get("by") == "replica-c"
+
+            await eventually(wrote_where_no_trip_was, within=10)
+        entry = await _entry(a.nc, "paid")
+        assert (entry["state"], entry["by"]) == (OPEN, "replica-a"), "C's closed state did not hide A's trip"
+
+
 async def test_a_recovery_on_one_replica_reopens_the_provider_on_the_other(nats_server: NatsServer) -> None:
     """Replica A's trip ends (its clock jumps 31 s), its probe succeeds, and B follows."""
     clock = Clock(1000.0)

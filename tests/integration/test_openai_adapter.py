@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import signal
 import subprocess
 import sys
 import wave
@@ -14,6 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from atelier_devstack import fake_openai_cli
 from atelier_devstack.fake_openai import SECONDS_PER_CHARACTER, FakeOpenAI
 from atelier_devstack.natsserver import free_port
 from atelier_provider_router.adapters.openai_compat import OpenAICompatibleProvider
@@ -368,31 +368,12 @@ async def test_the_wire_format_is_openais(fake: FakeOpenAI) -> None:
 
 
 def test_the_fake_server_runs_as_a_command_on_the_port_and_with_the_faults_asked_for() -> None:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "atelier_devstack.fake_openai_cli",
-        "--port",
-        str(port),
-        "--rate-429",
-        "1",
-    ]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
-        _talk_to(server, port)
-
-
-def _talk_to(server: subprocess.Popen[str], port: int) -> None:
-    try:
-        assert server.stdout is not None
-        assert f"http://127.0.0.1:{port}/v1" in server.stdout.readline()
+    with fake_openai_cli.child_process("--rate-429", "1") as (url, server):  # it prints the URL
         body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-        answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=10)
+        answer = httpx.post(f"{url}/chat/completions", json=body, timeout=10)
         assert answer.status_code == 429
         assert answer.headers["retry-after"] == "1"
-    finally:
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=10) == 0, "Ctrl-C stops it cleanly"
+    assert server.returncode == 0, "Ctrl-C stops it cleanly"
 
 
 def test_the_fake_server_command_refuses_impossible_faults() -> None:

@@ -28,6 +28,7 @@ from atelier_provider_router.app.ports import CallOptions, ErrorClass, ProviderE
 from atelier_provider_router.app.router import Router
 from atelier_provider_router.main import setup as router_setup
 from tests.integration.harness import platform
+from tests.integration.test_provider_limits import matrix as a_then_b
 
 pytestmark = pytest.mark.integration
 
@@ -136,19 +137,7 @@ async def test_a_rate_limit_holds_across_three_router_replicas(nats_server: Nats
     assert answered == {"a": 10, "b": 20}
 
 
-LIMITED = """
-[providers.a]
-adapter = "offline"
-[providers.b]
-adapter = "offline"
-[[capabilities."text.generate"]]
-provider = "a"
-model = "m1"
-rpm = 10
-[[capabilities."text.generate"]]
-provider = "b"
-model = "m2"
-"""
+LIMITED = a_then_b("rpm = 10")
 
 
 @dataclass

@@ -12,9 +12,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import signal
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from atelier_devstack.fake_openai import FakeOpenAI, Faults
+from atelier_devstack.natsserver import free_port
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,3 +52,25 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@contextmanager
+def child_process(*flags: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """This command in a child process on a free port, with ``flags``: yields its base URL once it
+    listens (it prints it then), and the process; Ctrl-C (SIGINT) stops it when the block ends."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    command = [sys.executable, "-m", "atelier_devstack.fake_openai_cli", "--port", str(port), *flags]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None
+            if url not in child.stdout.readline():
+                raise RuntimeError(f"the fake OpenAI server did not start on {url}")
+            yield url, child
+        finally:
+            child.send_signal(signal.SIGINT)
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
