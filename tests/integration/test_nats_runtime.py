@@ -77,7 +77,7 @@ async def test_a_cancel_lost_by_a_failing_connect_attempt_does_not_keep_it_recon
         monkeypatch, nc, attempt, lambda: attempt.set_exception(ConnectionRefusedError(111, "refused"))
     )
     await close_quietly(nc)
-    assert not attempt.cancelled(), "the attempt ended as close() cancelled the loop, not by the cancel"
+    assert not attempt.cancelled(), "precondition: the attempt ended in the turn close() cancelled in"
     assert nc.is_closed
     await eventually(lambda: asyncio.sleep(0, not other_tasks()), within=5)
 
@@ -98,7 +98,7 @@ async def test_a_cancel_lost_by_a_succeeding_connect_attempt_does_not_reopen_the
     monkeypatch.setattr(asyncio, "open_connection", real_open_connection)
     end_attempt_as_close_cancels(monkeypatch, nc, attempt, lambda: attempt.set_result(connection))
     await close_quietly(nc)
-    assert not attempt.cancelled(), "the attempt ended as close() cancelled the loop, not by the cancel"
+    assert not attempt.cancelled(), "precondition: the attempt ended in the turn close() cancelled in"
     assert nc.is_closed
     await eventually(lambda: asyncio.sleep(0, not other_tasks()), within=5)
     assert nc.is_closed, "nothing opened it again"
