@@ -273,7 +273,7 @@ def test_provider_calls_are_recorded_and_a_cooling_hint_delays_the_retry() -> No
     from msgspec.structs import replace
 
     events = sim.send(replace(failed(d), code="providers_unavailable", attempts=calls, retry_after_s=30.0))
-    assert names(events)[:2] == ["ProviderCalled", "ProviderCalled"]
+    assert names(events)[:3] == ["JobStarted", "ProviderCalled", "ProviderCalled"]
     assert [e.call.provider for e in events if isinstance(e, ProviderCalled)] == ["a", "b"]
     scheduled = next(e for e in events if isinstance(e, StepRetryScheduled))
     assert scheduled.delay_s == 30.0, "no sooner than the first provider comes back"

@@ -3,6 +3,12 @@
 Delivery is at least once: a handler must be idempotent. It returns what to do with the
 message (:data:`ACK`, or :class:`Retry` to redeliver later); an exception is logged and the
 message redelivered with a growing delay. Long handlers are kept alive with in-progress acks.
+
+A consumer keeps pull requests open, so a message is handled the moment it arrives. With lower
+priority bands (``lower``), it instead asks the bands in order for what they hold now whenever it
+has room, and is woken by a *doorbell*: a core subscription to the bands' subjects, which sees
+every message published to them. A batch handler gets every message that has arrived while the
+previous batch ran (one transaction for many, in the projector).
 """
 
 from __future__ import annotations
@@ -10,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from atelier_contracts.runtime.pull import PullRequests
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,14 @@ class Retry:
 ACK = None
 Outcome = Retry | None
 Handler = Callable[[Msg], Awaitable[Outcome]]
+BatchHandler = Callable[[list[Msg]], Awaitable[list[Outcome]]]
+
+LINGER_S = 10.0
+"""How long an open pull request waits on the server for messages before it is renewed."""
+TICK_S = 0.5
+"""Banded consumers look again this often without a doorbell (delayed redeliveries ring none)."""
+RUNG_WAIT_S = 0.2
+"""How long a band whose bell rang is waited on when it looked empty (the store lags the bell)."""
 
 
 @dataclass(frozen=True)
@@ -43,25 +59,7 @@ class ConsumerSpec:
     max_deliver: int = -1
     max_ack_pending: int = 1000
     concurrency: int = 8
-
-
-@contextlib.asynccontextmanager
-async def keep_alive(msg: Msg, every: float) -> AsyncIterator[None]:
-    """Send in-progress acks while the body runs, so ``ack_wait`` never expires under it."""
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    """Messages handled at once; with a batch handler, the most messages in one batch."""
 
 
 def redelivery_delay(num_delivered: int) -> float:
@@ -82,84 +80,238 @@ def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
 
 
 class Consumer:
-    """Runs ``handler`` over a durable consumer until ``stop`` is set.
+    """Runs ``handler`` (or ``batch_handler``) over a durable consumer until ``stop`` is set.
 
-    With ``lower`` consumers (lower priority bands of the same work), each fetch takes from the
-    highest band that has messages; the concurrency of ``spec`` bounds them all together.
+    With ``lower`` consumers (lower priority bands of the same work), a free slot is filled from
+    the highest band that has messages; the concurrency of ``spec`` bounds them all together, and
+    ``doorbell`` is the subject (with wildcards) that every band's messages are published on.
     """
 
     def __init__(
-        self, js: JetStreamContext, spec: ConsumerSpec, handler: Handler, lower: Sequence[ConsumerSpec] = ()
+        self,
+        nc: Client,
+        spec: ConsumerSpec,
+        handler: Handler | None = None,
+        *,
+        lower: Sequence[ConsumerSpec] = (),
+        doorbell: str | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
-        self.js = js
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handler and batch_handler")
+        if lower and doorbell is None:
+            raise ValueError("banded consumers need a doorbell subject")
+        self.nc = nc
+        self.js = nc.jetstream()
         self.spec = spec
         self.specs = (spec, *lower)
         self.handler = handler
+        self.batch_handler = batch_handler
+        self.doorbell = doorbell
+        self._ready: list[Msg] = []
+        self._running: dict[int, tuple[Msg, float]] = {}  # by id(): a Msg is not hashable
         self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        # Banded: the bands that may hold messages we have not asked for, and their bells.
+        self._maybe = {s.filter_subject for s in self.specs}
+        self._rings: dict[str, int] = {}
+        self._answered: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        subs = [
-            await self.js.pull_subscribe(
-                s.filter_subject, durable=s.durable, stream=s.stream, config=consumer_config(s)
-            )
-            for s in self.specs
-        ]
-        # One band: long polls. Several: short polls, so a high-priority arrival waits little.
-        poll_s = 1.0 if len(subs) == 1 else 0.1
+        for s in self.specs:
+            await self._ensure(s)
+        pulls = [PullRequests(self.nc, s.stream, s.durable, self._arrived) for s in self.specs]
+        for p in pulls:
+            await p.start()
+        bell = await self.nc.subscribe(self.doorbell, cb=self._ring) if self.doorbell else None
+        beats = asyncio.create_task(self._beat(stop))
+        stopping = asyncio.create_task(self._wake_on(stop))
+        reconnects = self.nc.stats["reconnects"]
         try:
             while not stop.is_set():
-                free = self.spec.concurrency - len(self._tasks)
-                if free <= 0:
-                    await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                self._wake.clear()
+                if self.nc.stats["reconnects"] != reconnects:
+                    reconnects = self.nc.stats["reconnects"]
+                    for p in pulls:
+                        p.forget()  # the server dropped our open requests with the old connection
+                    self._maybe = {s.filter_subject for s in self.specs}
+                self._start_ready()
+                try:
+                    if self.nc.is_connected:
+                        await self._ask(pulls)
+                except (nats.errors.Error, nats.js.errors.Error) as exc:
+                    log.warning(
+                        "pull request failed, backing off: %s", exc, extra={"durable": self.spec.durable}
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 0.5)
                     continue
-                for msg in await self._fetch(subs, free, poll_s, stop):
-                    task = asyncio.create_task(self._handle(msg))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TICK_S):
+                        await self._wake.wait()
+                if not self._wake.is_set():
+                    # A quiet tick: look again (delayed redeliveries ring no bell).
+                    self._maybe = {s.filter_subject for s in self.specs}
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.spec.ack_wait_s)
         finally:
-            for sub in subs:
+            stopping.cancel()
+            beats.cancel()
+            for p in pulls:
                 with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+                    await p.stop()
+            if bell is not None:
+                with contextlib.suppress(Exception):
+                    await bell.unsubscribe()
 
-    async def _fetch(
-        self, subs: list[JetStreamContext.PullSubscription], free: int, poll_s: float, stop: asyncio.Event
-    ) -> list[Msg]:
-        for sub in subs:
-            try:
-                # wait_for guards against a fetch stuck on an orphaned pull request.
-                msgs = await asyncio.wait_for(sub.fetch(free, timeout=poll_s), timeout=10)
-            except (TimeoutError, nats.errors.TimeoutError):
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    async def _ensure(self, spec: ConsumerSpec) -> None:
+        """Create the durable consumer if it does not exist (an existing one is left as it is)."""
+        try:
+            await self.js.consumer_info(spec.stream, spec.durable)
+        except nats.js.errors.NotFoundError:
+            with contextlib.suppress(nats.js.errors.BadRequestError):  # another replica created it
+                await self.js.add_consumer(spec.stream, consumer_config(spec))
+
+    @property
+    def _capacity(self) -> int:
+        return self.spec.concurrency
+
+    def _free(self, pulls: list[PullRequests]) -> int:
+        return self._capacity - len(self._running) - len(self._ready) - sum(p.owed for p in pulls)
+
+    async def _ask(self, pulls: list[PullRequests]) -> None:
+        free = self._free(pulls)
+        if free <= 0:
+            return
+        if len(pulls) == 1:
+            # One band: keep a lingering request open for the room there is; under load, ask once
+            # a quarter of the room is free rather than for every slot that frees.
+            if pulls[0].owed == 0 and (free >= max(1, self._capacity // 4) or not self._running):
+                await pulls[0].request(free, LINGER_S)
+            return
+        # Several bands: ask, highest first, only the bands that may hold something (their bell
+        # rang, a pull filled up, or a quiet tick passed), for what they hold now.
+        for p, spec in zip(pulls, self.specs, strict=True):
+            band = spec.filter_subject
+            if free <= 0:
+                return
+            if band not in self._maybe or p.owed:
                 continue
-            except (
-                nats.errors.ConnectionClosedError,
-                nats.errors.ConnectionReconnectingError,
-                nats.js.errors.APIError,  # e.g. 503 while JetStream elects a leader
-            ) as exc:
-                log.warning("fetch failed, backing off: %s", exc, extra={"durable": self.spec.durable})
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.5)  # back off while NATS recovers
-                return []
-            if msgs:
-                return list(msgs)
-        return []
+            rings = self._rings.get(band, 0)
+            rung = rings > self._answered.get(band, 0)
+            done = await p.request(free, None)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    got = await done
+            self._answered[band] = rings
+            free -= got
+            if got == 0 and rung:
+                # The bell can ring before the stream has stored the message: wait for it.
+                await p.request(1, RUNG_WAIT_S)
+                free -= 1
+            if free > 0 and self._rings.get(band, 0) == rings:
+                self._maybe.discard(band)  # it had less than we asked for, and no bell rang since
+
+    async def _ring(self, msg: Msg) -> None:
+        for spec in self.specs:
+            if _matches(spec.filter_subject, msg.subject):
+                self._rings[spec.filter_subject] = self._rings.get(spec.filter_subject, 0) + 1
+                self._maybe.add(spec.filter_subject)
+        if len(self._running) + len(self._ready) < self._capacity:
+            self._wake.set()
+
+    def _arrived(self, msg: Msg) -> None:
+        self._ready.append(msg)
+        self._wake.set()
+
+    def _start_ready(self) -> None:
+        if not self._ready:
+            return
+        if self.batch_handler is not None:
+            if self._running:
+                return  # one batch at a time: the next takes everything that came meanwhile
+            batch, self._ready = self._ready, []
+            self._spawn(self._handle_batch(batch), batch)
+            return
+        batch, self._ready = self._ready, []
+        for msg in batch:
+            self._spawn(self._handle(msg), [msg])
+
+    def _spawn(self, work: Awaitable[None], msgs: list[Msg]) -> None:
+        now = asyncio.get_running_loop().time()
+        for msg in msgs:
+            self._running[id(msg)] = (msg, now)
+
+        async def run() -> None:
+            try:
+                await work
+            finally:
+                for msg in msgs:
+                    self._running.pop(id(msg), None)
+                self._wake.set()
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _beat(self, stop: asyncio.Event) -> None:
+        """In-progress acks for messages held longer than a third of ``ack_wait``."""
+        every = max(self.spec.ack_wait_s / 3, 0.5)
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            await asyncio.sleep(every)
+            due = loop.time() - every
+            for msg, started in list(self._running.values()):
+                if started <= due:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
 
     async def _handle(self, msg: Msg) -> None:
+        assert self.handler is not None
         try:
-            async with keep_alive(msg, max(self.spec.ack_wait_s / 3, 0.5)):
-                outcome = await self.handler(msg)
+            outcome = await self.handler(msg)
         except Exception:
             delay = redelivery_delay(msg.metadata.num_delivered)
             log.exception(
                 "handler failed; redelivering",
                 extra={"subject": msg.subject, "durable": self.spec.durable, "delay_s": delay},
             )
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=delay)
-            return
-        with contextlib.suppress(Exception):
-            if outcome is None:
-                await msg.ack()
-            else:
-                await msg.nak(delay=outcome.delay)
+            outcome = Retry(delay)
+        await _settle(msg, outcome)
+
+    async def _handle_batch(self, msgs: list[Msg]) -> None:
+        assert self.batch_handler is not None
+        try:
+            outcomes = await self.batch_handler(msgs)
+        except Exception:
+            delay = redelivery_delay(min(m.metadata.num_delivered for m in msgs))
+            log.exception(
+                "batch handler failed; redelivering",
+                extra={"durable": self.spec.durable, "messages": len(msgs), "delay_s": delay},
+            )
+            outcomes = [Retry(delay)] * len(msgs)
+        for msg, outcome in zip(msgs, outcomes, strict=True):
+            await _settle(msg, outcome)
+
+
+def _matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: ``*`` one token, ``>`` the rest."""
+    want, got = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(got) > i
+        if i >= len(got) or (token != "*" and token != got[i]):
+            return False
+    return len(want) == len(got)
+
+
+async def _settle(msg: Msg, outcome: Outcome) -> None:
+    with contextlib.suppress(Exception):
+        if outcome is None:
+            await msg.ack()
+        else:
+            await msg.nak(delay=outcome.delay)

@@ -3,7 +3,8 @@
 The report is published before the work item is acked, so a crash in between redelivers the
 item and the worker reports again; the orchestrator ignores a report for an attempt it already
 recorded. Reports carry the message ids ``<work_id>.started.<delivery>`` and ``<work_id>.finished``, so
-JetStream also drops a quick duplicate.
+JetStream also drops a quick duplicate. Work that finishes within ``QUICK_S`` sends no start
+report: its result says when it started.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from atelier_contracts.work import WorkFailed, WorkItem, WorkReport, WorkStarted
 log = logging.getLogger(__name__)
 
 WORK_SECONDS = Histogram("atelier_work_seconds", "Time to run one work item", ["capability", "outcome"])
+QUICK_S = 0.05
+"""Work done within this long reports no start of its own: its result is the only report."""
 WORK_TOTAL = Counter("atelier_work_total", "Work items finished", ["capability", "outcome"])
 
 
@@ -111,7 +114,7 @@ class WorkPool:
             )
             for band in PRIORITY_BANDS
         ]
-        self.consumer = Consumer(self.js, specs[0], self.handle, lower=specs[1:])
+        self.consumer = Consumer(nc, specs[0], self.handle, lower=specs[1:], doorbell=pool_filter(pool))
         self._running: dict[str, dict[asyncio.Task[WorkResult], WorkItem]] = {}
         self._cancelled: KeyValue | None = None
 
@@ -159,25 +162,18 @@ class WorkPool:
             return ACK
         t0 = time.perf_counter()
         delivery = msg.metadata.num_delivered
-        await self._report(
-            envelope,
-            WorkStarted(
-                work_id=item.work_id,
-                job_id=item.job_id,
-                step=item.step,
-                attempt=item.attempt,
-                started_at=started,
-                worker=self.worker_name,
-                delivery=delivery,
-            ),
-            msg_id=f"{item.work_id}.started.{delivery}",
-        )
         report: WorkReport
         try:
             handler = self.handlers.get(item.capability)
             if handler is None:
                 raise WorkError("worker_error", f"no handler for {item.capability}", retryable=False)
-            result = await self._run_cancellable(item, handler)
+            run = asyncio.ensure_future(self._run_cancellable(item, handler))
+            try:
+                await self._started_unless_quick(envelope, item, started, delivery, run)
+                result = await run
+            except asyncio.CancelledError:
+                run.cancel()  # this worker is stopping: the work stops with it
+                raise
             report = WorkSucceeded(
                 work_id=item.work_id,
                 job_id=item.job_id,
@@ -223,6 +219,37 @@ class WorkPool:
             },
         )
         return ACK
+
+    async def _started_unless_quick(
+        self,
+        envelope: Envelope[WorkItem],
+        item: WorkItem,
+        started: datetime,
+        delivery: int,
+        run: asyncio.Future[WorkResult],
+    ) -> None:
+        """Report the start of work that is still running after ``QUICK_S`` (or is a redelivery).
+
+        Most steps of a fan-out finish in milliseconds; their start would be a commit of its own
+        that no one sees. The result carries ``started_at`` either way.
+        """
+        if delivery == 1:
+            await asyncio.wait({run}, timeout=QUICK_S)
+            if run.done():
+                return
+        await self._report(
+            envelope,
+            WorkStarted(
+                work_id=item.work_id,
+                job_id=item.job_id,
+                step=item.step,
+                attempt=item.attempt,
+                started_at=started,
+                worker=self.worker_name,
+                delivery=delivery,
+            ),
+            msg_id=f"{item.work_id}.started.{delivery}",
+        )
 
     async def _run_cancellable(self, item: WorkItem, handler: WorkHandler) -> WorkResult:
         """Run the handler as its own task, so a cancellation of the job can stop just this work."""

@@ -311,6 +311,7 @@ def _current_report(d: _Decision, step: StepSnapshot, report: WorkReport) -> Non
             _dispatch_ready_steps(d)
             _settle(d)
         case WorkFailed():
+            _mark_job_started(d)  # a quick attempt reports no start (see WorkPool)
             _record_calls(d, step, report.attempt, report.attempts, report.alerts)
             retryable = is_retryable(report.code, report.retryable)
             _step_failed(
