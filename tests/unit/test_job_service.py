@@ -25,8 +25,10 @@ class MemoryEventStore:
         self.log: dict[str, list[tuple[Commit, int]]] = {}
         self.seq = 0
 
-    async def load(self, job_id: str) -> tuple[JobSnapshot | None, int]:
+    async def load(self, job_id: str, assume_new: bool = False) -> tuple[JobSnapshot | None, int]:
         state, seq = None, 0
+        if assume_new:  # as the real store does for a job it has not cached: no read at all
+            return state, seq
         for commit, s in self.log.get(job_id, []):
             state, seq = apply_commit(state, commit, s), s
         return state, seq
@@ -53,7 +55,7 @@ class StaleOnceStore(MemoryEventStore):
         super().__init__()
         self.stale: tuple[JobSnapshot | None, int] | None = None
 
-    async def load(self, job_id: str) -> tuple[JobSnapshot | None, int]:
+    async def load(self, job_id: str, assume_new: bool = False) -> tuple[JobSnapshot | None, int]:
         if self.stale is not None:
             stale, self.stale = self.stale, None
             return stale
@@ -79,15 +81,20 @@ def submit() -> SubmitJob:
 async def test_a_repeated_submit_appends_nothing() -> None:
     store = MemoryEventStore()
     jobs = JobService(store, clock=lambda: NOW)
-    assert await jobs.handle(envelope(submit(), "m1"))  # type: ignore[arg-type]
-    assert await jobs.handle(envelope(submit(), "m2")) == []  # type: ignore[arg-type]
+    first = await jobs.handle(envelope(submit(), "m1"))  # type: ignore[arg-type]
+    assert first.events
+    assert first.job is not None
+    assert first.job.version == 1
+    again = await jobs.handle(envelope(submit(), "m2"))  # type: ignore[arg-type]
+    assert again.events == []
+    assert again.job == first.job
     assert len(store.log["job_x"]) == 1
 
 
 async def test_a_report_judged_on_a_stale_snapshot_is_judged_again_not_dropped() -> None:
     store = StaleOnceStore()
     jobs = JobService(store, clock=lambda: NOW)
-    events = await jobs.handle(envelope(submit(), "m1"))  # type: ignore[arg-type]
+    events = (await jobs.handle(envelope(submit(), "m1"))).events  # type: ignore[arg-type]
     dispatched = next(e for e in events if isinstance(e, StepDispatched))
     state, seq = await store.load("job_x")
     assert state is not None
@@ -99,7 +106,7 @@ async def test_a_report_judged_on_a_stale_snapshot_is_judged_again_not_dropped()
     store.seq += 5  # the stale copy claims an older position than the log's
     store.stale = (store.stale[0], seq - 1 if seq > 1 else 0)
     started = WorkStarted(work_id=dispatched.work_id, job_id="job_x", step="story", attempt=1, started_at=NOW)
-    events = await jobs.handle(envelope(started, "m3"))  # type: ignore[arg-type]
+    events = (await jobs.handle(envelope(started, "m3"))).events  # type: ignore[arg-type]
     assert [type(e).__name__ for e in events] == ["JobStarted", "StepStarted"]
 
 
@@ -114,5 +121,5 @@ async def test_a_refusal_judged_on_a_stale_snapshot_is_judged_again() -> None:
     assert state is not None
     # The cache believes the job already succeeded; the log says it is queued: cancel is allowed.
     store.stale = (replace(state, status=JobStatus.SUCCEEDED), seq - 1)
-    events = await jobs.handle(envelope(CancelJob(), "m2"))  # type: ignore[arg-type]
+    events = (await jobs.handle(envelope(CancelJob(), "m2"))).events  # type: ignore[arg-type]
     assert type(events[-1]).__name__ == "JobCancelled"

@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from atelier_contracts.snapshot import JobSnapshot
+
 
 class SubmitJob(msgspec.Struct, frozen=True, kw_only=True, tag="submit_job"):
     """Create a job of a known kind. The job id comes with the envelope."""
@@ -66,6 +68,8 @@ class CommandOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """An error code from ``errors.ERROR_CODES`` when the command was refused."""
     message: str = ""
     events: list[str] = []
+    job: JobSnapshot | None = None
+    """The job after the decision (accepted commands), so the caller need not wait for SQL."""
 
 
 JOB_KINDS: frozenset[str] = frozenset({"story", "task"})

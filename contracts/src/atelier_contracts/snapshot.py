@@ -119,3 +119,13 @@ class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 
 
 snapshot_decoder = msgspec.json.Decoder(JobSnapshot)
+
+
+class Projected(msgspec.Struct, frozen=True, kw_only=True):
+    """Published on ``PROJECTED_SUBJECT`` (core NATS) after each projector transaction: the
+    sequence each job's read-model row now stands at, so readers can wait for their writes."""
+
+    jobs: dict[str, int]
+
+
+projected_decoder = msgspec.json.Decoder(Projected)

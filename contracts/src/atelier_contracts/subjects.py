@@ -14,6 +14,9 @@ REPLY_HEADER = "Atelier-Reply-To"
 """On a command: a core NATS subject where the orchestrator answers with a CommandOutcome."""
 EXPECTED_LAST_SUBJECT_SEQ_HEADER = "Nats-Expected-Last-Subject-Sequence"
 
+PROJECTED_SUBJECT = "atelier.projected"
+"""Core NATS (not stored): the projector's ``Projected`` notices, after each transaction."""
+
 # Which worker pool serves a capability. A pool is one service's durable consumer.
 CAPABILITY_POOLS: dict[str, str] = {
     "text.generate": "ai",

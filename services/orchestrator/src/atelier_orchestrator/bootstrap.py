@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
+import nats.errors
 import sqlalchemy as sa
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +16,8 @@ from atelier_contracts.readmodel import make_engine
 from atelier_contracts.runtime.consumer import Consumer, ConsumerSpec
 from atelier_contracts.runtime.nats import cancelled_jobs, close_quietly, connect, ensure_streams
 from atelier_contracts.runtime.service import Part
+from atelier_contracts.snapshot import Projected
+from atelier_contracts.subjects import PROJECTED_SUBJECT
 from atelier_orchestrator.adapters.commandbus import JetStreamCommandBus
 from atelier_orchestrator.adapters.deadlines import SqlDeadlines
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
@@ -56,6 +60,10 @@ async def bootstrap(settings: Settings) -> Orchestrator:
     async def reply(subject: str, outcome: CommandOutcome) -> None:
         await nc.publish(subject, encode(outcome))
 
+    async def notify(projected: Projected) -> None:
+        with contextlib.suppress(nats.errors.Error):  # readers fall back to polling
+            await nc.publish(PROJECTED_SUBJECT, encode(projected))
+
     def spec(base: ConsumerSpec, concurrency: int | None = None) -> ConsumerSpec:
         return dataclasses.replace(
             base, ack_wait_s=settings.ack_wait_s, concurrency=concurrency or base.concurrency
@@ -65,10 +73,12 @@ async def bootstrap(settings: Settings) -> Orchestrator:
     on_report = subs.on_job_message(jobs, report_decoder, "reports")
     dispatcher = Dispatcher(JetStreamWorkQueue(nc, await cancelled_jobs(js)))
     consumers = [
-        Consumer(js, spec(subs.COMMANDS, settings.command_concurrency), on_command),
-        Consumer(js, spec(subs.REPORTS, settings.report_concurrency), on_report),
-        Consumer(js, spec(subs.PROJECTOR), subs.on_commit_project(SqlProjection(engine))),
-        Consumer(js, spec(subs.DISPATCHER), subs.on_commit_dispatch(dispatcher)),
+        Consumer(nc, spec(subs.COMMANDS, settings.command_concurrency), on_command),
+        Consumer(nc, spec(subs.REPORTS, settings.report_concurrency), on_report),
+        Consumer(
+            nc, spec(subs.PROJECTOR), batch_handler=subs.on_commits_project(SqlProjection(engine), notify)
+        ),
+        Consumer(nc, spec(subs.DISPATCHER), subs.on_commit_dispatch(dispatcher)),
     ]
     sweeper = DeadlineSweeper(
         SqlDeadlines(engine), JetStreamCommandBus(js).send, utc_now, settings.sweep_interval_s

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.readmodel import dump, make_engine
-from atelier_contracts.runtime import logs
+from atelier_contracts.runtime import logs, service
 from atelier_contracts.runtime.nats import close_quietly, connect, ready_check
 from atelier_contracts.runtime.ops import serve_ops
 from atelier_contracts.runtime.service import install_stop_signals, run_until_stopped
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         upgrade(target)
         sys.exit(asyncio.run(rebuild_read_models(settings, target, args.verify)))
     else:
-        asyncio.run(serve(settings))
+        service.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -43,11 +43,17 @@ class JetStreamEventStore:
         self._cache: OrderedDict[str, tuple[JobSnapshot, int]] = OrderedDict()
         self._cache_size = cache_size
 
-    async def load(self, job_id: str) -> tuple[JobSnapshot | None, int]:
-        """The job's snapshot and the stream sequence of its last commit (0: no such job)."""
+    async def load(self, job_id: str, assume_new: bool = False) -> tuple[JobSnapshot | None, int]:
+        """The job's snapshot and the stream sequence of its last commit (0: no such job).
+
+        ``assume_new`` skips the read of a job not in the cache and takes it as empty: right for a
+        new job, and a wrong guess only costs the conflict its append then gets.
+        """
         if job_id in self._cache:
             self._cache.move_to_end(job_id)
             return self._cache[job_id]
+        if assume_new:
+            return None, 0
         state: JobSnapshot | None = None
         seq = 0
         async for commit, commit_seq in self.read(job_id):

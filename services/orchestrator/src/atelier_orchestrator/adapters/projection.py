@@ -3,11 +3,19 @@
 Commits of one job must be applied in order. A commit names the sequence of the job's previous
 commit (``prev_seq``); the projection applies it only when that is what it last applied, skips
 it when it applied it already, and asks for it again later when an earlier one is missing.
+
+Many commits go into one transaction (everything that arrived while the last batch was
+written): one read of the jobs' applied sequences, then each table written once with all its
+rows. The snapshots of recently projected jobs are kept in memory, keyed by the sequence they
+stand at, so a job's row is decoded again only when another writer moved it.
 """
 
 from __future__ import annotations
 
 import enum
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -39,80 +47,216 @@ def _event_type(event: msgspec.Struct) -> str:
     return str(type(event).__struct_config__.tag)
 
 
+class SnapshotCache:
+    """The latest projected snapshot of recent jobs; an entry counts only at its own sequence."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, JobSnapshot] = OrderedDict()
+
+    def get(self, job_id: str, seq: int) -> JobSnapshot | None:
+        found = self._entries.get(job_id)
+        if found is None or found.version != seq:
+            return None
+        self._entries.move_to_end(job_id)
+        return found
+
+    def put(self, snapshot: JobSnapshot) -> None:
+        self._entries[snapshot.id] = snapshot
+        self._entries.move_to_end(snapshot.id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 class SqlProjection:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, cache: SnapshotCache | None = None) -> None:
         self.engine = engine
+        self.cache = cache or SnapshotCache()
 
     async def apply(self, commit: Commit, seq: int) -> Applied:
+        return (await self.apply_batch([(commit, seq)]))[0]
+
+    async def apply_batch(self, commits: Sequence[tuple[Commit, int]]) -> list[Applied]:
+        """Apply commits (in stream order) in one transaction; one outcome per commit."""
         async with self.engine.begin() as conn:
-            return await apply_in(conn, commit, seq)
+            batch = await apply_in(conn, commits, self.cache)
+        for snapshot in batch.snapshots:  # only once committed
+            self.cache.put(snapshot)
+        return batch.outcomes
 
 
-async def apply_in(conn: AsyncConnection, commit: Commit, seq: int) -> Applied:
-    row = (
-        await conn.execute(sa.select(jobs.c.last_seq, jobs.c.snapshot).where(jobs.c.id == commit.job_id))
-    ).first()
-    state: JobSnapshot | None = None
-    if row is not None:
-        if seq <= row.last_seq:
-            return Applied.DUPLICATE
-        if commit.prev_seq != row.last_seq:
-            return Applied.OUT_OF_ORDER
-        state = snapshot_decoder.decode(row.snapshot)
-    elif commit.prev_seq != 0:
-        return Applied.OUT_OF_ORDER
-    new = apply_commit(state, commit, seq)
-    values = {
-        "tenant": new.tenant,
-        "kind": new.kind,
-        "title": new.title,
-        "status": new.status,
-        "priority": new.priority,
-        "tags": new.tags,
-        "created_at": new.created_at,
-        "updated_at": new.updated_at,
-        "last_seq": seq,
-        "snapshot": encode(new).decode(),
-        "next_deadline_at": new.next_deadline,
-        "deleted": new.deleted,
-    }
-    if row is None:
-        await conn.execute(sa.insert(jobs).values(id=new.id, **values))
-    else:
-        await conn.execute(sa.update(jobs).where(jobs.c.id == new.id).values(**values))
-    await conn.execute(
-        sa.insert(job_events),
-        [
-            {
-                "job_id": commit.job_id,
-                "seq": seq,
-                "idx": i,
-                "event_id": record.event_id,
-                "type": _event_type(record.event),
-                "at": commit.at,
-                "data": encode(record.event).decode(),
-            }
-            for i, record in enumerate(commit.events)
-        ],
+class _Batch:
+    """What a batch of commits writes, gathered so that each table is written once."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[Applied] = []
+        self.states: dict[str, JobSnapshot] = {}
+        self.existing: set[str] = set()
+        self.tags_changed: set[str] = set()
+        self.events: list[dict[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []
+        self.assets: dict[str, dict[str, Any]] = {}
+
+    @property
+    def snapshots(self) -> list[JobSnapshot]:
+        return list(self.states.values())
+
+
+async def apply_in(
+    conn: AsyncConnection, commits: Sequence[tuple[Commit, int]], cache: SnapshotCache
+) -> _Batch:
+    batch = _Batch()
+    ids = list(dict.fromkeys(commit.job_id for commit, _ in commits))
+    applied = await _applied_seqs(conn, ids)
+    batch.existing = set(applied)
+    starting = await _snapshots(conn, applied, cache)
+    last = dict(applied)
+    for commit, seq in commits:
+        job_id = commit.job_id
+        at = last.get(job_id, 0)
+        if job_id in last and seq <= at:
+            batch.outcomes.append(Applied.DUPLICATE)
+            continue
+        if commit.prev_seq != at:
+            batch.outcomes.append(Applied.OUT_OF_ORDER)
+            continue
+        state = batch.states.get(job_id) or starting.get(job_id)
+        new = apply_commit(state, commit, seq)
+        await _gather(conn, batch, commit, seq, state, new)
+        batch.states[job_id] = new
+        last[job_id] = seq
+        batch.outcomes.append(Applied.APPLIED)
+    await _write(conn, batch)
+    return batch
+
+
+async def _applied_seqs(conn: AsyncConnection, ids: list[str]) -> dict[str, int]:
+    query = sa.select(jobs.c.id, jobs.c.last_seq).where(jobs.c.id.in_(ids))
+    return {row.id: row.last_seq for row in await conn.execute(query)}
+
+
+async def _snapshots(
+    conn: AsyncConnection, applied: dict[str, int], cache: SnapshotCache
+) -> dict[str, JobSnapshot]:
+    found = {job_id: s for job_id, seq in applied.items() if (s := cache.get(job_id, seq)) is not None}
+    missing = [job_id for job_id in applied if job_id not in found]
+    if missing:
+        query = sa.select(jobs.c.id, jobs.c.snapshot).where(jobs.c.id.in_(missing))
+        for row in await conn.execute(query):
+            found[row.id] = snapshot_decoder.decode(row.snapshot)
+    return found
+
+
+async def _gather(
+    conn: AsyncConnection, batch: _Batch, commit: Commit, seq: int, old: JobSnapshot | None, new: JobSnapshot
+) -> None:
+    batch.events.extend(
+        {
+            "job_id": commit.job_id,
+            "seq": seq,
+            "idx": i,
+            "event_id": record.event_id,
+            "type": _event_type(record.event),
+            "at": commit.at,
+            "data": encode(record.event).decode(),
+        }
+        for i, record in enumerate(commit.events)
     )
     calls = [r for r in commit.events if isinstance(r.event, ProviderCalled)]
     if calls:
-        await _record_calls(conn, new, calls)
+        batch.calls.extend(_call_rows(new, calls))
     for record in commit.events:
         event = record.event
         if isinstance(event, StepSucceeded):
-            await _record_assets(conn, commit, event)
+            for artifact in event.outputs:
+                aid = asset_id(commit.job_id, event.step, artifact.name)
+                batch.assets[aid] = {
+                    "id": aid,
+                    "job_id": commit.job_id,
+                    "step": event.step,
+                    "name": artifact.name,
+                    "kind": artifact.kind,
+                    "content_type": artifact.blob.content_type,
+                    "blob_key": artifact.blob.key,
+                    "size": artifact.blob.size,
+                    "created_at": commit.at,
+                }
         elif isinstance(event, StepRetryRequested | JobRequeued):
             # The steps run anew: their old outputs are no longer the job's assets.
+            reset = set(event.reset)
             await conn.execute(
-                sa.delete(assets).where(assets.c.job_id == commit.job_id, assets.c.step.in_(event.reset))
+                sa.delete(assets).where(assets.c.job_id == commit.job_id, assets.c.step.in_(reset))
             )
-    if state is None or state.tags != new.tags or new.deleted != state.deleted:
-        await _record_tags(conn, new)
-    return Applied.APPLIED
+            for aid in [
+                a
+                for a, row in batch.assets.items()
+                if row["job_id"] == commit.job_id and row["step"] in reset
+            ]:
+                del batch.assets[aid]
+    if old is None or old.tags != new.tags or new.deleted != old.deleted:
+        batch.tags_changed.add(new.id)
 
 
-async def _record_calls(conn: AsyncConnection, job: JobSnapshot, records: list[EventRecord]) -> None:
+def _job_values(job: JobSnapshot) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "tenant": job.tenant,
+        "kind": job.kind,
+        "title": job.title,
+        "status": job.status,
+        "priority": job.priority,
+        "tags": job.tags,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "last_seq": job.version,
+        "snapshot": encode(job).decode(),
+        "next_deadline_at": job.next_deadline,
+        "deleted": job.deleted,
+    }
+
+
+# An executemany UPDATE: its parameters must not share the columns' names.
+_UPDATE = (
+    sa.update(jobs)
+    .where(jobs.c.id == sa.bindparam("v_id"))
+    .values({c.name: sa.bindparam(f"v_{c.name}") for c in jobs.columns if c.name != "id"})
+)
+
+
+async def _write(conn: AsyncConnection, batch: _Batch) -> None:
+    if not batch.states:
+        return
+    new = [_job_values(job) for job in batch.states.values() if job.id not in batch.existing]
+    old = [
+        {f"v_{k}": v for k, v in _job_values(job).items()}
+        for job in batch.states.values()
+        if job.id in batch.existing
+    ]
+    if new:
+        await conn.execute(sa.insert(jobs), new)
+    if old:
+        await conn.execute(_UPDATE, old)
+    if batch.events:
+        await conn.execute(sa.insert(job_events), batch.events)
+    if batch.calls:
+        await conn.execute(sa.insert(provider_calls), batch.calls)
+    if batch.assets:
+        await conn.execute(sa.delete(assets).where(assets.c.id.in_(list(batch.assets))))
+        await conn.execute(sa.insert(assets), list(batch.assets.values()))
+    if batch.tags_changed:
+        changed = list(batch.tags_changed)
+        await conn.execute(sa.delete(job_tags).where(job_tags.c.job_id.in_(changed)))
+        tag_rows = [
+            {"job_id": job.id, "tag": tag, "tenant": job.tenant}
+            for job in (batch.states[i] for i in changed)
+            if not job.deleted
+            for tag in dict.fromkeys(job.tags)
+        ]
+        if tag_rows:
+            await conn.execute(sa.insert(job_tags), tag_rows)
+
+
+def _call_rows(job: JobSnapshot, records: list[EventRecord]) -> list[dict[str, Any]]:
     """One row per provider call; a success after a failure or skip of the same attempt is a fallback."""
     rows = []
     for i, record in enumerate(records):
@@ -142,30 +286,4 @@ async def _record_calls(conn: AsyncConnection, job: JobSnapshot, records: list[E
                 "at": call.started_at,
             }
         )
-    await conn.execute(sa.insert(provider_calls), rows)
-
-
-async def _record_tags(conn: AsyncConnection, job: JobSnapshot) -> None:
-    await conn.execute(sa.delete(job_tags).where(job_tags.c.job_id == job.id))
-    if job.tags and not job.deleted:
-        rows = [{"job_id": job.id, "tag": tag, "tenant": job.tenant} for tag in dict.fromkeys(job.tags)]
-        await conn.execute(sa.insert(job_tags), rows)
-
-
-async def _record_assets(conn: AsyncConnection, commit: Commit, event: StepSucceeded) -> None:
-    for artifact in event.outputs:
-        aid = asset_id(commit.job_id, event.step, artifact.name)
-        await conn.execute(sa.delete(assets).where(assets.c.id == aid))
-        await conn.execute(
-            sa.insert(assets).values(
-                id=aid,
-                job_id=commit.job_id,
-                step=event.step,
-                name=artifact.name,
-                kind=artifact.kind,
-                content_type=artifact.blob.content_type,
-                blob_key=artifact.blob.key,
-                size=artifact.blob.size,
-                created_at=commit.at,
-            )
-        )
+    return rows

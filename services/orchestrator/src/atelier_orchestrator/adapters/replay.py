@@ -16,7 +16,7 @@ from atelier_contracts.envelope import commit_decoder
 from atelier_contracts.events import Commit
 from atelier_contracts.readmodel import READ_MODEL_TABLES
 from atelier_contracts.subjects import JOBS_STREAM
-from atelier_orchestrator.adapters.projection import Applied, apply_in
+from atelier_orchestrator.adapters.projection import Applied, SqlProjection
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +52,21 @@ async def read_log(js: JetStreamContext, batch: int = 500) -> AsyncIterator[tupl
         await sub.unsubscribe()
 
 
-async def rebuild(js: JetStreamContext, engine: AsyncEngine, chunk: int = 200) -> int:
+async def rebuild(js: JetStreamContext, engine: AsyncEngine, chunk: int = 1000) -> int:
     """Empty the read models and fold the whole log into them. Returns the commits applied."""
     async with engine.begin() as conn:
         for table in reversed(READ_MODEL_TABLES):
             await conn.execute(sa.delete(table))
     applied = 0
     pending: list[tuple[Commit, int]] = []
+    projection = SqlProjection(engine)
 
     async def flush() -> None:
         nonlocal applied
-        async with engine.begin() as conn:
-            for commit, seq in pending:
-                outcome = await apply_in(conn, commit, seq)
-                if outcome is not Applied.APPLIED:
-                    raise RuntimeError(f"replay of seq {seq} for {commit.job_id} was {outcome.value}")
-                applied += 1
+        for (commit, seq), outcome in zip(pending, await projection.apply_batch(pending), strict=True):
+            if outcome is not Applied.APPLIED:
+                raise RuntimeError(f"replay of seq {seq} for {commit.job_id} was {outcome.value}")
+            applied += 1
         pending.clear()
 
     async for item in read_log(js):

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from atelier_contracts.commands import Command
+from msgspec.structs import replace
+
+from atelier_contracts.commands import Command, SubmitJob
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.events import (
     Commit,
@@ -42,7 +45,7 @@ def utc_now() -> datetime:
 class EventStore(Protocol):
     """The job event log: load a job's snapshot, append a commit with an expected sequence."""
 
-    async def load(self, job_id: str) -> tuple[JobSnapshot | None, int]: ...
+    async def load(self, job_id: str, assume_new: bool = False) -> tuple[JobSnapshot | None, int]: ...
 
     async def append(self, commit: Commit, new_state: JobSnapshot) -> int: ...
 
@@ -71,16 +74,26 @@ class TooManyConflicts(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What handling a message decided: its events (none for a redelivery) and the job after them."""
+
+    events: list[JobEvent]
+    job: JobSnapshot | None
+
+
 class JobService:
     def __init__(self, store: EventStore, clock: Clock = utc_now, max_conflicts: int = 25) -> None:
         self.store = store
         self.clock = clock
         self.max_conflicts = max_conflicts
 
-    async def handle(self, envelope: Envelope[Command] | Envelope[WorkReport]) -> list[JobEvent]:
+    async def handle(self, envelope: Envelope[Command] | Envelope[WorkReport]) -> Decision:
         """Decide and append, retrying from a fresh read while other writers get in first."""
-        for _ in range(self.max_conflicts):
-            state, seq = await self.store.load(envelope.job_id)
+        for attempt in range(self.max_conflicts):
+            # A submit is almost always of a new job: append to an empty log without reading it.
+            new = attempt == 0 and isinstance(envelope.body, SubmitJob)
+            state, seq = await self.store.load(envelope.job_id, assume_new=new)
             now = self.clock()
             ctx = Context(job_id=envelope.job_id, tenant=envelope.tenant, now=now, msg_id=envelope.msg_id)
             try:
@@ -95,7 +108,7 @@ class JobService:
                 # "Nothing to do" is only true of the current state: a snapshot from the cache may
                 # lag behind another replica's appends, so confirm before dropping the message.
                 if await self.store.last_seq(envelope.job_id) == seq:
-                    return []
+                    return Decision(events=[], job=state)
                 self.store.forget(envelope.job_id)
                 continue
             commit_id = new_message_id()
@@ -109,16 +122,13 @@ class JobService:
                 at=now,
                 events=[EventRecord(event_id=f"{commit_id}:{i}", event=e) for i, e in enumerate(events)],
             )
+            new_state = apply_commit(state, commit, seq)
             try:
-                await self.store.append(commit, apply_commit(state, commit, seq))
+                new_seq = await self.store.append(commit, new_state)
             except ConcurrencyConflict:
                 continue
-            log.info(
-                "appended %d event(s)",
-                len(events),
-                extra={"job_id": envelope.job_id, "events": [type(e).__name__ for e in events]},
-            )
-            return events
+            log.debug("appended %d event(s)", len(events), extra={"job_id": envelope.job_id})
+            return Decision(events=events, job=replace(new_state, version=new_seq))
         raise TooManyConflicts(envelope.job_id)
 
 

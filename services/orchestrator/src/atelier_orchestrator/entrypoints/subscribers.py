@@ -12,7 +12,8 @@ from prometheus_client import Counter
 
 from atelier_contracts.commands import CommandOutcome
 from atelier_contracts.envelope import commit_decoder
-from atelier_contracts.runtime.consumer import ACK, ConsumerSpec, Handler, Outcome, Retry
+from atelier_contracts.runtime.consumer import ACK, BatchHandler, ConsumerSpec, Handler, Outcome, Retry
+from atelier_contracts.snapshot import Projected
 from atelier_contracts.subjects import COMMANDS_STREAM, JOBS_STREAM, REPLY_HEADER, REPORTS_STREAM
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
 from atelier_orchestrator.app.handlers import Dispatcher, JobService
@@ -30,8 +31,9 @@ REPORTS = ConsumerSpec(
     stream=REPORTS_STREAM, durable="orchestrator-reports", filter_subject="atelier.report.>"
 )
 PROJECTOR = ConsumerSpec(
-    stream=JOBS_STREAM, durable="orchestrator-projector", filter_subject="atelier.job.>", concurrency=1
+    stream=JOBS_STREAM, durable="orchestrator-projector", filter_subject="atelier.job.>", concurrency=500
 )
+"""A batch handler: ``concurrency`` is the most commits written in one transaction."""
 DISPATCHER = ConsumerSpec(
     stream=JOBS_STREAM, durable="orchestrator-dispatcher", filter_subject="atelier.job.>"
 )
@@ -55,15 +57,12 @@ def on_job_message(jobs: JobService, decoder: Decoder, consumer: str, reply: Rep
             log.error("dropped an undecodable message: %s", exc, extra={"subject": msg.subject})
             return ACK
         try:
-            events = await jobs.handle(envelope)
-            outcome = CommandOutcome(
-                msg_id=envelope.msg_id,
-                job_id=envelope.job_id,
-                accepted=True,
-                events=[type(e).__name__ for e in events],
-            )
-            MESSAGES.labels(consumer, "changed" if events else "unchanged").inc()
+            decision = await jobs.handle(envelope)
         except Rejected as exc:
+            MESSAGES.labels(consumer, "rejected").inc()
+            log.info(
+                "command refused: %s", exc.code, extra={"job_id": envelope.job_id, "reason": exc.message}
+            )
             outcome = CommandOutcome(
                 msg_id=envelope.msg_id,
                 job_id=envelope.job_id,
@@ -71,9 +70,14 @@ def on_job_message(jobs: JobService, decoder: Decoder, consumer: str, reply: Rep
                 code=exc.code,
                 message=exc.message,
             )
-            MESSAGES.labels(consumer, "rejected").inc()
-            log.info(
-                "command refused: %s", exc.code, extra={"job_id": envelope.job_id, "reason": exc.message}
+        else:
+            MESSAGES.labels(consumer, "changed" if decision.events else "unchanged").inc()
+            outcome = CommandOutcome(
+                msg_id=envelope.msg_id,
+                job_id=envelope.job_id,
+                accepted=True,
+                events=[type(e).__name__ for e in decision.events],
+                job=decision.job,
             )
         reply_to = (msg.headers or {}).get(REPLY_HEADER)
         if reply and reply_to:
@@ -83,11 +87,23 @@ def on_job_message(jobs: JobService, decoder: Decoder, consumer: str, reply: Rep
     return handle
 
 
-def on_commit_project(projection: SqlProjection) -> Handler:
-    async def handle(msg: Msg) -> Outcome:
-        outcome = await projection.apply(commit_decoder.decode(msg.data), msg.metadata.sequence.stream)
-        MESSAGES.labels("projector", outcome.value).inc()
-        return Retry(0.05) if outcome is Applied.OUT_OF_ORDER else ACK
+Notify = Callable[[Projected], Awaitable[None]]
+
+
+def on_commits_project(projection: SqlProjection, notify: Notify) -> BatchHandler:
+    """Everything that arrived, in one transaction; then readers waiting for it are told."""
+
+    async def handle(msgs: list[Msg]) -> list[Outcome]:
+        commits = [(commit_decoder.decode(m.data), m.metadata.sequence.stream) for m in msgs]
+        outcomes = await projection.apply_batch(commits)
+        applied = {
+            c.job_id: seq for (c, seq), o in zip(commits, outcomes, strict=True) if o is Applied.APPLIED
+        }
+        if applied:
+            await notify(Projected(jobs=applied))
+        for outcome in outcomes:
+            MESSAGES.labels("projector", outcome.value).inc()
+        return [Retry(0.05) if o is Applied.OUT_OF_ORDER else ACK for o in outcomes]
 
     return handle
 
