@@ -84,7 +84,7 @@ async def project(engine: AsyncEngine, snap: JobSnapshot, *, deleted: bool = Fal
     """Apply a decision: the row moves to ``snap`` one sequence further on."""
     async with engine.begin() as conn:
         seq = (await conn.execute(sa.select(jobs.c.last_seq).where(jobs.c.id == snap.id))).scalar_one()
-        snap = msgspec.structs.replace(snap, version=seq + 1)
+        snap = msgspec.structs.replace(snap, version=seq + 1, deleted=deleted)
         await conn.execute(sa.update(jobs).where(jobs.c.id == snap.id).values(**_values(snap, deleted)))
         await conn.execute(sa.delete(job_tags).where(job_tags.c.job_id == snap.id))
         if snap.tags and not deleted:
@@ -139,6 +139,7 @@ class FakeOrchestrator:
         code: str = "",
         message: str = "",
         events: Sequence[str] = ("event",),
+        job: JobSnapshot | None = None,
     ) -> None:
         assert received.reply_to, "the command asked for no answer"
         outcome = CommandOutcome(
@@ -148,6 +149,7 @@ class FakeOrchestrator:
             code=code,
             message=message,
             events=list(events) if accepted else [],
+            job=job,
         )
         await self.nc.publish(received.reply_to, encode(outcome))
         await self.nc.flush()
@@ -155,17 +157,17 @@ class FakeOrchestrator:
     async def decide(
         self,
         *,
-        effect: Callable[[Envelope[Command]], Awaitable[None]] | None = None,
+        effect: Callable[[Envelope[Command]], Awaitable[JobSnapshot | None]] | None = None,
         accepted: bool = True,
         code: str = "",
         message: str = "",
         events: Sequence[str] = ("event",),
     ) -> Envelope[Command]:
-        """Take the next command, apply ``effect`` (the projection), then answer."""
+        """Take the next command, apply ``effect`` (the projection), then answer with the job it
+        returns, as the orchestrator answers with the job as decided."""
         received = await self.next()
-        if effect is not None:
-            await effect(received.envelope)
-        await self.answer(received, accepted=accepted, code=code, message=message, events=events)
+        job = await effect(received.envelope) if effect is not None else None
+        await self.answer(received, accepted=accepted, code=code, message=message, events=events, job=job)
         return received.envelope
 
     async def stored(self) -> int:

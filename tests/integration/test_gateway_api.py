@@ -27,14 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atelier_contracts import ids
 from atelier_contracts.blobstore import FileBlobStore
-from atelier_contracts.commands import SubmitJob
+from atelier_contracts.commands import CommandOutcome, SubmitJob
 from atelier_contracts.common import Artifact, ErrorInfo
 from atelier_contracts.envelope import command_decoder, encode
 from atelier_contracts.errors import ERROR_CODES
 from atelier_contracts.events import JobStarted, JobSubmitted, StepDispatched, StepSpec
 from atelier_contracts.readmodel import assets, job_events, jobs, make_engine
 from atelier_contracts.snapshot import JobSnapshot, StepSnapshot
-from atelier_contracts.subjects import COMMANDS_STREAM, MSG_ID_HEADER, command_subject
+from atelier_contracts.subjects import COMMANDS_STREAM, MSG_ID_HEADER, REPLY_HEADER, command_subject
 from atelier_devstack.natsserver import NatsServer
 from atelier_gateway import bootstrap
 from atelier_gateway.adapters.signer import HmacUrlSigner
@@ -42,6 +42,7 @@ from atelier_gateway.app.errors import Unavailable
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.config import Settings
 from atelier_gateway.entrypoints.http import create_app
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -283,9 +284,12 @@ async def test_submit_publishes_one_command_and_answers_queued(
     )
 
 
-async def test_submit_answers_from_the_read_model_once_projected(
+async def test_submit_answers_with_the_orchestrators_decision(
     nats_server: NatsServer, database_url: str, tmp_path: Path, js: JetStreamContext
 ) -> None:
+    """No wait for SQL: the orchestrator answers with the job as decided (here, before any
+    projection exists at all)."""
+
     async def fake_orchestrator(engine: AsyncEngine) -> str:
         sub = await js.pull_subscribe("atelier.cmd.>", stream=COMMANDS_STREAM)
         msg = (await sub.fetch(1, timeout=10))[0]
@@ -294,7 +298,9 @@ async def test_submit_answers_from_the_read_model_once_projected(
         snap = msgspec.structs.replace(
             plain_snapshot(env.job_id, status="running", created_at=env.sent_at), steps={"write": step}
         )
-        await insert_job(engine, snap)
+        outcome = CommandOutcome(msg_id=env.msg_id, job_id=env.job_id, accepted=True, job=snap)
+        assert msg.headers is not None
+        await js._nc.publish(msg.headers[REPLY_HEADER], msgspec.json.encode(outcome))
         await msg.ack()
         return env.job_id
 
@@ -372,11 +378,36 @@ async def test_malformed_json_is_a_validation_problem(gateway: Gateway) -> None:
     assert_problem(response, 422, "validation_failed")
 
 
-async def test_submit_answers_503_when_nats_is_down(gateway: Gateway, nats_server: NatsServer) -> None:
+async def nats_ready(gateway: Gateway, ready: bool) -> bool:
+    checks = (await gateway.client.get("/ready")).json()["checks"]
+    return (checks["nats"] == "ok") == ready
+
+
+async def test_a_503_while_nats_is_down_means_nothing_was_sent(
+    gateway: Gateway, nats_server: NatsServer
+) -> None:
+    """The client library buffers what is published while it reconnects and sends it once NATS
+    is back: a submit answered 503 must not become a job then (a retry would make a second)."""
     nats_server.stop()
+    await eventually(lambda: nats_ready(gateway, False))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     response = await gateway.client.post("/v1/jobs", json=BODY)
     assert_problem(response, 503, "service_unavailable")
     assert response.headers["retry-after"] == "1"
+    assert loop.time() - started < 1.0, "answered at once, not after the publish timeout"
+
+    nats_server.start()
+    await eventually(lambda: nats_ready(gateway, True))
+    retried = await gateway.client.post("/v1/jobs", json=BODY)
+    assert retried.status_code == 202, retried.text
+    # Anything buffered during the outage went out before the retry, on the same connection.
+    nc = await nats.connect(nats_server.url)
+    try:
+        stored = await nc.jetstream().stream_info(COMMANDS_STREAM)
+    finally:
+        await nc.close()
+    assert stored.state.messages == 1, "only the retry was stored"
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -32,17 +32,18 @@ async def a_job(gateway: Gateway, **fields: Any) -> str:
     return job_id
 
 
-def becomes(gateway: Gateway, **changes: Any) -> Callable[[Envelope[Command]], Awaitable[None]]:
-    """An effect for the fake orchestrator: the job's row moves on with ``changes``."""
+def becomes(gateway: Gateway, **changes: Any) -> Callable[[Envelope[Command]], Awaitable[JobSnapshot]]:
+    """An effect for the fake orchestrator: the job's row moves on with ``changes``; the job as
+    decided, for the answer."""
     deleted = changes.pop("deleted", False)
 
-    async def effect(envelope: Envelope[Command]) -> None:
+    async def effect(envelope: Envelope[Command]) -> JobSnapshot:
         async with gateway.engine.connect() as conn:
             raw = (
                 await conn.execute(sa.select(jobs.c.snapshot).where(jobs.c.id == envelope.job_id))
             ).scalar_one()
         current = msgspec.json.decode(raw, type=JobSnapshot)
-        await project(gateway.engine, msgspec.structs.replace(current, **changes), deleted=deleted)
+        return await project(gateway.engine, msgspec.structs.replace(current, **changes), deleted=deleted)
 
     return effect
 
@@ -166,7 +167,7 @@ async def test_patch_answers_200_once_visible_and_202_when_undecided(
     )
     assert envelope.body == UpdateJob(title="new", priority=8, tags=["b", "c"])
 
-    # Accepted but not projected within the wait: 202 with the job as it reads now.
+    # Accepted by an answer without the job as decided: 202 with the job as it reads now.
     response, envelope = await gather_with(
         orchestrator.decide(), gateway.client.patch(f"/v1/jobs/{job_id}", json={"priority": 2})
     )

@@ -17,12 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atelier_contracts import ids
 from atelier_contracts.commands import SubmitJob
+from atelier_contracts.envelope import encode
+from atelier_contracts.events import Commit, EventRecord, JobStarted
 from atelier_contracts.readmodel import idempotency_keys, make_engine
+from atelier_contracts.subjects import job_subject
 from atelier_devstack.natsserver import NatsServer
 from atelier_gateway.adapters.idempotency import SqlIdempotencyStore
 from atelier_gateway.app.idempotency import request_hash
 from tests.integration.gateway_harness import FakeOrchestrator, put_jobs, snapshot
-from tests.integration.test_gateway_api import BODY, Gateway, assert_problem, open_gateway
+from tests.integration.test_gateway_api import BODY, T0, Gateway, assert_problem, open_gateway
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -275,3 +278,33 @@ async def test_replays_survive_a_restart(
         replay = await gw.client.post("/v1/jobs", json=BODY, headers={KEY: k})
     assert_replay_of(replay, first)
     assert (await nc.jetstream().stream_info("ATELIER_COMMANDS")).state.last_seq == 1
+
+
+async def test_a_submit_left_in_progress_by_a_dead_gateway_answers_with_its_job(
+    gateway: Gateway, nc: Client
+) -> None:
+    """A gateway killed mid-request leaves its claim in progress, though the command was stored
+    and decided: a retry with the key gets the job, not 409 until the claim lapses."""
+    k = key()
+    job_id = ids.derived_id("job", "default", k)
+    body_hash = request_hash("POST", "/v1/jobs", msgspec.json.encode(BODY))
+    await insert_row(gateway.engine, key=k, request_hash=body_hash)  # the dead gateway's claim
+    # What the orchestrator made of its command: the job's first commit, and its projection.
+    commit = Commit(
+        commit_id="c1", job_id=job_id, tenant="default", causation_id="m", correlation_id="r",
+        prev_seq=0, at=T0, events=[EventRecord(event_id="c1:0", event=JobStarted())],
+    )  # fmt: skip
+    ack = await nc.jetstream().publish(job_subject(job_id), encode(commit))
+    await put_jobs(gateway.engine, [snapshot(job_id, version=ack.seq, status="running")])
+
+    retry = await gateway.client.post("/v1/jobs", json=BODY, headers={KEY: k})
+    assert retry.status_code == 202, retry.text
+    assert retry.json()["id"] == job_id
+    assert retry.json()["status"] == "running"
+    assert retry.headers["location"] == f"/v1/jobs/{job_id}"
+
+    # A key in progress whose job is nowhere (the command never made it) is still 409.
+    other = key()
+    await insert_row(gateway.engine, key=other, request_hash=body_hash)
+    assert_problem(await gateway.client.post("/v1/jobs", json=BODY, headers={KEY: other}), 409,
+                   "idempotency_request_in_progress")  # fmt: skip

@@ -112,8 +112,10 @@ def test_bad_lifecycle_settings_stop_start_up(env: dict[str, str]) -> None:
 # --- the command sender over fakes ------------------------------------------------------------
 
 
-def job(job_id: str = "job_1", status: str = "running") -> JobSnapshot:
+def job(job_id: str = "job_1", status: str = "running", deleted: bool = False) -> JobSnapshot:
     return JobSnapshot(
+        deleted=deleted,
+        version=1,
         id=job_id,
         tenant="t",
         kind="story",
@@ -149,8 +151,6 @@ class FakeReader:
 class FakePublisher:
     def __init__(self, outcome: CommandOutcome | None, reader: FakeReader, after: JobSnapshot | None) -> None:
         self.outcome = outcome
-        self.reader = reader
-        self.after = after
         self.sent: list[Envelope[Command]] = []
 
     async def publish(self, envelope: Envelope[Command]) -> None:
@@ -158,9 +158,20 @@ class FakePublisher:
 
     async def request(self, envelope: Envelope[Command], wait_s: float) -> CommandOutcome | None:
         self.sent.append(envelope)
-        if self.outcome is not None and self.outcome.accepted:
-            self.reader.snap, self.reader.seq = self.after, self.reader.seq + 1
         return self.outcome
+
+
+class FakeJobLog:
+    """A log whose head is what SQL shows: reads never wait."""
+
+    def __init__(self, reader: FakeReader) -> None:
+        self.reader = reader
+
+    async def head(self, job_id: str) -> int | None:
+        return self.reader.seq if self.reader.snap is not None else None
+
+    async def projected(self, job_id: str, seq: int, timeout_s: float) -> bool:
+        return True
 
 
 async def send(
@@ -172,23 +183,38 @@ async def send(
         JobCommandInput(tenant="t", job_id="job_1", request_id="r", body=CancelJob()),
         publisher=publisher,
         reader=reader,
+        joblog=FakeJobLog(reader),
         clock=lambda: NOW,
-        timing=CommandTiming(reply_wait_s=1, projection_wait_s=0.5, poll_s=0.01),
+        timing=CommandTiming(reply_wait_s=1, read_wait_s=0.5),
     )
     return result, publisher
 
 
-def outcome(accepted: bool, code: str = "", events: tuple[str, ...] = ("job_cancelled",)) -> CommandOutcome:
-    return CommandOutcome(msg_id="m", job_id="job_1", accepted=accepted, code=code, events=list(events))
+def outcome(
+    accepted: bool,
+    code: str = "",
+    events: tuple[str, ...] = ("job_cancelled",),
+    after: JobSnapshot | None = None,
+) -> CommandOutcome:
+    return CommandOutcome(
+        msg_id="m", job_id="job_1", accepted=accepted, code=code, events=list(events), job=after
+    )
 
 
-async def test_an_accepted_command_answers_with_the_projected_job() -> None:
-    result, publisher = await send(outcome(True), after=job(status="cancelled"))
+async def test_an_accepted_command_answers_with_the_job_as_decided() -> None:
+    # The read model has not caught up (the fake publisher leaves it as it was): the answer
+    # comes from the orchestrator's decision, not from SQL.
+    result, publisher = await send(outcome(True, after=job(status="cancelled")))
     assert result.job is not None
     assert result.job.status == "cancelled"
     assert result.decided
-    assert result.projected
     assert publisher.sent[0].correlation_id == "r"
+
+
+async def test_an_accepted_deletion_answers_with_no_job() -> None:
+    result, _ = await send(outcome(True, events=("job_deleted",), after=job(deleted=True)))
+    assert result.job is None
+    assert result.decided
 
 
 async def test_no_answer_returns_the_job_as_it_is() -> None:
@@ -220,7 +246,8 @@ async def test_an_unknown_job_is_refused_before_sending() -> None:
             JobCommandInput(tenant="t", job_id="job_1", request_id="r", body=CancelJob()),
             publisher=publisher,
             reader=reader,
+            joblog=FakeJobLog(reader),
             clock=lambda: NOW,
-            timing=CommandTiming(reply_wait_s=1, projection_wait_s=0),
+            timing=CommandTiming(reply_wait_s=1, read_wait_s=0),
         )
     assert publisher.sent == []

@@ -24,8 +24,12 @@ ERROR_CODES: dict[str, str] = {
     "tag_exists": "A tag with this name exists already.",
     "budget_not_found": "No budget is set for this tenant or project.",
     "job_deleted": "The job was deleted.",
-    "service_unavailable": "A dependency (NATS or SQL) is unreachable; try again.",
+    "service_unavailable": "A dependency (NATS or SQL) is unreachable; nothing was done, try again.",
+    "outcome_unknown": "The command was sent but not confirmed in time: it may or may not take "
+    "effect. Look the job up (or retry with the same Idempotency-Key).",
     "internal_error": "An unexpected error; the request id identifies it in the logs.",
+    "input_too_large": "The request body is larger than the limit (ATELIER_MAX_BODY_BYTES).",
+    "request_timeout": "The client sent its request too slowly; the connection was closed.",
     # Step and job failures (ErrorInfo.code)
     "provider_error": "A provider failed in a way worth retrying.",
     "providers_unavailable": "Every provider of the capability is cooling down or at its limits.",

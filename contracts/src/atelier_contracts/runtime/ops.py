@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 ReadyCheck = Callable[[], Awaitable[None]]
 """Raises when a dependency is not reachable."""
@@ -65,16 +67,85 @@ class _Server(uvicorn.Server):
         yield
 
 
+HEADER_TIMEOUT_S = 10.0
+"""The deadline for a request's headers; the gateway's is ``ATELIER_HEADER_TIMEOUT_S``."""
+
+
+class _HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's protocol, with a deadline for a request's headers: from the connection (or the
+    first byte of the next request on it) to the end of the headers. uvicorn has none, so a
+    client that sends its headers a byte at a time, or nothing at all, would hold the
+    connection forever. Past the deadline: 408 and the connection closed."""
+
+    header_timeout_s = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._arm_header_deadline()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_deadline is None:
+            self._arm_header_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_deadline()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        self._header_deadline = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if self.transport.is_closing():
+            return
+        body = json.dumps(
+            {
+                "type": "urn:atelier:error:request_timeout",
+                "title": "Request timeout",
+                "status": 408,
+                "detail": f"The request's headers did not arrive within {self.header_timeout_s:g} s.",
+                "code": "request_timeout",
+            },
+            separators=(",", ":"),
+        ).encode()
+        head = (
+            "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        self.transport.close()
+
+
 KEEP_ALIVE_S = 75
 """As long as nginx's default: idle client connections stay open this long."""
 
 
-async def serve(app: ASGIApp, host: str, port: int, stop: asyncio.Event, grace_s: float = 10.0) -> bool:
+async def serve(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    grace_s: float = 10.0,
+    header_timeout_s: float = HEADER_TIMEOUT_S,
+) -> bool:
     """Serve an ASGI app until ``stop`` is set. False when the server could not start (port taken)."""
+    protocol = type("HttpProtocol", (_HeaderDeadlineProtocol,), {"header_timeout_s": header_timeout_s})
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=protocol,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(grace_s),

@@ -17,6 +17,7 @@ from atelier_gateway.adapters.analytics import SqlAnalytics
 from atelier_gateway.adapters.budgets import KvBudgetStore
 from atelier_gateway.adapters.idempotency import SqlIdempotencyStore
 from atelier_gateway.adapters.job_search import SqlJobSearch
+from atelier_gateway.adapters.joblog import JetStreamJobLog
 from atelier_gateway.adapters.publisher import JetStreamCommandPublisher
 from atelier_gateway.adapters.readmodel import SqlJobReader
 from atelier_gateway.adapters.signer import HmacUrlSigner
@@ -28,6 +29,7 @@ from atelier_gateway.app.ports import (
     BudgetStore,
     CommandPublisher,
     IdempotencyStore,
+    JobLog,
     JobReader,
     JobSearch,
     TagRegistry,
@@ -49,6 +51,7 @@ class Deps:
     settings: Settings
     publisher: CommandPublisher
     reader: JobReader
+    joblog: JobLog
     search: JobSearch
     tags: TagRegistry
     idempotency: IdempotencyStore
@@ -69,6 +72,10 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
         js = nc.jetstream()
         async with asyncio.timeout(settings.startup_timeout_s):
             await ensure_streams(js)
+        publisher = JetStreamCommandPublisher(nc, js, settings.publish_timeout_s)
+        await publisher.start()
+        joblog = JetStreamJobLog(nc, js)
+        await joblog.start()
         engine = make_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
         reader = SqlJobReader(engine)
@@ -80,8 +87,9 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
         stack.push_async_callback(_stop, pruner)
         yield Deps(
             settings=settings,
-            publisher=JetStreamCommandPublisher(nc, js, settings.publish_timeout_s),
+            publisher=publisher,
             reader=reader,
+            joblog=joblog,
             search=SqlJobSearch(engine),
             tags=SqlTagRegistry(engine),
             idempotency=idempotency,

@@ -31,13 +31,22 @@ class Settings:
     dev_secret: bool = False
     """True when ``url_secret`` is the public development secret (warned about at start-up)."""
     submit_wait_s: float = 2.0
-    """How long POST /v1/jobs waits for the job to appear in the read model before answering."""
+    """How long POST /v1/jobs waits for the orchestrator's decision before answering with the job
+    as submitted (the command is stored either way)."""
+    read_wait_s: float = 2.0
+    """How long a read waits for the read model to catch up with the job's log (read your writes)."""
     publish_timeout_s: float = 5.0
     """How long a command publish waits for JetStream's acknowledgement before answering 503."""
     startup_timeout_s: float = 30.0
     """How long start-up waits for NATS; past it the process exits and its supervisor restarts it."""
     command_wait_s: float = 5.0
     """How long a job command (cancel, retry, ...) waits for the orchestrator's outcome."""
+    max_body_bytes: int = 1 << 20
+    """The largest request body; a larger one is refused (413) before or as it is read."""
+    body_timeout_s: float = 10.0
+    """How long the gateway waits for the next part of a request body (408 past it)."""
+    header_timeout_s: float = 10.0
+    """How long a client may take to send a request's headers (408 and closed past it)."""
     idempotency_ttl_s: int = 86400
     """How long an Idempotency-Key is remembered."""
     idempotency_prune_every_s: float = 300.0
@@ -70,6 +79,7 @@ class Settings:
             tenant=env.get("ATELIER_TENANT", cls.tenant) or cls.tenant,
             log_level=_log_level(env.get("ATELIER_LOG_LEVEL", cls.log_level)),
             submit_wait_s=_float(env, "ATELIER_SUBMIT_WAIT_S", cls.submit_wait_s, low=0.0, high=30.0),
+            read_wait_s=_float(env, "ATELIER_READ_WAIT_S", cls.read_wait_s, low=0.0, high=30.0),
             publish_timeout_s=_float(
                 env, "ATELIER_PUBLISH_TIMEOUT_S", cls.publish_timeout_s, low=0.1, high=60.0
             ),
@@ -77,6 +87,11 @@ class Settings:
                 env, "ATELIER_STARTUP_TIMEOUT_S", cls.startup_timeout_s, low=1.0, high=3600.0
             ),
             command_wait_s=_float(env, "ATELIER_COMMAND_WAIT_S", cls.command_wait_s, low=0.0, high=60.0),
+            max_body_bytes=_int(env, "ATELIER_MAX_BODY_BYTES", cls.max_body_bytes, low=1024, high=1 << 30),
+            body_timeout_s=_float(env, "ATELIER_BODY_TIMEOUT_S", cls.body_timeout_s, low=0.1, high=3600.0),
+            header_timeout_s=_float(
+                env, "ATELIER_HEADER_TIMEOUT_S", cls.header_timeout_s, low=0.1, high=3600.0
+            ),
             idempotency_ttl_s=_int(
                 env, "ATELIER_IDEMPOTENCY_TTL_S", cls.idempotency_ttl_s, low=60, high=30 * 24 * 3600
             ),
@@ -91,11 +106,15 @@ class Settings:
                 env, "ATELIER_IDEMPOTENCY_LOCK_S", cls.idempotency_lock_s, low=1.0, high=86400.0
             ),
         )
-        longest = settings.command_wait_s + settings.submit_wait_s + settings.publish_timeout_s
+        longest = (
+            settings.read_wait_s
+            + settings.publish_timeout_s
+            + max(settings.command_wait_s, settings.submit_wait_s)
+        )
         if settings.idempotency_lock_s <= longest:
             raise ConfigError(
                 f"ATELIER_IDEMPOTENCY_LOCK_S ({settings.idempotency_lock_s}s) must exceed the longest "
-                f"request (command wait + submit wait + publish timeout = {longest}s)"
+                f"request (read wait + publish timeout + command or submit wait = {longest}s)"
             )
         return settings
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from atelier_contracts.runtime import logs, ops
+from atelier_contracts.runtime import logs, ops, service
 from atelier_contracts.runtime.service import install_stop_signals
 from atelier_gateway import bootstrap
 from atelier_gateway.config import ConfigError, Settings
@@ -50,7 +50,9 @@ async def serve(settings: Settings) -> bool:
             log.info("stopped before start-up finished")
             return True
         app = create_app(settings, build_deps=lambda _: contextlib.nullcontext(deps))
-        return await ops.serve(app, settings.http_host, settings.http_port, stop)
+        return await ops.serve(
+            app, settings.http_host, settings.http_port, stop, header_timeout_s=settings.header_timeout_s
+        )
 
 
 def main() -> None:
@@ -60,7 +62,7 @@ def main() -> None:
         print(f"atelier-gateway: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     logs.setup("gateway", settings.log_level)
-    if not asyncio.run(serve(settings)):
+    if not service.run(serve(settings)):
         raise SystemExit(1)
 
 

@@ -1,21 +1,31 @@
-"""Publishes commands to JetStream, de-duplicated by their message id; optionally awaits the outcome."""
+"""Publishes commands to JetStream, de-duplicated by their message id; optionally awaits the outcome.
+
+What an error means is exact, because a client acts on it: ``Unavailable`` (503) only when
+nothing reached NATS — the connection was down before we sent (nats-py would otherwise buffer
+the command and send it on reconnect, long after we answered) or the server refused it;
+``OutcomeUnknown`` (504) when the command went out and its storage was not confirmed in time.
+
+Outcomes come back on one wildcard subscription per gateway, each request on its own subject
+under it, so a request costs no subscribe and unsubscribe of its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import logging
 
 import msgspec
 import nats.errors
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from atelier_contracts.commands import Command, CommandOutcome
 from atelier_contracts.envelope import Envelope, encode
 from atelier_contracts.subjects import MSG_ID_HEADER, REPLY_HEADER, command_subject
-from atelier_gateway.app.errors import Unavailable
+from atelier_gateway.app.errors import OutcomeUnknown, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -27,26 +37,33 @@ class JetStreamCommandPublisher:
         self.nc = nc
         self.js = js
         self.timeout_s = timeout_s
+        self._prefix = nc.new_inbox()
+        self._tokens = itertools.count()
+        self._waiting: dict[str, tuple[str, asyncio.Future[CommandOutcome]]] = {}
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(f"{self._prefix}.*", cb=self._on_outcome)
 
     async def publish(self, envelope: Envelope[Command]) -> None:
         await self._store(envelope, {})
 
     async def request(self, envelope: Envelope[Command], wait_s: float) -> CommandOutcome | None:
-        inbox = self.nc.new_inbox()
+        token = str(next(self._tokens))
+        future: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = (envelope.msg_id, future)
         try:
-            # Subscribed before the command is stored, so even an instant answer finds us.
-            sub = await self.nc.subscribe(inbox)
-        except nats.errors.Error as exc:
-            raise Unavailable("NATS is unreachable; try again.") from exc
-        try:
-            await self._store(envelope, {REPLY_HEADER: inbox})
-            return await self._outcome(sub, envelope, wait_s)
+            await self._store(envelope, {REPLY_HEADER: f"{self._prefix}.{token}"})
+            try:
+                return await asyncio.wait_for(future, wait_s)
+            except TimeoutError:
+                return None
         finally:
-            # A dead connection drops the interest on the server anyway.
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
+            self._waiting.pop(token, None)
 
     async def _store(self, envelope: Envelope[Command], headers: dict[str, str]) -> None:
+        if not self.nc.is_connected:
+            raise Unavailable("NATS is unreachable; nothing was sent, try again.")
         try:
             await self.js.publish(
                 command_subject(envelope.job_id),
@@ -54,25 +71,24 @@ class JetStreamCommandPublisher:
                 headers={MSG_ID_HEADER: envelope.msg_id, **headers},
                 timeout=self.timeout_s,
             )
-        except (TimeoutError, nats.errors.Error) as exc:
-            # Covers a closed or reconnecting connection, no stream, and an ack that never came.
-            raise Unavailable("The command could not be stored in NATS; try again.") from exc
+        except TimeoutError as exc:  # nats-py's TimeoutError is one too: sent, never confirmed
+            raise OutcomeUnknown(envelope.job_id) from exc
+        except nats.errors.Error as exc:
+            # Refused before it was written (closed, draining, buffer full), no stream to store
+            # it (no responders), or a JetStream error: nothing was stored.
+            raise Unavailable(
+                "The command could not be stored in NATS; nothing was done, try again."
+            ) from exc
 
-    async def _outcome(
-        self, sub: Subscription, envelope: Envelope[Command], wait_s: float
-    ) -> CommandOutcome | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
-        while (left := deadline - loop.time()) > 0:
-            try:
-                msg = await sub.next_msg(timeout=left)
-            except (TimeoutError, nats.errors.Error):
-                return None
-            try:
-                outcome = _outcome_decoder.decode(msg.data)
-            except msgspec.DecodeError:
-                log.warning("ignored an undecodable command outcome", extra={"job_id": envelope.job_id})
-                continue
-            if outcome.msg_id in ("", envelope.msg_id):  # the inbox is ours alone; be strict anyway
-                return outcome
-        return None
+    async def _on_outcome(self, msg: Msg) -> None:
+        waiting = self._waiting.get(msg.subject[len(self._prefix) + 1 :])
+        if waiting is None:
+            return  # answered after we stopped waiting
+        msg_id, future = waiting
+        try:
+            outcome = _outcome_decoder.decode(msg.data)
+        except msgspec.DecodeError:
+            log.warning("ignored an undecodable command outcome", extra={"subject": msg.subject})
+            return
+        if outcome.msg_id in ("", msg_id) and not future.done():
+            future.set_result(outcome)

@@ -20,6 +20,11 @@ class AppError(Exception):
         self.detail = detail or ERROR_CODES[self.code]
         super().__init__(self.detail)
 
+    @property
+    def extensions(self) -> dict[str, str]:
+        """Members the problem document carries besides the standard ones."""
+        return {}
+
 
 class JobNotFound(AppError):
     code = "job_not_found"
@@ -41,6 +46,23 @@ class Unavailable(AppError):
     """NATS or SQL did not answer in time; the request may be retried."""
 
     code = "service_unavailable"
+
+
+class OutcomeUnknown(AppError):
+    """The command went out but its storage was not confirmed in time: it may still take effect."""
+
+    code = "outcome_unknown"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"The command for job {job_id!r} was sent, but NATS did not confirm it in time: it may "
+            "or may not take effect. Look the job up, or retry with the same Idempotency-Key."
+        )
+        self.job_id = job_id
+
+    @property
+    def extensions(self) -> dict[str, str]:
+        return {"job_id": self.job_id}
 
 
 class InvalidRequest(AppError):

@@ -8,7 +8,8 @@ from datetime import datetime
 from atelier_contracts import ids
 from atelier_contracts.snapshot import JobSnapshot, StepStatus
 from atelier_gateway.app.errors import JobNotFound
-from atelier_gateway.app.ports import JobReader, SignedLink, UrlSigner
+from atelier_gateway.app.ports import JobLog, JobReader, SignedLink, UrlSigner
+from atelier_gateway.app.read_job import read_job
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,16 @@ class JobDetails:
 
 
 async def get_job(
-    tenant: str, job_id: str, *, reader: JobReader, signer: UrlSigner, now: datetime
+    tenant: str,
+    job_id: str,
+    *,
+    reader: JobReader,
+    joblog: JobLog,
+    signer: UrlSigner,
+    now: datetime,
+    wait_s: float,
 ) -> JobDetails:
-    job = await reader.job(tenant, job_id)
+    job = await read_job(tenant, job_id, reader=reader, joblog=joblog, wait_s=wait_s)
     if job is None:
         raise JobNotFound(f"No job {job_id!r}.")
     return JobDetails(job=job, assets=job_assets(job, signer, now))

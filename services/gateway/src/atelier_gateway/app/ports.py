@@ -215,3 +215,17 @@ class BudgetStore(Protocol):
     async def put(self, tenant: str, project: str, limit: BudgetLimit) -> Budget: ...
 
     async def remove(self, tenant: str, project: str) -> bool: ...
+
+
+class JobLog(Protocol):
+    """Where each job's event log ends, and the projector's progress towards it."""
+
+    async def head(self, job_id: str) -> int | None:
+        """The stream sequence of the job's last commit (None: no such job); ``Unavailable`` when
+        NATS is."""
+        ...
+
+    async def projected(self, job_id: str, seq: int, timeout_s: float) -> bool:
+        """Wait until the read model has the job at ``seq`` or later; False if not within
+        ``timeout_s``."""
+        ...

@@ -1,14 +1,12 @@
 """Send a command about an existing job and answer with what the orchestrator decided.
 
 The command is stored in JetStream with a reply subject; the orchestrator answers with a
-``CommandOutcome``. Accepted: the job as the read model shows it once the projection has moved
-past where it stood before (waited for briefly). Refused: the refusal as an error. No answer in
-time: the job as it is now — the command is stored and will still be decided.
+``CommandOutcome`` that carries the job as decided. Refused: the refusal as an error. No answer
+in time: the job as it was — the command is stored and will still be decided.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +16,9 @@ from atelier_contracts import ids
 from atelier_contracts.commands import Command
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.snapshot import JobSnapshot
-from atelier_gateway.app.errors import REFUSALS, IllegalTransition, JobNotFound, Unavailable
-from atelier_gateway.app.ports import CommandPublisher, JobReader
+from atelier_gateway.app.errors import REFUSALS, IllegalTransition, JobNotFound
+from atelier_gateway.app.ports import CommandPublisher, JobLog, JobReader
+from atelier_gateway.app.read_job import read_job
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +37,18 @@ class JobCommandInput:
 class CommandTiming:
     reply_wait_s: float
     """How long to wait for the orchestrator's outcome."""
-    projection_wait_s: float
-    """How long to wait, after an accepted outcome, for the read model to show the change."""
-    poll_s: float = 0.02
+    read_wait_s: float
+    """How long the read before the command waits for the read model to catch up with the log."""
 
 
 @dataclass(frozen=True)
 class JobCommandResult:
     job: JobSnapshot | None
-    """The job after the command (None once a deletion is projected)."""
+    """The job after the command (None once it is deleted)."""
     decided: bool
     """True when the orchestrator answered in time."""
-    projected: bool
-    """True when the read model already reflects the decision."""
+    shows_decision: bool = False
+    """True when ``job`` is the job as decided (an answer without the job leaves it as it was)."""
     events: tuple[str, ...] = ()
 
 
@@ -73,47 +71,26 @@ async def send_job_command(
     *,
     publisher: CommandPublisher,
     reader: JobReader,
+    joblog: JobLog,
     clock: Callable[[], datetime],
     timing: CommandTiming,
 ) -> JobCommandResult:
-    before = await reader.job(cmd.tenant, cmd.job_id)
+    before = await read_job(cmd.tenant, cmd.job_id, reader=reader, joblog=joblog, wait_s=timing.read_wait_s)
     if before is None:  # unknown or deleted: nothing to ask the orchestrator
         raise JobNotFound(f"No job {cmd.job_id!r}.")
-    seq_before = await reader.last_seq(cmd.tenant, cmd.job_id) or 0
     envelope = command_envelope(cmd.tenant, cmd.job_id, cmd.request_id, cmd.body, clock(), cmd.msg_id)
     outcome = await publisher.request(envelope, timing.reply_wait_s)
     extra = {"job_id": cmd.job_id, "request_id": cmd.request_id, "command": type(cmd.body).__name__}
     if outcome is None:
         log.info("no outcome in time; the command is stored and will be decided", extra=extra)
-        return JobCommandResult(job=await _current(reader, cmd, before), decided=False, projected=False)
+        return JobCommandResult(job=before, decided=False)
     if not outcome.accepted:
         log.info("command refused: %s", outcome.code, extra=extra)
         raise REFUSALS.get(outcome.code, IllegalTransition)(outcome.message or None)
-    events = tuple(outcome.events)
-    projected = not events or await _wait_past(reader, cmd, seq_before, timing)
+    job = outcome.job if outcome.job is not None else before
     return JobCommandResult(
-        job=await _current(reader, cmd, before), decided=True, projected=projected, events=events
+        job=None if job.deleted else job,
+        decided=True,
+        shows_decision=outcome.job is not None,
+        events=tuple(outcome.events),
     )
-
-
-async def _wait_past(reader: JobReader, cmd: JobCommandInput, seq: int, timing: CommandTiming) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timing.projection_wait_s
-    while True:
-        try:
-            now_seq = await reader.last_seq(cmd.tenant, cmd.job_id)
-        except Unavailable:
-            return False
-        if now_seq is not None and now_seq > seq:
-            return True
-        if loop.time() + timing.poll_s > deadline:
-            return False
-        await asyncio.sleep(timing.poll_s)
-
-
-async def _current(reader: JobReader, cmd: JobCommandInput, before: JobSnapshot) -> JobSnapshot | None:
-    try:
-        return await reader.job(cmd.tenant, cmd.job_id)
-    except Unavailable:
-        # The command is stored: answering 503 now would invite the client to send it again.
-        return before

@@ -1,8 +1,7 @@
-"""Submit a job: publish a ``SubmitJob`` command, then briefly wait for the orchestrator's projection."""
+"""Submit a job: store a ``SubmitJob`` command and answer with the orchestrator's decision."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,8 +12,15 @@ from atelier_contracts import ids
 from atelier_contracts.commands import JOB_KINDS, TASK_CAPABILITIES, Command, SubmitJob
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.snapshot import JobSnapshot, JobStatus
-from atelier_gateway.app.errors import IdempotencyKeyReused, JobDeleted, Unavailable, UnknownJobKind
-from atelier_gateway.app.ports import CommandPublisher, JobReader
+from atelier_gateway.app.errors import (
+    REFUSALS,
+    IdempotencyKeyReused,
+    IllegalTransition,
+    JobDeleted,
+    UnknownJobKind,
+)
+from atelier_gateway.app.ports import CommandPublisher, JobLog, JobReader
+from atelier_gateway.app.read_job import read_job
 from atelier_gateway.app.send_command import command_envelope
 
 log = logging.getLogger(__name__)
@@ -37,8 +43,12 @@ class SubmitJobInput:
 @dataclass(frozen=True)
 class SubmitJobResult:
     job: JobSnapshot
-    projected: bool
-    """True when the read model already had the job; else ``job`` is built from the command."""
+    decided: bool
+    """True when the orchestrator answered in time; else ``job`` is built from the command."""
+
+
+def job_id_for(tenant: str, idempotency_key: str | None) -> str:
+    return ids.derived_id("job", tenant, idempotency_key) if idempotency_key else ids.new_job_id()
 
 
 async def submit_job(
@@ -46,9 +56,10 @@ async def submit_job(
     *,
     publisher: CommandPublisher,
     reader: JobReader,
+    joblog: JobLog,
     clock: Callable[[], datetime],
     wait_s: float,
-    poll_s: float = 0.02,
+    read_wait_s: float,
 ) -> SubmitJobResult:
     if cmd.kind not in JOB_KINDS:
         raise UnknownJobKind(f"Unknown job kind {cmd.kind!r}; known kinds: {', '.join(sorted(JOB_KINDS))}.")
@@ -56,13 +67,11 @@ async def submit_job(
         raise UnknownJobKind(
             f"A task needs input.capability, one of: {', '.join(sorted(TASK_CAPABILITIES))}."
         )
-    job_id = (
-        ids.derived_id("job", cmd.tenant, cmd.idempotency_key) if cmd.idempotency_key else ids.new_job_id()
-    )
+    job_id = job_id_for(cmd.tenant, cmd.idempotency_key)
     if cmd.idempotency_key:
-        existing = await _existing(reader, cmd, job_id)
+        existing = await existing_job(cmd.tenant, job_id, cmd.request_hash, reader, joblog, read_wait_s)
         if existing is not None:
-            return SubmitJobResult(job=existing, projected=True)
+            return SubmitJobResult(job=existing, decided=True)
     body = SubmitJob(
         kind=cmd.kind,
         title=cmd.title,
@@ -72,50 +81,27 @@ async def submit_job(
         request_hash=cmd.request_hash,
     )
     envelope = command_envelope(cmd.tenant, job_id, cmd.request_id, body, clock())
-    await publisher.publish(envelope)
-    log.info("job submitted", extra={"job_id": job_id, "kind": cmd.kind, "request_id": cmd.request_id})
-    projected = await _wait_for_projection(reader, cmd.tenant, job_id, wait_s, poll_s)
-    if projected is not None:
-        return SubmitJobResult(job=projected, projected=True)
-    return SubmitJobResult(job=_pending(envelope, body), projected=False)
+    outcome = await publisher.request(envelope, wait_s)
+    log.debug("job submitted", extra={"job_id": job_id, "kind": cmd.kind, "request_id": cmd.request_id})
+    if outcome is None:
+        return SubmitJobResult(job=_pending(envelope, body), decided=False)
+    if not outcome.accepted:
+        raise REFUSALS.get(outcome.code, IllegalTransition)(outcome.message or None)
+    return SubmitJobResult(job=outcome.job or _pending(envelope, body), decided=True)
 
 
-async def _existing(reader: JobReader, cmd: SubmitJobInput, job_id: str) -> JobSnapshot | None:
+async def existing_job(
+    tenant: str, job_id: str, request_hash: str, reader: JobReader, joblog: JobLog, wait_s: float
+) -> JobSnapshot | None:
     """The job this key made before (its idempotency record may have expired since)."""
-    job = await reader.job(cmd.tenant, job_id)
+    job = await read_job(tenant, job_id, reader=reader, joblog=joblog, wait_s=wait_s)
     if job is None:
-        if await reader.last_seq(cmd.tenant, job_id) is not None:
+        if await reader.last_seq(tenant, job_id) is not None:
             raise JobDeleted(f"The job {job_id!r} this Idempotency-Key created was deleted.")
         return None
-    if job.request_hash and job.request_hash != cmd.request_hash:
+    if job.request_hash and job.request_hash != request_hash:
         raise IdempotencyKeyReused()
     return job
-
-
-MAX_POLL_S = 0.25
-
-
-async def _wait_for_projection(
-    reader: JobReader, tenant: str, job_id: str, wait_s: float, poll_s: float
-) -> JobSnapshot | None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    while True:
-        try:
-            job = await reader.job(tenant, job_id)
-        except Unavailable:
-            # The command is already stored; failing now would invite a duplicate submission.
-            log.warning("read model unavailable while waiting for a new job", extra={"job_id": job_id})
-            return None
-        if job is not None:
-            return job
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            return None
-        await asyncio.sleep(min(poll_s, remaining))
-        # Quick at first (a projection usually lands within milliseconds), then backing off, so
-        # a burst of submissions does not turn into a storm of read-model queries.
-        poll_s = min(poll_s * 2, MAX_POLL_S)
 
 
 def _pending(envelope: Envelope[Command], body: SubmitJob) -> JobSnapshot:

@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from atelier_gateway.bootstrap import Deps
 
 
-def get_deps(request: Request) -> Deps:
+async def get_deps(request: Request) -> Deps:
+    # async: FastAPI runs a plain ``def`` dependency in a thread pool, a hop on every request
     return cast(Deps, request.app.state.deps)
 
 

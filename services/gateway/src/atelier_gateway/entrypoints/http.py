@@ -26,6 +26,7 @@ from atelier_gateway.entrypoints import (
     problems,
     tags,
 )
+from atelier_gateway.entrypoints.limits import BodyLimits
 from atelier_gateway.entrypoints.middleware import RequestContextMiddleware
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
         responses=problems.problem_responses(500),
         dependencies=[Depends(require_json_body)],
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, read_timeout_s=settings.body_timeout_s)
+    app.add_middleware(RequestContextMiddleware)  # added last: outermost, so limits see the request id
     problems.install(app)
     app.include_router(batch.router)  # before the per-job routes: "batch" is no job id
     app.include_router(jobs.router)

@@ -34,6 +34,21 @@ MUTATING = frozenset({"POST", "PATCH", "DELETE"})
 _NOT_STORED = frozenset({"content-length", "x-request-id", "date", "server"})
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+InProgressAnswer = Callable[[Request, str], Coroutine[Any, Any, Response | None]]
+"""For a key whose first request is still marked in progress: an answer if the outcome is known."""
+
+_IN_PROGRESS_ATTR = "idempotency_in_progress"
+
+
+def while_in_progress(answer: InProgressAnswer) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark an endpoint whose outcome can be known while its key is still claimed (a gateway that
+    died mid-request leaves the claim behind): ``answer`` is asked before answering 409."""
+
+    def mark(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(endpoint, _IN_PROGRESS_ATTR, answer)
+        return endpoint
+
+    return mark
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,7 @@ class IdempotentRequest:
     request_hash: str
 
 
-def idempotency_key_header(
+async def idempotency_key_header(
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -77,20 +92,23 @@ class IdempotentRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
+        in_progress: InProgressAnswer | None = getattr(self.endpoint, _IN_PROGRESS_ATTR, None)
 
         async def idempotent(request: Request) -> Response:
             key = request.headers.get(IDEMPOTENCY_HEADER)
             if key is None or request.method not in MUTATING:
                 return await handler(request)
             try:
-                return await _run_once(request, key, handler)
+                return await _run_once(request, key, handler, in_progress)
             except AppError as exc:  # refusals of the key itself; never stored
                 return app_error_problem(request, exc)
 
         return idempotent
 
 
-async def _run_once(request: Request, key: str, handler: Handler) -> Response:
+async def _run_once(
+    request: Request, key: str, handler: Handler, in_progress: InProgressAnswer | None
+) -> Response:
     deps = cast(Deps, request.app.state.deps)
     settings = deps.settings
     if not key.strip():
@@ -109,7 +127,11 @@ async def _run_once(request: Request, key: str, handler: Handler) -> Response:
     if result.state == "mismatch":
         raise IdempotencyKeyReused()
     if result.state == "in_progress":
-        raise IdempotencyInProgress()
+        answer = await in_progress(request, key) if in_progress else None
+        if answer is None:
+            raise IdempotencyInProgress()
+        answer.headers[REPLAYED_HEADER] = "true"
+        return answer
     if result.state == "completed":
         assert result.response is not None
         return _replay(result.response)

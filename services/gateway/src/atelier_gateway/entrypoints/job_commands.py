@@ -57,9 +57,10 @@ async def _send(deps: Deps, request: Request, job_id: str, body: Command) -> Job
         ),
         publisher=deps.publisher,
         reader=deps.reader,
+        joblog=deps.joblog,
         clock=deps.clock,
         timing=CommandTiming(
-            reply_wait_s=deps.settings.command_wait_s, projection_wait_s=deps.settings.submit_wait_s
+            reply_wait_s=deps.settings.command_wait_s, read_wait_s=deps.settings.read_wait_s
         ),
     )
 
@@ -127,7 +128,7 @@ async def update(
     result = await _send(deps, request, job_id, command)
     if result.job is None:
         raise JobNotFound(f"No job {job_id!r}.")
-    response.status_code = 200 if result.decided and result.projected else 202
+    response.status_code = 200 if result.shows_decision else 202
     details = JobDetails(job=result.job, assets=job_assets(result.job, deps.signer, deps.clock()))
     return render.job(details, render.file_urls(request))
 

@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from atelier_gateway.app.get_job import JobDetails, get_job, job_assets
 from atelier_gateway.app.job_events import job_events
-from atelier_gateway.app.submit_job import SubmitJobInput, submit_job
+from atelier_gateway.app.read_job import read_job
+from atelier_gateway.app.submit_job import SubmitJobInput, job_id_for, submit_job
 from atelier_gateway.entrypoints import render
 from atelier_gateway.entrypoints.context import current_request_id
 from atelier_gateway.entrypoints.deps import DepsDep
-from atelier_gateway.entrypoints.idempotency import IdempotentRoute, idempotent_request
+from atelier_gateway.entrypoints.idempotency import IdempotentRoute, idempotent_request, while_in_progress
 from atelier_gateway.entrypoints.problems import problem_responses
 from atelier_gateway.entrypoints.schemas import Job, JobEvents, SubmitJobBody
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=IdempotentRoute)
+
+
+async def _submitted_already(request: Request, key: str) -> Response | None:
+    """A keyed submit still marked in progress: if its job is in the log, the command was stored."""
+    deps = request.app.state.deps
+    job = await read_job(
+        deps.settings.tenant,
+        job_id_for(deps.settings.tenant, key),
+        reader=deps.reader,
+        joblog=deps.joblog,
+        wait_s=deps.settings.read_wait_s,
+    )
+    if job is None:
+        return None
+    details = JobDetails(job=job, assets=job_assets(job, deps.signer, deps.clock()))
+    body = render.job(details, render.file_urls(request)).model_dump(mode="json")
+    return JSONResponse(body, status_code=202, headers={"Location": render.job_path(job.id)})
 
 
 @router.post(
@@ -30,6 +49,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=IdempotentRoute
         **problem_responses(409, 422, 500, 503),
     },
 )
+@while_in_progress(_submitted_already)
 async def submit(body: SubmitJobBody, request: Request, response: Response, deps: DepsDep) -> Job:
     idempotent = idempotent_request(request)
     result = await submit_job(
@@ -46,8 +66,10 @@ async def submit(body: SubmitJobBody, request: Request, response: Response, deps
         ),
         publisher=deps.publisher,
         reader=deps.reader,
+        joblog=deps.joblog,
         clock=deps.clock,
         wait_s=deps.settings.submit_wait_s,
+        read_wait_s=deps.settings.read_wait_s,
     )
     response.headers["Location"] = render.job_path(result.job.id)
     details = JobDetails(job=result.job, assets=job_assets(result.job, deps.signer, deps.clock()))
@@ -57,7 +79,13 @@ async def submit(body: SubmitJobBody, request: Request, response: Response, deps
 @router.get("/{job_id}", summary="Read a job", responses=problem_responses(404, 422, 500, 503))
 async def read(job_id: str, request: Request, deps: DepsDep) -> Job:
     details = await get_job(
-        deps.settings.tenant, job_id, reader=deps.reader, signer=deps.signer, now=deps.clock()
+        deps.settings.tenant,
+        job_id,
+        reader=deps.reader,
+        joblog=deps.joblog,
+        signer=deps.signer,
+        now=deps.clock(),
+        wait_s=deps.settings.read_wait_s,
     )
     return render.job(details, render.file_urls(request))
 

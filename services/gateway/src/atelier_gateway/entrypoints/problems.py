@@ -28,6 +28,7 @@ from atelier_gateway.app.errors import (
     InvalidRequest,
     JobDeleted,
     JobNotFound,
+    OutcomeUnknown,
     StepNotFound,
     TagExists,
     TagNotFound,
@@ -58,8 +59,15 @@ STATUS_OF: dict[type[AppError], int] = {
     UnsupportedMediaType: 415,
     InvalidRequest: 422,
     Unavailable: 503,
+    OutcomeUnknown: 504,
 }
-_CODE_OF_STATUS = {404: "not_found", 405: "method_not_allowed", 503: "service_unavailable"}
+_CODE_OF_STATUS = {
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "input_too_large",
+    503: "service_unavailable",
+}
 
 
 class ValidationIssue(BaseModel):
@@ -135,7 +143,9 @@ def app_error_problem(request: Request, exc: AppError) -> ProblemResponse:
     headers = {"Retry-After": "1"} if retry else None
     if status >= 500:
         log.warning("%s: %s", exc.code, exc.detail, extra={"request_id": current_request_id()})
-    return problem(status, exc.code, instance=_instance(request), detail=exc.detail, headers=headers)
+    return problem(
+        status, exc.code, instance=_instance(request), detail=exc.detail, headers=headers, **exc.extensions
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> ProblemResponse:

@@ -1,0 +1,68 @@
+"""The job log as readers need it: where each job's log ends, and when the projector caught up.
+
+The projector publishes a ``Projected`` notice after each transaction; a gateway keeps the latest
+sequence it heard of for recent jobs, and wakes the reads that wait for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from atelier_contracts.snapshot import projected_decoder
+from atelier_contracts.subjects import JOBS_STREAM, PROJECTED_SUBJECT, job_subject
+from atelier_gateway.adapters.natsio import reachable
+
+
+class JetStreamJobLog:
+    def __init__(self, nc: Client, js: JetStreamContext, remember: int = 10_000) -> None:
+        self.nc = nc
+        self.js = js
+        self._remember = remember
+        self._seen: OrderedDict[str, int] = OrderedDict()
+        self._waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(PROJECTED_SUBJECT, cb=self._on_projected)
+
+    async def head(self, job_id: str) -> int | None:
+        async with reachable(self.nc, "job log", timeout_s=1.0):
+            try:
+                msg = await self.js.get_last_msg(JOBS_STREAM, job_subject(job_id), direct=True)
+            except NotFoundError:
+                return None
+        return msg.seq
+
+    async def projected(self, job_id: str, seq: int, timeout_s: float) -> bool:
+        if self._seen.get(job_id, 0) >= seq:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(job_id, [])
+        waiters.append((seq, future))
+        try:
+            await asyncio.wait_for(future, timeout_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiters.remove((seq, future))
+            if not waiters:
+                self._waiters.pop(job_id, None)
+
+    async def _on_projected(self, msg: Msg) -> None:
+        notice = projected_decoder.decode(msg.data)
+        for job_id, seq in notice.jobs.items():
+            self._seen[job_id] = seq
+            self._seen.move_to_end(job_id)
+            for wanted, future in self._waiters.get(job_id, ()):
+                if wanted <= seq and not future.done():
+                    future.set_result(None)
+        while len(self._seen) > self._remember:
+            self._seen.popitem(last=False)

@@ -1,0 +1,64 @@
+"""Request bodies capped before they are read, and bodies that trickle in timed out.
+
+FastAPI reads a body whole before it validates it, so without a cap a 50 MB body costs the
+gateway its size in memory several times over before it is refused. Here a declared
+``Content-Length`` over the limit is answered 413 at once, without reading; a body without one
+(chunked) is counted as it arrives and refused as soon as it passes the limit; and a body whose
+next chunk takes longer than ``read_timeout_s`` is answered 408. Each of these closes the
+connection, since the rest of the body would otherwise be read as the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from atelier_gateway.entrypoints.problems import problem
+
+CLOSE = {"Connection": "close"}
+
+
+class BodyLimits:
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            refusal = problem(
+                413 if declared.isdigit() else 400,
+                "input_too_large" if declared.isdigit() else "validation_failed",
+                instance=scope["path"],
+                detail=f"The body may be at most {self.max_bytes} bytes; this one declares {declared}.",
+                headers=CLOSE,
+            )
+            await refusal(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            try:
+                async with asyncio.timeout(self.read_timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(
+                    408, f"No part of the body came for {self.read_timeout_s:g} s.", headers=CLOSE
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(
+                        413, f"The body may be at most {self.max_bytes} bytes.", headers=CLOSE
+                    )
+            return message
+
+        await self.app(scope, limited, send)
