@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +18,16 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
 
 Part = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a service's main coroutine on uvloop (asyncio's loop where uvloop is missing)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a runtime dependency
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 async def run_until_stopped(stop: asyncio.Event, *parts: Part) -> None:

@@ -17,7 +17,7 @@ from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.runtime import logs
 from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams, ready_check
 from atelier_contracts.runtime.ops import ReadyCheck, serve_ops
-from atelier_contracts.runtime.service import Part, install_stop_signals, run_until_stopped
+from atelier_contracts.runtime.service import Part, install_stop_signals, run, run_until_stopped
 from atelier_contracts.runtime.workpool import WorkHandler, WorkPool
 
 log = logging.getLogger(__name__)
@@ -104,4 +104,4 @@ async def serve_worker(
 def main_for(service: str, dist: str, pool: str, default_ops_port: int, setup: SetupFactory) -> None:
     settings = WorkerSettings.from_env(service, default_ops_port)
     logs.setup(service, settings.log_level)
-    asyncio.run(serve_worker(service, dist, pool, settings, setup))
+    run(serve_worker(service, dist, pool, settings, setup))
