@@ -117,11 +117,17 @@ async def run(nats_url: str, tmp: Path) -> None:
     projection = SqlProjection(engine)
     wanted = set(ids)
     log = [(c, s) async for c, s in read_log(js) if c.job_id in wanted]
+    half = len(log) // 2
     t0 = time.perf_counter()
-    for commit, seq in log:
+    for commit, seq in log[:half]:
         await projection.apply(commit, seq)
     proj = time.perf_counter() - t0
-    print(f"projection into SQLite, one transaction per commit: {rate(len(log), proj)}")
+    print(f"projection into SQLite, one transaction per commit: {rate(half, proj)}")
+    t0 = time.perf_counter()
+    for i in range(half, len(log), 100):
+        await projection.apply_batch(log[i : i + 100])
+    proj = time.perf_counter() - t0
+    print(f"projection into SQLite, 100 commits per transaction: {rate(len(log) - half, proj)}")
     await engine.dispose()
 
     await nc.close()

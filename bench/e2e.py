@@ -1,0 +1,309 @@
+"""End to end through the HTTP API, beside a raw JetStream round trip measured in the same run.
+
+python -m bench.e2e        # or: make bench. BENCH_N sets the burst size (default 2000).
+
+It starts the whole platform (nats-server from the wheel, SQLite, the five services) in a temp
+directory, and measures single-step ``task`` jobs on the offline ``text.generate``:
+
+- the raw floor: publish → a worker process → publish the result, one at a time;
+- bursts of N jobs submitted one at a time while work runs, and with 256 submits in flight,
+  with the CPU each process spent per job;
+- an open loop at ``BENCH_RATE`` jobs/s (default 200) on a fixed schedule: latency from each
+  job's scheduled submit time to ``GET /v1/jobs/{id}`` showing it succeeded;
+- one job alone at priorities 0, 5 and 8: submit → succeeded, and the POST itself.
+
+A job's end is the ``JobSucceeded`` commit seen on its log subject; the open loop then also
+asks the API. Every figure is printed with its ratio to the raw round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from atelier_devstack.stack import Stack
+from bench import raw_worker
+from bench.http import LeanClient
+
+N = int(os.environ.get("BENCH_N", "2000"))
+RATE = float(os.environ.get("BENCH_RATE", "200"))
+OPEN_S = float(os.environ.get("BENCH_OPEN_S", "10"))
+ALONE = int(os.environ.get("BENCH_ALONE", "20"))
+IN_FLIGHT = 256
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class _Event(msgspec.Struct):
+    type: str = ""
+
+
+class _Record(msgspec.Struct):
+    event: _Event
+
+
+class _Commit(msgspec.Struct):
+    job_id: str
+    events: list[_Record]
+
+
+_commit = msgspec.json.Decoder(_Commit)
+_END = {"job_succeeded": "succeeded", "job_failed": "failed", "job_cancelled": "cancelled"}
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(int(len(ordered) * p), len(ordered) - 1)]
+
+
+def job_body(priority: int = 0) -> dict[str, object]:
+    return {
+        "kind": "task",
+        "title": "bench",
+        "priority": priority,
+        "input": {"capability": "text.generate", "prompt": "a trivial job"},
+    }
+
+
+@dataclass
+class Watcher:
+    """Sees every job's end on its log subject (a core subscription to the log's subjects)."""
+
+    ended: dict[str, tuple[float, str]] = field(default_factory=dict)
+    waiters: dict[str, asyncio.Future[float]] = field(default_factory=dict)
+    count: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def on_commit(self, msg: Msg) -> None:
+        commit = _commit.decode(msg.data)
+        for record in commit.events:
+            status = _END.get(record.event.type)
+            if status is None:
+                continue
+            now = time.perf_counter()
+            self.ended[commit.job_id] = (now, status)
+            self.count += 1
+            self.changed.set()
+            waiter = self.waiters.pop(commit.job_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(now)
+
+    def wait(self, job_id: str) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        if job_id in self.ended:
+            future.set_result(self.ended[job_id][0])
+        else:
+            self.waiters[job_id] = future
+        return future
+
+    async def until(self, count: int, within: float) -> None:
+        async with asyncio.timeout(within):
+            while self.count < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+@contextlib.contextmanager
+def cpu_meter(pids: dict[str, int], out: dict[str, float]) -> Iterator[None]:
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    bench0 = time.process_time()
+    yield
+    for name, pid in pids.items():
+        out[name] = cpu_seconds(pid) - before[name]
+    out["bench client"] = time.process_time() - bench0
+
+
+async def raw_round_trip(nc: Client, url: str, n: int) -> float:
+    """Jobs/s of publish → worker process → publish result, submitted one at a time."""
+    js = nc.jetstream()
+    await js.add_stream(name=raw_worker.STREAM, subjects=["bench.raw.>"])
+    worker = subprocess.Popen(  # noqa: ASYNC220 - started once, before the clock runs
+        [sys.executable, "-m", "bench.raw_worker", url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert worker.stdout is not None
+        await asyncio.to_thread(worker.stdout.readline)
+        done = asyncio.Event()
+        seen = 0
+
+        async def on_result(_: Msg) -> None:
+            nonlocal seen
+            seen += 1
+            if seen == n:
+                done.set()
+
+        sub = await nc.subscribe(raw_worker.RESULT, cb=on_result)
+        t0 = time.perf_counter()
+        for i in range(n):
+            await js.publish(raw_worker.WORK, str(i).encode())
+        await asyncio.wait_for(done.wait(), 120)
+        elapsed = time.perf_counter() - t0
+        await sub.unsubscribe()
+        return n / elapsed
+    finally:
+        worker.terminate()
+        worker.wait()
+
+
+async def submit(client: LeanClient, priority: int = 0) -> tuple[str, float]:
+    t0 = time.perf_counter()
+    status, body = await client.request("POST", "/v1/jobs", job_body(priority))
+    elapsed = time.perf_counter() - t0
+    if status != 202:
+        raise RuntimeError(f"submit answered {status}: {body}")
+    return str(body["id"]), elapsed
+
+
+async def burst(client: LeanClient, watcher: Watcher, n: int, in_flight: int) -> float:
+    """Jobs/s from the first submit to the last job's end; submits keep ``in_flight`` open."""
+    start_count = watcher.count
+    sem = asyncio.Semaphore(in_flight)
+
+    async def one() -> None:
+        async with sem:
+            await submit(client)
+
+    t0 = time.perf_counter()
+    if in_flight == 1:
+        for _ in range(n):
+            await submit(client)
+    else:
+        await asyncio.gather(*(one() for _ in range(n)))
+    await watcher.until(start_count + n, within=max(60.0, n / 5))
+    return n / (time.perf_counter() - t0)
+
+
+async def open_loop(
+    client: LeanClient, watcher: Watcher, rate: float, seconds: float
+) -> dict[str, list[float]]:
+    """Submits on a fixed schedule; latency from the scheduled time to the API showing the end."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    in_log: list[float] = []
+    posts: list[float] = []
+    lagging = 0
+    t0 = time.perf_counter() + 0.05
+
+    async def one(i: int) -> None:
+        nonlocal lagging
+        scheduled = t0 + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            lagging += 1
+        job_id, post_s = await submit(client)
+        posts.append(post_s)
+        in_log.append(await asyncio.wait_for(watcher.wait(job_id), 120) - scheduled)
+        while True:  # the result is observable once the API shows it
+            _, job = await client.request("GET", f"/v1/jobs/{job_id}")
+            if job["status"] == "succeeded":
+                break
+            await asyncio.sleep(0.001)
+        latencies.append(time.perf_counter() - scheduled)
+
+    await asyncio.gather(*(one(i) for i in range(total)))
+    return {"latency": latencies, "in_log": in_log, "post": posts, "late_starts": [float(lagging)]}
+
+
+async def alone(
+    client: LeanClient, watcher: Watcher, priority: int, n: int
+) -> tuple[list[float], list[float]]:
+    ends, posts = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        job_id, post_s = await submit(client, priority)
+        ended = await asyncio.wait_for(watcher.wait(job_id), 30)
+        ends.append(ended - t0)
+        posts.append(post_s)
+    return ends, posts
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms"
+
+
+async def run(stack: Stack) -> None:
+    url = f"nats://127.0.0.1:{stack.nats_port}"
+    nc = await nats.connect(url)
+    watcher = Watcher()
+    await nc.subscribe("atelier.job.>", cb=watcher.on_commit)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, N={N}")
+
+    raw = await raw_round_trip(nc, url, N)
+    print(f"raw JetStream round trip (publish → worker → result), one at a time: {raw:,.0f}/s  1.00")
+
+    def row(label: str, rate: float) -> None:
+        print(f"{label}: {rate:,.0f} jobs/s  {rate / raw:.3f}x raw")
+
+    pids = {name: proc.pid for name, proc in stack.procs.items()}
+    assert stack.nats is not None
+    assert stack.nats.proc is not None
+    pids["nats-server"] = stack.nats.proc.pid
+    client = LeanClient("127.0.0.1", stack.ports["gateway"], IN_FLIGHT)
+    try:
+        await burst(client, watcher, 50, 1)  # warm-up: connections, caches, JIT-free but lazy imports
+        cpu: dict[str, float] = {}
+        with cpu_meter(pids, cpu):
+            one_at_a_time = await burst(client, watcher, N, 1)
+        row(f"burst of {N}, submitted one at a time", one_at_a_time)
+        print("CPU per job: " + ", ".join(f"{name} {ms(s / N)}" for name, s in cpu.items()))
+        row(f"burst of {N}, {IN_FLIGHT} submits in flight", await burst(client, watcher, N, IN_FLIGHT))
+
+        loop = await open_loop(client, watcher, RATE, OPEN_S)
+        lat, post, log_lat = loop["latency"], loop["post"], loop["in_log"]
+        print(
+            f"open loop at {RATE:.0f}/s for {OPEN_S:.0f} s: scheduled submit → API shows succeeded "
+            f"p50 {ms(percentile(lat, 0.5))}, p95 {ms(percentile(lat, 0.95))}, "
+            f"p99 {ms(percentile(lat, 0.99))} (JobSucceeded in the log: "
+            f"p50 {ms(percentile(log_lat, 0.5))}, p95 {ms(percentile(log_lat, 0.95))}); "
+            f"POST p50 {ms(percentile(post, 0.5))}, p95 {ms(percentile(post, 0.95))}; "
+            f"submits that started late: {int(loop['late_starts'][0])}"
+        )
+        for priority in (0, 5, 8):
+            ends, posts = await alone(client, watcher, priority, ALONE)
+            print(
+                f"one job alone, priority {priority}: submit → succeeded p50 {ms(statistics.median(ends))}, "
+                f"p95 {ms(percentile(ends, 0.95))}; POST p50 {ms(statistics.median(posts))}, "
+                f"p95 {ms(percentile(posts, 0.95))}"
+            )
+    finally:
+        await client.close()
+    failed = sum(1 for _, status in watcher.ended.values() if status != "succeeded")
+    print(f"jobs ended: {len(watcher.ended)}, not succeeded: {failed}")
+    await nc.close()
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="atelier-bench-e2e-"))
+    stack = Stack.with_free_ports(
+        tmp / "state", ATELIER_LOG_LEVEL=os.environ.get("ATELIER_LOG_LEVEL", "INFO")
+    )
+    stack.start()
+    try:
+        asyncio.run(run(stack))
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
