@@ -170,6 +170,9 @@ class FakeJobLog:
     async def head(self, job_id: str) -> int | None:
         return self.reader.seq if self.reader.snap is not None else None
 
+    async def command_pending(self, job_id: str) -> bool:
+        return False
+
     async def projected(self, job_id: str, seq: int, timeout_s: float) -> bool:
         return True
 

@@ -30,9 +30,10 @@ class Settings:
     log_level: str = "INFO"
     dev_secret: bool = False
     """True when ``url_secret`` is the public development secret (warned about at start-up)."""
-    submit_wait_s: float = 2.0
-    """How long POST /v1/jobs waits for the orchestrator's decision before answering with the job
-    as submitted (the command is stored either way)."""
+    submit_wait_s: float = 0.0
+    """0: POST /v1/jobs answers once the command is stored, with the job as submitted (queued).
+    Above 0: it waits up to this long for the orchestrator's decision and answers with the job as
+    decided (steps dispatched), at the cost of two more round trips on the way."""
     read_wait_s: float = 2.0
     """How long a read waits for the read model to catch up with the job's log (read your writes)."""
     publish_timeout_s: float = 5.0

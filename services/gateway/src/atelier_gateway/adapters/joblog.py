@@ -16,7 +16,13 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from atelier_contracts.snapshot import projected_decoder
-from atelier_contracts.subjects import JOBS_STREAM, PROJECTED_SUBJECT, job_subject
+from atelier_contracts.subjects import (
+    COMMANDS_STREAM,
+    JOBS_STREAM,
+    PROJECTED_SUBJECT,
+    command_subject,
+    job_subject,
+)
 from atelier_gateway.adapters.natsio import reachable
 
 
@@ -39,6 +45,14 @@ class JetStreamJobLog:
             except NotFoundError:
                 return None
         return msg.seq
+
+    async def command_pending(self, job_id: str) -> bool:
+        async with reachable(self.nc, "command stream", timeout_s=1.0):
+            try:
+                await self.js.get_last_msg(COMMANDS_STREAM, command_subject(job_id))
+            except NotFoundError:
+                return False
+        return True
 
     async def projected(self, job_id: str, seq: int, timeout_s: float) -> bool:
         if self._seen.get(job_id, 0) >= seq:

@@ -225,6 +225,10 @@ class JobLog(Protocol):
         NATS is."""
         ...
 
+    async def command_pending(self, job_id: str) -> bool:
+        """Whether a command for the job is stored and not yet decided."""
+        ...
+
     async def projected(self, job_id: str, seq: int, timeout_s: float) -> bool:
         """Wait until the read model has the job at ``seq`` or later; False if not within
         ``timeout_s``."""

@@ -1,9 +1,11 @@
 """Read your writes: a job as the read model shows it once it has caught up with the log.
 
-A command's answer comes from the orchestrator's decision, before the projector has written it
-into SQL; a read right after must not show the job as it was (or not at all). So a read looks
-where the job's log ends (one direct get) and, if SQL is behind, waits for the projector's
-notice — briefly: past ``wait_s`` (or with NATS down) it answers with what SQL has.
+A submit is answered once its command is stored, a command once the orchestrator decided it —
+before the projector has written either into SQL; a read right after must not show the job as
+it was (or not at all). So a read looks where the job's log ends (one direct get; for a job
+unknown to SQL and the log, whether its submit waits in the command stream) and, if SQL is
+behind, waits for the projector's notice — briefly: past ``wait_s`` (or with NATS down) it
+answers with what SQL has.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ async def read_job(
     job = await reader.job(tenant, job_id)
     try:
         head = await joblog.head(job_id)
+        if head is None and job is None:
+            # Submitted but not decided yet (its command waits in the stream): its first commit
+            # is what to wait for. Or decided between the two looks: look again.
+            head = 1 if await joblog.command_pending(job_id) else await joblog.head(job_id)
     except Unavailable:
         return job  # the log is out of reach: SQL is all there is
     if head is None or (job is not None and job.version >= head):

@@ -1,4 +1,4 @@
-"""Submit a job: store a ``SubmitJob`` command and answer with the orchestrator's decision."""
+"""Submit a job: store a ``SubmitJob`` command; answer with the job as submitted, or as decided."""
 
 from __future__ import annotations
 
@@ -81,6 +81,9 @@ async def submit_job(
         request_hash=cmd.request_hash,
     )
     envelope = command_envelope(cmd.tenant, job_id, cmd.request_id, body, clock())
+    if wait_s <= 0:  # stored is accepted: reads of the job wait for it (read_job)
+        await publisher.publish(envelope)
+        return SubmitJobResult(job=_pending(envelope, body), decided=False)
     outcome = await publisher.request(envelope, wait_s)
     log.debug("job submitted", extra={"job_id": job_id, "kind": cmd.kind, "request_id": cmd.request_id})
     if outcome is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, overload
+from urllib.parse import quote, urlencode
 
 from fastapi import Request
 
@@ -29,9 +30,12 @@ FileUrl = Callable[[JobAsset], str]
 def file_urls(request: Request) -> FileUrl:
     """Absolute signed download links, on the host the client used."""
 
+    # One route lookup a request, not one per asset (Starlette walks every route to build one).
+    template = str(request.url_for("download_file", asset_id="__asset__"))
+
     def url(asset: JobAsset) -> str:
-        base = request.url_for("download_file", asset_id=asset.id)
-        return str(base.include_query_params(expires=asset.link.expires, sig=asset.link.sig))
+        query = urlencode({"expires": asset.link.expires, "sig": asset.link.sig})
+        return f"{template.replace('__asset__', quote(asset.id, safe=''))}?{query}"
 
     return url
 
