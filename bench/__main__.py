@@ -16,15 +16,24 @@ from pathlib import Path
 
 from atelier_contracts.commands import SubmitJob
 from atelier_contracts.envelope import Envelope, encode
+from atelier_contracts.events import (
+    Commit,
+    EventRecord,
+    JobEvent,
+    JobSubmitted,
+    StepDispatched,
+    StepSpec,
+    StepSucceeded,
+)
 from atelier_contracts.ids import new_job_id, new_message_id
 from atelier_contracts.readmodel import make_engine
 from atelier_contracts.runtime.nats import connect, ensure_streams
-from atelier_contracts.subjects import EXPECTED_LAST_SUBJECT_SEQ_HEADER, MSG_ID_HEADER, job_subject
+from atelier_contracts.subjects import EXPECTED_LAST_SUBJECT_SEQ_HEADER, JOBS_STREAM, MSG_ID_HEADER, job_subject
 from atelier_devstack.natsserver import start_nats
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
 from atelier_orchestrator.adapters.migrate import upgrade
 from atelier_orchestrator.adapters.projection import SqlProjection
-from atelier_orchestrator.adapters.replay import read_log
+from atelier_orchestrator.adapters.replay import read_log, rebuild
 from atelier_orchestrator.app.handlers import JobService
 
 N = int(os.environ.get("BENCH_N", "2000"))
@@ -58,12 +67,14 @@ async def run(nats_url: str, tmp: Path) -> None:
     await ensure_streams(js)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, N={N}")
 
-    # 1. Raw conditional publish, awaiting each ack: the floor for any append.
+    # 1. Raw conditional publish, awaiting each ack: the floor for any append. (On a stream of its
+    # own, so the job log holds only real jobs for the rebuild below.)
+    await js.add_stream(name="BENCH_RAW_LOG", subjects=["bench.log.>"])
     t0 = time.perf_counter()
     for _ in range(N):
         job_id = new_job_id()
         await js.publish(
-            job_subject(job_id), encode_commit_like(job_id, 0),
+            f"bench.log.{job_id}", encode_commit_like(job_id, 0),
             headers={MSG_ID_HEADER: new_message_id(), EXPECTED_LAST_SUBJECT_SEQ_HEADER: "0"},
         )  # fmt: skip
     raw = time.perf_counter() - t0
@@ -109,6 +120,8 @@ async def run(nats_url: str, tmp: Path) -> None:
             samples.append(time.perf_counter() - t0)
         p50_ms = statistics.median(samples) * 1e3
         print(f"read a job of {commits:>2} commits (direct get per commit): p50 {p50_ms:.2f} ms")
+        if commits > 1:  # not a job the rebuild could fold: gone again
+            await js.purge_stream(JOBS_STREAM, subject=job_subject(job_id))
 
     # 5. Projection into SQLite, one transaction per commit.
     db = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
@@ -128,14 +141,97 @@ async def run(nats_url: str, tmp: Path) -> None:
         await projection.apply_batch(log[i : i + 100])
     proj = time.perf_counter() - t0
     print(f"projection into SQLite, 100 commits per transaction: {rate(len(log) - half, proj)}")
+    projection.close()
     await engine.dispose()
+
+    # 6. The projector's cost per commit by the size of the job: 5 steps against 150.
+    for one_per_transaction in (True, False):
+        costs = {}
+        for steps in (5, 150):
+            engine = make_engine(db)
+            projection = SqlProjection(engine)
+            fan_out = fan_out_commits(new_job_id(), steps, count=600)
+            t0 = time.perf_counter()
+            if one_per_transaction:
+                for item in fan_out:
+                    await projection.apply_batch([item])
+            else:
+                for i in range(0, len(fan_out), 100):
+                    await projection.apply_batch(fan_out[i : i + 100])
+            costs[steps] = (time.perf_counter() - t0) / len(fan_out)
+            projection.close()
+            await engine.dispose()
+        how = "one commit per transaction" if one_per_transaction else "100 commits per transaction"
+        print(
+            f"projector cost per commit, {how}: 5 steps {costs[5] * 1e6:.0f} µs, "
+            f"150 steps {costs[150] * 1e6:.0f} µs ({costs[150] / costs[5]:.2f}x)"
+        )
+
+    # 7. Rebuild of every read model from the whole log.
+    events = 0
+    async for commit, _ in read_log(js):
+        events += len(commit.events)
+    target = f"sqlite+aiosqlite:///{tmp / 'rebuilt.db'}"
+    await asyncio.to_thread(upgrade, target)
+    engine = make_engine(target)
+    t0 = time.perf_counter()
+    commits = await rebuild(js, engine)
+    took = time.perf_counter() - t0
+    await engine.dispose()
+    print(
+        f"rebuild from the log: {commits:,} commits, {events:,} events in {took:.2f} s: "
+        f"{rate(events, took)} events"
+    )
 
     await nc.close()
 
 
+def fan_out_commits(job_id: str, steps: int, count: int) -> list[tuple[Commit, int]]:
+    """A job of ``steps`` steps, then ``count`` commits that each dispatch or finish one of them."""
+    at = datetime.now(UTC)
+    specs = [StepSpec(name=f"shot{i:03d}", capability="image.generate") for i in range(steps)]
+    first = JobSubmitted(kind="bench", title="fan-out", input={}, priority=0, tags=[], steps=specs)
+    events: list[list[JobEvent]] = [[first]]
+    for i in range(count - 1):
+        name = specs[(i // 2) % steps].name
+        work = f"{job_id}.{name}.{i}"
+        if i % 2 == 0:
+            events.append(
+                [StepDispatched(step=name, attempt=i + 1, work_id=work, capability="image.generate")]
+            )
+        else:
+            done = StepSucceeded(
+                step=name,
+                attempt=i,
+                work_id=work,
+                outputs=[],
+                provider="p",
+                model="m",
+                started_at=at,
+                finished_at=at,
+            )
+            events.append([done])
+    return [
+        (
+            Commit(
+                commit_id=f"{job_id}-c{seq}",
+                job_id=job_id,
+                tenant="bench",
+                causation_id=f"m{seq}",
+                correlation_id="bench",
+                prev_seq=seq - 1,
+                at=at,
+                events=[EventRecord(event_id=f"{job_id}-c{seq}:{k}", event=e) for k, e in enumerate(evs)],
+            ),
+            seq,
+        )
+        for seq, evs in enumerate(events, start=1)
+    ]
+
+
 def encode_commit_like(job_id: str, i: int) -> bytes:
     """A real single-event commit, so reads decode what the orchestrator writes."""
-    from atelier_contracts.events import Commit, EventRecord, JobStarted
+    from atelier_contracts.events import JobStarted
 
     commit = Commit(
         commit_id=f"b{i}", job_id=job_id, tenant="bench", causation_id="b", correlation_id="b",

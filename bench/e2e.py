@@ -7,7 +7,8 @@ directory, and measures single-step ``task`` jobs on the offline ``text.generate
 
 - the raw floor: publish → a worker process → publish the result, one at a time;
 - bursts of N jobs submitted one at a time while work runs, and with 256 submits in flight,
-  with the CPU each process spent per job;
+  until the read model (so the API) shows every one succeeded, with the CPU each process spent
+  per job;
 - an open loop at ``BENCH_RATE`` jobs/s (default 200) on a fixed schedule: latency from each
   job's scheduled submit time to ``GET /v1/jobs/{id}`` showing it succeeded;
 - one job alone at priorities 0, 5 and 8: submit → succeeded, and the POST itself.
@@ -33,9 +34,14 @@ from pathlib import Path
 
 import msgspec
 import nats
+import sqlalchemy as sa
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from atelier_contracts.readmodel import jobs, make_engine
+from atelier_contracts.snapshot import projected_decoder
+from atelier_contracts.subjects import PROJECTED_SUBJECT
 from atelier_devstack.stack import Stack
 from bench import raw_worker
 from bench.http import LeanClient
@@ -84,9 +90,11 @@ class Watcher:
     """Sees every job's end on its log subject (a core subscription to the log's subjects)."""
 
     ended: dict[str, tuple[float, str]] = field(default_factory=dict)
+    projected_lag: list[float] = field(default_factory=list)
     waiters: dict[str, asyncio.Future[float]] = field(default_factory=dict)
     count: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _lag_done: set[str] = field(default_factory=set)
 
     async def on_commit(self, msg: Msg) -> None:
         commit = _commit.decode(msg.data)
@@ -101,6 +109,14 @@ class Watcher:
             waiter = self.waiters.pop(commit.job_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(now)
+
+    async def on_projected(self, msg: Msg) -> None:
+        now = time.perf_counter()
+        for job_id in projected_decoder.decode(msg.data).jobs:
+            ended = self.ended.get(job_id)
+            if ended is not None and job_id not in self._lag_done:
+                self._lag_done.add(job_id)
+                self.projected_lag.append(now - ended[0])
 
     def wait(self, job_id: str) -> asyncio.Future[float]:
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -173,9 +189,17 @@ async def submit(client: LeanClient, priority: int = 0) -> tuple[str, float]:
     return str(body["id"]), elapsed
 
 
-async def burst(client: LeanClient, watcher: Watcher, n: int, in_flight: int) -> float:
-    """Jobs/s from the first submit to the last job's end; submits keep ``in_flight`` open."""
+async def projected_successes(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        query = sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "succeeded")
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def burst(client: LeanClient, watcher: Watcher, engine: AsyncEngine, n: int, in_flight: int) -> float:
+    """Jobs/s from the first submit until the read model shows the last job succeeded (so the
+    API does); submits keep ``in_flight`` open."""
     start_count = watcher.count
+    start_projected = await projected_successes(engine)
     sem = asyncio.Semaphore(in_flight)
 
     async def one() -> None:
@@ -189,6 +213,9 @@ async def burst(client: LeanClient, watcher: Watcher, n: int, in_flight: int) ->
     else:
         await asyncio.gather(*(one() for _ in range(n)))
     await watcher.until(start_count + n, within=max(60.0, n / 5))
+    async with asyncio.timeout(max(60.0, n / 5)):
+        while await projected_successes(engine) < start_projected + n:  # noqa: ASYNC110 - SQL has no event
+            await asyncio.sleep(0.005)
     return n / (time.perf_counter() - t0)
 
 
@@ -200,6 +227,7 @@ async def open_loop(
     latencies: list[float] = []
     in_log: list[float] = []
     posts: list[float] = []
+    gets: list[float] = []
     lagging = 0
     t0 = time.perf_counter() + 0.05
 
@@ -215,13 +243,19 @@ async def open_loop(
         posts.append(post_s)
         in_log.append(await asyncio.wait_for(watcher.wait(job_id), 120) - scheduled)
         while True:  # the result is observable once the API shows it
+            g0 = time.perf_counter()
             _, job = await client.request("GET", f"/v1/jobs/{job_id}")
+            gets.append(time.perf_counter() - g0)
             if job["status"] == "succeeded":
                 break
             await asyncio.sleep(0.001)
         latencies.append(time.perf_counter() - scheduled)
 
     await asyncio.gather(*(one(i) for i in range(total)))
+    print(
+        f"open loop: {len(gets) / max(total, 1):.2f} GETs a job, "
+        f"GET p50 {ms(percentile(gets, 0.5))}, p95 {ms(percentile(gets, 0.95))}"
+    )
     return {"latency": latencies, "in_log": in_log, "post": posts, "late_starts": [float(lagging)]}
 
 
@@ -247,6 +281,7 @@ async def run(stack: Stack) -> None:
     nc = await nats.connect(url)
     watcher = Watcher()
     await nc.subscribe("atelier.job.>", cb=watcher.on_commit)
+    await nc.subscribe(PROJECTED_SUBJECT, cb=watcher.on_projected)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, N={N}")
 
     raw = await raw_round_trip(nc, url, N)
@@ -260,16 +295,30 @@ async def run(stack: Stack) -> None:
     assert stack.nats.proc is not None
     pids["nats-server"] = stack.nats.proc.pid
     client = LeanClient("127.0.0.1", stack.ports["gateway"], IN_FLIGHT)
+    engine = make_engine(stack.database_url)
     try:
-        await burst(client, watcher, 50, 1)  # warm-up: connections, caches, JIT-free but lazy imports
+        await burst(client, watcher, engine, 50, 1)  # warm-up: connections, caches, JIT-free but lazy imports
         cpu: dict[str, float] = {}
         with cpu_meter(pids, cpu):
-            one_at_a_time = await burst(client, watcher, N, 1)
+            one_at_a_time = await burst(client, watcher, engine, N, 1)
         row(f"burst of {N}, submitted one at a time", one_at_a_time)
         print("CPU per job: " + ", ".join(f"{name} {ms(s / N)}" for name, s in cpu.items()))
-        row(f"burst of {N}, {IN_FLIGHT} submits in flight", await burst(client, watcher, N, IN_FLIGHT))
+        row(
+            f"burst of {N}, {IN_FLIGHT} submits in flight", await burst(client, watcher, engine, N, IN_FLIGHT)
+        )
 
-        loop = await open_loop(client, watcher, RATE, OPEN_S)
+        watcher.projected_lag.clear()
+        open_cpu: dict[str, float] = {}
+        with cpu_meter(pids, open_cpu):
+            loop = await open_loop(client, watcher, RATE, OPEN_S)
+        print(
+            "open loop CPU (cores busy): " + ", ".join(f"{k} {v / OPEN_S:.2f}" for k, v in open_cpu.items())
+        )
+        lag = watcher.projected_lag
+        print(
+            f"open loop: JobSucceeded → projected "
+            f"p50 {ms(percentile(lag, 0.5))}, p95 {ms(percentile(lag, 0.95))}"
+        )
         lat, post, log_lat = loop["latency"], loop["post"], loop["in_log"]
         print(
             f"open loop at {RATE:.0f}/s for {OPEN_S:.0f} s: scheduled submit → API shows succeeded "
@@ -288,6 +337,7 @@ async def run(stack: Stack) -> None:
             )
     finally:
         await client.close()
+        await engine.dispose()
     failed = sum(1 for _, status in watcher.ended.values() if status != "succeeded")
     print(f"jobs ended: {len(watcher.ended)}, not succeeded: {failed}")
     await nc.close()

@@ -20,10 +20,10 @@ from atelier_contracts.commands import Command, CommandOutcome, SubmitJob
 from atelier_contracts.envelope import Envelope, encode
 from atelier_contracts.events import JobEvent
 from atelier_contracts.ids import new_job_id, new_message_id
-from atelier_contracts.readmodel import jobs, make_engine
+from atelier_contracts.readmodel import assemble, jobs, make_engine, steps_of
 from atelier_contracts.runtime.nats import connect
 from atelier_contracts.runtime.workpool import WorkHandler, WorkPool
-from atelier_contracts.snapshot import JobSnapshot, snapshot_decoder
+from atelier_contracts.snapshot import JobSnapshot
 from atelier_contracts.subjects import MSG_ID_HEADER, REPLY_HEADER, command_subject
 from atelier_export.app.handlers import handlers as export_handlers
 from atelier_media.app.handlers import handlers as media_handlers
@@ -111,9 +111,10 @@ class Platform:
         try:
             async with engine.connect() as conn:
                 row = (await conn.execute(sa.select(jobs.c.snapshot).where(jobs.c.id == job_id))).first()
+                steps = (await conn.execute(steps_of([job_id]))).all()
         finally:
             await engine.dispose()
-        return snapshot_decoder.decode(row.snapshot) if row else None
+        return assemble([(job_id, row.snapshot)], steps)[job_id] if row else None
 
     async def wait_status(self, job_id: str, *statuses: str, within: float = 30) -> JobSnapshot:
         async def probe() -> JobSnapshot | None:

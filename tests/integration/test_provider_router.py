@@ -96,8 +96,8 @@ async def test_usage_and_analytics_match_the_logged_calls(
         assert by_provider[provider]["cost_usd"] == pytest.approx(sum(c.usage.cost_usd for c in mine))
         assert stats[provider]["calls"] == len(mine)
     flaky = [c for c in made if c.provider == "flaky"]
-    assert stats["flaky"]["success_rate"] == pytest.approx(
-        sum(c.outcome == "succeeded" for c in flaky) / len(flaky)
+    assert stats["flaky"]["success_rate"] == pytest.approx(  # the API rounds it to 4 decimals
+        sum(c.outcome == "succeeded" for c in flaky) / len(flaky), abs=5e-5
     )
     assert stats["flaky"]["failures"] == dict(Counter(c.error_class for c in flaky if c.outcome == "failed"))
     assert stats["offline"]["fallback_ratio"] > 0, "the offline provider answered when flaky said 429"

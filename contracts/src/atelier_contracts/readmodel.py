@@ -6,10 +6,14 @@ stream sequence of the last commit applied, written in the same transaction as t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
+from msgspec.structs import replace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from atelier_contracts.snapshot import JobSnapshot, StepSnapshot, snapshot_decoder, step_decoder
 
 metadata = sa.MetaData()
 
@@ -34,6 +38,17 @@ jobs = sa.Table(
     sa.Index("ix_jobs_next_deadline", "next_deadline_at"),
     sa.Index("ix_jobs_tenant_priority", "tenant", "priority"),
 )
+
+job_steps = sa.Table(
+    "job_steps",
+    metadata,
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("snapshot", sa.Text, nullable=False),
+)
+"""One row per step: a commit rewrites the steps it changed, not the whole job (``jobs.snapshot``
+holds the rest; rows written before this table carry their steps inline)."""
 
 job_tags = sa.Table(
     "job_tags",
@@ -93,7 +108,7 @@ provider_calls = sa.Table(
     sa.Index("ix_provider_calls_provider", "provider", "at"),
 )
 
-READ_MODEL_TABLES = (jobs, job_events, assets, job_tags, provider_calls)
+READ_MODEL_TABLES = (jobs, job_steps, job_events, assets, job_tags, provider_calls)
 """Written only by the orchestrator's projector; rebuilt exactly from the job log."""
 
 # The gateway's own state in the same database (not rebuilt from the log).
@@ -123,21 +138,56 @@ tags = sa.Table(
 )
 
 
+def steps_of(job_ids: Iterable[str]) -> sa.Select[tuple[str, str]]:
+    """The step rows of these jobs, in pipeline order."""
+    ids = list(job_ids)
+    return (
+        sa.select(job_steps.c.job_id, job_steps.c.snapshot)
+        .where(job_steps.c.job_id.in_(ids))
+        .order_by(job_steps.c.job_id, job_steps.c.position)
+    )
+
+
+def assemble(
+    raw_jobs: Iterable[tuple[str, str]], step_rows: Iterable[tuple[str, str]]
+) -> dict[str, JobSnapshot]:
+    """Jobs from their ``jobs.snapshot`` and their ``job_steps`` rows (for rows written before the
+    steps had a table of their own, the steps inline)."""
+    steps: dict[str, dict[str, StepSnapshot]] = {}
+    for job_id, raw in step_rows:
+        step = step_decoder.decode(raw)
+        steps.setdefault(job_id, {})[step.name] = step
+    out = {}
+    for job_id, raw in raw_jobs:
+        snap = snapshot_decoder.decode(raw)
+        out[job_id] = replace(snap, steps=steps[job_id]) if job_id in steps else snap
+    return out
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
 def make_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL and a busy timeout so readers and the writer coexist."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @sa.event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
+        # A pool large enough for a busy gateway: past pool_size, each checkout would open (a
+        # thread, the file, three PRAGMAs) and close a connection of its own.
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=32, max_overflow=32)
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+def make_sync_engine(url: str | sa.URL) -> sa.Engine:
+    """A synchronous SQLite engine with the same settings, for work done whole in one thread."""
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 async def dump(conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:

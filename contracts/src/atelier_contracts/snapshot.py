@@ -119,6 +119,7 @@ class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 
 
 snapshot_decoder = msgspec.json.Decoder(JobSnapshot)
+step_decoder = msgspec.json.Decoder(StepSnapshot)
 
 
 class Projected(msgspec.Struct, frozen=True, kw_only=True):

@@ -37,6 +37,7 @@ class Orchestrator:
     consumers: list[Consumer]
     sweeper: DeadlineSweeper
     lost_work: LostWork
+    projection: SqlProjection
 
     def parts(self) -> list[Part]:
         return [*(c.run for c in self.consumers), self.sweeper.run, self.lost_work.run]
@@ -47,6 +48,7 @@ class Orchestrator:
 
     async def close(self) -> None:
         await close_quietly(self.nc)
+        self.projection.close()
         await self.engine.dispose()
 
 
@@ -72,17 +74,21 @@ async def bootstrap(settings: Settings) -> Orchestrator:
     on_command = subs.on_job_message(jobs, command_decoder, "commands", reply)
     on_report = subs.on_job_message(jobs, report_decoder, "reports")
     dispatcher = Dispatcher(JetStreamWorkQueue(nc, await cancelled_jobs(js)))
+    projection = SqlProjection(engine)
     consumers = [
         Consumer(nc, spec(subs.COMMANDS, settings.command_concurrency), on_command),
         Consumer(nc, spec(subs.REPORTS, settings.report_concurrency), on_report),
-        Consumer(
-            nc, spec(subs.PROJECTOR), batch_handler=subs.on_commits_project(SqlProjection(engine), notify)
-        ),
+        Consumer(nc, spec(subs.PROJECTOR), batch_handler=subs.on_commits_project(projection, notify)),
         Consumer(nc, spec(subs.DISPATCHER), subs.on_commit_dispatch(dispatcher)),
     ]
     sweeper = DeadlineSweeper(
         SqlDeadlines(engine), JetStreamCommandBus(js).send, utc_now, settings.sweep_interval_s
     )
     return Orchestrator(
-        nc=nc, engine=engine, consumers=consumers, sweeper=sweeper, lost_work=LostWork(nc, jobs.handle)
+        nc=nc,
+        engine=engine,
+        consumers=consumers,
+        sweeper=sweeper,
+        lost_work=LostWork(nc, jobs.handle),
+        projection=projection,
     )

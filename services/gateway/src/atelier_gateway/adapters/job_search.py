@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from atelier_contracts.readmodel import job_tags, jobs
-from atelier_contracts.snapshot import JobSnapshot, snapshot_decoder
+from atelier_contracts.readmodel import assemble, job_tags, jobs, steps_of
+from atelier_contracts.snapshot import JobSnapshot
 from atelier_gateway.adapters.readmodel import visible
 from atelier_gateway.adapters.sql import SqlAdapter, utc
 from atelier_gateway.app.job_query import JobFilter, PageRow, Position, SortKey, as_utc
@@ -42,9 +43,10 @@ class SqlJobSearch(SqlAdapter):
         query = query.order_by(*order).limit(limit)
         async with self._connect() as conn:
             rows = (await conn.execute(query)).all()
+            found = await _with_steps(conn, [(row.id, row.snapshot) for row in rows])
         return [
             PageRow(
-                job=snapshot_decoder.decode(row.snapshot),
+                job=found[row.id],
                 position=Position(
                     sort_value=row.sort_value if sort.field == "priority" else utc(row.sort_value),
                     job_id=row.id,
@@ -73,13 +75,21 @@ class SqlJobSearch(SqlAdapter):
 
     async def tagged(self, tenant: str, tag: str) -> list[JobSnapshot]:
         query = (
-            sa.select(jobs.c.snapshot)
+            sa.select(jobs.c.id, jobs.c.snapshot)
             .where(visible(tenant), jobs.c.id.in_(_carrying(tenant, tag)))
             .order_by(jobs.c.created_at, jobs.c.id)
         )
         async with self._connect() as conn:
-            rows = (await conn.execute(query)).scalars().all()
-        return [snapshot_decoder.decode(raw) for raw in rows]
+            rows = (await conn.execute(query)).all()
+            found = await _with_steps(conn, [(row.id, row.snapshot) for row in rows])
+        return [found[row.id] for row in rows]
+
+
+async def _with_steps(conn: AsyncConnection, raw_jobs: list[tuple[str, str]]) -> dict[str, JobSnapshot]:
+    if not raw_jobs:
+        return {}
+    steps = (await conn.execute(steps_of(job_id for job_id, _ in raw_jobs))).all()
+    return assemble(raw_jobs, ((s.job_id, s.snapshot) for s in steps))
 
 
 def _carrying(tenant: str, tag: str) -> sa.Select[tuple[str]]:

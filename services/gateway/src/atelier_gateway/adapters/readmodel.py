@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 import sqlalchemy as sa
 
-from atelier_contracts.readmodel import assets, job_events, jobs
-from atelier_contracts.snapshot import JobSnapshot, snapshot_decoder
+from atelier_contracts.readmodel import assemble, assets, job_events, jobs, steps_of
+from atelier_contracts.snapshot import JobSnapshot
 from atelier_gateway.adapters.sql import SqlAdapter, utc
 from atelier_gateway.app.ports import StoredAsset, StoredEvent
 
@@ -22,10 +22,13 @@ class SqlJobReader(SqlAdapter):
             await conn.execute(sa.text("SELECT 1"))
 
     async def job(self, tenant: str, job_id: str) -> JobSnapshot | None:
-        query = sa.select(jobs.c.snapshot).where(jobs.c.id == job_id, visible(tenant))
+        query = sa.select(jobs.c.id, jobs.c.snapshot).where(jobs.c.id == job_id, visible(tenant))
         async with self._connect() as conn:
-            raw = (await conn.execute(query)).scalar_one_or_none()
-        return None if raw is None else snapshot_decoder.decode(raw)
+            row = (await conn.execute(query)).first()
+            if row is None:
+                return None
+            steps = (await conn.execute(steps_of([job_id]))).all()
+        return assemble([(row.id, row.snapshot)], ((s.job_id, s.snapshot) for s in steps))[job_id]
 
     async def last_seq(self, tenant: str, job_id: str) -> int | None:
         query = sa.select(jobs.c.last_seq).where(jobs.c.id == job_id, jobs.c.tenant == tenant)

@@ -12,28 +12,43 @@ stand at, so a job's row is decoded again only when another writer moved it.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from msgspec.structs import replace
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atelier_contracts.budgets import project_of
 from atelier_contracts.envelope import encode
 from atelier_contracts.events import (
     Commit,
     EventRecord,
+    JobEvent,
     JobRequeued,
+    JobSubmitted,
     ProviderCalled,
     StepRetryRequested,
     StepSucceeded,
 )
 from atelier_contracts.ids import asset_id
-from atelier_contracts.readmodel import assets, job_events, job_tags, jobs, provider_calls
-from atelier_contracts.snapshot import JobSnapshot, snapshot_decoder
+from atelier_contracts.readmodel import (
+    assemble,
+    assets,
+    job_events,
+    job_steps,
+    job_tags,
+    jobs,
+    make_sync_engine,
+    provider_calls,
+    steps_of,
+)
+from atelier_contracts.snapshot import JobSnapshot
 from atelier_orchestrator.domain.state import apply_commit
 
 
@@ -69,20 +84,44 @@ class SnapshotCache:
 
 
 class SqlProjection:
+    """Writes batches of commits. On SQLite the whole transaction runs in one worker thread on a
+    synchronous connection: through aiosqlite every statement is a hop between threads and back
+    through the event loop, which the orchestrator's other consumers keep busy
+    (``docs/benchmarks.md``). Elsewhere (PostgreSQL) it runs on the async connection."""
+
     def __init__(self, engine: AsyncEngine, cache: SnapshotCache | None = None) -> None:
         self.engine = engine
         self.cache = cache or SnapshotCache()
+        self._sync: sa.Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        if engine.dialect.name == "sqlite":
+            self._sync = make_sync_engine(engine.url.set(drivername="sqlite"))
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector")
 
     async def apply(self, commit: Commit, seq: int) -> Applied:
         return (await self.apply_batch([(commit, seq)]))[0]
 
     async def apply_batch(self, commits: Sequence[tuple[Commit, int]]) -> list[Applied]:
         """Apply commits (in stream order) in one transaction; one outcome per commit."""
-        async with self.engine.begin() as conn:
-            batch = await apply_in(conn, commits, self.cache)
+        if self._sync is not None:
+            batch = await asyncio.get_running_loop().run_in_executor(self._thread, self._apply_sync, commits)
+        else:
+            async with self.engine.begin() as conn:
+                batch = await conn.run_sync(apply_in, commits, self.cache)
         for snapshot in batch.snapshots:  # only once committed
             self.cache.put(snapshot)
         return batch.outcomes
+
+    def _apply_sync(self, commits: Sequence[tuple[Commit, int]]) -> _Batch:
+        assert self._sync is not None
+        with self._sync.begin() as conn:
+            return apply_in(conn, commits, self.cache)
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.dispose()
+        if self._thread is not None:
+            self._thread.shutdown()
 
 
 class _Batch:
@@ -93,6 +132,8 @@ class _Batch:
         self.states: dict[str, JobSnapshot] = {}
         self.existing: set[str] = set()
         self.tags_changed: set[str] = set()
+        self.steps_changed: dict[str, set[str]] = {}
+        """Per job, the steps whose rows to rewrite (all of them for a row that kept them inline)."""
         self.events: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
         self.assets: dict[str, dict[str, Any]] = {}
@@ -102,14 +143,14 @@ class _Batch:
         return list(self.states.values())
 
 
-async def apply_in(
-    conn: AsyncConnection, commits: Sequence[tuple[Commit, int]], cache: SnapshotCache
-) -> _Batch:
+def apply_in(conn: sa.Connection, commits: Sequence[tuple[Commit, int]], cache: SnapshotCache) -> _Batch:
     batch = _Batch()
     ids = list(dict.fromkeys(commit.job_id for commit, _ in commits))
-    applied = await _applied_seqs(conn, ids)
+    applied = _applied_seqs(conn, ids)
     batch.existing = set(applied)
-    starting = await _snapshots(conn, applied, cache)
+    starting, inline = _snapshots(conn, applied, cache)
+    for job_id in inline:
+        batch.steps_changed[job_id] = set(starting[job_id].steps)
     last = dict(applied)
     for commit, seq in commits:
         job_id = commit.job_id
@@ -122,33 +163,38 @@ async def apply_in(
             continue
         state = batch.states.get(job_id) or starting.get(job_id)
         new = apply_commit(state, commit, seq)
-        await _gather(conn, batch, commit, seq, state, new)
+        _gather(conn, batch, commit, seq, state, new)
         batch.states[job_id] = new
         last[job_id] = seq
         batch.outcomes.append(Applied.APPLIED)
-    await _write(conn, batch)
+    _write(conn, batch)
     return batch
 
 
-async def _applied_seqs(conn: AsyncConnection, ids: list[str]) -> dict[str, int]:
+def _applied_seqs(conn: sa.Connection, ids: list[str]) -> dict[str, int]:
     query = sa.select(jobs.c.id, jobs.c.last_seq).where(jobs.c.id.in_(ids))
-    return {row.id: row.last_seq for row in await conn.execute(query)}
+    return {row.id: row.last_seq for row in conn.execute(query)}
 
 
-async def _snapshots(
-    conn: AsyncConnection, applied: dict[str, int], cache: SnapshotCache
-) -> dict[str, JobSnapshot]:
+def _snapshots(
+    conn: sa.Connection, applied: dict[str, int], cache: SnapshotCache
+) -> tuple[dict[str, JobSnapshot], set[str]]:
+    """The jobs' snapshots as projected; and those whose row still holds its steps inline."""
     found = {job_id: s for job_id, seq in applied.items() if (s := cache.get(job_id, seq)) is not None}
     missing = [job_id for job_id in applied if job_id not in found]
+    inline: set[str] = set()
     if missing:
-        query = sa.select(jobs.c.id, jobs.c.snapshot).where(jobs.c.id.in_(missing))
-        for row in await conn.execute(query):
-            found[row.id] = snapshot_decoder.decode(row.snapshot)
-    return found
+        rows = conn.execute(sa.select(jobs.c.id, jobs.c.snapshot).where(jobs.c.id.in_(missing))).all()
+        step_rows = conn.execute(steps_of(missing)).all()
+        loaded = assemble(((r.id, r.snapshot) for r in rows), ((r.job_id, r.snapshot) for r in step_rows))
+        with_rows = {r.job_id for r in step_rows}
+        inline = {job_id for job_id, snap in loaded.items() if snap.steps and job_id not in with_rows}
+        found.update(loaded)
+    return found, inline
 
 
-async def _gather(
-    conn: AsyncConnection, batch: _Batch, commit: Commit, seq: int, old: JobSnapshot | None, new: JobSnapshot
+def _gather(
+    conn: sa.Connection, batch: _Batch, commit: Commit, seq: int, old: JobSnapshot | None, new: JobSnapshot
 ) -> None:
     batch.events.extend(
         {
@@ -184,9 +230,7 @@ async def _gather(
         elif isinstance(event, StepRetryRequested | JobRequeued):
             # The steps run anew: their old outputs are no longer the job's assets.
             reset = set(event.reset)
-            await conn.execute(
-                sa.delete(assets).where(assets.c.job_id == commit.job_id, assets.c.step.in_(reset))
-            )
+            conn.execute(sa.delete(assets).where(assets.c.job_id == commit.job_id, assets.c.step.in_(reset)))
             for aid in [
                 a
                 for a, row in batch.assets.items()
@@ -195,6 +239,20 @@ async def _gather(
                 del batch.assets[aid]
     if old is None or old.tags != new.tags or new.deleted != old.deleted:
         batch.tags_changed.add(new.id)
+    changed = batch.steps_changed.setdefault(new.id, set())
+    for record in commit.events:
+        changed.update(_steps_touched(record.event, new))
+
+
+def _steps_touched(event: JobEvent, job: JobSnapshot) -> Iterable[str]:
+    """The steps whose rows an event changes: found from the event, so that a commit costs the
+    same in a job of 150 steps as in one of 5."""
+    if isinstance(event, JobSubmitted):
+        return job.steps.keys()
+    if isinstance(event, JobRequeued | StepRetryRequested):
+        return event.reset
+    step = getattr(event, "step", None)
+    return (step,) if isinstance(step, str) and step in job.steps else ()
 
 
 def _job_values(job: JobSnapshot) -> dict[str, Any]:
@@ -209,7 +267,7 @@ def _job_values(job: JobSnapshot) -> dict[str, Any]:
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "last_seq": job.version,
-        "snapshot": encode(job).decode(),
+        "snapshot": encode(replace(job, steps={})).decode(),  # the steps have rows of their own
         "next_deadline_at": job.next_deadline,
         "deleted": job.deleted,
     }
@@ -223,7 +281,7 @@ _UPDATE = (
 )
 
 
-async def _write(conn: AsyncConnection, batch: _Batch) -> None:
+def _write(conn: sa.Connection, batch: _Batch) -> None:
     if not batch.states:
         return
     new = [_job_values(job) for job in batch.states.values() if job.id not in batch.existing]
@@ -233,19 +291,20 @@ async def _write(conn: AsyncConnection, batch: _Batch) -> None:
         if job.id in batch.existing
     ]
     if new:
-        await conn.execute(sa.insert(jobs), new)
+        conn.execute(sa.insert(jobs), new)
     if old:
-        await conn.execute(_UPDATE, old)
+        conn.execute(_UPDATE, old)
+    _write_steps(conn, batch)
     if batch.events:
-        await conn.execute(sa.insert(job_events), batch.events)
+        conn.execute(sa.insert(job_events), batch.events)
     if batch.calls:
-        await conn.execute(sa.insert(provider_calls), batch.calls)
+        conn.execute(sa.insert(provider_calls), batch.calls)
     if batch.assets:
-        await conn.execute(sa.delete(assets).where(assets.c.id.in_(list(batch.assets))))
-        await conn.execute(sa.insert(assets), list(batch.assets.values()))
+        conn.execute(sa.delete(assets).where(assets.c.id.in_(list(batch.assets))))
+        conn.execute(sa.insert(assets), list(batch.assets.values()))
     if batch.tags_changed:
         changed = list(batch.tags_changed)
-        await conn.execute(sa.delete(job_tags).where(job_tags.c.job_id.in_(changed)))
+        conn.execute(sa.delete(job_tags).where(job_tags.c.job_id.in_(changed)))
         tag_rows = [
             {"job_id": job.id, "tag": tag, "tenant": job.tenant}
             for job in (batch.states[i] for i in changed)
@@ -253,7 +312,28 @@ async def _write(conn: AsyncConnection, batch: _Batch) -> None:
             for tag in dict.fromkeys(job.tags)
         ]
         if tag_rows:
-            await conn.execute(sa.insert(job_tags), tag_rows)
+            conn.execute(sa.insert(job_tags), tag_rows)
+
+
+_DELETE_STEP = sa.delete(job_steps).where(
+    job_steps.c.job_id == sa.bindparam("v_job_id"), job_steps.c.name == sa.bindparam("v_name")
+)
+
+
+def _write_steps(conn: sa.Connection, batch: _Batch) -> None:
+    rows = []
+    for job_id, names in batch.steps_changed.items():
+        job = batch.states.get(job_id)
+        if job is None or not names:
+            continue
+        for position, (name, step) in enumerate(job.steps.items()):
+            if name in names:
+                rows.append(
+                    {"job_id": job_id, "name": name, "position": position, "snapshot": encode(step).decode()}
+                )
+    if rows:
+        conn.execute(_DELETE_STEP, [{"v_job_id": r["job_id"], "v_name": r["name"]} for r in rows])
+        conn.execute(sa.insert(job_steps), rows)
 
 
 def _call_rows(job: JobSnapshot, records: list[EventRecord]) -> list[dict[str, Any]]:

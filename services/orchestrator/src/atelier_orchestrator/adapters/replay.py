@@ -48,6 +48,8 @@ async def read_log(js: JetStreamContext, batch: int = 500) -> AsyncIterator[tupl
                 if seq > last:
                     return
                 yield commit_decoder.decode(msg.data), seq
+                if msg.metadata.num_pending == 0:
+                    return  # nothing after it (the stream's last sequences may have been purged)
     finally:
         await sub.unsubscribe()
 
@@ -69,11 +71,14 @@ async def rebuild(js: JetStreamContext, engine: AsyncEngine, chunk: int = 1000) 
             applied += 1
         pending.clear()
 
-    async for item in read_log(js):
-        pending.append(item)
-        if len(pending) >= chunk:
+    try:
+        async for item in read_log(js):
+            pending.append(item)
+            if len(pending) >= chunk:
+                await flush()
+        if pending:
             await flush()
-    if pending:
-        await flush()
+    finally:
+        projection.close()
     log.info("rebuilt read models", extra={"commits": applied})
     return applied
