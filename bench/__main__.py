@@ -28,7 +28,12 @@ from atelier_contracts.events import (
 from atelier_contracts.ids import new_job_id, new_message_id
 from atelier_contracts.readmodel import make_engine
 from atelier_contracts.runtime.nats import connect, ensure_streams
-from atelier_contracts.subjects import EXPECTED_LAST_SUBJECT_SEQ_HEADER, JOBS_STREAM, MSG_ID_HEADER, job_subject
+from atelier_contracts.subjects import (
+    EXPECTED_LAST_SUBJECT_SEQ_HEADER,
+    JOBS_STREAM,
+    MSG_ID_HEADER,
+    job_subject,
+)
 from atelier_devstack.natsserver import start_nats
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
 from atelier_orchestrator.adapters.migrate import upgrade

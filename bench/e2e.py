@@ -40,9 +40,12 @@ from nats.aio.msg import Msg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atelier_contracts.readmodel import jobs, make_engine
+from atelier_contracts.runtime import service
 from atelier_contracts.snapshot import projected_decoder
 from atelier_contracts.subjects import PROJECTED_SUBJECT
 from atelier_devstack.stack import Stack
+from atelier_orchestrator.adapters.migrate import upgrade
+from atelier_orchestrator.adapters.replay import read_log, rebuild
 from bench import raw_worker
 from bench.http import LeanClient
 
@@ -340,7 +343,29 @@ async def run(stack: Stack) -> None:
         await engine.dispose()
     failed = sum(1 for _, status in watcher.ended.values() if status != "succeeded")
     print(f"jobs ended: {len(watcher.ended)}, not succeeded: {failed}")
+    await rebuild_rate(nc, stack.state_dir / "rebuilt.db", raw)
     await nc.close()
+
+
+async def rebuild_rate(nc: Client, path: Path, raw: float) -> None:
+    """Every read model rebuilt from this run's log into a fresh database (what `rebuild` does)."""
+    js = nc.jetstream()
+    events = 0
+    async for commit, _ in read_log(js):
+        events += len(commit.events)
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(upgrade, url)
+    engine = make_engine(url)
+    try:
+        t0 = time.perf_counter()
+        commits = await rebuild(js, engine)
+        took = time.perf_counter() - t0
+    finally:
+        await engine.dispose()
+    print(
+        f"rebuild of this run's log: {commits:,} commits, {events:,} events in {took:.1f} s: "
+        f"{events / took:,.0f} events/s ({events / took / raw:.1f}x raw)"
+    )
 
 
 def main() -> None:
@@ -350,7 +375,7 @@ def main() -> None:
     )
     stack.start()
     try:
-        asyncio.run(run(stack))
+        service.run(run(stack))  # the loop and GC settings the services run with
     finally:
         stack.stop()
 

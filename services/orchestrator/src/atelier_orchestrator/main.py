@@ -101,11 +101,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd == "migrate":
         upgrade(settings.database_url)
     elif args.cmd == "gc-blobs":
-        asyncio.run(gc_blobs(settings, args.blob_dir, args.grace_s, args.dry_run))
+        service.run(gc_blobs(settings, args.blob_dir, args.grace_s, args.dry_run))
     elif args.cmd == "rebuild":
         target = args.into or settings.database_url
         upgrade(target)
-        sys.exit(asyncio.run(rebuild_read_models(settings, target, args.verify)))
+        sys.exit(service.run(rebuild_read_models(settings, target, args.verify)))
     else:
         service.run(serve(settings))
 

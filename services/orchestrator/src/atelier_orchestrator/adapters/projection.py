@@ -331,8 +331,11 @@ def _write_steps(conn: sa.Connection, batch: _Batch) -> None:
                 rows.append(
                     {"job_id": job_id, "name": name, "position": position, "snapshot": encode(step).decode()}
                 )
+    # Rows to replace exist only for jobs the read model had before this batch.
+    old = [{"v_job_id": r["job_id"], "v_name": r["name"]} for r in rows if r["job_id"] in batch.existing]
+    if old:
+        conn.execute(_DELETE_STEP, old)
     if rows:
-        conn.execute(_DELETE_STEP, [{"v_job_id": r["job_id"], "v_name": r["name"]} for r in rows])
         conn.execute(sa.insert(job_steps), rows)
 
 

@@ -62,14 +62,22 @@ async def rebuild(js: JetStreamContext, engine: AsyncEngine, chunk: int = 1000) 
     applied = 0
     pending: list[tuple[Commit, int]] = []
     projection = SqlProjection(engine)
+    writing: asyncio.Task[None] | None = None
 
-    async def flush() -> None:
+    async def write(commits: list[tuple[Commit, int]]) -> None:
         nonlocal applied
-        for (commit, seq), outcome in zip(pending, await projection.apply_batch(pending), strict=True):
+        for (commit, seq), outcome in zip(commits, await projection.apply_batch(commits), strict=True):
             if outcome is not Applied.APPLIED:
                 raise RuntimeError(f"replay of seq {seq} for {commit.job_id} was {outcome.value}")
             applied += 1
-        pending.clear()
+
+    async def flush() -> None:
+        # The next chunk is read from the log while this one is written.
+        nonlocal writing, pending
+        if writing is not None:
+            await writing
+        writing = asyncio.create_task(write(pending))
+        pending = []
 
     try:
         async for item in read_log(js):
@@ -78,7 +86,11 @@ async def rebuild(js: JetStreamContext, engine: AsyncEngine, chunk: int = 1000) 
                 await flush()
         if pending:
             await flush()
+        if writing is not None:
+            await writing
     finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
         projection.close()
     log.info("rebuilt read models", extra={"commits": applied})
     return applied
