@@ -36,6 +36,7 @@ e2e: install
 	$(BIN)/python -m pytest tests/e2e
 
 bench: install
+	$(BIN)/python -m bench.e2e
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.router
 	$(BIN)/python -m bench.router_http

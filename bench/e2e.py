@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -373,11 +374,13 @@ def main() -> None:
     stack = Stack.with_free_ports(
         tmp / "state", ATELIER_LOG_LEVEL=os.environ.get("ATELIER_LOG_LEVEL", "INFO")
     )
-    stack.start()
     try:
+        stack.start()
         service.run(run(stack))  # the loop and GC settings the services run with
     finally:
         stack.stop()
+        if not os.environ.get("BENCH_KEEP"):  # BENCH_KEEP=1 keeps the logs and the database
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
         engine = make_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
         reader = SqlJobReader(engine)
+        stack.callback(reader.close)
         idempotency = SqlIdempotencyStore(engine)
         pruner = asyncio.create_task(
             prune_idempotency_keys(idempotency, utc_now, settings.idempotency_prune_every_s),

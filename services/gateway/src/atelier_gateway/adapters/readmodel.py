@@ -22,13 +22,15 @@ class SqlJobReader(SqlAdapter):
             await conn.execute(sa.text("SELECT 1"))
 
     async def job(self, tenant: str, job_id: str) -> JobSnapshot | None:
-        query = sa.select(jobs.c.id, jobs.c.snapshot).where(jobs.c.id == job_id, visible(tenant))
-        async with self._connect() as conn:
-            row = (await conn.execute(query)).first()
+        def read(conn: sa.Connection) -> JobSnapshot | None:
+            query = sa.select(jobs.c.id, jobs.c.snapshot).where(jobs.c.id == job_id, visible(tenant))
+            row = conn.execute(query).first()
             if row is None:
                 return None
-            steps = (await conn.execute(steps_of([job_id]))).all()
-        return assemble([(row.id, row.snapshot)], ((s.job_id, s.snapshot) for s in steps))[job_id]
+            steps = conn.execute(steps_of([job_id])).all()
+            return assemble([(row.id, row.snapshot)], ((s.job_id, s.snapshot) for s in steps))[job_id]
+
+        return await self._read(read)
 
     async def last_seq(self, tenant: str, job_id: str) -> int | None:
         query = sa.select(jobs.c.last_seq).where(jobs.c.id == job_id, jobs.c.tenant == tenant)

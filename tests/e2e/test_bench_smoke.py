@@ -1,0 +1,49 @@
+"""The benchmarks still run from end to end (tiny sizes, no figures judged: speed is measured by
+``make bench``, not asserted in tests)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(module: str, **env: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_the_end_to_end_benchmark_runs() -> None:
+    out = run_bench("bench.e2e", BENCH_N="30", BENCH_OPEN_S="1", BENCH_RATE="20", BENCH_ALONE="2")
+    for line in ("raw JetStream round trip", "burst of 30, submitted one at a time", "CPU per job:",
+                 "256 submits in flight", "open loop at 20/s", "one job alone, priority 8",
+                 "rebuild of this run's log"):  # fmt: skip
+        assert line in out, out
+    assert "not succeeded: 0" in out, out
+
+
+def test_the_event_log_benchmark_runs() -> None:
+    out = run_bench("bench", BENCH_N="40")
+    for line in (
+        "raw js.publish",
+        "100 commits per transaction",
+        "projector cost per commit",
+        "rebuild from the log",
+    ):
+        assert line in out, out
