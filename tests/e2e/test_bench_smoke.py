@@ -44,6 +44,6 @@ def test_the_event_log_benchmark_runs() -> None:
         "raw js.publish",
         "100 commits per transaction",
         "projector cost per commit",
-        "rebuild from the log",
+        "rebuild of this run's log",
     ):
         assert line in out, out
