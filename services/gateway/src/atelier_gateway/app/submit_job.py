@@ -120,6 +120,7 @@ def _pending(envelope: Envelope[Command], body: SubmitJob) -> JobSnapshot:
         request_hash=body.request_hash,
         status=JobStatus.QUEUED,
         steps={},
+        attempts=1,  # its first run, as the orchestrator will record it
         created_at=envelope.sent_at,
         updated_at=envelope.sent_at,
     )
