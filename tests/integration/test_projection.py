@@ -6,12 +6,16 @@ from __future__ import annotations
 import msgspec
 import pytest
 import sqlalchemy as sa
+from nats.aio.msg import Msg
 
 from atelier_contracts.commands import RetryStep
+from atelier_contracts.envelope import encode
 from atelier_contracts.events import StepDispatched
 from atelier_contracts.readmodel import assemble, job_steps, jobs, make_engine, steps_of
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.runtime.consumer import Retry
+from atelier_contracts.snapshot import JobSnapshot, Projected
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
+from atelier_orchestrator.entrypoints.subscribers import on_commits_project
 from tests.unit.story_sim import Sim, failed, submit, succeeded
 
 pytestmark = pytest.mark.integration
@@ -122,3 +126,36 @@ async def test_a_row_written_before_steps_had_their_table_moves_them_there(datab
     projected, step_rows = await read_back(database_url, sim.job_id)
     assert projected == Sim(commits=sim.commits[: half + 1]).replay()
     assert step_rows == 5, "every step now has its row, not only those the commit changed"
+
+
+async def test_a_commit_that_cannot_be_projected_holds_back_no_other(database_url: str) -> None:
+    good = a_story_with_a_retry_and_a_regenerated_asset()
+    other = Sim(job_id="job_broken")
+    other.send(submit())
+    broken_commit = msgspec.structs.replace(other.commits[0][0], events=good.commits[1][0].events)
+    batch = [good.commits[0], (broken_commit, 99), good.commits[1]]  # not a JobSubmitted first
+
+    def msg(seq: int) -> Msg:
+        reply = f"$JS.ACK.ATELIER_JOBS.orchestrator-projector.1.{seq}.{seq}.1700000000000000000.0"
+        return Msg(_client=None, subject="atelier.job.x", reply=reply, data=b"")  # type: ignore[arg-type]
+
+    notices: list[Projected] = []
+
+    async def notify(projected: Projected) -> None:
+        notices.append(projected)
+
+    engine = make_engine(database_url)
+    projection = SqlProjection(engine)
+    handle = on_commits_project(projection, notify)
+    try:
+        msgs = [msg(seq) for _, seq in batch]
+        for m, (commit, _) in zip(msgs, batch, strict=True):
+            m.data = encode(commit)
+        outcomes = await handle(msgs)
+    finally:
+        projection.close()
+        await engine.dispose()
+    assert outcomes[0] is None
+    assert outcomes[2] is None, "both good commits applied"
+    assert isinstance(outcomes[1], Retry), "only the broken one comes back"
+    assert notices == [Projected(jobs={good.job_id: good.commits[1][1]})]

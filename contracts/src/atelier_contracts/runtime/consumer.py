@@ -127,6 +127,8 @@ class Consumer:
         beats = asyncio.create_task(self._beat(stop))
         stopping = asyncio.create_task(self._wake_on(stop))
         reconnects = self.nc.stats["reconnects"]
+        loop = asyncio.get_running_loop()
+        looked = loop.time()
         try:
             while not stop.is_set():
                 self._wake.clear()
@@ -149,11 +151,16 @@ class Consumer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(TICK_S):
                         await self._wake.wait()
-                if not self._wake.is_set():
-                    # A quiet tick: look again (delayed redeliveries ring no bell).
+                if loop.time() - looked >= TICK_S:
+                    # Every band again each tick, busy or not: delayed redeliveries ring no bell.
                     self._maybe = {s.filter_subject for s in self.specs}
+                    looked = loop.time()
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.spec.ack_wait_s)
+            for msg in self._ready:  # arrived, never started: back to the stream at once
+                with contextlib.suppress(Exception):
+                    await msg.nak()
+            self._ready = []
         finally:
             stopping.cancel()
             beats.cancel()
@@ -204,16 +211,18 @@ class Consumer:
             rings = self._rings.get(band, 0)
             rung = rings > self._answered.get(band, 0)
             done = await p.request(free, None)
+            got = 0  # no answer in time: counted as owed until the request's lifetime ends
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0):
                     got = await done
             self._answered[band] = rings
             free -= got
             if got == 0 and rung:
-                # The bell can ring before the stream has stored the message: wait for it.
+                # The bell can ring before the stream has stored the message: wait for it, and
+                # look at the band again once that request is over.
                 await p.request(1, RUNG_WAIT_S)
                 free -= 1
-            if free > 0 and self._rings.get(band, 0) == rings:
+            elif free > 0 and self._rings.get(band, 0) == rings:
                 self._maybe.discard(band)  # it had less than we asked for, and no bell rang since
 
     async def _ring(self, msg: Msg) -> None:
@@ -265,10 +274,10 @@ class Consumer:
         while not stop.is_set():
             await asyncio.sleep(every)
             due = loop.time() - every
-            for msg, started in list(self._running.values()):
-                if started <= due:
-                    with contextlib.suppress(Exception):
-                        await msg.in_progress()
+            waiting = [msg for msg, started in self._running.values() if started <= due]
+            for msg in waiting + self._ready:  # those that wait for a batch to end too
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
 
     async def _handle(self, msg: Msg) -> None:
         assert self.handler is not None

@@ -109,6 +109,9 @@ class _HeaderDeadlineProtocol(HttpToolsProtocol):
         self._header_deadline = None
         if self.transport.is_closing():
             return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_header_deadline()  # pipelined: answer the request in flight first
+            return
         body = json.dumps(
             {
                 "type": "urn:atelier:error:request_timeout",

@@ -237,6 +237,14 @@ class WorkPool:
             await asyncio.wait({run}, timeout=QUICK_S)
             if run.done():
                 return
+        try:
+            await self._report_started(envelope, item, started, delivery)
+        except Exception:  # the result still reports the attempt; the work goes on
+            log.warning("could not report a start", exc_info=True, extra={"work_id": item.work_id})
+
+    async def _report_started(
+        self, envelope: Envelope[WorkItem], item: WorkItem, started: datetime, delivery: int
+    ) -> None:
         await self._report(
             envelope,
             WorkStarted(

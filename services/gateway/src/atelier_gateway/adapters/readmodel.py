@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import sqlalchemy as sa
 
-from atelier_contracts.readmodel import assemble, assets, job_events, jobs, steps_of
+from atelier_contracts.readmodel import assemble, assets, job_events, job_steps, jobs
 from atelier_contracts.snapshot import JobSnapshot
 from atelier_gateway.adapters.sql import SqlAdapter, utc
 from atelier_gateway.app.ports import StoredAsset, StoredEvent
@@ -22,13 +22,20 @@ class SqlJobReader(SqlAdapter):
             await conn.execute(sa.text("SELECT 1"))
 
     async def job(self, tenant: str, job_id: str) -> JobSnapshot | None:
+        # One statement, so the job and its steps come from one state of the read model.
+        query = (
+            sa.select(jobs.c.snapshot, job_steps.c.snapshot.label("step"))
+            .outerjoin(job_steps, job_steps.c.job_id == jobs.c.id)
+            .where(jobs.c.id == job_id, visible(tenant))
+            .order_by(job_steps.c.position)
+        )
+
         def read(conn: sa.Connection) -> JobSnapshot | None:
-            query = sa.select(jobs.c.id, jobs.c.snapshot).where(jobs.c.id == job_id, visible(tenant))
-            row = conn.execute(query).first()
-            if row is None:
+            rows = conn.execute(query).all()
+            if not rows:
                 return None
-            steps = conn.execute(steps_of([job_id])).all()
-            return assemble([(row.id, row.snapshot)], ((s.job_id, s.snapshot) for s in steps))[job_id]
+            steps = [(job_id, row.step) for row in rows if row.step is not None]
+            return assemble([(job_id, rows[0].snapshot)], steps)[job_id]
 
         return await self._read(read)
 

@@ -12,7 +12,15 @@ from prometheus_client import Counter
 
 from atelier_contracts.commands import CommandOutcome
 from atelier_contracts.envelope import commit_decoder
-from atelier_contracts.runtime.consumer import ACK, BatchHandler, ConsumerSpec, Handler, Outcome, Retry
+from atelier_contracts.runtime.consumer import (
+    ACK,
+    BatchHandler,
+    ConsumerSpec,
+    Handler,
+    Outcome,
+    Retry,
+    redelivery_delay,
+)
 from atelier_contracts.snapshot import Projected
 from atelier_contracts.subjects import COMMANDS_STREAM, JOBS_STREAM, REPLY_HEADER, REPORTS_STREAM
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
@@ -95,17 +103,35 @@ def on_commits_project(projection: SqlProjection, notify: Notify) -> BatchHandle
 
     async def handle(msgs: list[Msg]) -> list[Outcome]:
         commits = [(commit_decoder.decode(m.data), m.metadata.sequence.stream) for m in msgs]
-        outcomes = await projection.apply_batch(commits)
+        try:
+            outcomes: list[Applied | None] = list(await projection.apply_batch(commits))
+        except Exception:
+            # One bad commit must not hold back the others: apply them one by one, and let only
+            # the failing ones be redelivered.
+            log.exception("a projection batch failed; applying its commits one by one")
+            outcomes = []
+            for item in commits:
+                try:
+                    outcomes.extend(await projection.apply_batch([item]))
+                except Exception:
+                    log.exception("projecting a commit failed", extra={"job_id": item[0].job_id})
+                    outcomes.append(None)
         applied = {
             c.job_id: seq for (c, seq), o in zip(commits, outcomes, strict=True) if o is Applied.APPLIED
         }
         if applied:
             await notify(Projected(jobs=applied))
         for outcome in outcomes:
-            MESSAGES.labels("projector", outcome.value).inc()
-        return [Retry(0.05) if o is Applied.OUT_OF_ORDER else ACK for o in outcomes]
+            MESSAGES.labels("projector", outcome.value if outcome else "failed").inc()
+        return [_projected(m, o) for m, o in zip(msgs, outcomes, strict=True)]
 
     return handle
+
+
+def _projected(msg: Msg, outcome: Applied | None) -> Outcome:
+    if outcome is None:  # failed: again later, ever later
+        return Retry(redelivery_delay(msg.metadata.num_delivered))
+    return Retry(0.05) if outcome is Applied.OUT_OF_ORDER else ACK
 
 
 def on_commit_dispatch(dispatcher: Dispatcher) -> Handler:
