@@ -139,7 +139,7 @@ async def run(nats_url: str, tmp: Path) -> None:
     half = len(log) // 2
     t0 = time.perf_counter()
     for commit, seq in log[:half]:
-        await projection.apply(commit, seq)
+        await projection.apply_batch([(commit, seq)])
     proj = time.perf_counter() - t0
     print(f"projection into SQLite, one transaction per commit: {rate(half, proj)}")
     t0 = time.perf_counter()

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import msgspec
 import nats
+import nats.js.errors
 import pytest
 import sqlalchemy as sa
 from nats.js import JetStreamContext
@@ -63,7 +65,7 @@ class Gateway:
 async def open_gateway(
     nats_url: str, database_url: str, tmp_path: Path, build_deps: Any = bootstrap.build, **overrides: Any
 ) -> AsyncIterator[Gateway]:
-    defaults: dict[str, Any] = {"submit_wait_s": 0.2, "publish_timeout_s": 1.0}
+    defaults: dict[str, Any] = {"publish_timeout_s": 1.0}  # submits: answered once stored, as deployed
     settings = Settings(
         url_secret=SECRET,
         nats_url=nats_url,
@@ -408,6 +410,56 @@ async def test_a_503_while_nats_is_down_means_nothing_was_sent(
     finally:
         await nc.close()
     assert stored.state.messages == 1, "only the retry was stored"
+
+
+async def stored_commands(nats_url: str) -> int:
+    nc = await nats.connect(nats_url)
+    try:
+        return int((await nc.jetstream().stream_info(COMMANDS_STREAM)).state.messages)
+    finally:
+        await nc.close()
+
+
+async def test_a_command_refused_while_nats_is_down_is_never_sent(
+    gateway: Gateway, nats_server: NatsServer
+) -> None:
+    job_id = ids.new_job_id()
+    await insert_job(gateway.engine, plain_snapshot(job_id, status="running", created_at=T0))
+    nats_server.stop()
+    await eventually(lambda: nats_ready(gateway, False))
+    assert_problem(await gateway.client.post(f"/v1/jobs/{job_id}/cancel"), 503, "service_unavailable")
+    nats_server.start()
+    await eventually(lambda: nats_ready(gateway, True))
+    ok = await gateway.client.post("/v1/jobs", json=BODY)  # goes out after anything buffered
+    assert ok.status_code == 202, ok.text
+    assert await stored_commands(nats_server.url) == 1, "only the submit, never the refused cancel"
+
+
+async def test_a_command_sent_but_not_confirmed_is_504_and_names_its_job(
+    gateway: Gateway, nats_server: NatsServer
+) -> None:
+    """The connection is up but the server does not answer (frozen): the outcome is unknown, and
+    indeed the command is stored once the server goes on."""
+    assert nats_server.proc is not None
+    nats_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        response = await gateway.client.post("/v1/jobs", json=BODY)
+    finally:
+        nats_server.proc.send_signal(signal.SIGCONT)
+    body = assert_problem(response, 504, "outcome_unknown")
+    assert body["job_id"].startswith("job_")
+
+    async def stored() -> bool:
+        nc = await nats.connect(nats_server.url)
+        try:
+            msg = await nc.jetstream().get_last_msg(COMMANDS_STREAM, command_subject(body["job_id"]))
+        except nats.js.errors.NotFoundError:
+            return False
+        finally:
+            await nc.close()
+        return msg is not None
+
+    assert await eventually(stored), "it did take effect: 'unknown' was the honest answer"
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -124,7 +124,8 @@ async def test_headers_sent_too_slowly_are_timed_out(served: Served, first: byte
     assert loop.time() - started < SLOW_S + 2
 
 
-async def test_the_server_still_answers_others_meanwhile(served: Served) -> None:
+async def test_requests_on_time_are_served_beside_slow_ones(served: Served) -> None:
+    """The header deadline must not touch a client that sends its request promptly."""
     slow = [await served.open() for _ in range(20)]
     for _, writer in slow:
         writer.write(b"POST /v1/jobs HTTP/1.1\r\n")

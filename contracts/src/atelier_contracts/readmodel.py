@@ -6,8 +6,10 @@ stream sequence of the last commit applied, written in the same transaction as t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import asyncio
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from msgspec.structs import replace
@@ -183,11 +185,44 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True)
 
 
-def make_sync_engine(url: str | sa.URL) -> sa.Engine:
-    """A synchronous SQLite engine with the same settings, for work done whole in one thread."""
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-    sa.event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
+T = TypeVar("T")
+
+
+class SqlUnits:
+    """Runs several statements as one unit of work: ``fn(connection)``.
+
+    On SQLite the unit runs in a worker thread on a synchronous connection: through aiosqlite every
+    statement is a hop between threads and back through the event loop, and a busy loop makes each
+    hop wait (``docs/benchmarks.md``). Elsewhere (PostgreSQL) it runs on the async connection.
+    """
+
+    def __init__(self, engine: AsyncEngine, threads: int, name: str) -> None:
+        self.engine = engine
+        self._sync: sa.Engine | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        if engine.dialect.name == "sqlite":
+            url = engine.url.set(drivername="sqlite")
+            self._sync = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            sa.event.listen(self._sync, "connect", _sqlite_pragmas)
+            self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+
+    async def run(self, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
+        """``fn`` in a transaction committed at its end (``write``), or on a plain connection."""
+        if self._sync is None:
+            async with self.engine.begin() if write else self.engine.connect() as conn:
+                return await conn.run_sync(fn)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, self._run, fn, write)
+
+    def _run(self, fn: Callable[[sa.Connection], T], write: bool) -> T:
+        assert self._sync is not None
+        with self._sync.begin() if write else self._sync.connect() as conn:
+            return fn(conn)
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.dispose()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False)
 
 
 async def dump(conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:

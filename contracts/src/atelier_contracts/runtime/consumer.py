@@ -113,7 +113,7 @@ class Consumer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         # Banded: the bands that may hold messages we have not asked for, and their bells.
-        self._maybe = {s.filter_subject for s in self.specs}
+        self._maybe = self._all_bands()
         self._rings: dict[str, int] = {}
         self._answered: dict[str, int] = {}
 
@@ -136,7 +136,7 @@ class Consumer:
                     reconnects = self.nc.stats["reconnects"]
                     for p in pulls:
                         p.forget()  # the server dropped our open requests with the old connection
-                    self._maybe = {s.filter_subject for s in self.specs}
+                    self._maybe = self._all_bands()
                 self._start_ready()
                 try:
                     if self.nc.is_connected:
@@ -153,7 +153,7 @@ class Consumer:
                         await self._wake.wait()
                 if loop.time() - looked >= TICK_S:
                     # Every band again each tick, busy or not: delayed redeliveries ring no bell.
-                    self._maybe = {s.filter_subject for s in self.specs}
+                    self._maybe = self._all_bands()
                     looked = loop.time()
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.spec.ack_wait_s)
@@ -171,6 +171,9 @@ class Consumer:
                 with contextlib.suppress(Exception):
                     await bell.unsubscribe()
 
+    def _all_bands(self) -> set[str]:
+        return {s.filter_subject for s in self.specs}
+
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
         self._wake.set()
@@ -183,12 +186,8 @@ class Consumer:
             with contextlib.suppress(nats.js.errors.BadRequestError):  # another replica created it
                 await self.js.add_consumer(spec.stream, consumer_config(spec))
 
-    @property
-    def _capacity(self) -> int:
-        return self.spec.concurrency
-
     def _free(self, pulls: list[PullRequests]) -> int:
-        return self._capacity - len(self._running) - len(self._ready) - sum(p.owed for p in pulls)
+        return self.spec.concurrency - len(self._running) - len(self._ready) - sum(p.owed for p in pulls)
 
     async def _ask(self, pulls: list[PullRequests]) -> None:
         free = self._free(pulls)
@@ -197,7 +196,7 @@ class Consumer:
         if len(pulls) == 1:
             # One band: keep a lingering request open for the room there is; under load, ask once
             # a quarter of the room is free rather than for every slot that frees.
-            if pulls[0].owed == 0 and (free >= max(1, self._capacity // 4) or not self._running):
+            if pulls[0].owed == 0 and (free >= max(1, self.spec.concurrency // 4) or not self._running):
                 await pulls[0].request(free, LINGER_S)
             return
         # Several bands: ask, highest first, only the bands that may hold something (their bell
@@ -230,7 +229,7 @@ class Consumer:
             if _matches(spec.filter_subject, msg.subject):
                 self._rings[spec.filter_subject] = self._rings.get(spec.filter_subject, 0) + 1
                 self._maybe.add(spec.filter_subject)
-        if len(self._running) + len(self._ready) < self._capacity:
+        if len(self._running) + len(self._ready) < self.spec.concurrency:
             self._wake.set()
 
     def _arrived(self, msg: Msg) -> None:

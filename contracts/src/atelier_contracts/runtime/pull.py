@@ -26,10 +26,14 @@ NO_WAIT_LIFETIME_S = 5.0
 
 @dataclass
 class _Request:
-    owed: int
+    batch: int
     expires_at: float
     done: asyncio.Future[int]
     delivered: int = 0
+
+    @property
+    def owed(self) -> int:
+        return self.batch - self.delivered
 
 
 class PullRequests:
@@ -84,7 +88,7 @@ class PullRequests:
         else:
             body["expires"] = int(wait_s * 1e9)
             lifetime = wait_s + 2.0
-        request = _Request(owed=batch, expires_at=loop.time() + lifetime, done=loop.create_future())
+        request = _Request(batch=batch, expires_at=loop.time() + lifetime, done=loop.create_future())
         self._open = request
         await self._nc.publish(self._api, json.dumps(body).encode(), reply=f"{self._prefix}.{self._token}")
         return request.done
@@ -97,7 +101,6 @@ class PullRequests:
             return
         request = self._open
         if request is not None:
-            request.owed -= 1
             request.delivered += 1
             if request.owed <= 0:
                 self.forget()

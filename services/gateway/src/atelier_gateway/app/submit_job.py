@@ -43,8 +43,7 @@ class SubmitJobInput:
 @dataclass(frozen=True)
 class SubmitJobResult:
     job: JobSnapshot
-    decided: bool
-    """True when the orchestrator answered in time; else ``job`` is built from the command."""
+    """The job as decided, or (not decided yet) as the command describes it."""
 
 
 def job_id_for(tenant: str, idempotency_key: str | None) -> str:
@@ -71,7 +70,7 @@ async def submit_job(
     if cmd.idempotency_key:
         existing = await existing_job(cmd.tenant, job_id, cmd.request_hash, reader, joblog, read_wait_s)
         if existing is not None:
-            return SubmitJobResult(job=existing, decided=True)
+            return SubmitJobResult(job=existing)
     body = SubmitJob(
         kind=cmd.kind,
         title=cmd.title,
@@ -83,14 +82,14 @@ async def submit_job(
     envelope = command_envelope(cmd.tenant, job_id, cmd.request_id, body, clock())
     if wait_s <= 0:  # stored is accepted: reads of the job wait for it (read_job)
         await publisher.publish(envelope)
-        return SubmitJobResult(job=_pending(envelope, body), decided=False)
+        return SubmitJobResult(job=_pending(envelope, body))
     outcome = await publisher.request(envelope, wait_s)
     log.debug("job submitted", extra={"job_id": job_id, "kind": cmd.kind, "request_id": cmd.request_id})
     if outcome is None:
-        return SubmitJobResult(job=_pending(envelope, body), decided=False)
+        return SubmitJobResult(job=_pending(envelope, body))
     if not outcome.accepted:
         raise REFUSALS.get(outcome.code, IllegalTransition)(outcome.message or None)
-    return SubmitJobResult(job=outcome.job or _pending(envelope, body), decided=True)
+    return SubmitJobResult(job=outcome.job or _pending(envelope, body))
 
 
 async def existing_job(

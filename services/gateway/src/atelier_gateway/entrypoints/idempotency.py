@@ -34,7 +34,7 @@ MUTATING = frozenset({"POST", "PATCH", "DELETE"})
 _NOT_STORED = frozenset({"content-length", "x-request-id", "date", "server"})
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-InProgressAnswer = Callable[[Request, str], Coroutine[Any, Any, Response | None]]
+InProgressAnswer = Callable[[Request, "IdempotentRequest"], Coroutine[Any, Any, Response | None]]
 """For a key whose first request is still marked in progress: an answer if the outcome is known."""
 
 _IN_PROGRESS_ATTR = "idempotency_in_progress"
@@ -127,7 +127,8 @@ async def _run_once(
     if result.state == "mismatch":
         raise IdempotencyKeyReused()
     if result.state == "in_progress":
-        answer = await in_progress(request, key) if in_progress else None
+        pending = IdempotentRequest(key=key, request_hash=claim.request_hash)
+        answer = await in_progress(request, pending) if in_progress else None
         if answer is None:
             raise IdempotencyInProgress()
         answer.headers[REPLAYED_HEADER] = "true"

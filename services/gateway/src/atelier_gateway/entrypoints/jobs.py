@@ -5,34 +5,46 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from atelier_contracts.snapshot import JobSnapshot
 from atelier_gateway.app.get_job import JobDetails, get_job, job_assets
 from atelier_gateway.app.job_events import job_events
-from atelier_gateway.app.read_job import read_job
-from atelier_gateway.app.submit_job import SubmitJobInput, job_id_for, submit_job
+from atelier_gateway.app.submit_job import SubmitJobInput, existing_job, job_id_for, submit_job
+from atelier_gateway.bootstrap import Deps
 from atelier_gateway.entrypoints import render
 from atelier_gateway.entrypoints.context import current_request_id
 from atelier_gateway.entrypoints.deps import DepsDep
-from atelier_gateway.entrypoints.idempotency import IdempotentRoute, idempotent_request, while_in_progress
+from atelier_gateway.entrypoints.idempotency import (
+    IdempotentRequest,
+    IdempotentRoute,
+    idempotent_request,
+    while_in_progress,
+)
 from atelier_gateway.entrypoints.problems import problem_responses
 from atelier_gateway.entrypoints.schemas import Job, JobEvents, SubmitJobBody
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=IdempotentRoute)
 
 
-async def _submitted_already(request: Request, key: str) -> Response | None:
+def _job(request: Request, deps: Deps, job: JobSnapshot) -> Job:
+    details = JobDetails(job=job, assets=job_assets(job, deps.signer, deps.clock()))
+    return render.job(details, render.file_urls(request))
+
+
+async def _submitted_already(request: Request, key: IdempotentRequest) -> Response | None:
     """A keyed submit still marked in progress: if its job is in the log, the command was stored."""
-    deps = request.app.state.deps
-    job = await read_job(
-        deps.settings.tenant,
-        job_id_for(deps.settings.tenant, key),
-        reader=deps.reader,
-        joblog=deps.joblog,
-        wait_s=deps.settings.read_wait_s,
+    deps: Deps = request.app.state.deps
+    tenant = deps.settings.tenant
+    job = await existing_job(
+        tenant,
+        job_id_for(tenant, key.key),
+        key.request_hash,
+        deps.reader,
+        deps.joblog,
+        deps.settings.read_wait_s,
     )
     if job is None:
         return None
-    details = JobDetails(job=job, assets=job_assets(job, deps.signer, deps.clock()))
-    body = render.job(details, render.file_urls(request)).model_dump(mode="json")
+    body = _job(request, deps, job).model_dump(mode="json")
     return JSONResponse(body, status_code=202, headers={"Location": render.job_path(job.id)})
 
 
@@ -72,8 +84,7 @@ async def submit(body: SubmitJobBody, request: Request, response: Response, deps
         read_wait_s=deps.settings.read_wait_s,
     )
     response.headers["Location"] = render.job_path(result.job.id)
-    details = JobDetails(job=result.job, assets=job_assets(result.job, deps.signer, deps.clock()))
-    return render.job(details, render.file_urls(request))
+    return _job(request, deps, result.job)
 
 
 @router.get("/{job_id}", summary="Read a job", responses=problem_responses(404, 422, 500, 503))

@@ -12,11 +12,9 @@ stand at, so a job's row is decoded again only when another writer moved it.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -38,13 +36,13 @@ from atelier_contracts.events import (
 )
 from atelier_contracts.ids import asset_id
 from atelier_contracts.readmodel import (
+    SqlUnits,
     assemble,
     assets,
     job_events,
     job_steps,
     job_tags,
     jobs,
-    make_sync_engine,
     provider_calls,
     steps_of,
 )
@@ -84,44 +82,21 @@ class SnapshotCache:
 
 
 class SqlProjection:
-    """Writes batches of commits. On SQLite the whole transaction runs in one worker thread on a
-    synchronous connection: through aiosqlite every statement is a hop between threads and back
-    through the event loop, which the orchestrator's other consumers keep busy
-    (``docs/benchmarks.md``). Elsewhere (PostgreSQL) it runs on the async connection."""
+    """Writes batches of commits, each as one unit of work (on SQLite, in one worker thread)."""
 
     def __init__(self, engine: AsyncEngine, cache: SnapshotCache | None = None) -> None:
-        self.engine = engine
         self.cache = cache or SnapshotCache()
-        self._sync: sa.Engine | None = None
-        self._thread: ThreadPoolExecutor | None = None
-        if engine.dialect.name == "sqlite":
-            self._sync = make_sync_engine(engine.url.set(drivername="sqlite"))
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector")
-
-    async def apply(self, commit: Commit, seq: int) -> Applied:
-        return (await self.apply_batch([(commit, seq)]))[0]
+        self._units = SqlUnits(engine, threads=1, name="projector")
 
     async def apply_batch(self, commits: Sequence[tuple[Commit, int]]) -> list[Applied]:
         """Apply commits (in stream order) in one transaction; one outcome per commit."""
-        if self._sync is not None:
-            batch = await asyncio.get_running_loop().run_in_executor(self._thread, self._apply_sync, commits)
-        else:
-            async with self.engine.begin() as conn:
-                batch = await conn.run_sync(apply_in, commits, self.cache)
-        for snapshot in batch.snapshots:  # only once committed
+        batch = await self._units.run(lambda conn: apply_in(conn, commits, self.cache), write=True)
+        for snapshot in batch.states.values():  # only once committed
             self.cache.put(snapshot)
         return batch.outcomes
 
-    def _apply_sync(self, commits: Sequence[tuple[Commit, int]]) -> _Batch:
-        assert self._sync is not None
-        with self._sync.begin() as conn:
-            return apply_in(conn, commits, self.cache)
-
     def close(self) -> None:
-        if self._sync is not None:
-            self._sync.dispose()
-        if self._thread is not None:
-            self._thread.shutdown()
+        self._units.close()
 
 
 class _Batch:
@@ -137,10 +112,6 @@ class _Batch:
         self.events: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
         self.assets: dict[str, dict[str, Any]] = {}
-
-    @property
-    def snapshots(self) -> list[JobSnapshot]:
-        return list(self.states.values())
 
 
 def apply_in(conn: sa.Connection, commits: Sequence[tuple[Commit, int]], cache: SnapshotCache) -> _Batch:
