@@ -135,7 +135,7 @@ async def run(nats_url: str, tmp: Path) -> None:
     engine = make_engine(db)
     projection = SqlProjection(engine)
     wanted = set(ids)
-    log = [(c, s) async for c, s in read_log(js) if c.job_id in wanted]
+    log = [(c, s) async for c, s in read_log(nc) if c.job_id in wanted]
     half = len(log) // 2
     t0 = time.perf_counter()
     for commit, seq in log[:half]:

@@ -350,16 +350,15 @@ async def run(stack: Stack) -> None:
 
 async def rebuild_rate(nc: Client, path: Path, raw: float) -> None:
     """Every read model rebuilt from this run's log into a fresh database (what `rebuild` does)."""
-    js = nc.jetstream()
     events = 0
-    async for commit, _ in read_log(js):
+    async for commit, _ in read_log(nc):
         events += len(commit.events)
     url = f"sqlite+aiosqlite:///{path}"
     await asyncio.to_thread(upgrade, url)
     engine = make_engine(url)
     try:
         t0 = time.perf_counter()
-        commits = await rebuild(js, engine)
+        commits = await rebuild(nc, engine)
         took = time.perf_counter() - t0
     finally:
         await engine.dispose()

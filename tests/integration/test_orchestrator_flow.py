@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from atelier_contracts.blobstore import FileBlobStore
@@ -121,10 +122,10 @@ async def assert_each_step_succeeded_once(js: JetStreamContext, ids: list[str]) 
         assert wins == dict.fromkeys(["story", "cover", "narration", "thumbnail", "package"], 1), job_id
 
 
-async def assert_rebuild_equals_live(js: JetStreamContext, live_url: str, rebuilt_url: str) -> None:
+async def assert_rebuild_equals_live(nc: Client, live_url: str, rebuilt_url: str) -> None:
     live, rebuilt = make_engine(live_url), make_engine(rebuilt_url)
     try:
-        await rebuild(js, rebuilt)
+        await rebuild(nc, rebuilt)
         async with live.connect() as a, rebuilt.connect() as b:
             left, right = await dump(a), await dump(b)
         assert left == right
@@ -148,7 +149,7 @@ async def test_story_jobs_run_to_success_and_rebuild_equals_live(
             ids = [await submit(js, f"story {i}") for i in range(10)]
             await eventually(lambda: all_succeeded(database_url, ids), within=60)
         await assert_each_step_succeeded_once(js, ids)
-        await assert_rebuild_equals_live(js, database_url, await new_database())
+        await assert_rebuild_equals_live(nc, database_url, await new_database())
     finally:
         await orch.close()
         await nc.close()
@@ -172,7 +173,7 @@ async def test_two_orchestrators_share_the_work_without_doubling_it(
         snapshot, _ = await store.load(ids[0])
         assert snapshot is not None
         assert snapshot.steps["cover"].attempts == 2, "the injected failure was retried"
-        await assert_rebuild_equals_live(js, database_url, await new_database())
+        await assert_rebuild_equals_live(nc, database_url, await new_database())
     finally:
         for r in replicas:
             await r.close()
@@ -188,4 +189,42 @@ async def test_streams_are_created_idempotently(nats_server: NatsServer) -> None
         names = {s.config.name for s in await js.streams_info()}
         assert {"ATELIER_COMMANDS", "ATELIER_JOBS", "ATELIER_WORK", "ATELIER_REPORTS"} <= names
     finally:
+        await nc.close()
+
+
+async def test_an_earlier_versions_dispatcher_is_drained_then_retired(
+    nats_server: NatsServer, database_url: str
+) -> None:
+    """Commits the old dispatcher consumer had not acked are relayed by the new start, once."""
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    from atelier_contracts.subjects import JOBS_STREAM, WORK_STREAM
+    from atelier_orchestrator.app.handlers import JobService
+
+    nc = await connect(nats_server.url, "test")
+    js = nc.jetstream()
+    await ensure_streams(js)
+    old = ConsumerConfig(durable_name="orchestrator-dispatcher", filter_subject="atelier.job.>")
+    old.ack_policy = AckPolicy.EXPLICIT
+    await js.add_consumer(JOBS_STREAM, old)
+    # Appended by the old version; its dispatcher never got to the commit.
+    job_id = new_job_id()
+    msg_id = new_message_id()
+    body = SubmitJob(kind="story", title="t", input={"prompt": "t"})
+    env = Envelope(
+        msg_id=msg_id, job_id=job_id, tenant="t1", correlation_id=msg_id, causation_id=None,
+        sent_at=datetime.now(UTC), body=body,
+    )  # fmt: skip
+    await JobService(JetStreamEventStore(js)).handle(env)  # type: ignore[arg-type]
+    assert (await js.stream_info(WORK_STREAM)).state.messages == 0
+    orch = await bootstrap(settings(nats_server.url, database_url))
+    try:
+        assert (await js.stream_info(WORK_STREAM)).state.messages == 1, "the story step's work item"
+        names = [c.name for c in await js.consumers_info(JOBS_STREAM)]
+        assert "orchestrator-dispatcher" not in names
+        again = await bootstrap(settings(nats_server.url, database_url))  # nothing left to retire
+        await again.close()
+        assert (await js.stream_info(WORK_STREAM)).state.messages == 1
+    finally:
+        await orch.close()
         await nc.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import pytest
 from msgspec.structs import replace
 
 from atelier_contracts.commands import SubmitJob
@@ -46,6 +48,11 @@ class MemoryEventStore:
 
     def forget(self, job_id: str) -> None:
         pass
+
+    async def read(self, job_id: str, after: int = 0) -> AsyncIterator[tuple[Commit, int]]:
+        for commit, seq in list(self.log.get(job_id, [])):
+            if seq > after:
+                yield commit, seq
 
 
 class StaleOnceStore(MemoryEventStore):
@@ -123,3 +130,46 @@ async def test_a_refusal_judged_on_a_stale_snapshot_is_judged_again() -> None:
     store.stale = (replace(state, status=JobStatus.SUCCEEDED), seq - 1)
     events = (await jobs.handle(envelope(CancelJob(), "m2"))).events  # type: ignore[arg-type]
     assert type(events[-1]).__name__ == "JobCancelled"
+
+
+class Crash(Exception):
+    pass
+
+
+async def test_a_commit_appended_but_not_relayed_is_relayed_when_its_message_comes_again() -> None:
+    store = MemoryEventStore()
+    relayed: list[int] = []
+    crash = True
+
+    async def relay(commit: Commit, seq: int) -> None:
+        if crash:
+            raise Crash  # killed between the append and the publish
+        relayed.append(seq)
+
+    jobs = JobService(store, relay=relay, clock=lambda: NOW)
+    with pytest.raises(Crash):
+        await jobs.handle(envelope(submit(), "m1"))  # type: ignore[arg-type]
+    assert len(store.log["job_x"]) == 1
+    assert relayed == []
+    crash = False
+    again = await jobs.handle(envelope(submit(), "m1"), redelivered=True)  # type: ignore[arg-type]
+    assert again.events == [], "nothing is decided twice"
+    assert relayed == [1], "the commit the message caused is relayed"
+    # A first delivery that decides nothing caused no commit: nothing to read back or relay.
+    await jobs.handle(envelope(submit(), "m2"))  # type: ignore[arg-type]
+    assert relayed == [1]
+
+
+async def test_each_appended_commit_is_relayed_once_as_it_is_appended() -> None:
+    store = MemoryEventStore()
+    relayed: list[tuple[str, int]] = []
+
+    async def relay(commit: Commit, seq: int) -> None:
+        relayed.append((commit.causation_id, seq))
+
+    jobs = JobService(store, relay=relay, clock=lambda: NOW)
+    await jobs.handle(envelope(submit(), "m1"))  # type: ignore[arg-type]
+    from atelier_contracts.commands import CancelJob
+
+    await jobs.handle(envelope(CancelJob(), "m2"))  # type: ignore[arg-type]
+    assert relayed == [("m1", 1), ("m2", 2)]

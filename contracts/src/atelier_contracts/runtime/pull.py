@@ -36,6 +36,14 @@ class _Request:
         return self.batch - self.delivered
 
 
+def stream_sequence(msg: Msg) -> int:
+    """A delivered message's sequence in its stream, read from its ack subject (``$JS.ACK.<stream>.
+    <consumer>.<delivered>.<stream seq>…``, or with a domain and account hash before the stream):
+    a tenth of the cost of nats-py's ``msg.metadata``, which parses every field."""
+    tokens = msg.reply.split(".")
+    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+
+
 class PullRequests:
     """One open pull request at a time on one durable consumer; messages go to ``on_message``.
 

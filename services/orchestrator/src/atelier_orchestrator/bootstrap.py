@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 
 import nats.errors
+import nats.js.errors
 import sqlalchemy as sa
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,17 +19,20 @@ from atelier_contracts.runtime.consumer import Consumer, ConsumerSpec
 from atelier_contracts.runtime.nats import cancelled_jobs, close_quietly, connect, ensure_streams
 from atelier_contracts.runtime.service import Part
 from atelier_contracts.snapshot import Projected
-from atelier_contracts.subjects import PROJECTED_SUBJECT
+from atelier_contracts.subjects import JOBS_STREAM, PROJECTED_SUBJECT
 from atelier_orchestrator.adapters.commandbus import JetStreamCommandBus
 from atelier_orchestrator.adapters.deadlines import SqlDeadlines
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
 from atelier_orchestrator.adapters.lostwork import LostWork
 from atelier_orchestrator.adapters.projection import SqlProjection
+from atelier_orchestrator.adapters.replay import read_log
 from atelier_orchestrator.adapters.workqueue import JetStreamWorkQueue
-from atelier_orchestrator.app.handlers import Dispatcher, JobService, utc_now
+from atelier_orchestrator.app.handlers import Dispatcher, JobService, Relay, utc_now
 from atelier_orchestrator.app.sweeper import DeadlineSweeper
 from atelier_orchestrator.config import Settings
 from atelier_orchestrator.entrypoints import subscribers as subs
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -57,7 +62,6 @@ async def bootstrap(settings: Settings) -> Orchestrator:
     js = nc.jetstream()
     await ensure_streams(js)
     engine = make_engine(settings.database_url)
-    jobs = JobService(JetStreamEventStore(js))
 
     async def reply(subject: str, outcome: CommandOutcome) -> None:
         await nc.publish(subject, encode(outcome))
@@ -71,15 +75,16 @@ async def bootstrap(settings: Settings) -> Orchestrator:
             base, ack_wait_s=settings.ack_wait_s, concurrency=concurrency or base.concurrency
         )
 
+    dispatcher = Dispatcher(JetStreamWorkQueue(nc, await cancelled_jobs(js)))
+    jobs = JobService(JetStreamEventStore(js), relay=dispatcher.on_commit)
+    await retire_consumers(nc, dispatcher.on_commit)
     on_command = subs.on_job_message(jobs, command_decoder, "commands", reply)
     on_report = subs.on_job_message(jobs, report_decoder, "reports")
-    dispatcher = Dispatcher(JetStreamWorkQueue(nc, await cancelled_jobs(js)))
     projection = SqlProjection(engine)
     consumers = [
         Consumer(nc, spec(subs.COMMANDS, settings.command_concurrency), on_command),
         Consumer(nc, spec(subs.REPORTS, settings.report_concurrency), on_report),
         Consumer(nc, spec(subs.PROJECTOR), batch_handler=subs.on_commits_project(projection, notify)),
-        Consumer(nc, spec(subs.DISPATCHER), subs.on_commit_dispatch(dispatcher)),
     ]
     sweeper = DeadlineSweeper(
         SqlDeadlines(engine), JetStreamCommandBus(js).send, utc_now, settings.sweep_interval_s
@@ -89,6 +94,21 @@ async def bootstrap(settings: Settings) -> Orchestrator:
         engine=engine,
         consumers=consumers,
         sweeper=sweeper,
-        lost_work=LostWork(nc, jobs.handle),
+        lost_work=LostWork(nc),
         projection=projection,
     )
+
+
+async def retire_consumers(nc: Client, relay: Relay) -> None:
+    """Consumers on the log that earlier versions ran: what one had not acked yet is relayed
+    (idempotently, like a redelivery), then the consumer is deleted."""
+    js = nc.jetstream()
+    for durable in subs.RETIRED:
+        try:
+            info = await js.consumer_info(JOBS_STREAM, durable)
+        except nats.js.errors.NotFoundError:
+            continue
+        async for commit, seq in read_log(nc, after=info.ack_floor.stream_seq if info.ack_floor else 0):
+            await relay(commit, seq)
+        await js.delete_consumer(JOBS_STREAM, durable)
+        log.info("retired a consumer of an earlier version", extra={"consumer": durable})

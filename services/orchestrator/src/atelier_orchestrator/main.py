@@ -56,7 +56,7 @@ async def rebuild_read_models(settings: Settings, target_url: str, verify: bool)
     nc = await connect(settings.nats_url, name="atelier-orchestrator-rebuild")
     target = make_engine(target_url)
     try:
-        commits = await rebuild(nc.jetstream(), target)
+        commits = await rebuild(nc, target)
         print(json.dumps({"rebuilt_commits": commits, "database": target_url}))
         if not verify:
             return 0

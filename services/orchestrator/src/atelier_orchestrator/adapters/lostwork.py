@@ -1,8 +1,9 @@
 """Work that exhausted its deliveries becomes a failed attempt instead of vanishing.
 
 JetStream leaves such a message in the stream and publishes an advisory on core NATS. One
-orchestrator replica (a queue group) takes each advisory, reads the work item, and hands the
-job a ``WorkFailed`` with the code ``worker_lost``; the message is then removed.
+orchestrator replica (a queue group) takes each advisory, reads the work item, and reports a
+``WorkFailed`` with the code ``worker_lost`` for it, as a worker would (so a crash after that
+loses nothing: the report is in the reports stream); the message is then removed.
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
-from atelier_contracts.envelope import Envelope, work_item_decoder
-from atelier_contracts.subjects import WORK_STREAM
+from atelier_contracts.envelope import Envelope, encode, work_item_decoder
+from atelier_contracts.subjects import MSG_ID_HEADER, WORK_STREAM, report_subject
 from atelier_contracts.work import WorkFailed, WorkReport
 
 log = logging.getLogger(__name__)
@@ -27,10 +27,9 @@ MAX_DELIVERIES = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{WORK_STREAM}.>"
 
 
 class LostWork:
-    def __init__(self, nc: Client, handle: Callable[[Envelope[WorkReport]], Awaitable[object]]) -> None:
+    def __init__(self, nc: Client) -> None:
         self.nc = nc
         self.js = nc.jetstream()
-        self.handle = handle
 
     async def on_advisory(self, msg: Msg) -> None:
         seq = int(json.loads(msg.data)["stream_seq"])
@@ -53,17 +52,17 @@ class LostWork:
             started_at=now,
             finished_at=now,
         )
-        await self.handle(
-            Envelope[WorkReport](
-                msg_id=f"{item.work_id}.lost",
-                job_id=item.job_id,
-                tenant=cause.tenant,
-                correlation_id=cause.correlation_id,
-                causation_id=cause.msg_id,
-                sent_at=now,
-                body=report,
-            )
+        msg_id = f"{item.work_id}.lost"
+        envelope = Envelope[WorkReport](
+            msg_id=msg_id,
+            job_id=item.job_id,
+            tenant=cause.tenant,
+            correlation_id=cause.correlation_id,
+            causation_id=cause.msg_id,
+            sent_at=now,
+            body=report,
         )
+        await self.js.publish(report_subject(item.job_id), encode(envelope), headers={MSG_ID_HEADER: msg_id})
         await self.js.delete_msg(WORK_STREAM, seq)
         log.warning("work lost after max deliveries", extra={"job_id": item.job_id, "step": item.step})
 

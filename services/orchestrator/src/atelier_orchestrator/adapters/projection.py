@@ -74,6 +74,11 @@ class SnapshotCache:
         self._entries.move_to_end(job_id)
         return found
 
+    def version(self, job_id: str) -> int | None:
+        """The sequence of the entry held for the job, if any."""
+        found = self._entries.get(job_id)
+        return None if found is None else found.version
+
     def put(self, snapshot: JobSnapshot) -> None:
         self._entries[snapshot.id] = snapshot
         self._entries.move_to_end(snapshot.id)
@@ -82,15 +87,24 @@ class SnapshotCache:
 
 
 class SqlProjection:
-    """Writes batches of commits, each as one unit of work (on SQLite, in one worker thread)."""
+    """Writes batches of commits, each as one unit of work (on SQLite, in one worker thread).
 
-    def __init__(self, engine: AsyncEngine, cache: SnapshotCache | None = None) -> None:
+    ``sole_writer``: nothing else writes these tables while it runs and they started empty (a
+    rebuild), so the cache and a commit's ``prev_seq`` tell where a job stands without asking SQL.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, cache: SnapshotCache | None = None, sole_writer: bool = False
+    ) -> None:
         self.cache = cache or SnapshotCache()
+        self.sole_writer = sole_writer
         self._units = SqlUnits(engine, threads=1, name="projector")
 
     async def apply_batch(self, commits: Sequence[tuple[Commit, int]]) -> list[Applied]:
         """Apply commits (in stream order) in one transaction; one outcome per commit."""
-        batch = await self._units.run(lambda conn: apply_in(conn, commits, self.cache), write=True)
+        batch = await self._units.run(
+            lambda conn: apply_in(conn, commits, self.cache, self.sole_writer), write=True
+        )
         for snapshot in batch.states.values():  # only once committed
             self.cache.put(snapshot)
         return batch.outcomes
@@ -114,10 +128,15 @@ class _Batch:
         self.assets: dict[str, dict[str, Any]] = {}
 
 
-def apply_in(conn: sa.Connection, commits: Sequence[tuple[Commit, int]], cache: SnapshotCache) -> _Batch:
+def apply_in(
+    conn: sa.Connection,
+    commits: Sequence[tuple[Commit, int]],
+    cache: SnapshotCache,
+    sole_writer: bool = False,
+) -> _Batch:
     batch = _Batch()
-    ids = list(dict.fromkeys(commit.job_id for commit, _ in commits))
-    applied = _applied_seqs(conn, ids)
+    firsts = {commit.job_id: commit.prev_seq for commit, _ in reversed(commits)}
+    applied = _applied_seqs(conn, list(firsts)) if not sole_writer else _known_seqs(conn, firsts, cache)
     batch.existing = set(applied)
     starting, inline = _snapshots(conn, applied, cache)
     for job_id in inline:
@@ -145,6 +164,18 @@ def apply_in(conn: sa.Connection, commits: Sequence[tuple[Commit, int]], cache: 
 def _applied_seqs(conn: sa.Connection, ids: list[str]) -> dict[str, int]:
     query = sa.select(jobs.c.id, jobs.c.last_seq).where(jobs.c.id.in_(ids))
     return {row.id: row.last_seq for row in conn.execute(query)}
+
+
+def _known_seqs(conn: sa.Connection, firsts: dict[str, int], cache: SnapshotCache) -> dict[str, int]:
+    """As ``_applied_seqs``, for the only writer of tables that started empty: a job whose first
+    commit here is its first of all has no row; a cached job is where its cache entry says."""
+    known, ask = {}, []
+    for job_id, prev_seq in firsts.items():
+        if (seq := cache.version(job_id)) is not None:
+            known[job_id] = seq
+        elif prev_seq:
+            ask.append(job_id)
+    return known | (_applied_seqs(conn, ask) if ask else {})
 
 
 def _snapshots(

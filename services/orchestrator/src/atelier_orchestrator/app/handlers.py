@@ -2,12 +2,18 @@
 
 Each handler is idempotent: a redelivered message decides no new events, and a dispatch is
 published with the work id as its message id.
+
+The log is the outbox, relayed by the handler that appended to it: after the append and before
+the message is acked, the commit's work items and cancellations are published. A crash in between
+redelivers the message; it then decides nothing new, and the commits it caused are read back
+from the log and relayed again (``docs/benchmarks.md``: a separate consumer on the log cost two
+deliveries and two acks a commit).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -53,6 +59,8 @@ class EventStore(Protocol):
 
     def forget(self, job_id: str) -> None: ...
 
+    def read(self, job_id: str, after: int = 0) -> AsyncIterator[tuple[Commit, int]]: ...
+
 
 class WorkQueue(Protocol):
     """Where work items go; a repeated ``work_id`` must not create a second item."""
@@ -82,13 +90,41 @@ class Decision:
     job: JobSnapshot | None
 
 
+Relay = Callable[[Commit, int], Awaitable[object]]
+"""Publishes what an appended commit asks of the world (work items, cancellations); idempotent."""
+
+
+async def _no_relay(commit: Commit, seq: int) -> None:
+    return None
+
+
 class JobService:
-    def __init__(self, store: EventStore, clock: Clock = utc_now, max_conflicts: int = 25) -> None:
+    def __init__(
+        self, store: EventStore, relay: Relay = _no_relay, clock: Clock = utc_now, max_conflicts: int = 25
+    ) -> None:
         self.store = store
+        self.relay = relay
         self.clock = clock
         self.max_conflicts = max_conflicts
 
-    async def handle(self, envelope: Envelope[Command] | Envelope[WorkReport]) -> Decision:
+    async def handle(
+        self, envelope: Envelope[Command] | Envelope[WorkReport], redelivered: bool = False
+    ) -> Decision:
+        """Decide, append and relay the commit. A ``redelivered`` message that decides nothing
+        may have been appended before a crash kept it from being relayed: its commits are
+        relayed again."""
+        decision, appended = await self._decide_and_append(envelope)
+        if appended is not None:
+            await self.relay(*appended)
+        elif redelivered:
+            async for commit, seq in self.store.read(envelope.job_id):
+                if commit.causation_id == envelope.msg_id:
+                    await self.relay(commit, seq)
+        return decision
+
+    async def _decide_and_append(
+        self, envelope: Envelope[Command] | Envelope[WorkReport]
+    ) -> tuple[Decision, tuple[Commit, int] | None]:
         """Decide and append, retrying from a fresh read while other writers get in first."""
         for attempt in range(self.max_conflicts):
             # A submit is almost always of a new job: append to an empty log without reading it.
@@ -108,7 +144,7 @@ class JobService:
                 # "Nothing to do" is only true of the current state: a snapshot from the cache may
                 # lag behind another replica's appends, so confirm before dropping the message.
                 if await self.store.last_seq(envelope.job_id) == seq:
-                    return Decision(events=[], job=state)
+                    return Decision(events=[], job=state), None
                 self.store.forget(envelope.job_id)
                 continue
             commit_id = new_message_id()
@@ -128,7 +164,8 @@ class JobService:
             except ConcurrencyConflict:
                 continue
             log.debug("appended %d event(s)", len(events), extra={"job_id": envelope.job_id})
-            return Decision(events=events, job=replace(new_state, version=new_seq))
+            decision = Decision(events=events, job=replace(new_state, version=new_seq))
+            return decision, (commit, new_seq)
         raise TooManyConflicts(envelope.job_id)
 
 

@@ -1,4 +1,4 @@
-"""The orchestrator's stream subscribers: commands, work reports, and the job log (twice)."""
+"""The orchestrator's stream subscribers: commands, work reports, and the job log's projector."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ from atelier_contracts.runtime.consumer import (
     Retry,
     redelivery_delay,
 )
+from atelier_contracts.runtime.pull import stream_sequence
 from atelier_contracts.snapshot import Projected
 from atelier_contracts.subjects import COMMANDS_STREAM, JOBS_STREAM, REPLY_HEADER, REPORTS_STREAM
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
-from atelier_orchestrator.app.handlers import Dispatcher, JobService
+from atelier_orchestrator.app.handlers import JobService
 from atelier_orchestrator.domain.decide import Rejected
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,8 @@ PROJECTOR = ConsumerSpec(
     stream=JOBS_STREAM, durable="orchestrator-projector", filter_subject="atelier.job.>", concurrency=500
 )
 """A batch handler: ``concurrency`` is the most commits written in one transaction."""
-DISPATCHER = ConsumerSpec(
-    stream=JOBS_STREAM, durable="orchestrator-dispatcher", filter_subject="atelier.job.>"
-)
+RETIRED = ("orchestrator-dispatcher",)
+"""Durable consumers of earlier versions, drained and deleted at start (``retire_consumers``)."""
 
 
 Reply = Callable[[str, CommandOutcome], Awaitable[None]]
@@ -65,7 +65,7 @@ def on_job_message(jobs: JobService, decoder: Decoder, consumer: str, reply: Rep
             log.error("dropped an undecodable message: %s", exc, extra={"subject": msg.subject})
             return ACK
         try:
-            decision = await jobs.handle(envelope)
+            decision = await jobs.handle(envelope, redelivered=msg.metadata.num_delivered > 1)
         except Rejected as exc:
             MESSAGES.labels(consumer, "rejected").inc()
             log.info(
@@ -102,7 +102,7 @@ def on_commits_project(projection: SqlProjection, notify: Notify) -> BatchHandle
     """Everything that arrived, in one transaction; then readers waiting for it are told."""
 
     async def handle(msgs: list[Msg]) -> list[Outcome]:
-        commits = [(commit_decoder.decode(m.data), m.metadata.sequence.stream) for m in msgs]
+        commits = [(commit_decoder.decode(m.data), stream_sequence(m)) for m in msgs]
         try:
             outcomes: list[Applied | None] = list(await projection.apply_batch(commits))
         except Exception:
@@ -132,12 +132,3 @@ def _projected(msg: Msg, outcome: Applied | None) -> Outcome:
     if outcome is None:  # failed: again later, ever later
         return Retry(redelivery_delay(msg.metadata.num_delivered))
     return Retry(0.05) if outcome is Applied.OUT_OF_ORDER else ACK
-
-
-def on_commit_dispatch(dispatcher: Dispatcher) -> Handler:
-    async def handle(msg: Msg) -> Outcome:
-        sent = await dispatcher.on_commit(commit_decoder.decode(msg.data), msg.metadata.sequence.stream)
-        MESSAGES.labels("dispatcher", "dispatched" if sent else "none").inc()
-        return ACK
-
-    return handle
