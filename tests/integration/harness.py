@@ -19,6 +19,7 @@ from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.commands import Command, CommandOutcome, SubmitJob
 from atelier_contracts.envelope import Envelope, encode
 from atelier_contracts.events import JobEvent
+from atelier_contracts.faults import FaultInjection
 from atelier_contracts.ids import new_job_id, new_message_id
 from atelier_contracts.readmodel import assemble, jobs, make_engine, steps_of
 from atelier_contracts.runtime.nats import connect
@@ -40,7 +41,7 @@ from tests.support import eventually
 def offline_ai_handlers(blobs: FileBlobStore) -> dict[str, WorkHandler]:
     """The provider router's real handlers over the built-in offline matrix."""
     matrix = load(None)
-    return ai_handlers(Router(matrix, build_providers(matrix)), blobs)
+    return ai_handlers(Router(matrix, build_providers(matrix)), blobs, FaultInjection(enabled=True))
 
 
 def orchestrator_settings(nats_url: str, database_url: str, **changes: Any) -> Settings:

@@ -34,6 +34,7 @@ from atelier_contracts.common import Artifact, ErrorInfo
 from atelier_contracts.envelope import command_decoder, encode
 from atelier_contracts.errors import ERROR_CODES
 from atelier_contracts.events import JobStarted, JobSubmitted, StepDispatched, StepSpec
+from atelier_contracts.faults import FaultInjection
 from atelier_contracts.readmodel import assets, job_events, jobs, make_engine
 from atelier_contracts.snapshot import JobSnapshot, StepSnapshot
 from atelier_contracts.subjects import COMMANDS_STREAM, MSG_ID_HEADER, REPLY_HEADER, command_subject
@@ -378,6 +379,51 @@ async def test_malformed_json_is_a_validation_problem(gateway: Gateway) -> None:
         "/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert_problem(response, 422, "validation_failed")
+
+
+SLOW = {"slow": {"task": 1}, "slow_s": 10}
+TASK = {"kind": "task", "title": "t", "input": {"prompt": "p", "capability": "text.generate"}}
+
+
+def with_simulate(simulate: object) -> dict[str, Any]:
+    return {**TASK, "input": {**TASK["input"], "simulate": simulate}}  # type: ignore[dict-item]
+
+
+async def test_fault_injection_is_refused_where_the_deployment_does_not_allow_it(
+    gateway: Gateway, js: JetStreamContext
+) -> None:
+    assert not gateway.settings.faults.enabled, "off unless switched on"
+    response = await gateway.client.post("/v1/jobs", json=with_simulate(SLOW))
+    assert_problem(response, 422, "simulate_disabled")
+    assert (await js.stream_info(COMMANDS_STREAM)).state.messages == 0
+
+
+@pytest.mark.parametrize(
+    ("simulate", "status", "loc"),
+    [
+        (SLOW, 202, None),
+        ({"fail": {"task": 2}}, 202, None),
+        ({**SLOW, "slow_s": 31}, 422, ["body", "input", "simulate", "slow_s"]),
+        ({"fail": {"task": "two"}}, 422, ["body", "input", "simulate", "fail", "task"]),
+        ({"fail": {"task": 101}}, 422, ["body", "input", "simulate", "fail", "task"]),
+        ({"crash": True}, 422, ["body", "input", "simulate", "crash"]),
+    ],
+)
+async def test_where_fault_injection_is_allowed_it_is_bounded(
+    nats_server: NatsServer,
+    database_url: str,
+    tmp_path: Path,
+    simulate: object,
+    status: int,
+    loc: list[str] | None,
+) -> None:
+    faults = FaultInjection(enabled=True, max_delay_s=30)
+    async with open_gateway(nats_server.url, database_url, tmp_path, faults=faults) as gw:
+        response = await gw.client.post("/v1/jobs", json=with_simulate(simulate))
+    assert response.status_code == status, response.text
+    if loc is not None:
+        body = assert_problem(response, 422, "validation_failed")
+        assert [issue["loc"] for issue in body["errors"]] == [loc]
 
 
 async def nats_ready(gateway: Gateway, ready: bool) -> bool:

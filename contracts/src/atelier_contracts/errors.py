@@ -11,6 +11,8 @@ ERROR_CODES: dict[str, str] = {
     "file_not_found": "No file with this id, or the link expired or was tampered with.",
     "validation_failed": "The request body or parameters do not match the schema.",
     "unknown_job_kind": "The job kind is not one Atelier knows.",
+    "simulate_disabled": "This deployment does not allow fault injection (input.simulate); "
+    "it is switched on with ATELIER_ALLOW_SIMULATE=1.",
     "not_found": "No such route.",
     "method_not_allowed": "The route exists but not for this method.",
     "unsupported_media_type": "Request bodies must be JSON (Content-Type: application/json).",

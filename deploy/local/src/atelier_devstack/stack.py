@@ -82,6 +82,7 @@ class Stack:
             "ATELIER_DATABASE_URL": self.database_url,
             "ATELIER_BLOB_DIR": str(self.state_dir / "blobs"),
             "ATELIER_URL_SECRET": secret_file.read_text().strip(),
+            "ATELIER_ALLOW_SIMULATE": "1",  # fault injection, to watch retries (compose.yaml: off)
             "PYTHONUNBUFFERED": "1",
         }
         env.update({port_env: str(self.ports[name]) for name, (_, port_env) in SERVICES.items()})

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from atelier_contracts.faults import FaultInjection
+
 # Only for ATELIER_DEV_MODE=1: links signed with a public secret can be forged by anyone.
 DEV_URL_SECRET = b"atelier-dev-secret-do-not-use-in-production"
 MIN_SECRET_LEN = 16
@@ -52,6 +54,8 @@ class Settings:
     """How long an Idempotency-Key is remembered."""
     idempotency_prune_every_s: float = 300.0
     """How often expired idempotency records are deleted."""
+    faults: FaultInjection = field(default_factory=FaultInjection)
+    """Whether jobs may ask the offline providers for failures and delays (``input.simulate``)."""
     idempotency_lock_s: float = 60.0
     """An idempotent request still in progress after this long is taken as abandoned (its gateway
     died), so a retry with the same key may run instead of getting 409 until the key expires."""
@@ -106,6 +110,7 @@ class Settings:
             idempotency_lock_s=_float(
                 env, "ATELIER_IDEMPOTENCY_LOCK_S", cls.idempotency_lock_s, low=1.0, high=86400.0
             ),
+            faults=_faults(env),
         )
         longest = (
             settings.read_wait_s
@@ -151,3 +156,10 @@ def _log_level(raw: str) -> str:
     if not isinstance(logging.getLevelName(level), int):
         raise ConfigError(f"ATELIER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
     return level
+
+
+def _faults(env: Mapping[str, str]) -> FaultInjection:
+    try:
+        return FaultInjection.from_env(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -38,6 +38,10 @@ class UnknownJobKind(AppError):
     code = "unknown_job_kind"
 
 
+class SimulateDisabled(AppError):
+    code = "simulate_disabled"
+
+
 class UnsupportedMediaType(AppError):
     code = "unsupported_media_type"
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from atelier_contracts.faults import MAX_ATTEMPTS_FAILED
 from atelier_contracts.snapshot import JobStatus
 
 MAX_INPUT_BYTES = 64 * 1024
@@ -22,10 +23,34 @@ Title = Annotated[str, Field(min_length=1, max_length=200)]
 Priority = Annotated[int, Field(ge=0, le=9, strict=True)]
 
 
+AttemptCount = Annotated[int, Field(ge=0, le=MAX_ATTEMPTS_FAILED, strict=True)]
+StepName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class SimulateBody(BaseModel):
+    """Fault injection on the offline providers, where the deployment allows it
+    (``ATELIER_ALLOW_SIMULATE=1``; refused with 422 ``simulate_disabled`` elsewhere)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fail: dict[StepName, AttemptCount] = Field(
+        default_factory=dict, description="step → how many of its first attempts fail."
+    )
+    slow: dict[StepName, AttemptCount] = Field(
+        default_factory=dict, description="step → how many of its first attempts answer after `slow_s`."
+    )
+    slow_s: float = Field(
+        default=5.0, gt=0, description="The delay of a slow attempt; at most ATELIER_SIMULATE_MAX_DELAY_S."
+    )
+    final: bool = Field(default=False, description="The failures are final (not retried).")
+
+
 class JobInputBody(BaseModel):
     """What to make; ``prompt`` is required, further keys are passed to the pipeline as they are."""
 
     model_config = ConfigDict(extra="allow")
+
+    simulate: SimulateBody | None = None
 
     prompt: str = Field(min_length=1, max_length=4000)
     project: str | None = Field(

@@ -8,6 +8,7 @@ from typing import Any
 
 from atelier_contracts.blobstore import BlobNotFound, BlobStore
 from atelier_contracts.common import Artifact
+from atelier_contracts.faults import FaultInjection
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
 from atelier_contracts.work import WorkItem
 from atelier_provider_router.app.ports import ImageRequest, SpeechRequest, TextRequest
@@ -22,16 +23,20 @@ def _prompt(item: WorkItem) -> tuple[str, str, int]:
     return prompt, str(item.params.get("title", "")), int(job_input.get("seed", 0))
 
 
-async def simulate_faults(item: WorkItem) -> None:
-    """Offline fault injection, so retries, timeouts and failover can be watched without an outage.
+async def simulate_faults(item: WorkItem, faults: FaultInjection) -> None:
+    """Offline fault injection, so retries, timeouts and failover can be watched without an outage;
+    only where the deployment allows it (``atelier_contracts.faults``).
 
     ``input.simulate.fail = {step: n}`` fails the step's first n attempts (retryable, or final
     with ``"final": true``); ``input.simulate.slow = {step: n}`` makes the first n attempts answer
-    only after ``slow_s`` seconds (default 5), past a short step deadline.
+    only after ``slow_s`` seconds (default 5, at most the deployment's ``max_delay_s``), past a
+    short step deadline.
     """
     simulate = item.params.get("input", {}).get("simulate") or {}
+    if not simulate or not faults.enabled:
+        return
     if item.attempt <= int((simulate.get("slow") or {}).get(item.step, 0)):
-        await asyncio.sleep(float(simulate.get("slow_s", 5)))
+        await asyncio.sleep(min(float(simulate.get("slow_s", 5)), faults.max_delay_s))
     if item.attempt <= int((simulate.get("fail") or {}).get(item.step, 0)):
         final = bool(simulate.get("final", False))
         code = "prompt_invalid" if final else "provider_error"
@@ -85,11 +90,15 @@ def _done(routed: Routed[Any], artifact: Artifact) -> WorkResult:
     )
 
 
-def handlers(router: Router, blobs: BlobStore) -> dict[str, WorkHandler]:
-    """The provider router's work handlers: each routes its call over the capability's providers."""
+def handlers(
+    router: Router, blobs: BlobStore, faults: FaultInjection | None = None
+) -> dict[str, WorkHandler]:
+    """The provider router's work handlers: each routes its call over the capability's providers.
+    ``faults``: whether jobs may inject failures and delays (default: as the environment says)."""
+    faults = FaultInjection.from_env() if faults is None else faults
 
     async def text_generate(item: WorkItem) -> WorkResult:
-        await simulate_faults(item)
+        await simulate_faults(item, faults)
         prompt, title, seed = _prompt(item)
         request = TextRequest(prompt=prompt, title=title, seed=seed)
         routed = await router.call(
@@ -100,7 +109,7 @@ def handlers(router: Router, blobs: BlobStore) -> dict[str, WorkHandler]:
         return _done(routed, Artifact(name="story", kind="text", blob=ref, meta={"words": len(text.split())}))
 
     async def image_generate(item: WorkItem) -> WorkResult:
-        await simulate_faults(item)
+        await simulate_faults(item, faults)
         prompt, title, seed = _prompt(item)
         request = ImageRequest(prompt=prompt, title=title, seed=seed, size=int(item.params.get("size", 1024)))
         routed = await router.call(
@@ -110,7 +119,7 @@ def handlers(router: Router, blobs: BlobStore) -> dict[str, WorkHandler]:
         return _done(routed, Artifact(name="image", kind="image", blob=ref, meta=dict(routed.result.meta)))
 
     async def tts(item: WorkItem) -> WorkResult:
-        await simulate_faults(item)
+        await simulate_faults(item, faults)
         text = _input_text(blobs, item)  # Markdown: the provider decides how to speak it
         request = SpeechRequest(text=text, seed=int(item.params.get("input", {}).get("seed", 0)))
         routed = await router.call(
