@@ -72,11 +72,5 @@ class CommandOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """The job after the decision (accepted commands), so the caller need not wait for SQL."""
 
 
-JOB_KINDS: frozenset[str] = frozenset({"story", "task"})
-"""Job kinds the orchestrator has a pipeline for; the gateway refuses others early."""
-
-TASK_CAPABILITIES: frozenset[str] = frozenset({"text.generate", "image.generate", "tts"})
-"""What a ``task`` job may name as ``input.capability``."""
-
 Command = SubmitJob | CancelJob | RequeueJob | RetryStep | UpdateJob | DeleteJob | ExpireDeadlines
 """The union of all commands."""

@@ -11,6 +11,7 @@ ERROR_CODES: dict[str, str] = {
     "file_not_found": "No file with this id, or the link expired or was tampered with.",
     "validation_failed": "The request body or parameters do not match the schema.",
     "unknown_job_kind": "The job kind is not one Atelier knows.",
+    "unknown_capability": "The job names a capability its kind cannot run (e.g. a task's input.capability).",
     "simulate_disabled": "This deployment does not allow fault injection (input.simulate); "
     "it is switched on with ATELIER_ALLOW_SIMULATE=1.",
     "not_found": "No such route.",

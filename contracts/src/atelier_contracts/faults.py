@@ -10,11 +10,30 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
+
+import msgspec
 
 ENABLE_ENV = "ATELIER_ALLOW_SIMULATE"
 MAX_DELAY_ENV = "ATELIER_SIMULATE_MAX_DELAY_S"
 MAX_ATTEMPTS_FAILED = 100
 """The most attempts of one step a job may ask to fail or slow down."""
+
+Attempts = Annotated[int, msgspec.Meta(ge=0, le=MAX_ATTEMPTS_FAILED)]
+StepName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class Simulate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``input.simulate``: failures and delays the offline providers act out, to watch retries."""
+
+    fail: dict[StepName, Attempts] = {}
+    """step → how many of its first attempts fail."""
+    slow: dict[StepName, Attempts] = {}
+    """step → how many of its first attempts answer only after ``slow_s``."""
+    slow_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    """The delay of a slow attempt; at most the deployment's ``max_delay_s``."""
+    final: bool = False
+    """The failures are final (not retried)."""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from atelier_contracts.errors import ERROR_CODES
@@ -21,7 +22,7 @@ class AppError(Exception):
         super().__init__(self.detail)
 
     @property
-    def extensions(self) -> dict[str, str]:
+    def extensions(self) -> dict[str, object]:
         """Members the problem document carries besides the standard ones."""
         return {}
 
@@ -36,6 +37,24 @@ class FileNotFound(AppError):
 
 class UnknownJobKind(AppError):
     code = "unknown_job_kind"
+
+
+class InputInvalid(AppError):
+    """A job's input does not fit its kind's schema; ``errors`` names each field (loc, msg, type)."""
+
+    code = "validation_failed"
+
+    def __init__(self, errors: Sequence[dict[str, object]], detail: str | None = None) -> None:
+        super().__init__(detail or f"{len(errors)} problem(s) with the job's input; see errors.")
+        self.errors = list(errors)
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"errors": self.errors}
+
+
+class UnknownCapability(InputInvalid):
+    code = "unknown_capability"
 
 
 class SimulateDisabled(AppError):
@@ -65,7 +84,7 @@ class OutcomeUnknown(AppError):
         self.job_id = job_id
 
     @property
-    def extensions(self) -> dict[str, str]:
+    def extensions(self) -> dict[str, object]:
         return {"job_id": self.job_id}
 
 

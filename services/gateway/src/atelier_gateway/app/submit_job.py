@@ -9,14 +9,19 @@ from datetime import datetime
 from typing import Any
 
 from atelier_contracts import ids
-from atelier_contracts.commands import JOB_KINDS, TASK_CAPABILITIES, Command, SubmitJob
+from atelier_contracts.commands import Command, SubmitJob
 from atelier_contracts.envelope import Envelope
+from atelier_contracts.faults import FaultInjection
+from atelier_contracts.kinds import KINDS, InvalidInput, Issue
 from atelier_contracts.snapshot import JobSnapshot, JobStatus
 from atelier_gateway.app.errors import (
     REFUSALS,
     IdempotencyKeyReused,
     IllegalTransition,
+    InputInvalid,
     JobDeleted,
+    SimulateDisabled,
+    UnknownCapability,
     UnknownJobKind,
 )
 from atelier_gateway.app.ports import CommandPublisher, JobLog, JobReader
@@ -59,13 +64,9 @@ async def submit_job(
     clock: Callable[[], datetime],
     wait_s: float,
     read_wait_s: float,
+    faults: FaultInjection,
 ) -> SubmitJobResult:
-    if cmd.kind not in JOB_KINDS:
-        raise UnknownJobKind(f"Unknown job kind {cmd.kind!r}; known kinds: {', '.join(sorted(JOB_KINDS))}.")
-    if cmd.kind == "task" and cmd.input.get("capability") not in TASK_CAPABILITIES:
-        raise UnknownJobKind(
-            f"A task needs input.capability, one of: {', '.join(sorted(TASK_CAPABILITIES))}."
-        )
+    check_input(cmd.kind, cmd.input, faults)
     job_id = job_id_for(cmd.tenant, cmd.idempotency_key)
     if cmd.idempotency_key:
         existing = await existing_job(cmd.tenant, job_id, cmd.request_hash, reader, joblog, read_wait_s)
@@ -90,6 +91,34 @@ async def submit_job(
     if not outcome.accepted:
         raise REFUSALS.get(outcome.code, IllegalTransition)(outcome.message or None)
     return SubmitJobResult(job=outcome.job or _pending(envelope, body))
+
+
+def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjection) -> None:
+    """The input as the kind's schema takes it, and fault injection only where it is allowed."""
+    kind = KINDS.get(kind_name)
+    if kind is None:
+        raise UnknownJobKind(f"Unknown job kind {kind_name!r}; known kinds: {', '.join(sorted(KINDS))}.")
+    try:
+        parsed = kind.parse(job_input)
+    except InvalidInput as exc:
+        error = UnknownCapability if exc.code == "unknown_capability" else InputInvalid
+        raise error([_issue(i) for i in exc.issues], str(exc) if len(exc.issues) == 1 else None) from None
+    simulate = getattr(parsed, "simulate", None)
+    if simulate is None:
+        return
+    if not faults.enabled:
+        raise SimulateDisabled()
+    if simulate.slow_s > faults.max_delay_s:
+        too_long = Issue(
+            loc=("simulate", "slow_s"),
+            msg=f"Expected `float` <= {faults.max_delay_s:g} (ATELIER_SIMULATE_MAX_DELAY_S)",
+            type="out_of_range",
+        )
+        raise InputInvalid([_issue(too_long)])
+
+
+def _issue(issue: Issue) -> dict[str, object]:
+    return {"loc": ["body", "input", *issue.loc], "msg": issue.msg, "type": issue.type}
 
 
 async def existing_job(

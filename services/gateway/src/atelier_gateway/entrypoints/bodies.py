@@ -9,7 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from atelier_gateway.app.batch import MAX_BATCH
 from atelier_gateway.app.job_query import JobFilter
-from atelier_gateway.entrypoints.schemas import JobStatusName, Priority, Tag, Title
+from atelier_gateway.entrypoints.schemas import JobStatusName, KindName, Priority, Tag, Title
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ class JobFilterBody(Strict):
     """The filters of ``GET /v1/jobs``, as JSON."""
 
     status: OneOrMany[JobStatusName] = []
-    kind: OneOrMany[Annotated[str, Field(min_length=1, max_length=32)]] = []
+    kind: OneOrMany[KindName] = []
     priority: OneOrMany[Priority] = []
     priority_min: Priority | None = None
     priority_max: Priority | None = None

@@ -22,6 +22,7 @@ from atelier_gateway.entrypoints import (
     job_commands,
     job_list,
     jobs,
+    kinds,
     ops,
     problems,
     tags,
@@ -87,6 +88,7 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(job_list.router)
     app.include_router(job_commands.router)
     app.include_router(tags.router)
+    app.include_router(kinds.router)
     app.include_router(files.router)
     app.include_router(analytics.router)
     app.include_router(budgets.router)

@@ -13,7 +13,7 @@ from atelier_gateway.app.list_jobs import ListJobsInput, list_jobs
 from atelier_gateway.entrypoints import render
 from atelier_gateway.entrypoints.deps import DepsDep
 from atelier_gateway.entrypoints.problems import problem_responses
-from atelier_gateway.entrypoints.schemas import JobList, JobStatusName, Tag
+from atelier_gateway.entrypoints.schemas import JobList, JobStatusName, KindName, Tag
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -43,7 +43,7 @@ async def list_(
     response: Response,
     deps: DepsDep,
     status: Annotated[list[JobStatusName] | None, Query(description="Any of these statuses.")] = None,
-    kind: Annotated[list[str] | None, Query(description="Any of these kinds.")] = None,
+    kind: Annotated[list[KindName] | None, Query(description="Any of these kinds.")] = None,
     priority: Annotated[list[Level] | None, Query(description="Any of these priorities.")] = None,
     priority_min: Annotated[int | None, Query(ge=0, le=9)] = None,
     priority_max: Annotated[int | None, Query(ge=0, le=9)] = None,

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from atelier_contracts.faults import FaultInjection
 from atelier_contracts.snapshot import JobSnapshot
-from atelier_gateway.app.errors import SimulateDisabled
 from atelier_gateway.app.get_job import JobDetails, get_job, job_assets
 from atelier_gateway.app.job_events import job_events
 from atelier_gateway.app.submit_job import SubmitJobInput, existing_job, job_id_for, submit_job
@@ -23,7 +20,7 @@ from atelier_gateway.entrypoints.idempotency import (
     while_in_progress,
 )
 from atelier_gateway.entrypoints.problems import problem_responses
-from atelier_gateway.entrypoints.schemas import Job, JobEvents, SimulateBody, SubmitJobBody
+from atelier_gateway.entrypoints.schemas import Job, JobEvents, SubmitJobBody
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=IdempotentRoute)
 
@@ -66,7 +63,6 @@ async def _submitted_already(request: Request, key: IdempotentRequest) -> Respon
 )
 @while_in_progress(_submitted_already)
 async def submit(body: SubmitJobBody, request: Request, response: Response, deps: DepsDep) -> Job:
-    _check_simulate(body.input.simulate, deps.settings.faults)
     idempotent = idempotent_request(request)
     result = await submit_job(
         SubmitJobInput(
@@ -74,7 +70,7 @@ async def submit(body: SubmitJobBody, request: Request, response: Response, deps
             request_id=current_request_id(),
             kind=body.kind,
             title=body.title,
-            input=body.input.model_dump(exclude_unset=True),
+            input=body.input,
             priority=body.priority,
             tags=tuple(body.tags),
             idempotency_key=idempotent.key if idempotent else None,
@@ -86,26 +82,10 @@ async def submit(body: SubmitJobBody, request: Request, response: Response, deps
         clock=deps.clock,
         wait_s=deps.settings.submit_wait_s,
         read_wait_s=deps.settings.read_wait_s,
+        faults=deps.settings.faults,
     )
     response.headers["Location"] = render.job_path(result.job.id)
     return _job(request, deps, result.job)
-
-
-def _check_simulate(simulate: SimulateBody | None, faults: FaultInjection) -> None:
-    if simulate is None:
-        return
-    if not faults.enabled:
-        raise SimulateDisabled()
-    if simulate.slow_s > faults.max_delay_s:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("body", "input", "simulate", "slow_s"),
-                    "msg": f"Input should be less than or equal to {faults.max_delay_s:g}",
-                    "type": "less_than_equal",
-                }
-            ]
-        )
 
 
 @router.get("/{job_id}", summary="Read a job", responses=problem_responses(404, 422, 500, 503))

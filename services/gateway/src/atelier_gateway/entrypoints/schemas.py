@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from atelier_contracts.faults import MAX_ATTEMPTS_FAILED
+from atelier_contracts.kinds import KINDS
 from atelier_contracts.snapshot import JobStatus
 
 MAX_INPUT_BYTES = 64 * 1024
@@ -23,42 +23,18 @@ Title = Annotated[str, Field(min_length=1, max_length=200)]
 Priority = Annotated[int, Field(ge=0, le=9, strict=True)]
 
 
-AttemptCount = Annotated[int, Field(ge=0, le=MAX_ATTEMPTS_FAILED, strict=True)]
-StepName = Annotated[str, Field(min_length=1, max_length=64)]
+def _known_kind(name: str) -> str:
+    if name not in KINDS:
+        raise ValueError(f"unknown job kind {name!r}; known kinds: {', '.join(sorted(KINDS))}")
+    return name
 
 
-class SimulateBody(BaseModel):
-    """Fault injection on the offline providers, where the deployment allows it
-    (``ATELIER_ALLOW_SIMULATE=1``; refused with 422 ``simulate_disabled`` elsewhere)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    fail: dict[StepName, AttemptCount] = Field(
-        default_factory=dict, description="step → how many of its first attempts fail."
-    )
-    slow: dict[StepName, AttemptCount] = Field(
-        default_factory=dict, description="step → how many of its first attempts answer after `slow_s`."
-    )
-    slow_s: float = Field(
-        default=5.0, gt=0, description="The delay of a slow attempt; at most ATELIER_SIMULATE_MAX_DELAY_S."
-    )
-    final: bool = Field(default=False, description="The failures are final (not retried).")
-
-
-class JobInputBody(BaseModel):
-    """What to make; ``prompt`` is required, further keys are passed to the pipeline as they are."""
-
-    model_config = ConfigDict(extra="allow")
-
-    simulate: SimulateBody | None = None
-
-    prompt: str = Field(min_length=1, max_length=4000)
-    project: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=64,
-        description="The project the job's usage and cost count toward (and whose budget applies).",
-    )
+KindName = Annotated[
+    str,
+    Field(min_length=1, max_length=32, json_schema_extra={"enum": sorted(KINDS)}),
+    AfterValidator(_known_kind),
+]
+"""A job kind of the registry (``GET /v1/kinds``)."""
 
 
 class SubmitJobBody(BaseModel):
@@ -79,13 +55,15 @@ class SubmitJobBody(BaseModel):
 
     kind: str = Field(min_length=1, max_length=32, description="A job kind, e.g. 'story'.")
     title: Title
-    input: JobInputBody
+    input: dict[str, Any] = Field(
+        description="What to make, in the shape the kind's input schema gives (`GET /v1/kinds`)."
+    )
     priority: Priority = 0
     tags: list[Tag] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")
     def _input_fits_a_message(self) -> SubmitJobBody:
-        if len(msgspec.json.encode(self.input.model_dump())) > MAX_INPUT_BYTES:
+        if len(msgspec.json.encode(self.input)) > MAX_INPUT_BYTES:
             raise ValueError(f"input must encode to at most {MAX_INPUT_BYTES} bytes of JSON")
         return self
 

@@ -49,7 +49,7 @@ from atelier_contracts.events import (
 from atelier_contracts.ids import work_id
 from atelier_contracts.snapshot import JobSnapshot, JobStatus, StepSnapshot, StepStatus
 from atelier_contracts.work import WorkFailed, WorkReport, WorkStarted, WorkSucceeded
-from atelier_orchestrator.domain.pipelines import default_deadline_s, pipeline_for
+from atelier_orchestrator.domain.pipelines import NoPipeline, Pipeline, default_deadline_s, pipeline_for
 from atelier_orchestrator.domain.policies import backoff_delay, is_retryable, step_deadline
 from atelier_orchestrator.domain.state import EventMeta, evolve
 
@@ -124,6 +124,7 @@ def _submit(d: _Decision, cmd: SubmitJob) -> None:
     if d.state is not None:
         return  # the job exists: a redelivered or repeated submit changes nothing
     pipeline = pipeline_for(cmd.kind, cmd.input)
+    planned = pipeline if isinstance(pipeline, Pipeline) else Pipeline(steps=())
     deadline_s = cmd.deadline_s or default_deadline_s(cmd.kind)
     d.emit(
         JobSubmitted(
@@ -132,15 +133,14 @@ def _submit(d: _Decision, cmd: SubmitJob) -> None:
             input=cmd.input,
             priority=cmd.priority,
             tags=cmd.tags,
-            steps=list(pipeline.steps) if pipeline else [],
-            partial_ready_after=pipeline.partial_ready_after if pipeline else None,
+            steps=list(planned.steps),
+            partial_ready_after=planned.partial_ready_after,
             deadline_at=d.now + timedelta(seconds=deadline_s),
             request_hash=cmd.request_hash,
         )
     )
-    if pipeline is None:
-        reason = f"no pipeline for kind {cmd.kind!r} with this input"
-        d.emit(JobFailed(error=ErrorInfo(code="unknown_job_kind", message=reason, at=d.now)))
+    if isinstance(pipeline, NoPipeline):
+        d.emit(JobFailed(error=pipeline.error(d.now)))
         return
     _dispatch_ready_steps(d)
 

@@ -1,0 +1,16 @@
+"""Job kinds as data, in one registry that the gateway and the orchestrator both read.
+
+Adding a kind is a module here (its input Struct, its ``plan``, a ``KIND``) and one line below;
+``docs/workflows.md`` walks through it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atelier_contracts.kinds import story, task
+from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind
+
+KINDS: dict[str, JobKind[Any]] = {k.name: k for k in (story.KIND, task.KIND)}
+
+__all__ = ["KINDS", "BaseInput", "InvalidInput", "Issue", "JobKind"]

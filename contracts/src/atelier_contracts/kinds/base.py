@@ -1,0 +1,124 @@
+"""What a job kind is: its input schema, the steps an input makes, its deadline.
+
+A kind's input is a msgspec Struct. The gateway parses every submitted input with it (strictly:
+``"seed": "abc"`` is refused, not coerced) and refuses what does not fit with the field's path;
+the orchestrator parses it again to plan the steps, so a command that came some other way is
+held to the same schema. Nothing downstream receives an input its kind does not describe.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
+
+import msgspec
+
+from atelier_contracts.events import StepSpec
+from atelier_contracts.faults import Simulate
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One thing wrong with an input: where (a path into it), what, and a machine-readable type."""
+
+    loc: Loc
+    msg: str
+    type: str
+
+
+class InvalidInput(Exception):
+    """An input its kind cannot take. ``code`` is an error code (``validation_failed``,
+    ``unknown_capability``)."""
+
+    def __init__(self, code: str, issues: list[Issue]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, i.loc)) or 'input'}: {i.msg}" for i in issues))
+        self.code = code
+        self.issues = issues
+
+
+Prompt = Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
+Seed = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+Project = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class BaseInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Fields every kind takes."""
+
+    prompt: Prompt
+    seed: Seed = 0
+    """Offline providers are deterministic in (prompt, seed)."""
+    project: Project | None = None
+    """The project the job's usage and cost count toward (and whose budget applies)."""
+    simulate: Simulate | None = None
+    """Fault injection on the offline providers, where the deployment allows it."""
+
+
+In = TypeVar("In", bound=BaseInput)
+
+
+@dataclass(frozen=True)
+class JobKind(Generic[In]):
+    name: str
+    description: str
+    input_type: type[In]
+    plan: Callable[[In], tuple[StepSpec, ...]]
+    """The steps an (already valid) input makes."""
+    partial_ready_after: str | None = None
+    """The step whose success makes the job ``partial_ready``."""
+    deadline_s: float = 3600.0
+    """How long a job of this kind may take from submission (or requeue) to its end."""
+    check: Callable[[In], None] | None = None
+    """Rules the schema cannot say (raises ``InvalidInput``)."""
+
+    def parse(self, raw: Mapping[str, Any]) -> In:
+        try:
+            parsed = msgspec.convert(raw, self.input_type, strict=True)
+        except msgspec.ValidationError as exc:
+            raise InvalidInput("validation_failed", [issue_of(exc)]) from None
+        if self.check is not None:
+            self.check(parsed)
+        return parsed
+
+    def steps(self, raw: Mapping[str, Any]) -> tuple[StepSpec, ...]:
+        return self.plan(self.parse(raw))
+
+    def schema(self) -> dict[str, Any]:
+        """The input's JSON Schema (as served by ``GET /v1/kinds``)."""
+        return msgspec.json.schema(self.input_type)
+
+
+_AT = re.compile(r"^(?P<msg>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
+_PART = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]+)`")
+
+
+def issue_of(exc: msgspec.ValidationError) -> Issue:
+    """msgspec says ``Expected `int`, got `str` - at `$.seed```: the path becomes ``("seed",)``."""
+    msg, loc = str(exc), list[str | int]()
+    found = _AT.match(msg)
+    if found is not None:
+        msg = found["msg"]
+        for name, index in _PART.findall(found["path"]):
+            loc.append(name if name else (int(index) if index.isdigit() else index))
+    field = _FIELD.match(msg)
+    if field is not None:  # missing or unknown: the path names the object, the message the field
+        loc.append(field[1])
+    return Issue(loc=tuple(loc), msg=msg, type=_type_of(msg))
+
+
+def _type_of(msg: str) -> str:
+    if msg.startswith("Object missing required field"):
+        return "missing"
+    if msg.startswith("Object contains unknown field"):
+        return "extra_forbidden"
+    if msg.startswith("Expected `") and ", got `" in msg:
+        return "type_error"
+    if msg.startswith("Expected `"):
+        return "out_of_range"  # a constraint: ``Expected `int` <= 20``
+    if msg.startswith("Invalid enum value"):
+        return "enum"
+    return "value_error"

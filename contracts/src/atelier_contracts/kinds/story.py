@@ -1,0 +1,41 @@
+"""``story``: a children's story — text, then cover and narration in parallel, a thumbnail, a ZIP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from atelier_contracts.events import StepSpec
+from atelier_contracts.kinds.base import BaseInput, JobKind
+
+
+class StoryInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    age: Annotated[int, msgspec.Meta(ge=1, le=18)] | None = None
+    """The reader's age, for the story's tone."""
+
+
+def plan(_: StoryInput) -> tuple[StepSpec, ...]:
+    return (
+        StepSpec(name="story", capability="text.generate", timeout_s=120),
+        StepSpec(
+            name="cover", capability="image.generate", needs=("story",), params={"size": 1024}, timeout_s=180
+        ),
+        StepSpec(name="narration", capability="tts", needs=("story",), timeout_s=180),
+        StepSpec(
+            name="thumbnail",
+            capability="image.thumbnail",
+            needs=("cover",),
+            params={"max_side": 256, "format": "webp"},
+        ),
+        StepSpec(name="package", capability="bundle.zip", needs=("story", "cover", "thumbnail", "narration")),
+    )
+
+
+KIND = JobKind(
+    name="story",
+    description="A children's story: text, cover image and narration, a thumbnail, and a ZIP of all.",
+    input_type=StoryInput,
+    plan=plan,
+    partial_ready_after="story",
+)

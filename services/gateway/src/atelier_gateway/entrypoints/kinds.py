@@ -1,0 +1,49 @@
+"""``GET /v1/kinds``: the job kinds this deployment runs, each with its input's JSON Schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from atelier_contracts.kinds import KINDS, JobKind
+from atelier_gateway.entrypoints.problems import problem_responses
+
+router = APIRouter(prefix="/v1/kinds", tags=["kinds"])
+
+
+class KindOut(BaseModel):
+    name: str
+    description: str
+    partial_ready_after: str | None = Field(description="The step whose success makes a job partial_ready.")
+    deadline_s: float = Field(description="How long a job of this kind may take, by default.")
+    input_schema: dict[str, Any] = Field(description="JSON Schema of the kind's `input`.")
+
+
+class KindList(BaseModel):
+    items: list[KindOut]
+
+
+def _out(kind: JobKind[Any]) -> KindOut:
+    return KindOut(
+        name=kind.name,
+        description=kind.description,
+        partial_ready_after=kind.partial_ready_after,
+        deadline_s=kind.deadline_s,
+        input_schema=kind.schema(),
+    )
+
+
+@router.get("", summary="List job kinds", responses=problem_responses(500))
+async def list_kinds() -> KindList:
+    return KindList(items=[_out(KINDS[name]) for name in sorted(KINDS)])
+
+
+@router.get("/{name}", summary="Read a job kind", responses=problem_responses(404, 422, 500))
+async def read_kind(name: str) -> KindOut:
+    kind = KINDS.get(name)
+    if kind is None:
+        detail = f"No job kind {name!r}; known kinds: {', '.join(sorted(KINDS))}."
+        raise HTTPException(status_code=404, detail=detail)
+    return _out(kind)
