@@ -130,7 +130,9 @@ def story_snapshot(
                 name="write",
                 capability="text.generate",
                 status="succeeded",
-                attempts=1,
+                attempts=2,
+                # The first attempt failed; the step succeeded since: that is history, not state.
+                last_error=ErrorInfo(code="provider_error", message="first try timed out", at=created_at),
                 outputs=[Artifact(name="story", kind="text", blob=text)],
                 provider="offline",
                 model="text-v1",
@@ -430,11 +432,17 @@ async def test_the_kinds_and_their_input_schemas_are_listed(gateway: Gateway) ->
     assert_problem(await gateway.client.get("/v1/kinds/sonnet"), 404, "not_found")
 
 
-async def test_malformed_json_is_a_validation_problem(gateway: Gateway) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [b"{not json", b'{"kind": "\xff\xfe"}', '{"title": "é"}'.encode("latin-1"), b"\xff\xfe\x00{"],
+)
+async def test_malformed_json_is_a_validation_problem(gateway: Gateway, content: bytes) -> None:
+    """Broken JSON and broken encoding alike: 422 (FastAPI alone answers the second 400)."""
     response = await gateway.client.post(
-        "/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}
+        "/v1/jobs", content=content, headers={"content-type": "application/json"}
     )
-    assert_problem(response, 422, "validation_failed")
+    body = assert_problem(response, 422, "validation_failed")
+    assert body["errors"][0]["type"] == "json_invalid"
 
 
 SLOW = {"slow": {"task": 1}, "slow_s": 10}
@@ -596,7 +604,7 @@ async def test_get_job_builds_the_representation_from_the_snapshot(gateway: Gate
         "capability": "text.generate",
         "needs": [],
         "status": "succeeded",
-        "attempts": 1,
+        "attempts": 2,
         "provider": "offline",
         "model": "text-v1",
         "fallbacks": [],
@@ -689,7 +697,26 @@ async def test_list_is_newest_first_and_filters_by_status_and_kind(gateway: Gate
     assert {"id", "status", "steps", "model_used", "links", "created_at"} <= set(summary)
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"limit": "many"}, {"status": "sleeping"}])
+async def test_a_usage_window_takes_iso_dates_not_numbers(gateway: Gateway) -> None:
+    errors = assert_problem(
+        await gateway.client.get("/v1/usage", params={"to": "0.5"}), 422, "validation_failed"
+    )
+    assert errors["errors"][0]["loc"] == ["query", "to"]
+    ok = await gateway.client.get("/v1/usage", params={"from": "2026-01-01T00:00:00Z"})
+    assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 201},
+        {"limit": "many"},
+        {"status": "sleeping"},
+        {"created_after": "0.5"},  # not seconds since 1970: date-times are ISO 8601 only
+        {"created_before": "1733000000"},
+    ],
+)
 async def test_bad_list_parameters_are_validation_problems(gateway: Gateway, params: dict[str, Any]) -> None:
     body = assert_problem(await gateway.client.get("/v1/jobs", params=params), 422, "validation_failed")
     assert body["errors"][0]["loc"][0] == "query"
@@ -794,7 +821,9 @@ async def test_unknown_routes_and_methods_are_problems(gateway: Gateway) -> None
     assert_problem(await gateway.client.get("/v2/nothing"), 404, "not_found")
     response = await gateway.client.delete("/v1/jobs")
     assert_problem(response, 405, "method_not_allowed")
-    assert "POST" in response.headers["allow"]
+    assert response.headers["allow"] == "GET, POST", "every method of the path, not one route's"
+    response = await gateway.client.put("/v1/jobs/job_x")
+    assert response.headers["allow"] == "DELETE, GET, PATCH"
 
 
 async def test_request_ids_are_echoed_or_made(gateway: Gateway) -> None:
@@ -917,6 +946,8 @@ async def test_openapi_lists_every_route_with_problem_responses(gateway: Gateway
             if mutating:
                 assert {"400", "409", "422"} <= set(operation["responses"]), (method, path)
     assert (await gateway.client.get("/docs")).status_code == 200
+    batch = schema["components"]["schemas"]["BatchBody"]
+    assert batch["oneOf"] == [{"required": ["ids"]}, {"required": ["filter"]}], "exactly one of them"
 
 
 # --- usage and operations -------------------------------------------------------------------

@@ -98,9 +98,10 @@ async def test_the_same_key_with_another_body_is_refused(
     k = key()
     assert (await gateway.client.post("/v1/jobs", json=BODY, headers={KEY: k})).status_code == 202
     other = await gateway.client.post("/v1/jobs", json={**BODY, "title": "Another"}, headers={KEY: k})
-    assert_problem(other, 422, "idempotency_key_reused")
+    assert "different request body" in assert_problem(other, 422, "idempotency_key_reused")["detail"]
     elsewhere = await gateway.client.post("/v1/tags", json={"name": "x"}, headers={KEY: k})
-    assert_problem(elsewhere, 422, "idempotency_key_reused")
+    detail = assert_problem(elsewhere, 422, "idempotency_key_reused")["detail"]
+    assert "used on another request, POST /v1/jobs" in detail, "says where, not 'a different body'"
     assert await orchestrator.stored() == 1
 
 

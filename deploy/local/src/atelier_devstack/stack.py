@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from atelier_contracts.runtime.localenv import LOCAL_ENV_FILE
 from atelier_devstack.natsserver import NatsServer, free_port, start_nats
 
 # name -> (console script, argv, env var holding its HTTP port)
@@ -93,11 +94,36 @@ class Stack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "logs").mkdir(exist_ok=True)
         self.nats = start_nats(self.state_dir / "nats", self.nats_port, self.state_dir / "logs" / "nats.log")
+        self.write_local_env()
         self.migrate()
         for name in START_ORDER:
             self.start_service(name)
         for name in START_ORDER:
             self.wait_healthy(name, timeout)
+
+    def write_local_env(self) -> None:
+        """Where this stack's NATS and database are, for commands run beside it without an
+        environment (``atelier-orchestrator rebuild`` from the checkout: ``runtime/localenv.py``)."""
+        lines = [
+            f"ATELIER_NATS_URL=nats://127.0.0.1:{self.nats_port}",
+            f"ATELIER_DATABASE_URL={self.database_url}",
+            f"ATELIER_BLOB_DIR={self.state_dir / 'blobs'}",
+        ]
+        (self.state_dir / LOCAL_ENV_FILE).write_text("\n".join(lines) + "\n")
+
+    def supervise(self) -> list[str]:
+        """Start again whatever died, nats-server first (on its port, with its store); the names
+        of what was restarted."""
+        restarted = []
+        if self.nats is not None and (self.nats.proc is None or self.nats.proc.poll() is not None):
+            self.nats.start()
+            restarted.append("nats-server")
+        for name in START_ORDER:
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                self.start_service(name)
+                restarted.append(name)
+        return restarted
 
     def migrate(self) -> None:
         subprocess.run([_bin("atelier-orchestrator"), "migrate"], env=self.env(), check=True)

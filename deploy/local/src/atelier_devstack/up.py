@@ -1,7 +1,9 @@
 """``atelier-up``: start the whole platform on this machine and keep it running until Ctrl-C.
 
 State (NATS store, SQLite file, blobs, logs) lives in ``ATELIER_STATE_DIR`` (default ``.state``),
-so a second start finds the previous jobs. A service that dies is restarted.
+so a second start finds the previous jobs. A service or nats-server that dies is restarted.
+Where NATS and the database are is written to ``.state/stack.env``, so that commands run from
+the checkout (``atelier-orchestrator rebuild``) find them without an environment.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from atelier_devstack.stack import START_ORDER, Stack
+from atelier_devstack.stack import Stack
 
 
 def _port(name: str, default: int) -> int:
@@ -63,14 +65,9 @@ Press Ctrl-C to stop.
         flush=True,
     )
     while not stopping:
-        for name in START_ORDER:
-            proc = stack.procs.get(name)
-            if proc is not None and proc.poll() is not None and not stopping:
-                print(
-                    f"{name} exited with {proc.returncode}; restarting (log: {state}/logs/{name}.log)",
-                    flush=True,
-                )
-                stack.start_service(name)
+        for name in stack.supervise():
+            log = "nats.log" if name == "nats-server" else f"{name}.log"
+            print(f"{name} had exited; restarted it (log: {state}/logs/{log})", flush=True)
         time.sleep(0.5)
     print("Stopping Atelier ...", flush=True)
     stack.stop()

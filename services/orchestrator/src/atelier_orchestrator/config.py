@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from atelier_contracts.runtime.localenv import with_local_stack
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -24,7 +26,7 @@ class Settings:
     def from_env(cls) -> Settings:
         """``ATELIER_ORCHESTRATOR_CONCURRENCY`` sets both concurrencies; the ``COMMAND_`` and
         ``REPORT_`` variants set one each."""
-        env = os.environ
+        env = with_local_stack(os.environ)  # from the checkout: the `make up` stack's NATS and SQL
         both = env.get("ATELIER_ORCHESTRATOR_CONCURRENCY", "16")
         return cls(
             nats_url=env.get("ATELIER_NATS_URL", "nats://127.0.0.1:4222"),

@@ -34,7 +34,8 @@ class SqlIdempotencyStore(SqlAdapter):
                 await self._drop(claim, row.created_at)
                 continue
             if row.request_hash != claim.request_hash:
-                return ClaimResult("mismatch")
+                elsewhere = (row.method, row.path) != (claim.method, claim.path)
+                return ClaimResult("mismatch", used_on=f"{row.method} {row.path}" if elsewhere else None)
             if row.status == IN_PROGRESS:
                 return ClaimResult("in_progress")
             return ClaimResult("completed", _response(row))

@@ -48,6 +48,8 @@ class ClaimResult:
     state: ClaimState
     response: StoredResponse | None = None
     """The stored response when ``state`` is ``completed``."""
+    used_on: str | None = None
+    """For a ``mismatch`` on another route: the method and path the key was first used on."""
 
 
 def check_key(raw: str) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
 from atelier_gateway.entrypoints.deps import DepsDep
 from atelier_gateway.entrypoints.problems import problem_responses
+from atelier_gateway.entrypoints.schemas import IsoDatetime
 
 router = APIRouter(tags=["usage and operations"])
 
@@ -19,8 +20,8 @@ router = APIRouter(tags=["usage and operations"])
 async def usage(
     deps: DepsDep,
     group_by: Literal["tenant", "project", "provider", "capability"] = "provider",
-    start: Annotated[datetime | None, Query(alias="from", description="Inclusive (ISO 8601).")] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="Exclusive (ISO 8601).")] = None,
+    start: Annotated[IsoDatetime | None, Query(alias="from", description="Inclusive (ISO 8601).")] = None,
+    end: Annotated[IsoDatetime | None, Query(alias="to", description="Exclusive (ISO 8601).")] = None,
 ) -> dict[str, Any]:
     groups = await deps.analytics.usage(deps.settings.tenant, start, end, group_by)
     return {"group_by": group_by, "from": start, "to": end, "groups": groups}

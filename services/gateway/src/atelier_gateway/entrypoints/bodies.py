@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from atelier_gateway.app.batch import MAX_BATCH
 from atelier_gateway.app.job_query import JobFilter
-from atelier_gateway.entrypoints.schemas import JobStatusName, KindName, Priority, Tag, Title
+from atelier_gateway.entrypoints.schemas import IsoDatetime, JobStatusName, KindName, Priority, Tag, Title
 
 T = TypeVar("T")
 
@@ -58,8 +57,8 @@ class JobFilterBody(Strict):
     priority_min: Priority | None = None
     priority_max: Priority | None = None
     tag: OneOrMany[Tag] = Field(default=[], description="The job must carry all of these.")
-    created_after: datetime | None = Field(default=None, description="Inclusive.")
-    created_before: datetime | None = Field(default=None, description="Exclusive.")
+    created_after: IsoDatetime | None = Field(default=None, description="Inclusive.")
+    created_before: IsoDatetime | None = Field(default=None, description="Exclusive.")
     q: str | None = Field(default=None, min_length=1, max_length=200, description="Substring of the title.")
 
     def to_filter(self) -> JobFilter:
@@ -82,7 +81,9 @@ class BatchBody(Strict):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"filter": {"status": ["queued"], "tag": ["bedtime"]}, "dry_run": True}]
+            "examples": [{"filter": {"status": ["queued"], "tag": ["bedtime"]}, "dry_run": True}],
+            # What _one_selection checks, said in the schema for clients and generators.
+            "oneOf": [{"required": ["ids"]}, {"required": ["filter"]}],
         },
     )
 

@@ -125,6 +125,11 @@ async def _run_once(
     )
     result = await deps.idempotency.claim(claim)
     if result.state == "mismatch":
+        if result.used_on is not None:
+            raise IdempotencyKeyReused(
+                f"This Idempotency-Key was used on another request, {result.used_on}; "
+                "a key belongs to one request (method, path and body)."
+            )
         raise IdempotencyKeyReused()
     if result.state == "in_progress":
         pending = IdempotentRequest(key=key, request_hash=claim.request_hash)

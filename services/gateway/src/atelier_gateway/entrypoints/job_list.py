@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -13,7 +12,7 @@ from atelier_gateway.app.list_jobs import ListJobsInput, list_jobs
 from atelier_gateway.entrypoints import render
 from atelier_gateway.entrypoints.deps import DepsDep
 from atelier_gateway.entrypoints.problems import problem_responses
-from atelier_gateway.entrypoints.schemas import JobList, JobStatusName, KindName, Tag
+from atelier_gateway.entrypoints.schemas import IsoDatetime, JobList, JobStatusName, KindName, Tag
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -48,8 +47,8 @@ async def list_(
     priority_min: Annotated[int | None, Query(ge=0, le=9)] = None,
     priority_max: Annotated[int | None, Query(ge=0, le=9)] = None,
     tag: Annotated[list[Tag] | None, Query(description="Carries all of these tags.")] = None,
-    created_after: Annotated[datetime | None, Query(description="Inclusive; ISO 8601.")] = None,
-    created_before: Annotated[datetime | None, Query(description="Exclusive; ISO 8601.")] = None,
+    created_after: Annotated[IsoDatetime | None, Query(description="Inclusive; ISO 8601.")] = None,
+    created_before: Annotated[IsoDatetime | None, Query(description="Exclusive; ISO 8601.")] = None,
     q: Annotated[
         str | None, Query(min_length=1, max_length=200, description="In the title, any case.")
     ] = None,

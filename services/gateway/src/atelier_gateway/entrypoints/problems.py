@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -12,8 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from atelier_contracts.errors import ERROR_CODES
 from atelier_gateway.app.errors import (
@@ -163,12 +166,38 @@ async def _validation_error(request: Request, exc: Exception) -> ProblemResponse
     return problem(422, "validation_failed", instance=_instance(request), detail=detail, errors=issues)
 
 
+_BODY_NOT_PARSED = "There was an error parsing the body"
+"""FastAPI's 400 for a JSON body it could not decode (e.g. invalid UTF-8 inside a string)."""
+
+
 async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == 400 and exc.detail == _BODY_NOT_PARSED:
+        # One answer for a broken body, whether its JSON or its encoding is broken: 422, as for
+        # malformed JSON (FastAPI answers the one 422 and the other 400).
+        issue = {"loc": ["body"], "msg": "the body is not valid JSON in UTF-8", "type": "json_invalid"}
+        detail = "1 problem(s) with the request; see errors."
+        return problem(422, "validation_failed", instance=_instance(request), detail=detail, errors=[issue])
     code = _CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "validation_failed")
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != HTTPStatus(status).phrase else None
-    return problem(status, code, instance=_instance(request), detail=detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if status == 405:  # Starlette names the methods of the first route on the path, not of all
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return problem(status, code, instance=_instance(request), detail=detail, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(request.app.state, "methods_by_path", None)
+    if table is None:
+        table = request.app.state.methods_by_path = [
+            (compile_path(rc.path)[0], set(rc.methods or ()))
+            for rc in iter_route_contexts(request.app.routes)
+            if rc.path is not None
+        ]
+    path = request.url.path
+    return sorted({m for pattern, methods in table if pattern.match(path) for m in methods})
 
 
 def install(app: FastAPI) -> None:

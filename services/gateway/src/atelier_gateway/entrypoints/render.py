@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 from fastapi import Request
 
 from atelier_contracts.common import ErrorInfo
-from atelier_contracts.snapshot import JobSnapshot, StepSnapshot
+from atelier_contracts.snapshot import JobSnapshot, JobStatus, StepSnapshot, StepStatus
 from atelier_gateway.app.get_job import JobAsset, JobDetails
 from atelier_gateway.app.ports import StoredEvent
 from atelier_gateway.entrypoints.schemas import (
@@ -96,7 +96,8 @@ def _summary_fields(snap: JobSnapshot) -> dict[str, Any]:
         "updated_at": _utc(snap.updated_at),
         "finished_at": _utc(snap.finished_at),
         "attempts": snap.attempts,
-        "last_error": _error(snap.last_error),
+        # An error an earlier attempt met is history (the events keep it), not the job's state.
+        "last_error": None if snap.status == JobStatus.SUCCEEDED else _error(snap.last_error),
         "model_used": snap.model_used,
         "steps": [_step(s) for s in snap.steps.values()],
         "links": JobLinks(self_=job_path(snap.id), events=f"{job_path(snap.id)}/events"),
@@ -113,7 +114,7 @@ def _step(step: StepSnapshot) -> StepOut:
         provider=step.provider,
         model=step.model,
         fallbacks=list(step.fallbacks),
-        last_error=_error(step.last_error),
+        last_error=None if step.status == StepStatus.SUCCEEDED else _error(step.last_error),
         started_at=_utc(step.started_at),
         finished_at=_utc(step.finished_at),
     )

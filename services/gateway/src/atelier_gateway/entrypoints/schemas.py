@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from atelier_contracts.kinds import KINDS
 from atelier_contracts.snapshot import JobStatus
@@ -17,6 +18,19 @@ MAX_INPUT_BYTES = 64 * 1024
 JobStatusName = Literal["queued", "running", "partial_ready", "succeeded", "failed", "cancelled"]
 if set(get_args(JobStatusName)) != set(JobStatus.ALL):  # pragma: no cover - guards contract drift
     raise RuntimeError("JobStatusName is out of date with atelier_contracts.snapshot.JobStatus.ALL")
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _not_a_number(value: object) -> object:
+    # pydantic reads a number as seconds since 1970: `to=0.5` would mean the first second of 1970.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an ISO 8601 date-time such as 2026-12-01T10:00:00Z, not a number")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_not_a_number)]
+"""A date-time parameter: ISO 8601 only."""
 
 Tag = Annotated[str, Field(min_length=1, max_length=50)]
 Title = Annotated[str, Field(min_length=1, max_length=200)]
