@@ -374,6 +374,7 @@ async def test_unknown_kind_is_refused_before_publishing(gateway: Gateway, js: J
         ({"priority": "3"}, "priority"),
         ({"tags": [f"t{i}" for i in range(21)]}, "tags"),
         ({"tags": ["x" * 51]}, "tags"),
+        ({"tags": ["night/owl"]}, "tags"),
         ({"colour": "red"}, "colour"),
     ],
 )

@@ -230,7 +230,9 @@ async def test_batch_cancel_by_filter_counts_then_publishes(
     body = {"filter": {"status": "queued", "tag": ["night"]}, "reason": "bulk"}
 
     dry = await gateway.client.post("/v1/jobs/batch/cancel", json={**body, "dry_run": True})
-    assert (dry.status_code, dry.json()) == (202, {"matched": 3, "dry_run": True})
+    assert dry.status_code == 202, dry.text
+    assert (dry.json()["matched"], dry.json()["dry_run"], dry.json()["skipped"]) == (3, True, 0)
+    assert [r["outcome"] for r in dry.json()["results"]] == ["would_submit"] * 3
     assert await orchestrator.stored() == 0
 
     real = await gateway.client.post("/v1/jobs/batch/cancel", json=body)
@@ -242,18 +244,46 @@ async def test_batch_cancel_by_filter_counts_then_publishes(
     assert {c.body for c in commands} == {CancelJob(reason="bulk")}
 
 
+async def test_batch_cancel_answers_per_id_and_skips_finished_jobs(
+    gateway: Gateway, orchestrator: FakeOrchestrator
+) -> None:
+    running = await a_job(gateway, status="running")
+    done = await a_job(gateway, status="succeeded")
+    unknown = ids.new_job_id()
+    real = await gateway.client.post("/v1/jobs/batch/cancel", json={"ids": [done, running, unknown]})
+    assert real.status_code == 202, real.text
+    answer = real.json()
+    assert (answer["matched"], answer["submitted"], answer["skipped"]) == (2, 1, 1)
+    assert answer["results"] == [
+        {"id": done, "outcome": "skipped", "reason": "already succeeded"},
+        {"id": running, "outcome": "submitted"},
+        {"id": unknown, "outcome": "not_found", "reason": "no such job"},
+    ]
+    [command] = await orchestrator.take(1)
+    assert command.job_id == running
+    assert await orchestrator.stored() == 1, "nothing published for the finished or unknown job"
+
+
 async def test_batch_delete_by_ids_skips_unknown_and_deleted_jobs(
     gateway: Gateway, orchestrator: FakeOrchestrator
 ) -> None:
     live = [await a_job(gateway) for _ in range(2)]
     gone = ids.new_job_id()
     await put_jobs(gateway.engine, [snapshot(gone)], deleted=True)
-    chosen = [*live, gone, ids.new_job_id(), live[0]]
+    stranger = ids.new_job_id()
+    chosen = [*live, gone, stranger, live[0]]
 
     dry = await gateway.client.post("/v1/jobs/batch/delete", json={"ids": chosen, "dry_run": True})
-    assert dry.json() == {"matched": 2, "dry_run": True}
+    assert (dry.json()["matched"], dry.json()["dry_run"]) == (2, True)
     real = await gateway.client.post("/v1/jobs/batch/delete", json={"ids": chosen})
-    assert real.json() == {"matched": 2, "submitted": 2, "ids": live}
+    answer = real.json()
+    assert (answer["matched"], answer["submitted"], answer["ids"]) == (2, 2, live)
+    assert [(r["id"], r["outcome"]) for r in answer["results"]] == [
+        (live[0], "submitted"),
+        (live[1], "submitted"),
+        (gone, "not_found"),
+        (stranger, "not_found"),
+    ]
     commands = await orchestrator.take(2)
     assert [(c.job_id, c.body) for c in commands] == [(j, DeleteJob()) for j in live]
     assert await orchestrator.stored() == 2

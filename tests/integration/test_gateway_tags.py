@@ -67,11 +67,41 @@ async def test_created_and_used_tags_are_listed_with_counts(gateway: Gateway) ->
 async def test_a_tag_that_exists_cannot_be_created_again(gateway: Gateway) -> None:
     assert (await gateway.client.post("/v1/tags", json={"name": "night"})).status_code == 201
     assert_problem(await gateway.client.post("/v1/tags", json={"name": "night"}), 409, "tag_exists")
-    await put_jobs(gateway.engine, [snapshot(ids.new_job_id(), tags=["fox"])])
+
+
+async def test_a_tag_only_jobs_carry_can_be_registered_renamed_and_deleted(
+    gateway: Gateway, orchestrator: FakeOrchestrator
+) -> None:
+    carrier = ids.new_job_id()
+    await put_jobs(gateway.engine, [snapshot(carrier, tags=["fox"])])
+    registered = await gateway.client.post("/v1/tags", json={"name": "fox"})
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["job_count"] == 1
+    assert (await tag_list(gateway))["fox"][1] == registered.json()["created_at"]
     assert_problem(await gateway.client.post("/v1/tags", json={"name": "fox"}), 409, "tag_exists")
+    # Never registered: renamed and deleted all the same (on the jobs that carry it).
+    await put_jobs(gateway.engine, [snapshot(other := ids.new_job_id(), tags=["owl"])])
+    renamed = await gateway.client.patch("/v1/tags/owl", json={"name": "heron"})
+    assert (renamed.status_code, renamed.json()["job_ids"]) == (202, [other])
+    deleted = await gateway.client.delete("/v1/tags/fox")
+    assert (deleted.status_code, deleted.json()["job_ids"]) == (202, [carrier])
+    commands = {c.job_id: c.body for c in await orchestrator.take(2)}
+    assert commands == {other: UpdateJob(tags=["heron"]), carrier: UpdateJob(tags=[])}
 
 
-@pytest.mark.parametrize("body", [{"name": ""}, {"name": "x" * 51}, {}, {"name": "a", "colour": "red"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": ""},
+        {"name": "x" * 51},
+        {},
+        {"name": "a", "colour": "red"},
+        {"name": "a/b"},  # a tag is a path segment of /v1/tags/{name}
+        {"name": "two words"},
+        {"name": "-lead"},
+        {"name": 7},
+    ],
+)
 async def test_bad_tag_names_are_validation_problems(gateway: Gateway, body: dict[str, str]) -> None:
     assert_problem(await gateway.client.post("/v1/tags", json=body), 422, "validation_failed")
     assert_problem(await gateway.client.patch("/v1/tags/a", json=body), 422, "validation_failed")

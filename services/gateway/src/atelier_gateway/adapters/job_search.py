@@ -17,6 +17,7 @@ from atelier_contracts.snapshot import JobSnapshot
 from atelier_gateway.adapters.readmodel import visible
 from atelier_gateway.adapters.sql import SqlAdapter, utc
 from atelier_gateway.app.job_query import JobFilter, PageRow, Position, SortKey, as_utc
+from atelier_gateway.app.ports import FoundJob
 
 
 class SqlJobSearch(SqlAdapter):
@@ -55,23 +56,23 @@ class SqlJobSearch(SqlAdapter):
             for row in rows
         ]
 
-    async def match(self, tenant: str, flt: JobFilter, limit: int) -> list[str]:
+    async def match(self, tenant: str, flt: JobFilter, limit: int) -> list[FoundJob]:
         query = (
-            sa.select(jobs.c.id)
+            sa.select(jobs.c.id, jobs.c.status)
             .where(*_criteria(tenant, flt))
             .order_by(jobs.c.created_at, jobs.c.id)
             .limit(limit)
         )
         async with self._connect() as conn:
-            return list((await conn.execute(query)).scalars().all())
+            return [FoundJob(row.id, row.status) for row in await conn.execute(query)]
 
-    async def existing(self, tenant: str, job_ids: list[str]) -> list[str]:
+    async def existing(self, tenant: str, job_ids: list[str]) -> list[FoundJob]:
         if not job_ids:
             return []
-        query = sa.select(jobs.c.id).where(visible(tenant), jobs.c.id.in_(job_ids))
+        query = sa.select(jobs.c.id, jobs.c.status).where(visible(tenant), jobs.c.id.in_(job_ids))
         async with self._connect() as conn:
-            found = set((await conn.execute(query)).scalars().all())
-        return [job_id for job_id in job_ids if job_id in found]
+            found = {row.id: row.status for row in await conn.execute(query)}
+        return [FoundJob(job_id, found[job_id]) for job_id in job_ids if job_id in found]
 
     async def tagged(self, tenant: str, tag: str) -> list[JobSnapshot]:
         query = (

@@ -9,8 +9,10 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
-from atelier_contracts.commands import Command
+from atelier_contracts.commands import CancelJob, Command
+from atelier_contracts.snapshot import JobStatus
 from atelier_gateway.app.errors import InvalidRequest
 from atelier_gateway.app.job_query import JobFilter
 from atelier_gateway.app.ports import CommandPublisher, JobSearch
@@ -31,11 +33,33 @@ class BatchInput:
     dry_run: bool = False
 
 
+Outcome = Literal["submitted", "would_submit", "skipped", "not_found"]
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    id: str
+    outcome: Outcome
+    reason: str | None = None
+    """Why it was skipped (``already succeeded``) or not found."""
+
+
 @dataclass(frozen=True)
 class BatchResult:
     matched: int
+    """Jobs found (visible to the tenant), skipped ones included."""
     submitted: list[str]
     """Ids a command was published for (empty on a dry run)."""
+    items: list[BatchItem]
+    """One per id asked for, or per job the filter matched, in that order."""
+
+
+def skip_reason(body: Command, status: str) -> str | None:
+    """Why the command cannot change a job in this state, judged from the read model (the
+    orchestrator decides each published command again on the job's log)."""
+    if isinstance(body, CancelJob) and status in JobStatus.TERMINAL:
+        return f"already {status}"
+    return None
 
 
 async def batch_command(
@@ -47,20 +71,32 @@ async def batch_command(
 ) -> BatchResult:
     if (cmd.ids is None) == (cmd.filter is None):
         raise InvalidRequest("Give exactly one of ids and filter.")
+    missing: list[str] = []
     if cmd.ids is not None:
         wanted = list(dict.fromkeys(cmd.ids))
         if len(wanted) > MAX_BATCH:
             raise InvalidRequest(f"At most {MAX_BATCH} jobs per call.")
-        matched = await search.existing(cmd.tenant, wanted)
+        found = await search.existing(cmd.tenant, wanted)
+        known = {f.id for f in found}
+        missing = [job_id for job_id in wanted if job_id not in known]
     else:
         assert cmd.filter is not None
-        matched = await search.match(cmd.tenant, cmd.filter, MAX_BATCH + 1)
-        if len(matched) > MAX_BATCH:
+        found = await search.match(cmd.tenant, cmd.filter, MAX_BATCH + 1)
+        if len(found) > MAX_BATCH:
             raise InvalidRequest(f"The filter matches more than {MAX_BATCH} jobs; narrow it.")
-    if cmd.dry_run:
-        return BatchResult(matched=len(matched), submitted=[])
-    await publish_each(cmd.tenant, cmd.request_id, matched, lambda _: cmd.body, publisher, clock)
-    return BatchResult(matched=len(matched), submitted=matched)
+    skipped = {f.id: reason for f in found if (reason := skip_reason(cmd.body, f.status)) is not None}
+    chosen = [f.id for f in found if f.id not in skipped]
+    go: Outcome = "would_submit" if cmd.dry_run else "submitted"
+    by_id = {
+        **{f.id: BatchItem(f.id, go) for f in found if f.id not in skipped},
+        **{job_id: BatchItem(job_id, "skipped", reason) for job_id, reason in skipped.items()},
+        **{job_id: BatchItem(job_id, "not_found", "no such job") for job_id in missing},
+    }
+    order = list(dict.fromkeys(cmd.ids)) if cmd.ids is not None else [f.id for f in found]
+    items = [by_id[job_id] for job_id in order]
+    if not cmd.dry_run:
+        await publish_each(cmd.tenant, cmd.request_id, chosen, lambda _: cmd.body, publisher, clock)
+    return BatchResult(matched=len(found), submitted=[] if cmd.dry_run else chosen, items=items)
 
 
 async def publish_each(

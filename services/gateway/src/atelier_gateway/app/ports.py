@@ -88,6 +88,12 @@ class JobReader(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class FoundJob:
+    id: str
+    status: str
+
+
 class JobSearch(Protocol):
     """Filtered, keyset-paginated queries over a tenant's visible (not deleted) jobs."""
 
@@ -97,11 +103,11 @@ class JobSearch(Protocol):
         """Up to ``limit`` jobs in ``sort`` order, strictly after ``after`` (ties broken by id)."""
         ...
 
-    async def match(self, tenant: str, flt: JobFilter, limit: int) -> list[str]:
-        """Ids of up to ``limit`` jobs matching ``flt``, oldest first."""
+    async def match(self, tenant: str, flt: JobFilter, limit: int) -> list[FoundJob]:
+        """Up to ``limit`` jobs matching ``flt``, oldest first."""
         ...
 
-    async def existing(self, tenant: str, job_ids: list[str]) -> list[str]:
+    async def existing(self, tenant: str, job_ids: list[str]) -> list[FoundJob]:
         """Those of ``job_ids`` that are visible jobs of the tenant, in the given order."""
         ...
 

@@ -32,10 +32,12 @@ async def list_tags(tenant: str, *, registry: TagRegistry) -> list[TagInfo]:
 async def create_tag(
     tenant: str, name: str, *, registry: TagRegistry, clock: Callable[[], datetime]
 ) -> TagInfo:
+    """Register a tag; one jobs already carry (never registered) is registered as it is."""
     now = clock()
-    if await registry.in_use(tenant, name) or not await registry.create(tenant, name, now):
+    if not await registry.create(tenant, name, now):
         raise TagExists(f"The tag {name!r} exists already.")
-    return TagInfo(name=name, job_count=0, created_at=now)
+    carried = next((t.job_count for t in await registry.tags(tenant) if t.name == name), 0)
+    return TagInfo(name=name, job_count=carried, created_at=now)
 
 
 async def rename_tag(

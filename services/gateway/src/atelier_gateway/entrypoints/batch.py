@@ -12,7 +12,7 @@ from atelier_gateway.entrypoints.context import current_request_id
 from atelier_gateway.entrypoints.deps import DepsDep
 from atelier_gateway.entrypoints.idempotency import IdempotentRoute
 from atelier_gateway.entrypoints.problems import problem_responses
-from atelier_gateway.entrypoints.schemas import BatchOut
+from atelier_gateway.entrypoints.schemas import BatchItemOut, BatchOut
 
 # Registered before /v1/jobs/{job_id}/..., which would otherwise take "batch" for a job id.
 router = APIRouter(prefix="/v1/jobs/batch", tags=["job lifecycle"], route_class=IdempotentRoute)
@@ -23,7 +23,9 @@ _ANSWERS = {
 }
 _DESCRIPTION = (
     "Choose jobs by `ids` or by `filter` (the filters of GET /v1/jobs). A command is published "
-    "per job without waiting for decisions; `dry_run` only counts. More than 1000 jobs is a 422."
+    "per job it can change, without waiting for decisions; `results` says per job whether it was "
+    "`submitted`, `skipped` (with the reason, e.g. cancel of a job already succeeded) or "
+    "`not_found`. `dry_run` only tells. More than 1000 jobs is a 422."
 )
 
 
@@ -41,9 +43,17 @@ async def _batch(deps: Deps, body: BatchBody, command: Command) -> BatchOut:
         publisher=deps.publisher,
         clock=deps.clock,
     )
+    results = [BatchItemOut(id=i.id, outcome=i.outcome, reason=i.reason) for i in result.items]
+    skipped = sum(1 for i in result.items if i.outcome == "skipped")
     if body.dry_run:
-        return BatchOut(matched=result.matched, dry_run=True)
-    return BatchOut(matched=result.matched, submitted=len(result.submitted), ids=result.submitted)
+        return BatchOut(matched=result.matched, dry_run=True, skipped=skipped, results=results)
+    return BatchOut(
+        matched=result.matched,
+        submitted=len(result.submitted),
+        skipped=skipped,
+        ids=result.submitted,
+        results=results,
+    )
 
 
 @router.post(

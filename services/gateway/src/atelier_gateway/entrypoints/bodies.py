@@ -8,7 +8,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from atelier_gateway.app.batch import MAX_BATCH
 from atelier_gateway.app.job_query import JobFilter
-from atelier_gateway.entrypoints.schemas import IsoDatetime, JobStatusName, KindName, Priority, Tag, Title
+from atelier_gateway.entrypoints.schemas import (
+    IsoDatetime,
+    JobStatusName,
+    KindName,
+    Priority,
+    Tag,
+    TagQuery,
+    Title,
+)
 
 T = TypeVar("T")
 
@@ -56,7 +64,7 @@ class JobFilterBody(Strict):
     priority: OneOrMany[Priority] = []
     priority_min: Priority | None = None
     priority_max: Priority | None = None
-    tag: OneOrMany[Tag] = Field(default=[], description="The job must carry all of these.")
+    tag: OneOrMany[TagQuery] = Field(default=[], description="The job must carry all of these.")
     created_after: IsoDatetime | None = Field(default=None, description="Inclusive.")
     created_before: IsoDatetime | None = Field(default=None, description="Exclusive.")
     q: str | None = Field(default=None, min_length=1, max_length=200, description="Substring of the title.")

@@ -12,7 +12,7 @@ from atelier_gateway.app.list_jobs import ListJobsInput, list_jobs
 from atelier_gateway.entrypoints import render
 from atelier_gateway.entrypoints.deps import DepsDep
 from atelier_gateway.entrypoints.problems import problem_responses
-from atelier_gateway.entrypoints.schemas import IsoDatetime, JobList, JobStatusName, KindName, Tag
+from atelier_gateway.entrypoints.schemas import IsoDatetime, JobList, JobStatusName, KindName, TagQuery
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -46,7 +46,7 @@ async def list_(
     priority: Annotated[list[Level] | None, Query(description="Any of these priorities.")] = None,
     priority_min: Annotated[int | None, Query(ge=0, le=9)] = None,
     priority_max: Annotated[int | None, Query(ge=0, le=9)] = None,
-    tag: Annotated[list[Tag] | None, Query(description="Carries all of these tags.")] = None,
+    tag: Annotated[list[TagQuery] | None, Query(description="Carries all of these tags.")] = None,
     created_after: Annotated[IsoDatetime | None, Query(description="Inclusive; ISO 8601.")] = None,
     created_before: Annotated[IsoDatetime | None, Query(description="Exclusive; ISO 8601.")] = None,
     q: Annotated[

@@ -177,8 +177,8 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
         # One answer for a broken body, whether its JSON or its encoding is broken: 422, as for
         # malformed JSON (FastAPI answers the one 422 and the other 400).
         issue = {"loc": ["body"], "msg": "the body is not valid JSON in UTF-8", "type": "json_invalid"}
-        detail = "1 problem(s) with the request; see errors."
-        return problem(422, "validation_failed", instance=_instance(request), detail=detail, errors=[issue])
+        why = "1 problem(s) with the request; see errors."
+        return problem(422, "validation_failed", instance=_instance(request), detail=why, errors=[issue])
     code = _CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "validation_failed")
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != HTTPStatus(status).phrase else None
     headers = dict(exc.headers or {})

@@ -32,7 +32,20 @@ def _not_a_number(value: object) -> object:
 IsoDatetime = Annotated[datetime, BeforeValidator(_not_a_number)]
 """A date-time parameter: ISO 8601 only."""
 
-Tag = Annotated[str, Field(min_length=1, max_length=50)]
+TAG_PATTERN = r"^[\w][\w.:-]*$"
+Tag = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=50,
+        pattern=TAG_PATTERN,
+        description="1 to 50 characters: letters, digits, `_`, `-`, `.` and `:`, not starting with "
+        "`-`, `.` or `:` (no spaces or `/`: a tag is also a path segment, `/v1/tags/{name}`).",
+    ),
+]
+"""A tag a request gives to a job or the registry."""
+TagQuery = Annotated[str, Field(min_length=1, max_length=50)]
+"""A tag to look for: also one made before names were checked."""
 Title = Annotated[str, Field(min_length=1, max_length=200)]
 Priority = Annotated[int, Field(ge=0, le=9, strict=True)]
 
@@ -154,11 +167,21 @@ class DeletedJob(BaseModel):
     deleted: bool = Field(description="True once the read model no longer shows the job.")
 
 
+class BatchItemOut(BaseModel):
+    id: str
+    outcome: Literal["submitted", "would_submit", "skipped", "not_found"]
+    reason: str | None = Field(default=None, description='Why skipped ("already succeeded") or not found.')
+
+
 class BatchOut(BaseModel):
-    matched: int
+    matched: int = Field(description="Jobs found, skipped ones included.")
     dry_run: bool | None = Field(default=None, description="Present (true) on a dry run.")
     submitted: int | None = Field(default=None, description="Commands published (absent on a dry run).")
+    skipped: int = Field(
+        description="Jobs found that the command cannot change (e.g. cancel a succeeded job)."
+    )
     ids: list[str] | None = Field(default=None, description="The jobs a command was published for.")
+    results: list[BatchItemOut] = Field(description="One per id asked for (or job matched), in order.")
 
 
 class TagOut(BaseModel):
