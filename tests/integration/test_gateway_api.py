@@ -1020,6 +1020,27 @@ async def test_provider_states_show_the_time_left_of_a_trip_as_of_the_request(
     assert summary["providers"]["b"]["state"] == "half_open"
 
 
+async def test_the_ops_summary_counts_dead_letters_per_consumer(
+    gateway: Gateway, js: JetStreamContext
+) -> None:
+    from nats.aio.msg import Msg
+
+    from atelier_contracts.runtime import deadletter
+
+    assert (await gateway.client.get("/v1/ops/summary")).json()["dead_letters"] == {
+        "total": 0,
+        "by_consumer": {},
+    }
+    nc = js._nc
+    for i in range(2):
+        reply = f"$JS.ACK.ATELIER_COMMANDS.orchestrator-commands.1.{i + 1}.{i + 1}.0.0"
+        msg = Msg(_client=nc, subject="atelier.cmd.job_x", reply=reply, data=b"{", headers=None)
+        await deadletter.bury(nc, "orchestrator-commands", msg, "undecodable", 1)
+    await nc.close()
+    summary = (await gateway.client.get("/v1/ops/summary")).json()
+    assert summary["dead_letters"] == {"total": 2, "by_consumer": {"orchestrator-commands": 2}}
+
+
 async def test_without_nats_the_ops_summary_says_what_it_does_not_know(
     gateway: Gateway, nats_server: NatsServer
 ) -> None:
@@ -1027,5 +1048,6 @@ async def test_without_nats_the_ops_summary_says_what_it_does_not_know(
     nats_server.stop()
     summary = (await gateway.client.get("/v1/ops/summary")).json()
     assert (summary["backlog"], summary["providers"], summary["unavailable"]) == (None, None, ["nats"])
+    assert summary["dead_letters"] is None
     assert summary["jobs_by_status"]["queued"] == 0
     assert_problem(await gateway.client.get("/v1/providers"), 503, "service_unavailable")

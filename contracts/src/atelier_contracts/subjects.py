@@ -8,6 +8,8 @@ COMMANDS_STREAM = "ATELIER_COMMANDS"
 JOBS_STREAM = "ATELIER_JOBS"
 WORK_STREAM = "ATELIER_WORK"
 REPORTS_STREAM = "ATELIER_REPORTS"
+DEAD_STREAM = "ATELIER_DEAD"
+"""Messages a consumer gave up on (undecodable, too large, failing every delivery), with why."""
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 REPLY_HEADER = "Atelier-Reply-To"
@@ -76,6 +78,11 @@ def cancel_subject(job_id: str) -> str:
     return f"atelier.cancel.{job_id}"
 
 
+def dead_subject(durable: str) -> str:
+    """Where the consumer ``durable`` puts the messages it gives up on."""
+    return f"atelier.dead.{durable}"
+
+
 def pool_filter(pool: str, band: str | None = None) -> str:
     return f"atelier.work.{pool}.{band}.>" if band else f"atelier.work.{pool}.>"
 
@@ -89,6 +96,7 @@ class StreamSpec:
     work_queue: bool
     duplicate_window_s: float = 120.0
     allow_direct: bool = False
+    max_age_s: float | None = None
     description: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -118,5 +126,12 @@ STREAMS: tuple[StreamSpec, ...] = (
         subjects=["atelier.report.>"],
         work_queue=True,
         description="Work reports (workers → orchestrator)",
+    ),
+    StreamSpec(
+        name=DEAD_STREAM,
+        subjects=["atelier.dead.>"],
+        work_queue=False,
+        max_age_s=30 * 86400.0,
+        description="Dead letters: messages a consumer gave up on, each with its error (kept 30 days)",
     ),
 )

@@ -1,8 +1,11 @@
 """A durable JetStream pull consumer that runs a handler per message with bounded concurrency.
 
 Delivery is at least once: a handler must be idempotent. It returns what to do with the
-message (:data:`ACK`, or :class:`Retry` to redeliver later); an exception is logged and the
-message redelivered with a growing delay. Long handlers are kept alive with in-progress acks.
+message (:data:`ACK`, :class:`Retry` to redeliver later, :class:`GiveUp` for one no delivery
+can mend); an exception is logged and the message redelivered with a growing delay. Deliveries
+are bounded: a message still failing at its ``dead_after``-th delivery, one larger than
+``max_bytes``, and one given up on go to the dead-letter stream with their error
+(``runtime/deadletter.py``). Long handlers are kept alive with in-progress acks.
 
 A consumer keeps pull requests open, so a message is handled the moment it arrives. With lower
 priority bands (``lower``), it instead asks the bands in order for what they hold now whenever it
@@ -24,21 +27,35 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from prometheus_client import Counter
 
+from atelier_contracts.runtime.deadletter import bury
 from atelier_contracts.runtime.pull import PullRequests
 
 log = logging.getLogger(__name__)
 
+DEAD_LETTERS = Counter(
+    "atelier_dead_letters_total", "Messages given up on, to the dead-letter stream", ["consumer"]
+)
+
 
 @dataclass(frozen=True)
 class Retry:
-    """Redeliver the message after ``delay`` seconds."""
+    """Redeliver the message after ``delay`` seconds (``reason``: why, for the dead letter)."""
 
     delay: float = 0.5
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """No delivery can mend this message (it cannot be decoded, ...): a dead letter at once."""
+
+    reason: str
 
 
 ACK = None
-Outcome = Retry | None
+Outcome = Retry | GiveUp | None
 Handler = Callable[[Msg], Awaitable[Outcome]]
 BatchHandler = Callable[[list[Msg]], Awaitable[list[Outcome]]]
 
@@ -60,6 +77,11 @@ class ConsumerSpec:
     max_ack_pending: int = 1000
     concurrency: int = 8
     """Messages handled at once; with a batch handler, the most messages in one batch."""
+    dead_after: int | None = 10
+    """The delivery at which a message that still fails becomes a dead letter (None: never; the
+    server's ``max_deliver`` then bounds it, as for work items)."""
+    max_bytes: int | None = None
+    """A larger message is a dead letter without being handled."""
 
 
 def redelivery_delay(num_delivered: int) -> float:
@@ -280,30 +302,73 @@ class Consumer:
 
     async def _handle(self, msg: Msg) -> None:
         assert self.handler is not None
-        try:
-            outcome = await self.handler(msg)
-        except Exception:
-            delay = redelivery_delay(msg.metadata.num_delivered)
-            log.exception(
-                "handler failed; redelivering",
-                extra={"subject": msg.subject, "durable": self.spec.durable, "delay_s": delay},
-            )
-            outcome = Retry(delay)
-        await _settle(msg, outcome)
+        outcome: Outcome = self._too_large(msg)
+        if outcome is None:
+            try:
+                outcome = await self.handler(msg)
+            except Exception as exc:
+                delay = redelivery_delay(msg.metadata.num_delivered)
+                log.exception(
+                    "handler failed; redelivering",
+                    extra={"subject": msg.subject, "durable": self.spec.durable, "delay_s": delay},
+                )
+                outcome = Retry(delay, f"{type(exc).__name__}: {exc}")
+        await self._settle(msg, outcome)
 
     async def _handle_batch(self, msgs: list[Msg]) -> None:
         assert self.batch_handler is not None
-        try:
-            outcomes = await self.batch_handler(msgs)
-        except Exception:
-            delay = redelivery_delay(min(m.metadata.num_delivered for m in msgs))
-            log.exception(
-                "batch handler failed; redelivering",
-                extra={"durable": self.spec.durable, "messages": len(msgs), "delay_s": delay},
-            )
-            outcomes = [Retry(delay)] * len(msgs)
-        for msg, outcome in zip(msgs, outcomes, strict=True):
-            await _settle(msg, outcome)
+        large = {id(m): o for m in msgs if (o := self._too_large(m)) is not None}
+        fit = [m for m in msgs if id(m) not in large]
+        outcomes: list[Outcome] = []
+        if fit:
+            try:
+                outcomes = await self.batch_handler(fit)
+            except Exception as exc:
+                delay = redelivery_delay(min(m.metadata.num_delivered for m in fit))
+                log.exception(
+                    "batch handler failed; redelivering",
+                    extra={"durable": self.spec.durable, "messages": len(fit), "delay_s": delay},
+                )
+                outcomes = [Retry(delay, f"{type(exc).__name__}: {exc}")] * len(fit)
+        for msg, outcome in [
+            *zip(fit, outcomes, strict=True),
+            *((m, large[id(m)]) for m in msgs if id(m) in large),
+        ]:
+            await self._settle(msg, outcome)
+
+    def _too_large(self, msg: Msg) -> GiveUp | None:
+        limit = self.spec.max_bytes
+        if limit is not None and len(msg.data) > limit:
+            return GiveUp(f"too large: {len(msg.data)} bytes, more than the {limit} this consumer takes")
+        return None
+
+    async def _settle(self, msg: Msg, outcome: Outcome) -> None:
+        if isinstance(outcome, Retry) and self.spec.dead_after is not None:
+            deliveries = msg.metadata.num_delivered
+            if deliveries >= self.spec.dead_after:
+                why = outcome.reason or "asked to be redelivered"
+                outcome = GiveUp(f"still failing after {deliveries} deliveries: {why}")
+        if isinstance(outcome, GiveUp):
+            try:
+                await bury(self.nc, self.spec.durable, msg, outcome.reason, msg.metadata.num_delivered)
+            except Exception:
+                log.exception(
+                    "could not store a dead letter; redelivering", extra={"durable": self.spec.durable}
+                )
+                outcome = Retry(redelivery_delay(msg.metadata.num_delivered))
+            else:
+                DEAD_LETTERS.labels(self.spec.durable).inc()
+                log.error(
+                    "gave up on a message: %s",
+                    outcome.reason,
+                    extra={"subject": msg.subject, "durable": self.spec.durable},
+                )
+                outcome = ACK
+        with contextlib.suppress(Exception):
+            if outcome is None:
+                await msg.ack()
+            else:
+                await msg.nak(delay=outcome.delay)
 
 
 def _matches(pattern: str, subject: str) -> bool:
@@ -315,11 +380,3 @@ def _matches(pattern: str, subject: str) -> bool:
         if i >= len(got) or (token != "*" and token != got[i]):
             return False
     return len(want) == len(got)
-
-
-async def _settle(msg: Msg, outcome: Outcome) -> None:
-    with contextlib.suppress(Exception):
-        if outcome is None:
-            await msg.ack()
-        else:
-            await msg.nak(delay=outcome.delay)

@@ -109,6 +109,7 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
         storage=StorageType.FILE,
         duplicate_window=spec.duplicate_window_s,
         allow_direct=spec.allow_direct or None,
+        max_age=spec.max_age_s,
     )
 
 

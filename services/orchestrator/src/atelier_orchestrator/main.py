@@ -1,4 +1,5 @@
-"""``atelier-orchestrator``: run the service, migrate the read models, or rebuild them from the log."""
+"""``atelier-orchestrator``: run the service, migrate or rebuild the read models, release blobs,
+list and re-drive dead letters."""
 
 from __future__ import annotations
 
@@ -12,14 +13,19 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+from nats.aio.client import Client
+
 from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.envelope import commit_decoder
 from atelier_contracts.readmodel import dump, make_engine
-from atelier_contracts.runtime import logs, service
+from atelier_contracts.runtime import deadletter, logs, service
 from atelier_contracts.runtime.nats import close_quietly, connect, ready_check
 from atelier_contracts.runtime.ops import serve_ops
 from atelier_contracts.runtime.service import install_stop_signals, run_until_stopped
+from atelier_contracts.subjects import JOBS_STREAM
 from atelier_orchestrator.adapters.blobgc import release_blobs
 from atelier_orchestrator.adapters.migrate import upgrade
+from atelier_orchestrator.adapters.projection import Applied, SqlProjection
 from atelier_orchestrator.adapters.replay import rebuild
 from atelier_orchestrator.bootstrap import bootstrap
 from atelier_orchestrator.config import Settings
@@ -74,6 +80,53 @@ async def rebuild_read_models(settings: Settings, target_url: str, verify: bool)
         await close_quietly(nc)
 
 
+async def dead_letters(settings: Settings, consumer: str | None, seqs: set[int], do_redrive: bool) -> int:
+    """List the dead letters (one JSON line each); with ``do_redrive``, send them again: a
+    command or report to where it came from, a commit of the job log re-applied from the log."""
+    nc = await connect(settings.nats_url, name="atelier-orchestrator-dead-letters")
+    engine = make_engine(settings.database_url) if do_redrive else None
+    projection = SqlProjection(engine) if engine is not None else None
+    failed = 0
+    try:
+        letters = [d async for d in deadletter.dead_letters(nc, consumer) if not seqs or d.seq in seqs]
+        for letter in sorted(letters, key=lambda d: (d.stream, d.origin_seq)):
+            row: dict[str, object] = {
+                "seq": letter.seq, "consumer": letter.consumer, "subject": letter.subject,
+                "error": letter.error, "deliveries": letter.deliveries, "size": letter.size,
+                "truncated": letter.truncated,
+                "buried_at": letter.buried_at.isoformat() if letter.buried_at else None,
+            }  # fmt: skip
+            if projection is not None:
+                try:
+                    row["redriven"] = await _redrive(nc, projection, letter)
+                except deadletter.NotRedrivable as exc:
+                    row["redriven"], row["why_not"] = False, str(exc)
+                failed += not row["redriven"]
+            print(json.dumps(row))
+    finally:
+        if projection is not None:
+            projection.close()
+        if engine is not None:
+            await engine.dispose()
+        await close_quietly(nc)
+    return 1 if failed else 0
+
+
+async def _redrive(nc: Client, projection: SqlProjection, letter: deadletter.DeadLetter) -> bool:
+    if letter.stream != JOBS_STREAM:
+        await deadletter.redrive(nc, letter)
+        return True
+    raw = await nc.jetstream().get_msg(JOBS_STREAM, letter.origin_seq)
+    assert raw.data is not None
+    [outcome] = await projection.apply_batch([(commit_decoder.decode(raw.data), letter.origin_seq)])
+    if outcome is Applied.OUT_OF_ORDER:
+        raise deadletter.NotRedrivable(
+            f"commit {letter.origin_seq} still waits for an earlier one of its job"
+        )
+    await deadletter.forget(nc, letter)
+    return True
+
+
 async def gc_blobs(settings: Settings, blob_dir: str, grace_s: float, dry_run: bool) -> None:
     engine = make_engine(settings.database_url)
     try:
@@ -95,6 +148,12 @@ def main(argv: list[str] | None = None) -> None:
     gc.add_argument("--blob-dir", default=os.environ.get("ATELIER_BLOB_DIR", ".state/blobs"))
     gc.add_argument("--grace-s", type=float, default=86400.0, help="spare blobs younger than this")
     gc.add_argument("--dry-run", action="store_true", help="count, release nothing")
+    dl = sub.add_parser(
+        "dead-letters", help="list the messages consumers gave up on; --redrive sends them again"
+    )
+    dl.add_argument("--consumer", help="only this consumer's (e.g. orchestrator-commands)")
+    dl.add_argument("--seq", type=int, action="append", default=[], help="only this dead letter (repeatable)")
+    dl.add_argument("--redrive", action="store_true", help="send them again, then remove them")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logs.setup("orchestrator", settings.log_level)
@@ -102,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         upgrade(settings.database_url)
     elif args.cmd == "gc-blobs":
         service.run(gc_blobs(settings, args.blob_dir, args.grace_s, args.dry_run))
+    elif args.cmd == "dead-letters":
+        sys.exit(service.run(dead_letters(settings, args.consumer, set(args.seq), args.redrive)))
     elif args.cmd == "rebuild":
         target = args.into or settings.database_url
         upgrade(target)

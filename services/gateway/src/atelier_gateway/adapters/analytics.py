@@ -19,6 +19,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atelier_contracts.readmodel import jobs, provider_calls
+from atelier_contracts.runtime import deadletter
 from atelier_contracts.snapshot import JobStatus
 from atelier_contracts.subjects import PRIORITY_BANDS, PROVIDERS_BUCKET, WORK_STREAM
 from atelier_gateway.adapters.natsio import reachable
@@ -133,8 +134,11 @@ class SqlAnalytics(SqlAdapter):
             ).all()
         backlog: dict[str, int] | None = None
         providers: dict[str, Any] | None = None
+        dead: dict[str, int] | None = None
         try:
             backlog, providers = await self.backlog(), await self.provider_states(now)
+            async with reachable(self.nc, "the dead-letter stream"):
+                dead = await deadletter.counts(self.nc)
         except Unavailable as exc:
             log.warning("the ops summary goes without NATS: %s", exc.detail)
         return {
@@ -142,7 +146,9 @@ class SqlAnalytics(SqlAdapter):
             "stale_jobs": [{"id": r.id, "status": r.status, "deadline": r.next_deadline_at} for r in stale],
             "backlog": backlog,
             "providers": providers,
-            "unavailable": [] if providers is not None else ["nats"],
+            # Messages consumers gave up on: `atelier-orchestrator dead-letters` lists and re-drives them.
+            "dead_letters": None if dead is None else {"total": sum(dead.values()), "by_consumer": dead},
+            "unavailable": [] if dead is not None else ["nats"],
             "recent_failures": [
                 {
                     "at": r.at, "job_id": r.job_id, "step": r.step, "provider": r.provider,

@@ -16,6 +16,7 @@ from atelier_contracts.runtime.consumer import (
     ACK,
     BatchHandler,
     ConsumerSpec,
+    GiveUp,
     Handler,
     Outcome,
     Retry,
@@ -33,16 +34,30 @@ log = logging.getLogger(__name__)
 Decoder = msgspec.json.Decoder[Any]
 MESSAGES = Counter("atelier_orchestrator_messages_total", "Messages handled", ["consumer", "outcome"])
 
+MAX_MESSAGE_BYTES = 256 * 1024
+"""The largest command or report taken (the gateway sends at most 64 KiB of job input)."""
 COMMANDS = ConsumerSpec(
-    stream=COMMANDS_STREAM, durable="orchestrator-commands", filter_subject="atelier.cmd.>"
+    stream=COMMANDS_STREAM,
+    durable="orchestrator-commands",
+    filter_subject="atelier.cmd.>",
+    max_bytes=MAX_MESSAGE_BYTES,
 )
 REPORTS = ConsumerSpec(
-    stream=REPORTS_STREAM, durable="orchestrator-reports", filter_subject="atelier.report.>"
+    stream=REPORTS_STREAM,
+    durable="orchestrator-reports",
+    filter_subject="atelier.report.>",
+    max_bytes=MAX_MESSAGE_BYTES,
 )
 PROJECTOR = ConsumerSpec(
-    stream=JOBS_STREAM, durable="orchestrator-projector", filter_subject="atelier.job.>", concurrency=500
+    stream=JOBS_STREAM,
+    durable="orchestrator-projector",
+    filter_subject="atelier.job.>",
+    concurrency=500,
+    dead_after=50,
 )
-"""A batch handler: ``concurrency`` is the most commits written in one transaction."""
+"""A batch handler: ``concurrency`` is the most commits written in one transaction. A commit
+waits up to ~7 minutes (50 deliveries, the delay growing to 10 s) for an earlier one of its job
+before it is a dead letter; ``atelier-orchestrator dead-letters --redrive`` re-applies it."""
 RETIRED = ("orchestrator-dispatcher",)
 """Durable consumers of earlier versions, drained and deleted at start (``retire_consumers``)."""
 
@@ -62,8 +77,7 @@ def on_job_message(jobs: JobService, decoder: Decoder, consumer: str, reply: Rep
             envelope = decoder.decode(msg.data)
         except msgspec.DecodeError as exc:  # ValidationError included: redelivery cannot mend it
             MESSAGES.labels(consumer, "undecodable").inc()
-            log.error("dropped an undecodable message: %s", exc, extra={"subject": msg.subject})
-            return ACK
+            return GiveUp(f"undecodable: {exc}")
         try:
             decision = await jobs.handle(envelope, redelivered=msg.metadata.num_delivered > 1)
         except Rejected as exc:
@@ -130,5 +144,8 @@ def on_commits_project(projection: SqlProjection, notify: Notify) -> BatchHandle
 
 def _projected(msg: Msg, outcome: Applied | None) -> Outcome:
     if outcome is None:  # failed: again later, ever later
-        return Retry(redelivery_delay(msg.metadata.num_delivered))
-    return Retry(0.05) if outcome is Applied.OUT_OF_ORDER else ACK
+        return Retry(redelivery_delay(msg.metadata.num_delivered), "projecting the commit failed")
+    if outcome is Applied.OUT_OF_ORDER:  # an earlier commit of the job is not applied yet
+        delay = 0.05 if msg.metadata.num_delivered < 10 else redelivery_delay(msg.metadata.num_delivered - 9)
+        return Retry(delay, "an earlier commit of the job was never applied")
+    return ACK
