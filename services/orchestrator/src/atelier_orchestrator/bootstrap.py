@@ -25,6 +25,7 @@ from atelier_orchestrator.adapters.deadlines import SqlDeadlines
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
 from atelier_orchestrator.adapters.lostwork import LostWork
 from atelier_orchestrator.adapters.projection import SqlProjection
+from atelier_orchestrator.adapters.queries import JobQueries
 from atelier_orchestrator.adapters.replay import read_log
 from atelier_orchestrator.adapters.workqueue import JetStreamWorkQueue
 from atelier_orchestrator.app.handlers import Dispatcher, JobService, Relay, utc_now
@@ -43,9 +44,10 @@ class Orchestrator:
     sweeper: DeadlineSweeper
     lost_work: LostWork
     projection: SqlProjection
+    queries: JobQueries
 
     def parts(self) -> list[Part]:
-        return [*(c.run for c in self.consumers), self.sweeper.run, self.lost_work.run]
+        return [*(c.run for c in self.consumers), self.sweeper.run, self.lost_work.run, self.queries.run]
 
     async def check_sql(self) -> None:
         async with self.engine.connect() as conn:
@@ -96,6 +98,7 @@ async def bootstrap(settings: Settings) -> Orchestrator:
         sweeper=sweeper,
         lost_work=LostWork(nc),
         projection=projection,
+        queries=JobQueries(nc, JetStreamEventStore(js, cache_size=0)),
     )
 
 

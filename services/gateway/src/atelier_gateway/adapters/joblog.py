@@ -15,7 +15,9 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from atelier_contracts.snapshot import projected_decoder
+from atelier_contracts.envelope import encode
+from atelier_contracts.queries import JOB_AT_SUBJECT, JobAt, job_at_answer_decoder
+from atelier_contracts.snapshot import JobSnapshot, projected_decoder
 from atelier_contracts.subjects import (
     COMMANDS_STREAM,
     JOBS_STREAM,
@@ -24,6 +26,9 @@ from atelier_contracts.subjects import (
     job_subject,
 )
 from atelier_gateway.adapters.natsio import reachable
+
+QUERY_TIMEOUT_S = 5.0
+"""How long a job-at query waits for an orchestrator (folding a long log takes a while)."""
 
 
 class JetStreamJobLog:
@@ -69,6 +74,12 @@ class JetStreamJobLog:
             waiters.remove((seq, future))
             if not waiters:
                 self._waiters.pop(job_id, None)
+
+    async def job_at(self, tenant: str, job_id: str, at: int) -> JobSnapshot | None:
+        query = encode(JobAt(job_id=job_id, tenant=tenant, at=at))
+        async with reachable(self.nc, "the orchestrator", timeout_s=QUERY_TIMEOUT_S + 1):
+            reply = await self.nc.request(JOB_AT_SUBJECT, query, timeout=QUERY_TIMEOUT_S)
+        return job_at_answer_decoder.decode(reply.data).job
 
     async def _on_projected(self, msg: Msg) -> None:
         notice = projected_decoder.decode(msg.data)

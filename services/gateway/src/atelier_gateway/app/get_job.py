@@ -38,7 +38,17 @@ async def get_job(
     signer: UrlSigner,
     now: datetime,
     wait_s: float,
+    at: int | None = None,
 ) -> JobDetails:
+    """The job now (read your writes), or with ``at`` as it stood after the commit at that
+    stream sequence (its log folded again: the past is never in SQL)."""
+    if at is not None:
+        if await reader.job(tenant, job_id) is None:  # deleted, another tenant's, or none at all
+            raise JobNotFound(f"No job {job_id!r}.")
+        past = await joblog.job_at(tenant, job_id, at)
+        if past is None:
+            raise JobNotFound(f"The job {job_id!r} did not exist yet at sequence {at}.")
+        return JobDetails(job=past, assets=job_assets(past, signer, now))
     job = await read_job(tenant, job_id, reader=reader, joblog=joblog, wait_s=wait_s)
     if job is None:
         raise JobNotFound(f"No job {job_id!r}.")

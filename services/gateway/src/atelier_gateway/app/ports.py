@@ -239,3 +239,8 @@ class JobLog(Protocol):
         """Wait until the read model has the job at ``seq`` or later; False if not within
         ``timeout_s``."""
         ...
+
+    async def job_at(self, tenant: str, job_id: str, at: int) -> JobSnapshot | None:
+        """The job as it stood after its commits up to stream sequence ``at``, folded from its log
+        by the orchestrator (None: no such job, or not yet); ``Unavailable`` when none answers."""
+        ...

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from atelier_contracts.snapshot import JobSnapshot
@@ -88,8 +90,21 @@ async def submit(body: SubmitJobBody, request: Request, response: Response, deps
     return _job(request, deps, result.job)
 
 
-@router.get("/{job_id}", summary="Read a job", responses=problem_responses(404, 422, 500, 503))
-async def read(job_id: str, request: Request, deps: DepsDep) -> Job:
+@router.get(
+    "/{job_id}",
+    summary="Read a job",
+    description="With `at`, the job as it stood after the commit at that sequence (the `seq` of its "
+    "events): folded from the job's log, so every past state can be looked at.",
+    responses=problem_responses(404, 422, 500, 503),
+)
+async def read(
+    job_id: str,
+    request: Request,
+    deps: DepsDep,
+    at: Annotated[
+        int | None, Query(ge=1, description="A commit's stream sequence (`seq` of an event).")
+    ] = None,
+) -> Job:
     details = await get_job(
         deps.settings.tenant,
         job_id,
@@ -98,6 +113,7 @@ async def read(job_id: str, request: Request, deps: DepsDep) -> Job:
         signer=deps.signer,
         now=deps.clock(),
         wait_s=deps.settings.read_wait_s,
+        at=at,
     )
     return render.job(details, render.file_urls(request))
 

@@ -1,0 +1,32 @@
+"""Questions the gateway asks the orchestrator over core NATS request-reply (not stored).
+
+``JobAt`` (on ``JOB_AT_SUBJECT``): the job as it stood after the commit at stream sequence
+``at`` — folded from its log, so any past state can be shown ("time travel").
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from atelier_contracts.snapshot import JobSnapshot
+
+JOB_AT_SUBJECT = "atelier.query.job-at"
+"""One orchestrator replica answers (a queue group)."""
+
+
+class JobAt(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    tenant: str
+    at: int
+    """A stream sequence: the job after every commit of its log up to and including this one."""
+
+
+class JobAtAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    job: JobSnapshot | None
+    """None: no such job of the tenant, or it did not exist yet at ``at``."""
+    head: int = 0
+    """The sequence of the job's last commit now (0: none)."""
+
+
+job_at_decoder = msgspec.json.Decoder(JobAt)
+job_at_answer_decoder = msgspec.json.Decoder(JobAtAnswer)
