@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from atelier_contracts.commands import SubmitJob
 from atelier_contracts.events import (
     JobFailed,
     JobPartialReady,
@@ -129,6 +130,35 @@ def test_unknown_kind_is_recorded_as_a_failed_job() -> None:
     events = sim.send(submit(kind="opera"))
     assert isinstance(events[-1], JobFailed)
     assert events[-1].error.code == "unknown_job_kind"
+
+
+def test_an_input_its_kind_cannot_take_fails_the_job_with_the_field_named() -> None:
+    """A command that came around the gateway is held to the same schema: no worker sees it."""
+    sim = Sim()
+    bad = {"prompt": "p", "capability": "tts", "seed": "abc"}
+    events = sim.send(SubmitJob(kind="task", title="t", input=bad))
+    assert [type(e) for e in events] == [JobSubmitted, JobFailed]
+    failed = events[-1]
+    assert isinstance(failed, JobFailed)
+    assert failed.error.code == "validation_failed"
+    assert "seed" in failed.error.message
+
+
+def test_each_step_gets_its_share_of_the_input_never_the_whole_of_it() -> None:
+    sim = Sim()
+    job_input = {"prompt": "a fox", "age": 5, "project": "p1", "seed": 7}
+    [story] = dispatched(sim.send(SubmitJob(kind="story", title="The Fox", input=job_input)))
+    assert story.params == {
+        "title": "The Fox", "kind": "story", "prompt": "a fox", "age": 5, "seed": 7, "project": "p1",
+    }  # fmt: skip
+    assert story.inputs == {}
+    by_step = {d.step: d for d in dispatched(sim.send(succeeded(story)))}
+    assert set(by_step) == {"cover", "narration"}
+    cover = by_step["cover"]
+    assert "input" not in cover.params, "never the whole input"
+    assert "prompt" not in cover.params, "the cover is drawn from the story's text"
+    assert cover.params == {"title": "The Fox", "kind": "story", "size": 1024, "seed": 7, "project": "p1"}
+    assert list(cover.inputs) == ["story.out"], "the text it needs, as a blob reference"
 
 
 @settings(max_examples=150, deadline=None)

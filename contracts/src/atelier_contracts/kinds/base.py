@@ -57,6 +57,17 @@ class BaseInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """Fault injection on the offline providers, where the deployment allows it."""
 
 
+def shared(job_input: BaseInput) -> dict[str, Any]:
+    """The fields of ``BaseInput`` every step of a job takes: its seed, the project its usage
+    counts toward and any fault injection. A kind adds each step's own fields to these."""
+    out: dict[str, Any] = {"seed": job_input.seed}
+    if job_input.project is not None:
+        out["project"] = job_input.project
+    if job_input.simulate is not None:
+        out["simulate"] = msgspec.to_builtins(job_input.simulate)
+    return out
+
+
 In = TypeVar("In", bound=BaseInput)
 
 
@@ -66,7 +77,9 @@ class JobKind(Generic[In]):
     description: str
     input_type: type[In]
     plan: Callable[[In], tuple[StepSpec, ...]]
-    """The steps an (already valid) input makes."""
+    """The steps an (already valid) input makes, each with the parameters it is given: its
+    share of the input (never the whole of it) — the outputs of the steps it needs reach it as
+    blob references (``WorkItem.inputs``)."""
     partial_ready_after: str | None = None
     """The step whose success makes the job ``partial_ready``."""
     deadline_s: float = 3600.0

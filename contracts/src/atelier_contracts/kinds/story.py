@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 
 from atelier_contracts.events import StepSpec
-from atelier_contracts.kinds.base import BaseInput, JobKind
+from atelier_contracts.kinds.base import BaseInput, JobKind, shared
 
 
 class StoryInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -15,20 +15,32 @@ class StoryInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     """The reader's age, for the story's tone."""
 
 
-def plan(_: StoryInput) -> tuple[StepSpec, ...]:
+def plan(story: StoryInput) -> tuple[StepSpec, ...]:
+    common = shared(story)
+    asked = {"prompt": story.prompt, **({"age": story.age} if story.age is not None else {})}
     return (
-        StepSpec(name="story", capability="text.generate", timeout_s=120),
+        StepSpec(name="story", capability="text.generate", params={**asked, **common}, timeout_s=120),
+        # The cover is drawn from the story's text (its input) and the job's title.
         StepSpec(
-            name="cover", capability="image.generate", needs=("story",), params={"size": 1024}, timeout_s=180
+            name="cover",
+            capability="image.generate",
+            needs=("story",),
+            params={"size": 1024, **common},
+            timeout_s=180,
         ),
-        StepSpec(name="narration", capability="tts", needs=("story",), timeout_s=180),
+        StepSpec(name="narration", capability="tts", needs=("story",), params=common, timeout_s=180),
         StepSpec(
             name="thumbnail",
             capability="image.thumbnail",
             needs=("cover",),
             params={"max_side": 256, "format": "webp"},
         ),
-        StepSpec(name="package", capability="bundle.zip", needs=("story", "cover", "thumbnail", "narration")),
+        StepSpec(
+            name="package",
+            capability="bundle.zip",
+            needs=("story", "cover", "thumbnail", "narration"),
+            params={"request": asked},  # what the manifest says was asked for
+        ),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 
 from atelier_contracts.events import StepSpec
-from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind
+from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind, shared
 
 CAPABILITIES: tuple[str, ...] = ("text.generate", "image.generate", "tts")
 """What a task may name as ``input.capability``."""
@@ -40,7 +40,8 @@ def plan(task: TaskInput) -> tuple[StepSpec, ...]:
         for name in ("timeout_s", "max_attempts", "backoff_s", "backoff_max_s")
         if (value := getattr(task, name)) is not None
     }
-    return (StepSpec(name="task", capability=task.capability, **limits),)
+    params = {"prompt": task.prompt, **({"text": task.text} if task.text else {}), **shared(task)}
+    return (StepSpec(name="task", capability=task.capability, params=params, **limits),)
 
 
 KIND = JobKind(

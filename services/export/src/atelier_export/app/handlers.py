@@ -22,7 +22,8 @@ def manifest_for(item: WorkItem, files: list[dict[str, Any]]) -> dict[str, Any]:
         "job_id": item.job_id,
         "kind": item.params.get("kind"),
         "title": item.params.get("title"),
-        "input": item.params.get("input", {}),
+        # What was asked for, as the kind handed it to this step (older work: the job input).
+        "input": item.params.get("request", item.params.get("input", {})),
         "files": files,
     }
 

@@ -446,7 +446,8 @@ def _dispatch(d: _Decision, step: StepSnapshot, attempt: int, not_before: dateti
     inputs: dict[str, Artifact] = {
         f"{need}.{artifact.name}": artifact for need in step.needs for artifact in job.steps[need].outputs
     }
-    params: dict[str, Any] = {"title": job.title, "input": job.input, "kind": job.kind, **step.params}
+    # The step's own parameters (its share of the input, bound by the kind), never the whole input.
+    params: dict[str, Any] = {"title": job.title, "kind": job.kind, **step.params}
     sticky = _sticky_provider(job, step.capability)
     if sticky:
         params["sticky_provider"] = sticky

@@ -15,12 +15,30 @@ from atelier_provider_router.app.ports import ImageRequest, SpeechRequest, TextR
 from atelier_provider_router.app.router import Routed, Router
 
 
-def _prompt(item: WorkItem) -> tuple[str, str, int]:
-    job_input: dict[str, Any] = item.params.get("input", {})
-    prompt = str(job_input.get("prompt", "")).strip()
+def param(item: WorkItem, name: str, default: Any = None) -> Any:
+    """A parameter the step's kind bound for it. Work dispatched before steps had their own
+    parameters carried the whole job input instead: looked at second, while such work drains."""
+    if name in item.params:
+        return item.params[name]
+    return item.params.get("input", {}).get(name, default)
+
+
+def _prompt(item: WorkItem, blobs: BlobStore | None = None) -> tuple[str, str, int]:
+    """The step's prompt; a step given none (a story's cover) is drawn from the text it needs."""
+    title = str(item.params.get("title", ""))
+    prompt = str(param(item, "prompt", "") or "").strip()
+    if not prompt and blobs is not None and item.inputs:
+        prompt = _from_text(_input_text(blobs, item), title)
     if not prompt:
-        raise WorkError("prompt_invalid", "the job input has no prompt", retryable=False)
-    return prompt, str(item.params.get("title", "")), int(job_input.get("seed", 0))
+        raise WorkError("prompt_invalid", "the step has no prompt", retryable=False)
+    return prompt, title, int(param(item, "seed", 0))
+
+
+def _from_text(text: str, title: str, words: int = 60) -> str:
+    """An illustration prompt from a text: its title and its opening (Markdown marks dropped)."""
+    plain = " ".join(w.strip("#*_>`") for w in text.split())
+    opening = " ".join(plain.split()[:words])
+    return f"{title}: {opening}" if title else opening
 
 
 async def simulate_faults(item: WorkItem, faults: FaultInjection) -> None:
@@ -32,7 +50,7 @@ async def simulate_faults(item: WorkItem, faults: FaultInjection) -> None:
     only after ``slow_s`` seconds (default 5, at most the deployment's ``max_delay_s``), past a
     short step deadline.
     """
-    simulate = item.params.get("input", {}).get("simulate") or {}
+    simulate = param(item, "simulate") or {}
     if not simulate or not faults.enabled:
         return
     if item.attempt <= int((simulate.get("slow") or {}).get(item.step, 0)):
@@ -44,9 +62,9 @@ async def simulate_faults(item: WorkItem, faults: FaultInjection) -> None:
 
 
 def _input_text(blobs: BlobStore, item: WorkItem, kind: str = "text") -> str:
-    job_input = item.params.get("input", {})
-    if not item.inputs and (job_input.get("text") or job_input.get("prompt")):
-        return str(job_input.get("text") or job_input["prompt"])  # a task speaks its own input
+    own = param(item, "text") or param(item, "prompt")
+    if not item.inputs and own:
+        return str(own)  # a task speaks its own text
     for artifact in item.inputs.values():
         if artifact.kind == kind:
             try:
@@ -110,7 +128,7 @@ def handlers(
 
     async def image_generate(item: WorkItem) -> WorkResult:
         await simulate_faults(item, faults)
-        prompt, title, seed = _prompt(item)
+        prompt, title, seed = _prompt(item, blobs)
         request = ImageRequest(prompt=prompt, title=title, seed=seed, size=int(item.params.get("size", 1024)))
         routed = await router.call(
             "image.generate", item, lambda p, o: p.generate_image(request, o), image_worst_case(request.size)
@@ -121,7 +139,7 @@ def handlers(
     async def tts(item: WorkItem) -> WorkResult:
         await simulate_faults(item, faults)
         text = _input_text(blobs, item)  # Markdown: the provider decides how to speak it
-        request = SpeechRequest(text=text, seed=int(item.params.get("input", {}).get("seed", 0)))
+        request = SpeechRequest(text=text, seed=int(param(item, "seed", 0)))
         routed = await router.call(
             "tts", item, lambda p, o: p.synthesize_speech(request, o), speech_worst_case(request)
         )

@@ -131,7 +131,7 @@ class Router:
         """Route one work item; ``worst_case`` is the most it can consume (usage units), which
         the shared token limits and the budgets reserve before the call."""
         routes = self.order(capability, item.params.get("sticky_provider"))
-        project = project_of(item.params.get("input", {}))
+        project = project_of(item.params) or project_of(item.params.get("input", {}))  # see param()
         if not routes:
             raise WorkError("no_provider", f"no provider is configured for {capability}", retryable=False)
         attempts: list[ProviderAttempt] = []
