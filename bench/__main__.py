@@ -23,6 +23,7 @@ from atelier_contracts.events import (
     JobSubmitted,
     StepDispatched,
     StepSpec,
+    StepsPlanned,
     StepSucceeded,
 )
 from atelier_contracts.ids import new_job_id, new_message_id
@@ -151,8 +152,9 @@ async def run(nats_url: str, tmp: Path) -> None:
     await engine.dispose()
 
     # 6. The projector's cost per commit by the size of the job: 5 steps against 150.
+    single: dict[int, float] = {}  # cost per commit, one per transaction, by steps
     for one_per_transaction in (True, False):
-        costs = {}
+        costs = single if one_per_transaction else {}
         for steps in (5, 150):
             engine = make_engine(db)
             projection = SqlProjection(engine)
@@ -173,6 +175,28 @@ async def run(nats_url: str, tmp: Path) -> None:
             f"150 steps {costs[150] * 1e6:.0f} µs ({costs[150] / costs[5]:.2f}x)"
         )
 
+    # 6b. A job that grows to 150 steps by a plan (StepsPlanned, 50 steps a commit), as a shot
+    # list fans out: the plan's commits, then the same dispatch/succeed commits as above.
+    engine = make_engine(db)
+    projection = SqlProjection(engine)
+    planned = fan_out_commits(new_job_id(), steps=150, count=600, by_plan=True)
+    plan_commits, rest = planned[:4], planned[4:]
+    t0 = time.perf_counter()
+    for item in plan_commits:
+        await projection.apply_batch([item])
+    plan_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for item in rest:
+        await projection.apply_batch([item])
+    rest_s = time.perf_counter() - t0
+    projection.close()
+    await engine.dispose()
+    print(
+        f"a job planned to 150 steps: the plan (submit + 3 commits of 50 steps) {plan_s * 1e3:.1f} ms; "
+        f"then {rest_s / len(rest) * 1e6:.0f} µs a commit, one per transaction "
+        f"({rest_s / len(rest) / single[5]:.2f}x a 5-step job's)"
+    )
+
     # 7. Rebuild of every read model from the whole log (all of it JobSubmitted commits: the
     # heaviest kind to fold).
     await rebuild_rate(nc, tmp / "rebuilt.db", N / raw)
@@ -180,12 +204,19 @@ async def run(nats_url: str, tmp: Path) -> None:
     await nc.close()
 
 
-def fan_out_commits(job_id: str, steps: int, count: int) -> list[tuple[Commit, int]]:
-    """A job of ``steps`` steps, then ``count`` commits that each dispatch or finish one of them."""
+def fan_out_commits(job_id: str, steps: int, count: int, by_plan: bool = False) -> list[tuple[Commit, int]]:
+    """A job of ``steps`` steps, then ``count`` commits that each dispatch or finish one of them.
+    ``by_plan``: the job starts with one planning step, whose plan adds the steps in commits of 50."""
     at = datetime.now(UTC)
     specs = [StepSpec(name=f"shot{i:03d}", capability="image.generate") for i in range(steps)]
-    first = JobSubmitted(kind="bench", title="fan-out", input={}, priority=0, tags=[], steps=specs)
-    events: list[list[JobEvent]] = [[first]]
+    if by_plan:
+        shots = StepSpec(name="shots", capability="text.generate", planner="shots")
+        first = JobSubmitted(kind="bench", title="planned", input={}, priority=0, tags=[], steps=[shots])
+        events: list[list[JobEvent]] = [[first]]
+        events += [[StepsPlanned(by="shots", steps=specs[i : i + 50])] for i in range(0, steps, 50)]
+    else:
+        first = JobSubmitted(kind="bench", title="fan-out", input={}, priority=0, tags=[], steps=specs)
+        events = [[first]]
     for i in range(count - 1):
         name = specs[(i // 2) % steps].name
         work = f"{job_id}.{name}.{i}"

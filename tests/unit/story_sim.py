@@ -23,6 +23,7 @@ class Sim:
     state: JobSnapshot | None = None
     commits: list[tuple[Commit, int]] = field(default_factory=list)
     clock: int = 0
+    max_fan_out: int = 200
 
     def now(self) -> datetime:
         self.clock += 1
@@ -30,7 +31,15 @@ class Sim:
 
     def send(self, message: SubmitJob | WorkReport, msg_id: str = "") -> list[JobEvent]:
         now = self.now()
-        events = decide(self.state, message, Context(self.job_id, self.tenant, now, msg_id))
+        ctx = Context(self.job_id, self.tenant, now, msg_id, max_fan_out=self.max_fan_out)
+        events = decide(self.state, message, ctx)
+        if events:
+            self.commit(events, now, msg_id)
+        return events
+
+    def commit(self, events: list[JobEvent], now: datetime | None = None, msg_id: str = "") -> None:
+        """Append ``events`` as one commit (``send`` does; a test may append part of a decision)."""
+        now = now or self.now()
         if events:
             prev = self.commits[-1][1] if self.commits else 0
             seq = prev + 3  # stream sequences are global: leave gaps like a shared stream does
@@ -46,7 +55,6 @@ class Sim:
             )
             self.state = apply_commit(self.state, commit, seq)
             self.commits.append((commit, seq))
-        return events
 
     def replay(self) -> JobSnapshot | None:
         state = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -173,3 +174,47 @@ async def test_each_appended_commit_is_relayed_once_as_it_is_appended() -> None:
 
     await jobs.handle(envelope(CancelJob(), "m2"))  # type: ignore[arg-type]
     assert relayed == [("m1", 1), ("m2", 2)]
+
+
+async def test_a_plan_too_large_for_one_commit_is_appended_as_several_and_survives_a_crash() -> None:
+    from msgspec.structs import replace as set_fields
+
+    from atelier_contracts.events import StepsPlanned
+    from atelier_contracts.work import WorkSucceeded
+    from tests.unit.story_sim import succeeded
+
+    store = MemoryEventStore()
+    relayed: list[int] = []
+    crash_after = 2
+
+    async def relay(commit: Commit, seq: int) -> None:
+        if len(relayed) == crash_after:
+            raise Crash  # killed in the middle of appending the plan
+        relayed.append(seq)
+
+    jobs = JobService(store, relay=relay, clock=lambda: NOW, commit_budget=16 * 1024)
+    body = SubmitJob(kind="gallery", title="G", input={"prompt": "foxes", "count": 150})
+    first = await jobs.handle(envelope(body, "m1"))  # type: ignore[arg-type]
+    ideas = next(e for e in first.events if isinstance(e, StepDispatched))
+    items = [f"idea number {i} with a few more words to weigh" for i in range(150)]
+    report: WorkSucceeded = set_fields(succeeded(ideas), job_id="job_x", data={"items": items})
+    with pytest.raises(Crash):
+        await jobs.handle(envelope(report, "r1"))  # type: ignore[arg-type]
+    assert len(store.log["job_x"]) == 1 + 2, "the submit, and two commits of the plan before the crash"
+    cut, _ = await store.load("job_x")
+    assert cut is not None
+    assert cut.steps["ideas"].status != "succeeded", "the step succeeds in the plan's last commit"
+    assert 0 < len(cut.steps) - 2 < 150, "part of the plan is in"
+    crash_after = 10_000
+    await jobs.handle(envelope(report, "r1"), redelivered=True)  # type: ignore[arg-type]
+    commits = [c for c, _ in store.log["job_x"]]
+    assert len(commits) > 3, "the plan took several commits"
+    planned = [
+        s.name for c in commits for r in c.events if isinstance(r.event, StepsPlanned) for s in r.event.steps
+    ]
+    assert len(planned) == 150 == len(set(planned))
+    dispatched = [r.event.step for c in commits for r in c.events if isinstance(r.event, StepDispatched)]
+    assert Counter(dispatched) == dict.fromkeys(["ideas", *(f"picture_{i:03d}" for i in range(1, 151))], 1)
+    state, _ = await store.load("job_x")
+    assert state is not None
+    assert state.steps["ideas"].status == "succeeded"

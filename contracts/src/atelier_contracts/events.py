@@ -27,6 +27,8 @@ class StepSpec(msgspec.Struct, frozen=True, kw_only=True):
     backoff_max_s: float = 60.0
     timeout_s: float = 300.0
     """Step deadline, counted from dispatch (or from the scheduled retry time)."""
+    planner: str | None = None
+    """A step whose result plans more steps: the name of its kind's planner (``JobKind.planners``)."""
 
 
 class JobSubmitted(msgspec.Struct, frozen=True, kw_only=True, tag="job_submitted"):
@@ -194,8 +196,19 @@ class JobDeleted(msgspec.Struct, frozen=True, kw_only=True, tag="job_deleted"):
     pass
 
 
+class StepsPlanned(msgspec.Struct, frozen=True, kw_only=True, tag="steps_planned"):
+    """Steps a step's result planned (fan-out), and the steps that now need them too. A large
+    plan comes in several of these, across commits; the planning step succeeds after the last."""
+
+    by: str
+    steps: list[StepSpec] = []
+    needs: dict[str, list[str]] = {}
+    """Existing step → planned steps it now needs as well (e.g. a package needs every image)."""
+
+
 JobEvent = (
     JobSubmitted
+    | StepsPlanned
     | StepDispatched
     | StepStarted
     | StepRedelivered

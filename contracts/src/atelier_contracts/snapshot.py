@@ -44,6 +44,7 @@ class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     backoff_s: float = 1.0
     backoff_max_s: float = 60.0
     timeout_s: float = 300.0
+    planner: str | None = None
     status: str = StepStatus.PENDING
     attempts: int = 0
     work_id: str | None = None

@@ -64,6 +64,9 @@ class WorkSucceeded(msgspec.Struct, frozen=True, kw_only=True, tag="work_succeed
     """Why each earlier provider was passed over, e.g. "fell back to b/m2: a/m1 answered 429"."""
     alerts: list[BudgetAlert] = []
     """Budgets whose alert line this work's spending crossed."""
+    data: dict[str, Any] = {}
+    """A small structured result the job decides on (a planning step's items); files go in
+    ``outputs``."""
 
 
 class WorkFailed(msgspec.Struct, frozen=True, kw_only=True, tag="work_failed"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
@@ -68,6 +68,21 @@ def shared(job_input: BaseInput) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a step's result planned: new steps, and existing steps that now need them."""
+
+    steps: tuple[StepSpec, ...]
+    needs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    width: int = 0
+    """How many items the plan fans out over (shots, pictures): bounded by the deployment's
+    ``max_fan_out``."""
+
+
+class PlanInvalid(Exception):
+    """The result cannot be planned from (a model answered something that is not a list)."""
+
+
 In = TypeVar("In", bound=BaseInput)
 
 
@@ -86,6 +101,9 @@ class JobKind(Generic[In]):
     """How long a job of this kind may take from submission (or requeue) to its end."""
     check: Callable[[In], None] | None = None
     """Rules the schema cannot say (raises ``InvalidInput``)."""
+    planners: Mapping[str, Callable[[In, Mapping[str, Any]], Plan]] = field(default_factory=dict)
+    """By name (``StepSpec.planner``): the steps a step's result (``WorkSucceeded.data``) plans,
+    given the job's input. Pure and deterministic: a plan cut short by a crash is made again."""
 
     def parse(self, raw: Mapping[str, Any]) -> In:
         try:

@@ -80,6 +80,8 @@ class WorkResult:
     attempts: list[ProviderAttempt] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
     alerts: list[BudgetAlert] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    """A small structured result (``WorkSucceeded.data``): what a planning step planned from."""
 
 
 WorkHandler = Callable[[WorkItem], Coroutine[Any, Any, WorkResult]]
@@ -188,6 +190,7 @@ class WorkPool:
                 attempts=result.attempts,
                 fallbacks=result.fallbacks,
                 alerts=result.alerts,
+                data=result.data,
             )
         except asyncio.CancelledError:
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]

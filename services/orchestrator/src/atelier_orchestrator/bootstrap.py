@@ -78,7 +78,12 @@ async def bootstrap(settings: Settings) -> Orchestrator:
         )
 
     dispatcher = Dispatcher(JetStreamWorkQueue(nc, await cancelled_jobs(js)))
-    jobs = JobService(JetStreamEventStore(js), relay=dispatcher.on_commit)
+    jobs = JobService(
+        JetStreamEventStore(js),
+        relay=dispatcher.on_commit,
+        max_fan_out=settings.max_fan_out,
+        commit_budget=settings.max_commit_bytes,
+    )
     await retire_consumers(nc, dispatcher.on_commit)
     on_command = subs.on_job_message(jobs, command_decoder, "commands", reply)
     on_report = subs.on_job_message(jobs, report_decoder, "reports")

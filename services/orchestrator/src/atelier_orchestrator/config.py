@@ -21,6 +21,10 @@ class Settings:
     """How long a message held by a crashed replica waits before redelivery."""
     sweep_interval_s: float = 2.0
     """How often each replica looks for steps and jobs past their deadline."""
+    max_fan_out: int = 200
+    """The most items one step's result may plan steps for (``ATELIER_MAX_FAN_OUT``)."""
+    max_commit_bytes: int = 256 * 1024
+    """A decision larger than this is appended as several commits (``ATELIER_MAX_COMMIT_BYTES``)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -38,4 +42,6 @@ class Settings:
             log_level=env.get("ATELIER_LOG_LEVEL", "INFO"),
             ack_wait_s=float(env.get("ATELIER_ORCHESTRATOR_ACK_WAIT_S", "10")),
             sweep_interval_s=float(env.get("ATELIER_SWEEP_INTERVAL_S", "2")),
+            max_fan_out=int(env.get("ATELIER_MAX_FAN_OUT", "200")),
+            max_commit_bytes=int(env.get("ATELIER_MAX_COMMIT_BYTES", str(256 * 1024))),
         )

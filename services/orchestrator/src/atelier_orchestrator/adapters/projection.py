@@ -32,6 +32,7 @@ from atelier_contracts.events import (
     JobSubmitted,
     ProviderCalled,
     StepRetryRequested,
+    StepsPlanned,
     StepSucceeded,
 )
 from atelier_contracts.ids import asset_id
@@ -249,8 +250,8 @@ def _gather(
 def _steps_touched(event: JobEvent, job: JobSnapshot) -> Iterable[str]:
     """The steps whose rows an event changes: found from the event, so that a commit costs the
     same in a job of 150 steps as in one of 5."""
-    if isinstance(event, JobSubmitted):
-        return job.steps.keys()
+    if isinstance(event, JobSubmitted | StepsPlanned):
+        return job.steps.keys()  # a plan inserts steps: the positions after them move
     if isinstance(event, JobRequeued | StepRetryRequested):
         return event.reset
     step = getattr(event, "step", None)

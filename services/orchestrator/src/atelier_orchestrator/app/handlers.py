@@ -21,7 +21,7 @@ from typing import Protocol
 from msgspec.structs import replace
 
 from atelier_contracts.commands import Command, SubmitJob
-from atelier_contracts.envelope import Envelope
+from atelier_contracts.envelope import Envelope, encode
 from atelier_contracts.events import (
     Commit,
     EventRecord,
@@ -36,7 +36,7 @@ from atelier_contracts.ids import new_message_id
 from atelier_contracts.snapshot import JobSnapshot
 from atelier_contracts.work import WorkItem, WorkReport
 from atelier_orchestrator.adapters.eventstore import ConcurrencyConflict
-from atelier_orchestrator.domain.decide import Context, Rejected, decide
+from atelier_orchestrator.domain.decide import DEFAULT_MAX_FAN_OUT, Context, Rejected, decide
 from atelier_orchestrator.domain.state import apply_commit
 
 log = logging.getLogger(__name__)
@@ -98,40 +98,72 @@ async def _no_relay(commit: Commit, seq: int) -> None:
     return None
 
 
+MAX_COMMIT_BYTES = 256 * 1024
+"""A decision larger than this (a big plan) is appended as several commits, in order, each well
+under NATS's largest message (1 MiB by default)."""
+
+
+def split_events(events: list[JobEvent], budget: int = MAX_COMMIT_BYTES) -> list[list[JobEvent]]:
+    """The events in order, cut into runs whose JSON stays within ``budget`` bytes."""
+    runs: list[list[JobEvent]] = [[]]
+    size = 0
+    for event in events:
+        cost = len(encode(event)) + 64  # the record around it
+        if runs[-1] and size + cost > budget:
+            runs.append([])
+            size = 0
+        runs[-1].append(event)
+        size += cost
+    return runs
+
+
 class JobService:
     def __init__(
-        self, store: EventStore, relay: Relay = _no_relay, clock: Clock = utc_now, max_conflicts: int = 25
+        self,
+        store: EventStore,
+        relay: Relay = _no_relay,
+        clock: Clock = utc_now,
+        max_conflicts: int = 25,
+        max_fan_out: int = DEFAULT_MAX_FAN_OUT,
+        commit_budget: int = MAX_COMMIT_BYTES,
     ) -> None:
         self.store = store
         self.relay = relay
         self.clock = clock
         self.max_conflicts = max_conflicts
+        self.max_fan_out = max_fan_out
+        self.commit_budget = commit_budget
 
     async def handle(
         self, envelope: Envelope[Command] | Envelope[WorkReport], redelivered: bool = False
     ) -> Decision:
-        """Decide, append and relay the commit. A ``redelivered`` message that decides nothing
+        """Decide, append and relay the commits. A ``redelivered`` message that decides nothing
         may have been appended before a crash kept it from being relayed: its commits are
         relayed again."""
-        decision, appended = await self._decide_and_append(envelope)
-        if appended is not None:
-            await self.relay(*appended)
-        elif redelivered:
+        decision = await self._decide_and_append(envelope)
+        if not decision.events and redelivered:
             async for commit, seq in self.store.read(envelope.job_id):
                 if commit.causation_id == envelope.msg_id:
                     await self.relay(commit, seq)
         return decision
 
-    async def _decide_and_append(
-        self, envelope: Envelope[Command] | Envelope[WorkReport]
-    ) -> tuple[Decision, tuple[Commit, int] | None]:
-        """Decide and append, retrying from a fresh read while other writers get in first."""
+    async def _decide_and_append(self, envelope: Envelope[Command] | Envelope[WorkReport]) -> Decision:
+        """Decide and append, retrying from a fresh read while other writers get in first. A
+        decision too large for one commit is appended as several; if another writer gets in
+        between, the rest is decided again on the new state (a plan then plans what is missing)."""
+        appended: list[JobEvent] = []
         for attempt in range(self.max_conflicts):
             # A submit is almost always of a new job: append to an empty log without reading it.
             new = attempt == 0 and isinstance(envelope.body, SubmitJob)
             state, seq = await self.store.load(envelope.job_id, assume_new=new)
             now = self.clock()
-            ctx = Context(job_id=envelope.job_id, tenant=envelope.tenant, now=now, msg_id=envelope.msg_id)
+            ctx = Context(
+                job_id=envelope.job_id,
+                tenant=envelope.tenant,
+                now=now,
+                msg_id=envelope.msg_id,
+                max_fan_out=self.max_fan_out,
+            )
             try:
                 events = decide(state, envelope.body, ctx)
             except Rejected:
@@ -144,28 +176,32 @@ class JobService:
                 # "Nothing to do" is only true of the current state: a snapshot from the cache may
                 # lag behind another replica's appends, so confirm before dropping the message.
                 if await self.store.last_seq(envelope.job_id) == seq:
-                    return Decision(events=[], job=state), None
+                    return Decision(events=appended, job=state)
                 self.store.forget(envelope.job_id)
                 continue
-            commit_id = new_message_id()
-            commit = Commit(
-                commit_id=commit_id,
-                job_id=envelope.job_id,
-                tenant=envelope.tenant,
-                causation_id=envelope.msg_id,
-                correlation_id=envelope.correlation_id,
-                prev_seq=seq,
-                at=now,
-                events=[EventRecord(event_id=f"{commit_id}:{i}", event=e) for i, e in enumerate(events)],
-            )
-            new_state = apply_commit(state, commit, seq)
-            try:
-                new_seq = await self.store.append(commit, new_state)
-            except ConcurrencyConflict:
-                continue
-            log.debug("appended %d event(s)", len(events), extra={"job_id": envelope.job_id})
-            decision = Decision(events=events, job=replace(new_state, version=new_seq))
-            return decision, (commit, new_seq)
+            for run in split_events(events, self.commit_budget):
+                commit_id = new_message_id()
+                commit = Commit(
+                    commit_id=commit_id,
+                    job_id=envelope.job_id,
+                    tenant=envelope.tenant,
+                    causation_id=envelope.msg_id,
+                    correlation_id=envelope.correlation_id,
+                    prev_seq=seq,
+                    at=now,
+                    events=[EventRecord(event_id=f"{commit_id}:{i}", event=e) for i, e in enumerate(run)],
+                )
+                new_state = apply_commit(state, commit, seq)
+                try:
+                    seq = await self.store.append(commit, new_state)
+                except ConcurrencyConflict:
+                    break  # decide the rest again on the new state
+                state = replace(new_state, version=seq)
+                appended.extend(run)
+                await self.relay(commit, seq)
+                log.debug("appended %d event(s)", len(run), extra={"job_id": envelope.job_id})
+            else:
+                return Decision(events=appended, job=state)
         raise TooManyConflicts(envelope.job_id)
 
 

@@ -43,10 +43,12 @@ from atelier_contracts.events import (
     StepRetryRequested,
     StepRetryScheduled,
     StepSkipped,
+    StepsPlanned,
     StepStarted,
     StepSucceeded,
 )
 from atelier_contracts.ids import work_id
+from atelier_contracts.kinds import KINDS, InvalidInput, PlanInvalid
 from atelier_contracts.snapshot import JobSnapshot, JobStatus, StepSnapshot, StepStatus
 from atelier_contracts.work import WorkFailed, WorkReport, WorkStarted, WorkSucceeded
 from atelier_orchestrator.domain.pipelines import NoPipeline, Pipeline, default_deadline_s, pipeline_for
@@ -58,6 +60,11 @@ UNSETTLED = (StepStatus.PENDING, *LIVE)
 MIN_WAIT_S = 1.0
 """The shortest wait for providers: each wait is a commit in the job's log, so no busy loop."""
 MAX_WAIT_S = 30.0
+
+
+DEFAULT_MAX_FAN_OUT = 200
+PLAN_CHUNK = 50
+"""Planned steps per ``StepsPlanned`` event: a large plan is many events (and, by size, commits)."""
 
 
 class Rejected(Exception):
@@ -76,6 +83,8 @@ class Context:
     now: datetime
     msg_id: str = ""
     """The message being decided; a command already in the job's recent causes decides nothing."""
+    max_fan_out: int = DEFAULT_MAX_FAN_OUT
+    """The most items one step's result may plan steps for."""
 
 
 @dataclass
@@ -292,6 +301,8 @@ def _current_report(d: _Decision, step: StepSnapshot, report: WorkReport) -> Non
         case WorkSucceeded():
             _mark_job_started(d)
             _record_calls(d, step, report.attempt, report.attempts, report.alerts)
+            if step.planner is not None and not _plan(d, step, report):
+                return
             d.emit(
                 StepSucceeded(
                     step=step.name,
@@ -324,6 +335,36 @@ def _current_report(d: _Decision, step: StepSnapshot, report: WorkReport) -> Non
                 retry_after_s=report.retry_after_s,
                 waiting=_only_waited(report),
             )
+
+
+def _plan(d: _Decision, step: StepSnapshot, report: WorkSucceeded) -> bool:
+    """The steps the result plans, before the step succeeds (so nothing they feed starts early,
+    and a plan cut short by a crash is completed when the report comes again); False when the
+    result cannot be planned from (the step fails)."""
+    kind = KINDS.get(d.job.kind)
+    planner = kind.planners.get(step.planner or "") if kind is not None else None
+    code, message, retryable = "plan_invalid", f"no planner {step.planner!r} in kind {d.job.kind!r}", False
+    if kind is not None and planner is not None:
+        try:
+            plan = planner(kind.parse(d.job.input), report.data)
+        except (PlanInvalid, InvalidInput) as exc:
+            message, retryable = f"the result of {step.name} cannot be planned from: {exc}", True
+        else:
+            if plan.width > d.ctx.max_fan_out:
+                code, retryable = "plan_too_large", False
+                message = f"{step.name} planned {plan.width} items; at most {d.ctx.max_fan_out} may be"
+            else:
+                missing = [s for s in plan.steps if s.name not in d.job.steps]
+                for start in range(0, len(missing), PLAN_CHUNK):
+                    chunk = missing[start : start + PLAN_CHUNK]
+                    names = {s.name for s in chunk}
+                    needs = {k: [n for n in v if n in names] for k, v in plan.needs.items()}
+                    d.emit(
+                        StepsPlanned(by=step.name, steps=chunk, needs={k: v for k, v in needs.items() if v})
+                    )
+                return True
+    _step_failed(d, step, code, message, retryable=retryable, at=report.finished_at)
+    return False
 
 
 def _only_waited(report: WorkFailed) -> bool:
@@ -428,7 +469,7 @@ def _dependents(job: JobSnapshot, name: str) -> list[str]:
 def _dispatch_ready_steps(d: _Decision) -> None:
     steps = d.job.steps
     for step in list(steps.values()):
-        ready = all(steps[n].status == StepStatus.SUCCEEDED for n in step.needs)
+        ready = all(n in steps and steps[n].status == StepStatus.SUCCEEDED for n in step.needs)
         if step.status == StepStatus.PENDING and ready:
             _dispatch(d, step, step.attempts + 1)
 

@@ -29,6 +29,8 @@ from atelier_contracts.events import (
     StepRetryRequested,
     StepRetryScheduled,
     StepSkipped,
+    StepSpec,
+    StepsPlanned,
     StepStarted,
     StepSucceeded,
 )
@@ -156,6 +158,8 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
             )
         case JobDeleted():
             return replace(state, deleted=True)
+        case StepsPlanned():
+            return _planned(state, event)
     raise TypeError(f"unknown event {event!r}")  # pragma: no cover - the union is exhaustive
 
 
@@ -169,19 +173,7 @@ def _submitted(event: JobSubmitted, meta: EventMeta) -> JobSnapshot:
         priority=event.priority,
         tags=event.tags,
         status=JobStatus.QUEUED,
-        steps={
-            s.name: StepSnapshot(
-                name=s.name,
-                capability=s.capability,
-                needs=s.needs,
-                params=s.params,
-                max_attempts=s.max_attempts,
-                backoff_s=s.backoff_s,
-                backoff_max_s=s.backoff_max_s,
-                timeout_s=s.timeout_s,
-            )
-            for s in event.steps
-        },
+        steps={s.name: _step_of(s) for s in event.steps},
         created_at=meta.at,
         updated_at=meta.at,
         partial_ready_after=event.partial_ready_after,
@@ -189,6 +181,41 @@ def _submitted(event: JobSubmitted, meta: EventMeta) -> JobSnapshot:
         deadline_at=event.deadline_at,
         request_hash=event.request_hash,
     )
+
+
+def _step_of(spec: StepSpec) -> StepSnapshot:
+    return StepSnapshot(
+        name=spec.name,
+        capability=spec.capability,
+        needs=spec.needs,
+        params=spec.params,
+        max_attempts=spec.max_attempts,
+        backoff_s=spec.backoff_s,
+        backoff_max_s=spec.backoff_max_s,
+        timeout_s=spec.timeout_s,
+        planner=spec.planner,
+    )
+
+
+def _planned(state: JobSnapshot, event: StepsPlanned) -> JobSnapshot:
+    """Add the planned steps (one already there stays as it is: a plan made again after a crash)
+    before the first step that now needs them, so steps stay in an order where a step comes after
+    what it needs; extend those steps' needs."""
+    new = {s.name: _step_of(s) for s in event.steps if s.name not in state.steps}
+    gaining = {
+        name: [n for n in more if n not in state.steps[name].needs]
+        for name, more in event.needs.items()
+        if name in state.steps
+    }
+    steps: dict[str, StepSnapshot] = {}
+    for name, step in state.steps.items():
+        if new and name in gaining:
+            steps.update(new)
+            new = {}
+        more = gaining.get(name)
+        steps[name] = replace(step, needs=(*step.needs, *dict.fromkeys(more))) if more else step
+    steps.update(new)
+    return replace(state, steps=steps)
 
 
 def _step(state: JobSnapshot, name: str, **changes: object) -> JobSnapshot:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
+from dataclasses import replace
 from typing import Any
 
 from atelier_contracts.blobstore import BlobNotFound, BlobStore
@@ -32,6 +34,20 @@ def _prompt(item: WorkItem, blobs: BlobStore | None = None) -> tuple[str, str, i
     if not prompt:
         raise WorkError("prompt_invalid", "the step has no prompt", retryable=False)
     return prompt, title, int(param(item, "seed", 0))
+
+
+_MARKER = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def list_items(text: str, count: int) -> list[str]:
+    """Up to ``count`` items of a list a model wrote: its lines without bullets or numbers, or,
+    from a model that wrote prose instead, its sentences. Fewer than asked is a shorter list."""
+    lines = [_MARKER.sub("", line).strip(" #*_") for line in text.splitlines()]
+    items = [line for line in lines if line]
+    if len(items) < count:
+        items = [s.strip() for s in _SENTENCE.split(" ".join(items)) if s.strip()]
+    return items[:count]
 
 
 def _from_text(text: str, title: str, words: int = 60) -> str:
@@ -118,11 +134,26 @@ def handlers(
     async def text_generate(item: WorkItem) -> WorkResult:
         await simulate_faults(item, faults)
         prompt, title, seed = _prompt(item)
+        count = int(param(item, "count", 0)) if param(item, "format") == "list" else 0
         request = TextRequest(prompt=prompt, title=title, seed=seed)
+        if count:
+            request = TextRequest(
+                prompt=f"List {count} distinct ideas, one per line, about: {prompt}",
+                title=title,
+                seed=seed,
+                system="You answer with a plain list: one item per line, no numbers, nothing else.",
+                max_tokens=min(60 * count, 16000),
+                items=count,
+            )
         routed = await router.call(
             "text.generate", item, lambda p, o: p.generate_text(request, o), text_worst_case(request)
         )
         text = routed.result.text
+        if count:  # a list the job plans from (``WorkSucceeded.data``), and the list as a file
+            items = list_items(text, count)
+            ref = blobs.put_bytes("\n".join(items).encode(), "text/markdown")
+            artifact = Artifact(name="list", kind="text", blob=ref, meta={"items": len(items)})
+            return replace(_done(routed, artifact), data={"items": items})
         ref = blobs.put_bytes(text.encode(), "text/markdown")
         return _done(routed, Artifact(name="story", kind="text", blob=ref, meta={"words": len(text.split())}))
 

@@ -68,6 +68,8 @@ class TextRequest:
     seed: int = 0
     system: str = "You write warm, vivid children's stories in Markdown, starting with '# ' and the title."
     max_tokens: int = 1200
+    items: int = 0
+    """Above 0: a list of this many items, one per line, instead of prose."""
 
 
 @dataclass(frozen=True)

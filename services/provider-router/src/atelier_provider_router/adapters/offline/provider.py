@@ -25,7 +25,10 @@ class OfflineProvider:
     capabilities = frozenset({"text.generate", "image.generate", "tts"})
 
     async def generate_text(self, request: TextRequest, options: CallOptions) -> TextResult:
-        story = await asyncio.to_thread(text.write_story, request.prompt, request.title, request.seed)
+        if request.items:
+            story = await asyncio.to_thread(text.write_list, request.prompt, request.seed, request.items)
+        else:
+            story = await asyncio.to_thread(text.write_story, request.prompt, request.title, request.seed)
         words = len(story.split())
         return TextResult(text=story, model=text.MODEL, usage=Usage(units={"output_words": words}))
 

@@ -249,6 +249,42 @@ def write_story(prompt: str, title: str, seed: int = 0, paragraphs: int = 5) -> 
     return f"# {heading}\n\n" + "\n\n".join(body) + "\n"
 
 
+_SCENE_TIMES = (
+    "at dawn", "at dusk", "in the rain", "under the stars", "in the snow", "on a windy morning",
+    "by moonlight", "in a summer storm", "in the fog", "at midday",
+)  # fmt: skip
+
+
+def write_list(prompt: str, seed: int = 0, items: int = 6) -> str:
+    """``items`` distinct lines (scene ideas told by the story's beats), one per line: the same
+    ``(prompt, seed, items)`` always gives the same list."""
+    if not 1 <= items <= 500:
+        raise ValueError(f"items must be between 1 and 500, got {items}")
+    key = json.dumps(["list", prompt, seed], ensure_ascii=False).encode()
+    rng = random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+    cast = _cast(prompt, rng)
+    lines: list[str] = []
+    seen: set[str] = set()
+    round_ = 0
+    while len(lines) < items:
+        round_ += 1
+        for stage in _plan(5):
+            for template in STAGES[stage].beats:
+                line = _fill(template, cast, rng)
+                if round_ > 1:  # every beat told once: the same scene, seen again another way
+                    line = f"{line.rstrip('.!')}, {rng.choice(_SCENE_TIMES)}."
+                if line not in seen:
+                    seen.add(line)
+                    lines.append(line)
+                if len(lines) == items:
+                    break
+            if len(lines) == items:
+                break
+        if round_ > 50:
+            lines += [f"{prompt} ({i})" for i in range(len(lines) + 1, items + 1)]
+    return "\n".join(lines) + "\n"
+
+
 def _plan(paragraphs: int) -> list[str]:
     """The arc shrinks from the middle and grows by wandering, so it always opens and ends well."""
     arcs = {1: ["opening"], 2: ["opening", "ending"], 3: ["opening", "discovery", "ending"]}
