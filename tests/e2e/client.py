@@ -1,16 +1,23 @@
-"""A small synchronous client for the end-to-end tests: submit, wait, download."""
+"""Helpers of the end-to-end tests: the platform to run, a small synchronous client (submit, wait,
+download), and the rebuild check."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import subprocess
+import sys
 import wave
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 from PIL import Image
 
+from atelier_devstack.stack import Stack
 from tests.support import eventually_sync
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -65,3 +72,38 @@ def check_asset(kind: str, content_type: str, data: bytes) -> None:
             assert z.testzip() is None
     else:
         raise AssertionError(f"unexpected asset kind {kind}")
+
+
+def verify_rebuild(stack: Stack, tmp_path: Path) -> None:
+    """``atelier-orchestrator rebuild --verify`` into a fresh database equals the live read model."""
+    rebuilt = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "atelier-orchestrator"), "rebuild", "--into", rebuilt, "--verify"],
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    assert '"equal": true' in result.stdout
+
+
+def e2e_stack(tmp_path: Path, **extra_env: str) -> Stack:
+    """The platform for an end-to-end test: short ack waits, so messages held by a killed process
+    come back within seconds."""
+    defaults = {
+        "ATELIER_WORK_ACK_WAIT_S": "4",
+        "ATELIER_ORCHESTRATOR_ACK_WAIT_S": "3",
+        "ATELIER_SWEEP_INTERVAL_S": "0.5",
+        "ATELIER_PROVIDER_ROUTER_CONCURRENCY": "8",
+    }
+    return Stack.with_free_ports(tmp_path / "state", **{**defaults, **extra_env})
+
+
+@contextlib.contextmanager
+def running(stack: Stack) -> Iterator[Stack]:
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()

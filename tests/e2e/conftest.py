@@ -8,20 +8,10 @@ from pathlib import Path
 import pytest
 
 from atelier_devstack.stack import Stack
+from tests.e2e.client import e2e_stack, running
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    # Short ack waits, so messages held by a killed process come back within seconds.
-    s = Stack.with_free_ports(
-        tmp_path / "state",
-        ATELIER_WORK_ACK_WAIT_S="4",
-        ATELIER_ORCHESTRATOR_ACK_WAIT_S="3",
-        ATELIER_SWEEP_INTERVAL_S="0.5",
-        ATELIER_PROVIDER_ROUTER_CONCURRENCY="8",
-    )
-    try:
-        s.start()
+    with running(e2e_stack(tmp_path)) as s:
         yield s
-    finally:
-        s.stop()

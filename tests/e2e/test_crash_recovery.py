@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from atelier_devstack.stack import Stack
-from tests.e2e.client import step_successes, submit_story, wait_terminal
+from tests.e2e.client import step_successes, submit_story, verify_rebuild, wait_terminal
 from tests.support import eventually_sync
 
 pytestmark = pytest.mark.e2e
@@ -41,13 +39,4 @@ def test_kill_orchestrator_and_worker_mid_flight(stack: Stack, tmp_path: Path) -
             assert job["status"] == "succeeded", job
             assert step_successes(client, job_id) == dict.fromkeys(STEPS, 1), job_id
 
-    rebuilt = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "atelier-orchestrator"), "rebuild", "--into", rebuilt, "--verify"],
-        env=stack.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert '"equal": true' in result.stdout
+    verify_rebuild(stack, tmp_path)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import pytest
 from atelier_contracts.events import StepsPlanned, StepSucceeded
 from atelier_devstack.stack import Stack
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
-from tests.e2e.client import step_successes, wait_terminal
+from tests.e2e.client import e2e_stack, running, step_successes, verify_rebuild, wait_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -44,18 +42,8 @@ class _Commit(msgspec.Struct):
 @pytest.fixture
 def small_commits(tmp_path: Path) -> Iterator[Stack]:
     # Commits of at most 4 KiB: the plan of 150 pictures takes dozens of commits.
-    s = Stack.with_free_ports(
-        tmp_path / "state",
-        ATELIER_WORK_ACK_WAIT_S="4",
-        ATELIER_ORCHESTRATOR_ACK_WAIT_S="3",
-        ATELIER_SWEEP_INTERVAL_S="0.5",
-        ATELIER_MAX_COMMIT_BYTES="4096",
-    )
-    try:
-        s.start()
+    with running(e2e_stack(tmp_path, ATELIER_MAX_COMMIT_BYTES="4096")) as s:
         yield s
-    finally:
-        s.stop()
 
 
 async def kill_mid_plan(stack: Stack, client: httpx.AsyncClient) -> tuple[str, int]:
@@ -118,13 +106,4 @@ def test_a_plan_of_150_steps_survives_kill_9_and_runs_each_step_once(
         package = next(a for a in job["assets"] if a["step"] == "package")
         assert package["kind"] == "bundle"
 
-    rebuilt = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "atelier-orchestrator"), "rebuild", "--into", rebuilt, "--verify"],
-        env=stack.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert '"equal": true' in result.stdout
+    verify_rebuild(stack, tmp_path)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import httpx
 import pytest
 
 from atelier_devstack.stack import Stack
+from tests.e2e.client import verify_rebuild
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
@@ -85,18 +84,6 @@ async def check_all(client: httpx.AsyncClient, jobs: list[dict[str, Any]]) -> Co
         check_log(job, events)
         seen[body["status"]] += 1
     return seen
-
-
-def verify_rebuild(stack: Stack, tmp_path: Path) -> None:
-    rebuilt = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "atelier-orchestrator"), "rebuild", "--into", rebuilt, "--verify"],
-        env=stack.env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
 
 
 async def test_500_jobs_on_two_orchestrators_and_two_workers(stack: Stack, tmp_path: Path) -> None:

@@ -100,7 +100,11 @@ async def _zero(count: Awaitable[int]) -> bool:
 
 async def test_a_handler_that_always_fails_is_bounded_then_redriven_once(nc: Client) -> None:
     spec = ConsumerSpec(
-        stream=COMMANDS_STREAM, durable="test-failing", filter_subject="atelier.cmd.>", dead_after=3
+        stream=COMMANDS_STREAM,
+        durable="test-failing",
+        filter_subject="atelier.cmd.>",
+        dead_after=3,
+        dead_after_s=0,
     )
     seen: list[int] = []
     broken = True

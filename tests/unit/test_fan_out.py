@@ -133,3 +133,63 @@ def test_any_delivery_order_with_duplicates_runs_each_planned_step_once(
     assert len(planned) == count == len(set(planned))
     assert any(isinstance(e, JobSucceeded) for e in sim.events())
     assert sim.replay() == sim.state
+
+
+def test_a_decision_whose_tail_was_lost_is_finished_when_the_report_comes_again() -> None:
+    """A conflict or crash after the commit with the step's success, before the one with the
+    dispatches: the redelivered report is a repeat, and the job is healed from its state."""
+    whole, cut = Sim(), Sim()
+    items = [f"idea {i}" for i in range(5)]
+    [ideas] = dispatched(whole.send(gallery(5)))
+    cut.send(gallery(5))
+    report = ideas_done(ideas, items)
+    full = whole.send(report)
+    upto = next(i for i, e in enumerate(full) if isinstance(e, StepSucceeded)) + 1
+    cut.commit(full[:upto])  # the dispatches never made it into the log
+    healed = dispatched(cut.send(report))
+    assert sorted(d.step for d in healed) == [f"picture_{i:03d}" for i in range(1, 6)]
+    assert dispatched(cut.send(report)) == [], "healed once: nothing more to do"
+
+
+def test_provider_calls_are_recorded_once_when_a_plan_is_made_again() -> None:
+    from datetime import UTC, datetime
+
+    from atelier_contracts.common import ProviderAttempt
+    from atelier_contracts.events import ProviderCalled
+
+    whole, cut = Sim(), Sim()
+    [ideas] = dispatched(whole.send(gallery(150)))
+    cut.send(gallery(150))
+    call = ProviderAttempt(provider="offline", model="m", outcome="succeeded", started_at=datetime.now(UTC))
+    report = replace(ideas_done(ideas, [f"idea {i}" for i in range(150)]), attempts=[call])
+    full = whole.send(report)
+    first_plan = next(i for i, e in enumerate(full) if isinstance(e, StepsPlanned)) + 1
+    cut.commit(full[:first_plan])  # the call and a first part of the plan, then a crash
+    again = cut.send(report)
+    assert not any(isinstance(e, ProviderCalled) for e in again), "the call is in the log once"
+    calls = [e for e in cut.events() if isinstance(e, ProviderCalled)]
+    assert len(calls) == 1
+
+
+def test_a_step_run_again_plans_anew_and_what_its_old_plan_had_more_goes() -> None:
+    from atelier_contracts.commands import RetryStep
+
+    sim = Sim()
+    [ideas] = dispatched(sim.send(gallery()))
+    pictures = dispatched(sim.send(ideas_done(ideas, ["a red fox", "an arctic fox", "a fennec"])))
+    for p in pictures:
+        events = sim.send(succeeded(p))
+    [package] = dispatched(events)
+    sim.send(succeeded(package))
+    assert sim.state is not None
+    assert sim.state.status == JobStatus.SUCCEEDED
+    [ideas2] = dispatched(sim.send(RetryStep(step="ideas"), "retry-1"))  # type: ignore[arg-type]
+    replanned = sim.send(ideas_done(ideas2, ["an owl"]))
+    [picture] = dispatched(replanned)
+    assert (picture.step, picture.params["prompt"]) == ("picture_001", "an owl"), "its new spec"
+    assert set(sim.state.steps) == {"ideas", "picture_001", "package"}, "the old plan's others are gone"
+    assert sim.state.steps["package"].needs == ("ideas", "picture_001")
+    [package2] = dispatched(sim.send(succeeded(picture)))
+    sim.send(succeeded(package2))
+    assert sim.state.status == JobStatus.SUCCEEDED
+    assert sim.replay() == sim.state

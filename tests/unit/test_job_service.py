@@ -218,3 +218,31 @@ async def test_a_plan_too_large_for_one_commit_is_appended_as_several_and_surviv
     state, _ = await store.load("job_x")
     assert state is not None
     assert state.steps["ideas"].status == "succeeded"
+
+
+async def test_a_delete_appended_but_not_relayed_is_relayed_when_it_comes_again() -> None:
+    """The job reads as deleted now; its command must still reach the workers (cancellation)."""
+    from atelier_contracts.commands import DeleteJob
+
+    store = MemoryEventStore()
+    relayed: list[str] = []
+    crash = False
+
+    async def relay(commit: Commit, seq: int) -> None:
+        if crash:
+            raise Crash
+        relayed.append(commit.causation_id)
+
+    jobs = JobService(store, relay=relay, clock=lambda: NOW)
+    await jobs.handle(envelope(submit(), "m1"))  # type: ignore[arg-type]
+    crash = True
+    with pytest.raises(Crash):
+        await jobs.handle(envelope(DeleteJob(), "del-1"))  # type: ignore[arg-type]
+    crash = False
+    again = await jobs.handle(envelope(DeleteJob(), "del-1"), redelivered=True)  # type: ignore[arg-type]
+    assert again.events == []
+    assert relayed == ["m1", "del-1"], "the delete's commit relayed on its redelivery"
+    # A dead letter sent again is a new delivery: known by its id in the job's causes all the same.
+    relayed.clear()
+    await jobs.handle(envelope(DeleteJob(), "del-1"))  # type: ignore[arg-type]
+    assert relayed == ["del-1"]

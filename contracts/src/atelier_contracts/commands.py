@@ -5,7 +5,7 @@ Published by the gateway on ``atelier.cmd.<job_id>`` inside an :class:`Envelope`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -42,6 +42,15 @@ class RetryStep(msgspec.Struct, frozen=True, kw_only=True, tag="retry_step"):
     step: str
 
 
+class ReviewStep(msgspec.Struct, frozen=True, kw_only=True, tag="review_step"):
+    """A person's verdict on a review gate waiting for one."""
+
+    step: str
+    verdict: Literal["approve", "reject"]
+    feedback: str = ""
+    reviewer: str = ""
+
+
 class UpdateJob(msgspec.Struct, frozen=True, kw_only=True, tag="update_job"):
     """Change a job's title, priority or tags; a field left None stays as it is."""
 
@@ -72,5 +81,7 @@ class CommandOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """The job after the decision (accepted commands), so the caller need not wait for SQL."""
 
 
-Command = SubmitJob | CancelJob | RequeueJob | RetryStep | UpdateJob | DeleteJob | ExpireDeadlines
+Command = (
+    SubmitJob | CancelJob | RequeueJob | RetryStep | ReviewStep | UpdateJob | DeleteJob | ExpireDeadlines
+)
 """The union of all commands."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -64,3 +64,40 @@ class ProviderAttempt(msgspec.Struct, frozen=True, kw_only=True):
     error_class: str = ""
     message: str = ""
     usage: Usage = Usage()
+
+
+ReviewMode = Literal["manual", "auto", "both"]
+TimeoutPolicy = Literal["approve", "reject", "fail"]
+
+
+class ReviewSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A step that is a review gate: it waits for a verdict on the steps it needs.
+
+    ``manual``: a person decides (``POST /v1/jobs/{id}/steps/{step}/review``); ``auto``: a reviewer
+    capability decides (the step runs as work, e.g. ``review.auto``); ``both``: auto first, then a
+    person. A rejection sends the reviewed steps (the gate's needs but ``keeps``) and what depends
+    on them back, with the feedback in their input, and the gate waits again. Waiting for a person
+    does not count against the job's deadline; the gate has its own."""
+
+    mode: ReviewMode = "manual"
+    keeps: tuple[str, ...] = ()
+    """Needs of the gate that are context, not under review (a rejection leaves them)."""
+    timeout_s: float = 86400.0
+    """How long a person may take; then ``on_timeout`` decides."""
+    on_timeout: TimeoutPolicy = "fail"
+    max_rounds: int = 5
+    """Rejections after which the gate fails instead of sending the steps back again."""
+    checks: dict[str, Any] = {}
+    """What an automatic reviewer checks (e.g. ``min_side``, ``brightness``, ``min_words``)."""
+
+
+class ReviewRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One verdict on a gate: who, when, which round, and why."""
+
+    step: str
+    round: int
+    verdict: Literal["approve", "reject"]
+    feedback: str
+    reviewer: str
+    auto: bool
+    at: datetime

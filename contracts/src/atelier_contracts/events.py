@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from atelier_contracts.common import Artifact, BudgetAlert, ErrorInfo, ProviderAttempt, Usage
+from atelier_contracts.common import Artifact, BudgetAlert, ErrorInfo, ProviderAttempt, ReviewSpec, Usage
 
 
 class StepSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,6 +29,8 @@ class StepSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Step deadline, counted from dispatch (or from the scheduled retry time)."""
     planner: str | None = None
     """A step whose result plans more steps: the name of its kind's planner (``JobKind.planners``)."""
+    review: ReviewSpec | None = None
+    """A review gate (``ReviewSpec``): waits for a verdict on the steps it needs."""
 
 
 class JobSubmitted(msgspec.Struct, frozen=True, kw_only=True, tag="job_submitted"):
@@ -202,13 +204,43 @@ class StepsPlanned(msgspec.Struct, frozen=True, kw_only=True, tag="steps_planned
 
     by: str
     steps: list[StepSpec] = []
+    """New steps; or, for a step this planner planned before (its plan made again after the step
+    ran anew), its new spec: it replaces the old while that waits to run."""
     needs: dict[str, list[str]] = {}
     """Existing step → planned steps it now needs as well (e.g. a package needs every image)."""
+    drop: list[str] = []
+    """Steps an earlier plan of ``by`` made that the new plan has no more (removed, and from
+    every step's needs)."""
+
+
+class ReviewRequested(msgspec.Struct, frozen=True, kw_only=True, tag="review_requested"):
+    """A gate waits for a person's verdict, until ``deadline_at`` (then its timeout policy)."""
+
+    step: str
+    round: int
+    deadline_at: datetime
+
+
+class StepReviewed(msgspec.Struct, frozen=True, kw_only=True, tag="step_reviewed"):
+    """A verdict on a gate. Approved and ``final``: the gate succeeds; approved by the automatic
+    reviewer of a ``both`` gate: a person reviews next; rejected: ``reset`` runs again with the
+    feedback (an empty ``reset``: the gate fails after this)."""
+
+    step: str
+    round: int
+    verdict: str
+    feedback: str = ""
+    reviewer: str = ""
+    auto: bool = False
+    final: bool = True
+    reset: list[str] = []
 
 
 JobEvent = (
     JobSubmitted
     | StepsPlanned
+    | ReviewRequested
+    | StepReviewed
     | StepDispatched
     | StepStarted
     | StepRedelivered

@@ -24,8 +24,8 @@ class JobAt(msgspec.Struct, frozen=True, kw_only=True):
 class JobAtAnswer(msgspec.Struct, frozen=True, kw_only=True):
     job: JobSnapshot | None
     """None: no such job of the tenant, or it did not exist yet at ``at``."""
-    head: int = 0
-    """The sequence of the job's last commit now (0: none)."""
+    error: str = ""
+    """Set when the orchestrator could not answer (the asker says so at once, not after a timeout)."""
 
 
 job_at_decoder = msgspec.json.Decoder(JobAt)

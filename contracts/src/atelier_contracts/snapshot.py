@@ -10,19 +10,21 @@ from typing import Any
 
 import msgspec
 
-from atelier_contracts.common import Artifact, ErrorInfo, Usage
+from atelier_contracts.common import Artifact, ErrorInfo, ReviewRecord, ReviewSpec, Usage
 
 
 class JobStatus:
     QUEUED = "queued"
     RUNNING = "running"
     PARTIAL_READY = "partial_ready"
+    AWAITING_REVIEW = "awaiting_review"
+    """A review gate waits for a person (the job's deadline is paused meanwhile)."""
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
     TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
-    ALL = (QUEUED, RUNNING, PARTIAL_READY, SUCCEEDED, FAILED, CANCELLED)
+    ALL = (QUEUED, RUNNING, PARTIAL_READY, AWAITING_REVIEW, SUCCEEDED, FAILED, CANCELLED)
 
 
 class StepStatus:
@@ -33,6 +35,7 @@ class StepStatus:
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    AWAITING_REVIEW = "awaiting_review"
 
 
 class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +48,17 @@ class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     backoff_max_s: float = 60.0
     timeout_s: float = 300.0
     planner: str | None = None
+    review: ReviewSpec | None = None
+    review_round: int = 0
+    """The gate's rounds so far (a person's or the automatic reviewer's verdict each)."""
+    review_auto_passed: bool = False
+    """A ``both`` gate whose automatic reviewer approved this round: a person is next."""
+    feedback: str = ""
+    """What a reviewer asked of this step when it sent it back (given to its next run)."""
+    planned_by: str | None = None
+    """The step whose result planned this one (a new plan of that step replaces it)."""
+    calls_recorded: int = 0
+    """The attempt whose provider calls are in the log (so a decision made again adds none)."""
     status: str = StepStatus.PENDING
     attempts: int = 0
     work_id: str | None = None
@@ -96,6 +110,10 @@ class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """Message ids of the latest commits' causes, so a redelivered command is not decided twice."""
     ignored_work: list[str] = []
     """Work ids whose late reports were recorded as ignored (so a redelivery is not recorded twice)."""
+    reviews: list[ReviewRecord] = []
+    """Every verdict on the job's review gates, in order."""
+    review_waiting_since: datetime | None = None
+    """Since when a gate waits for a person: the job's deadline moves on by that wait."""
     version: int = 0
     """Stream sequence of the last commit folded in."""
 
@@ -104,9 +122,9 @@ class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
         """The earliest deadline still ahead of a live job: its own, or a dispatched step's."""
         if self.status in JobStatus.TERMINAL:
             return None
-        live = (StepStatus.DISPATCHED, StepStatus.RUNNING)
+        live = (StepStatus.DISPATCHED, StepStatus.RUNNING, StepStatus.AWAITING_REVIEW)
         times = [s.deadline_at for s in self.steps.values() if s.status in live and s.deadline_at]
-        if self.deadline_at:
+        if self.deadline_at and self.review_waiting_since is None:  # paused while a person reviews
             times.append(self.deadline_at)
         return min(times, default=None)
 

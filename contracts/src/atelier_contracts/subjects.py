@@ -25,6 +25,7 @@ CAPABILITY_POOLS: dict[str, str] = {
     "image.generate": "ai",
     "tts": "ai",
     "image.thumbnail": "media",
+    "review.auto": "media",
     "bundle.zip": "export",
 }
 

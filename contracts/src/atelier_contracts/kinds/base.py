@@ -122,7 +122,7 @@ class JobKind(Generic[In]):
         return msgspec.json.schema(self.input_type)
 
 
-_AT = re.compile(r"^(?P<msg>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
+_AT = re.compile(r"^(?P<msg>.*) - at `(?:(?P<key>[^`]*)` in `)?\$(?P<path>[^`]*)`$", re.DOTALL)
 _PART = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 _FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]+)`")
 
@@ -135,6 +135,8 @@ def issue_of(exc: msgspec.ValidationError) -> Issue:
         msg = found["msg"]
         for name, index in _PART.findall(found["path"]):
             loc.append(name if name else (int(index) if index.isdigit() else index))
+        if found["key"] is not None:  # a bad key of a map: "... - at `key` in `$.fail`"
+            loc.append(found["key"])
     field = _FIELD.match(msg)
     if field is not None:  # missing or unknown: the path names the object, the message the field
         loc.append(field[1])

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from atelier_contracts.common import ReviewSpec, TimeoutPolicy
 from atelier_contracts.events import StepSpec
 from atelier_contracts.kinds.base import BaseInput, JobKind, Plan, PlanInvalid, shared
 
@@ -18,9 +19,14 @@ MAX_IDEA_CHARS = 500
 
 
 class GalleryInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    count: Annotated[int, msgspec.Meta(ge=1, le=500)] = 6
-    """How many pictures to ask for (the deployment's max fan-out bounds what runs)."""
+    count: Annotated[int, msgspec.Meta(ge=1, le=200)] = 6
+    """How many pictures to ask for (at most the default max fan-out: refused at the door, not
+    after the ideas were paid for)."""
     size: Literal[256, 512, 1024] = 512
+    review: Literal["none", "manual", "auto", "both"] = "none"
+    """Review the pictures before they are packaged: by a person, automatically, or both."""
+    review_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] = 86400.0
+    on_review_timeout: TimeoutPolicy = "fail"
 
 
 def picture(i: int) -> str:
@@ -37,14 +43,29 @@ def plan(gallery: GalleryInput) -> tuple[StepSpec, ...]:
             planner="pictures",
             timeout_s=120,
         ),
-        # Needs the pictures too, once the ideas have planned them.
+        *_review(gallery),
+        # Needs the pictures too (and their review), once the ideas have planned them.
         StepSpec(
             name="package",
             capability="bundle.zip",
-            needs=("ideas",),
+            needs=("ideas",) if gallery.review == "none" else ("ideas", "review"),
             params={"request": {"prompt": gallery.prompt}},
         ),
     )
+
+
+def _review(gallery: GalleryInput) -> tuple[StepSpec, ...]:
+    if gallery.review == "none":
+        return ()
+    spec = ReviewSpec(
+        mode=gallery.review,
+        keeps=("ideas",),  # a rejection draws the pictures again, from the same ideas
+        timeout_s=gallery.review_timeout_s,
+        on_timeout=gallery.on_review_timeout,
+        checks={"min_side": gallery.size, "brightness": [0.04, 0.96]},
+    )
+    capability = "review" if gallery.review == "manual" else "review.auto"
+    return (StepSpec(name="review", capability=capability, needs=("ideas",), review=spec, timeout_s=120),)
 
 
 def pictures(gallery: GalleryInput, data: Mapping[str, Any]) -> Plan:
@@ -67,7 +88,9 @@ def pictures(gallery: GalleryInput, data: Mapping[str, Any]) -> Plan:
         )
         for i, idea in enumerate(items, start=1)
     )
-    return Plan(steps=steps, needs={"package": tuple(s.name for s in steps)}, width=len(items))
+    names = tuple(s.name for s in steps)
+    needs = {"package": names, **({"review": names} if gallery.review != "none" else {})}
+    return Plan(steps=steps, needs=needs, width=len(items))
 
 
 KIND = JobKind(

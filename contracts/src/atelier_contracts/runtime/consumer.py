@@ -21,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import nats.errors
 import nats.js.errors
@@ -79,7 +80,10 @@ class ConsumerSpec:
     """Messages handled at once; with a batch handler, the most messages in one batch."""
     dead_after: int | None = 10
     """The delivery at which a message that still fails becomes a dead letter (None: never; the
-    server's ``max_deliver`` then bounds it, as for work items)."""
+    server's ``max_deliver`` then bounds it, as for work items)..."""
+    dead_after_s: float = 600.0
+    """...once it has also been stored this long: an outage of a few minutes (a leader election,
+    a restarting dependency) buries nothing."""
     max_bytes: int | None = None
     """A larger message is a dead letter without being handled."""
 
@@ -344,8 +348,10 @@ class Consumer:
 
     async def _settle(self, msg: Msg, outcome: Outcome) -> None:
         if isinstance(outcome, Retry) and self.spec.dead_after is not None:
-            deliveries = msg.metadata.num_delivered
-            if deliveries >= self.spec.dead_after:
+            meta = msg.metadata
+            deliveries = meta.num_delivered
+            age = (datetime.now(UTC) - meta.timestamp).total_seconds() if meta.timestamp else 0.0
+            if deliveries >= self.spec.dead_after and age >= self.spec.dead_after_s:
                 why = outcome.reason or "asked to be redelivered"
                 outcome = GiveUp(f"still failing after {deliveries} deliveries: {why}")
         if isinstance(outcome, GiveUp):

@@ -10,8 +10,6 @@ copy is deduplicated by its origin). ``atelier-orchestrator dead-letters`` lists
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,9 +18,8 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from atelier_contracts.runtime.pull import PullRequests, stream_sequence
+from atelier_contracts.runtime.pull import read_stream, stream_sequence
 from atelier_contracts.subjects import DEAD_STREAM, JOBS_STREAM, MSG_ID_HEADER, dead_subject
 
 ORIGIN_SUBJECT = "Atelier-Dead-Subject"
@@ -92,41 +89,13 @@ def _origin(msg: Msg) -> tuple[str, int]:
 
 async def dead_letters(nc: Client, consumer: str | None = None) -> AsyncIterator[DeadLetter]:
     """The dead letters now in the stream (of one consumer, or all), oldest first."""
-    js = nc.jetstream()
     try:
-        info = await js.stream_info(DEAD_STREAM)
+        await nc.jetstream().stream_info(DEAD_STREAM)
     except nats.js.errors.NotFoundError:
         return
-    if info.state.messages == 0:
-        return
-    name = f"dead-reader-{nc.new_inbox().rsplit('.', 1)[-1]}"
-    await js.add_consumer(
-        DEAD_STREAM,
-        ConsumerConfig(
-            name=name,
-            filter_subject=dead_subject(consumer) if consumer else "atelier.dead.>",
-            ack_policy=AckPolicy.NONE,
-            deliver_policy=DeliverPolicy.ALL,
-            inactive_threshold=30,
-        ),
-    )
-    arrived: list[Msg] = []
-    pulls = PullRequests(nc, DEAD_STREAM, name, arrived.append)
-    await pulls.start()
-    try:
-        while True:
-            done = await pulls.request(500, wait_s=None)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done, timeout=10)
-            if not arrived:
-                return
-            msgs, arrived[:] = arrived[:], []
-            for msg in msgs:
-                yield _letter(msg)
-    finally:
-        await pulls.stop()
-        with contextlib.suppress(nats.errors.Error, nats.js.errors.Error):
-            await js.delete_consumer(DEAD_STREAM, name)
+    subject = dead_subject(consumer) if consumer else "atelier.dead.>"
+    async for msg in read_stream(nc, DEAD_STREAM, subject):
+        yield _letter(msg)
 
 
 def _letter(msg: Msg) -> DeadLetter:

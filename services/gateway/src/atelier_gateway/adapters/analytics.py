@@ -13,13 +13,13 @@ from typing import Any
 import sqlalchemy as sa
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError, NotFoundError
-from nats.js.kv import KeyValue
+from nats.js.errors import NotFoundError
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atelier_contracts.readmodel import jobs, provider_calls
 from atelier_contracts.runtime import deadletter
+from atelier_contracts.runtime.pull import read_stream
 from atelier_contracts.snapshot import JobStatus
 from atelier_contracts.subjects import PRIORITY_BANDS, PROVIDERS_BUCKET, WORK_STREAM
 from atelier_gateway.adapters.natsio import reachable
@@ -173,22 +173,24 @@ class SqlAnalytics(SqlAdapter):
 
     async def provider_states(self, now: datetime) -> dict[str, Any]:
         """Circuit-breaker states the provider routers publish (one entry per provider), as of
-        ``now``: the routers write changes only, so a trip's time left comes from its ``until``."""
-        states: dict[str, Any] = {}
+        ``now``: the routers write changes only, so a trip's time left comes from its ``until``.
+
+        Read from the bucket's stream up to its last message (the latest value per key wins, a
+        delete or purge removes it): nats-py's ``kv.keys()`` watcher can end before the first
+        entries arrive on a busy machine and list nothing."""
+        latest: dict[str, bytes | None] = {}
+        stream = f"KV_{PROVIDERS_BUCKET}"
+        prefix = f"$KV.{PROVIDERS_BUCKET}."
         async with reachable(self.nc, "the providers bucket"):
             try:
-                kv: KeyValue = await self.js.key_value(PROVIDERS_BUCKET)
-                keys = await kv.keys()
-            except (NotFoundError, NoKeysError):
+                async for msg in read_stream(self.nc, stream, f"{prefix}>"):
+                    operation = (msg.headers or {}).get("KV-Operation")
+                    latest[msg.subject.removeprefix(prefix)] = None if operation else msg.data
+            except NotFoundError:
                 return {}
-            for key in keys:
-                try:
-                    entry = await kv.get(key)
-                except (KeyNotFoundError, KeyDeletedError):
-                    continue  # removed since it was listed
-                if entry.value:
-                    states[key] = _as_of(json.loads(entry.value), now.timestamp())
-        return states
+        return {
+            key: _as_of(json.loads(value), now.timestamp()) for key, value in sorted(latest.items()) if value
+        }
 
 
 def _as_of(entry: dict[str, Any], wall: float) -> dict[str, Any]:

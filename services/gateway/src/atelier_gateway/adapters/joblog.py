@@ -26,6 +26,7 @@ from atelier_contracts.subjects import (
     job_subject,
 )
 from atelier_gateway.adapters.natsio import reachable
+from atelier_gateway.app.errors import Unavailable
 
 QUERY_TIMEOUT_S = 5.0
 """How long a job-at query waits for an orchestrator (folding a long log takes a while)."""
@@ -79,7 +80,10 @@ class JetStreamJobLog:
         query = encode(JobAt(job_id=job_id, tenant=tenant, at=at))
         async with reachable(self.nc, "the orchestrator", timeout_s=QUERY_TIMEOUT_S + 1):
             reply = await self.nc.request(JOB_AT_SUBJECT, query, timeout=QUERY_TIMEOUT_S)
-        return job_at_answer_decoder.decode(reply.data).job
+        answer = job_at_answer_decoder.decode(reply.data)
+        if answer.error:
+            raise Unavailable(f"The orchestrator could not fold the job's log: {answer.error}")
+        return answer.job
 
     async def _on_projected(self, msg: Msg) -> None:
         notice = projected_decoder.decode(msg.data)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -35,6 +35,14 @@ class Strict(BaseModel):
 
 class CancelBody(Strict):
     reason: str = Field(default="", max_length=500, description="Why; recorded with the cancellation.")
+
+
+class ReviewBody(Strict):
+    verdict: Literal["approve", "reject"]
+    feedback: str = Field(
+        default="", max_length=2000, description="On a rejection, what to do differently: the steps get it."
+    )
+    reviewer: str = Field(default="", max_length=100, description="Who decides (recorded with the verdict).")
 
 
 class UpdateJobBody(Strict):

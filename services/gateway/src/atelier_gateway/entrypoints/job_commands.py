@@ -1,4 +1,4 @@
-"""Commands on one job: cancel, requeue, retry a step, update, delete.
+"""Commands on one job: cancel, requeue, retry a step, review a gate, update, delete.
 
 Each waits (ATELIER_COMMAND_WAIT_S) for the orchestrator's decision: a refusal is a problem
 (404 or 409); an acceptance, or no answer in time, is 202 with the job as it now reads.
@@ -11,7 +11,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Request, Response
 
 from atelier_contracts import ids
-from atelier_contracts.commands import CancelJob, Command, DeleteJob, RequeueJob, RetryStep, UpdateJob
+from atelier_contracts.commands import (
+    CancelJob,
+    Command,
+    DeleteJob,
+    RequeueJob,
+    RetryStep,
+    ReviewStep,
+    UpdateJob,
+)
 from atelier_gateway.app.errors import JobNotFound
 from atelier_gateway.app.get_job import JobDetails, job_assets
 from atelier_gateway.app.send_command import (
@@ -22,7 +30,7 @@ from atelier_gateway.app.send_command import (
 )
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.entrypoints import render
-from atelier_gateway.entrypoints.bodies import CancelBody, UpdateJobBody
+from atelier_gateway.entrypoints.bodies import CancelBody, ReviewBody, UpdateJobBody
 from atelier_gateway.entrypoints.context import current_request_id
 from atelier_gateway.entrypoints.deps import DepsDep
 from atelier_gateway.entrypoints.idempotency import IdempotentRoute, idempotent_request
@@ -111,6 +119,19 @@ async def requeue(job_id: str, request: Request, deps: DepsDep) -> Job:
 )
 async def retry_step(job_id: str, step: StepName, request: Request, deps: DepsDep) -> Job:
     return await _job_answer(deps, request, job_id, RetryStep(step=step))
+
+
+@router.post(
+    "/{job_id}/steps/{step}/review",
+    status_code=202,
+    summary="Approve or reject what a review gate waits on",
+    description="A rejection sends the reviewed steps (and what depends on them) back with the "
+    "feedback, and the gate waits again; 409 `illegal_transition` when the step waits for no review.",
+    responses=_ANSWERS,
+)
+async def review_step(job_id: str, step: StepName, body: ReviewBody, request: Request, deps: DepsDep) -> Job:
+    verdict = ReviewStep(step=step, verdict=body.verdict, feedback=body.feedback, reviewer=body.reviewer)
+    return await _job_answer(deps, request, job_id, verdict)
 
 
 @router.patch(

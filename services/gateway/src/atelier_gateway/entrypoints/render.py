@@ -21,6 +21,7 @@ from atelier_gateway.entrypoints.schemas import (
     JobEvents,
     JobLinks,
     JobSummary,
+    ReviewOut,
     StepOut,
 )
 
@@ -62,6 +63,18 @@ def job(details: JobDetails, file_url: FileUrl) -> Job:
                 url=file_url(a),
             )
             for a in details.assets
+        ],
+        reviews=[
+            ReviewOut(
+                step=r.step,
+                round=r.round,
+                verdict=r.verdict,
+                feedback=r.feedback,
+                reviewer=r.reviewer,
+                auto=r.auto,
+                at=r.at,
+            )
+            for r in snap.reviews
         ],
     )
 

@@ -15,7 +15,9 @@ from atelier_contracts.snapshot import JobStatus
 MAX_INPUT_BYTES = 64 * 1024
 """A job's input travels inside one NATS message; this keeps it far below the payload limit."""
 
-JobStatusName = Literal["queued", "running", "partial_ready", "succeeded", "failed", "cancelled"]
+JobStatusName = Literal[
+    "queued", "running", "partial_ready", "awaiting_review", "succeeded", "failed", "cancelled"
+]
 if set(get_args(JobStatusName)) != set(JobStatus.ALL):  # pragma: no cover - guards contract drift
     raise RuntimeError("JobStatusName is out of date with atelier_contracts.snapshot.JobStatus.ALL")
 
@@ -137,7 +139,9 @@ class JobSummary(BaseModel):
     id: str
     kind: str
     title: str
-    status: str = Field(description="queued, running, partial_ready, succeeded, failed or cancelled.")
+    status: str = Field(
+        description="queued, running, partial_ready, awaiting_review, succeeded, failed or cancelled."
+    )
     priority: int
     tags: list[str]
     created_at: datetime
@@ -150,9 +154,20 @@ class JobSummary(BaseModel):
     links: JobLinks
 
 
+class ReviewOut(BaseModel):
+    step: str
+    round: int
+    verdict: str = Field(description="approve or reject.")
+    feedback: str
+    reviewer: str = Field(description='Who decided: a name, "auto:<model>", or "timeout".')
+    auto: bool
+    at: datetime
+
+
 class Job(JobSummary):
     input: dict[str, Any]
     assets: list[AssetOut]
+    reviews: list[ReviewOut] = Field(default=[], description="Every verdict on the job's review gates.")
 
 
 class JobList(BaseModel):

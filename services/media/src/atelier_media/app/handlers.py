@@ -1,4 +1,4 @@
-"""Media work handlers: thumbnails for now; variants, audio and video join here."""
+"""Media work handlers: thumbnails and the automatic reviewer; variants, audio and video join here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from atelier_contracts.blobstore import BlobNotFound, BlobStore
 from atelier_contracts.common import Artifact
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
 from atelier_contracts.work import WorkItem
+from atelier_media.domain import review
 from atelier_media.domain.thumbnail import make_thumbnail
 
 MODEL = "pillow-thumbnail-1"
@@ -32,4 +33,23 @@ def handlers(blobs: BlobStore) -> dict[str, WorkHandler]:
         artifact = Artifact(name="thumbnail", kind="thumbnail", blob=ref, meta={"max_side": max_side})
         return WorkResult(outputs=[artifact], provider="media", model=MODEL)
 
-    return {"image.thumbnail": thumbnail}
+    async def auto_review(item: WorkItem) -> WorkResult:
+        """A review gate's automatic half: checks the files it reviews, answers a verdict."""
+        checks = item.params.get("checks", {})
+        problems: list[str] = []
+        for key, artifact in sorted(item.inputs.items()):
+            try:
+                content = blobs.read_bytes(artifact.blob.key)
+            except BlobNotFound as exc:
+                missing = f"blob {artifact.blob.key} is missing"
+                raise WorkError("input_missing", missing, retryable=True) from exc
+            step = key.split(".", 1)[0]
+            if artifact.kind == "image":
+                problems += await asyncio.to_thread(review.check_image, step, content, checks)
+            elif artifact.kind == "text" and "min_words" in checks:
+                problems += review.check_text(step, content.decode(errors="replace"), checks)
+        found = review.verdict(problems)
+        answer = {"verdict": "approve" if found.approve else "reject", "feedback": found.feedback}
+        return WorkResult(outputs=[], provider="media", model=review.MODEL, data=answer)
+
+    return {"image.thumbnail": thumbnail, "review.auto": auto_review}

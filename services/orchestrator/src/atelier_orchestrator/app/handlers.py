@@ -137,11 +137,13 @@ class JobService:
     async def handle(
         self, envelope: Envelope[Command] | Envelope[WorkReport], redelivered: bool = False
     ) -> Decision:
-        """Decide, append and relay the commits. A ``redelivered`` message that decides nothing
-        may have been appended before a crash kept it from being relayed: its commits are
-        relayed again."""
+        """Decide, append and relay the commits. A message that was handled before (it is
+        ``redelivered``, or the job's log already holds commits it caused: a dead letter sent
+        again) may have been appended before a crash kept it from being relayed: every commit it
+        caused is relayed again (idempotent: the work ids are message ids)."""
         decision = await self._decide_and_append(envelope)
-        if not decision.events and redelivered:
+        caused = decision.job is not None and envelope.msg_id in decision.job.recent_causes
+        if redelivered or (caused and not decision.events):
             async for commit, seq in self.store.read(envelope.job_id):
                 if commit.causation_id == envelope.msg_id:
                     await self.relay(commit, seq)

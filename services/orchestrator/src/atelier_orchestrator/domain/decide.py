@@ -18,6 +18,7 @@ from atelier_contracts.commands import (
     ExpireDeadlines,
     RequeueJob,
     RetryStep,
+    ReviewStep,
     SubmitJob,
     UpdateJob,
 )
@@ -36,13 +37,16 @@ from atelier_contracts.events import (
     JobUpdated,
     ProviderCalled,
     ReportIgnored,
+    ReviewRequested,
     StepCancelled,
     StepDispatched,
     StepFailed,
     StepRedelivered,
     StepRetryRequested,
     StepRetryScheduled,
+    StepReviewed,
     StepSkipped,
+    StepSpec,
     StepsPlanned,
     StepStarted,
     StepSucceeded,
@@ -56,7 +60,7 @@ from atelier_orchestrator.domain.policies import backoff_delay, is_retryable, st
 from atelier_orchestrator.domain.state import EventMeta, evolve
 
 LIVE = (StepStatus.DISPATCHED, StepStatus.RUNNING)
-UNSETTLED = (StepStatus.PENDING, *LIVE)
+UNSETTLED = (StepStatus.PENDING, *LIVE, StepStatus.AWAITING_REVIEW)
 MIN_WAIT_S = 1.0
 """The shortest wait for providers: each wait is a commit in the job's log, so no busy loop."""
 MAX_WAIT_S = 30.0
@@ -118,12 +122,27 @@ def decide(state: JobSnapshot | None, message: Command | WorkReport, ctx: Contex
         if state is not None:
             _report(d, message)
     else:
-        if state is None or state.deleted:
+        if state is None:
             raise Rejected("job_not_found", f"no job {ctx.job_id}")
         if ctx.msg_id and ctx.msg_id in state.recent_causes:
-            return []  # a redelivered command that was already decided and appended
+            # A redelivered command, decided and appended before (a delete too: its relay may
+            # not have happened). A decision too large for one commit may have been cut short.
+            _heal(d)
+            return d.events
+        if state.deleted:
+            raise Rejected("job_not_found", f"no job {ctx.job_id}")
         _command(d, message)
     return d.events
+
+
+def _heal(d: _Decision) -> None:
+    """What a decision cut short by a crash between its commits left undone: steps ready but not
+    dispatched, a job whose steps have all settled. Idempotent: nothing when nothing is left."""
+    job = d.job
+    if job.status in JobStatus.TERMINAL or job.deleted:
+        return
+    _dispatch_ready_steps(d)
+    _settle(d)
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -174,6 +193,13 @@ def _command(d: _Decision, cmd: Command) -> None:
             _dispatch_ready_steps(d)
         case RetryStep():
             _retry_step(d, cmd.step)
+        case ReviewStep():
+            gate = job.steps.get(cmd.step)
+            if gate is None:
+                raise Rejected("step_not_found", f"the job has no step {cmd.step!r}")
+            if gate.review is None or gate.status != StepStatus.AWAITING_REVIEW:
+                raise Rejected("illegal_transition", f"step {cmd.step} is not waiting for a review")
+            _verdict(d, gate, cmd.verdict, cmd.feedback, cmd.reviewer or "someone", auto=False)
         case UpdateJob():
             changed = JobUpdated(
                 title=cmd.title if cmd.title not in (None, job.title) else None,
@@ -218,7 +244,14 @@ def _expire(d: _Decision) -> None:
     job = d.job
     if job.status in JobStatus.TERMINAL:
         return
-    if job.deadline_at is not None and job.deadline_at <= d.now:
+    for gate in list(job.steps.values()):
+        if gate.status == StepStatus.AWAITING_REVIEW and gate.deadline_at and gate.deadline_at <= d.now:
+            _review_timed_out(d, gate)
+    job = d.job
+    if job.status in JobStatus.TERMINAL:
+        return
+    paused = job.review_waiting_since is not None  # a person's review does not eat the deadline
+    if not paused and job.deadline_at is not None and job.deadline_at <= d.now:
         for step in job.steps.values():
             if step.status in UNSETTLED:
                 d.emit(StepCancelled(step=step.name, reason="job deadline exceeded"))
@@ -243,7 +276,11 @@ def _report(d: _Decision, report: WorkReport) -> None:
     if live_job and step.work_id == report.work_id and step.status in LIVE:
         _current_report(d, step, report)
         return
-    if isinstance(report, WorkStarted) or report.work_id in job.ignored_work or _repeats(step, report):
+    if not isinstance(report, WorkStarted) and _repeats(step, report):
+        if live_job:
+            _heal(d)
+        return
+    if isinstance(report, WorkStarted) or report.work_id in job.ignored_work:
         return
     if job.deleted:
         reason = "job deleted"
@@ -301,6 +338,9 @@ def _current_report(d: _Decision, step: StepSnapshot, report: WorkReport) -> Non
         case WorkSucceeded():
             _mark_job_started(d)
             _record_calls(d, step, report.attempt, report.attempts, report.alerts)
+            if step.review is not None:  # the automatic reviewer of a gate answered
+                _auto_verdict(d, step, report)
+                return
             if step.planner is not None and not _plan(d, step, report):
                 return
             d.emit(
@@ -347,24 +387,116 @@ def _plan(d: _Decision, step: StepSnapshot, report: WorkSucceeded) -> bool:
     if kind is not None and planner is not None:
         try:
             plan = planner(kind.parse(d.job.input), report.data)
-        except (PlanInvalid, InvalidInput) as exc:
+        except PlanInvalid as exc:  # a model may answer better next time
             message, retryable = f"the result of {step.name} cannot be planned from: {exc}", True
+        except InvalidInput as exc:  # the job's own input: the same every time
+            message = f"the job's input cannot be planned from: {exc}"
         else:
             if plan.width > d.ctx.max_fan_out:
                 code, retryable = "plan_too_large", False
                 message = f"{step.name} planned {plan.width} items; at most {d.ctx.max_fan_out} may be"
             else:
-                missing = [s for s in plan.steps if s.name not in d.job.steps]
+                steps = d.job.steps
+                earlier = {n for n, s in steps.items() if s.planned_by == step.name}
+                # New steps, and steps of an earlier plan of this step that are to run anew with
+                # another spec; a plan made again after a crash finds its steps as they are.
+                missing = [s for s in plan.steps if s.name not in steps or _respecified(steps[s.name], s)]
+                drop = sorted(earlier - {s.name for s in plan.steps})
+                if drop and not missing:
+                    d.emit(StepsPlanned(by=step.name, drop=drop))
                 for start in range(0, len(missing), PLAN_CHUNK):
                     chunk = missing[start : start + PLAN_CHUNK]
                     names = {s.name for s in chunk}
                     needs = {k: [n for n in v if n in names] for k, v in plan.needs.items()}
+                    needs = {k: v for k, v in needs.items() if v}
                     d.emit(
-                        StepsPlanned(by=step.name, steps=chunk, needs={k: v for k, v in needs.items() if v})
+                        StepsPlanned(by=step.name, steps=chunk, needs=needs, drop=drop if not start else [])
                     )
                 return True
     _step_failed(d, step, code, message, retryable=retryable, at=report.finished_at)
     return False
+
+
+def _respecified(step: StepSnapshot, spec: StepSpec) -> bool:
+    """A step an earlier plan made, waiting to run, that the new plan specifies otherwise."""
+    return step.status == StepStatus.PENDING and (step.params, step.needs) != (spec.params, spec.needs)
+
+
+def _auto_verdict(d: _Decision, gate: StepSnapshot, report: WorkSucceeded) -> None:
+    verdict = report.data.get("verdict")
+    if verdict not in ("approve", "reject"):
+        message = f"the automatic reviewer of {gate.name} gave no verdict (approve or reject)"
+        _step_failed(d, gate, "review_invalid", message, retryable=True, at=report.finished_at)
+        return
+    feedback = str(report.data.get("feedback", ""))
+    _verdict(d, gate, verdict, feedback, f"auto:{report.model}", auto=True)
+
+
+def _verdict(
+    d: _Decision, gate: StepSnapshot, verdict: str, feedback: str, reviewer: str, auto: bool
+) -> None:
+    """A verdict on ``gate`` (a person's, the automatic reviewer's, or its timeout's)."""
+    assert gate.review is not None
+    round_ = gate.review_round if gate.status == StepStatus.AWAITING_REVIEW else gate.review_round + 1
+    if verdict == "approve":
+        final = not (auto and gate.review.mode == "both")
+        d.emit(
+            StepReviewed(
+                step=gate.name,
+                round=round_,
+                verdict="approve",
+                feedback=feedback,
+                reviewer=reviewer,
+                auto=auto,
+                final=final,
+            )
+        )
+        _dispatch_ready_steps(d)  # what the gate held back, or (``both``) the person's review
+        _settle(d)
+        return
+    if round_ >= gate.review.max_rounds:
+        d.emit(
+            StepReviewed(
+                step=gate.name,
+                round=round_,
+                verdict="reject",
+                feedback=feedback,
+                reviewer=reviewer,
+                auto=auto,
+            )
+        )
+        message = f"rejected in {round_} rounds, the most allowed: {feedback}"
+        _step_failed(d, d.job.steps[gate.name], "review_rejected", message, retryable=False, at=d.now)
+        return
+    reviewed = [n for n in gate.needs if n not in gate.review.keeps]
+    reset = list(dict.fromkeys(n for name in reviewed for n in (name, *_dependents(d.job, name))))
+    d.emit(
+        StepReviewed(
+            step=gate.name,
+            round=round_,
+            verdict="reject",
+            feedback=feedback,
+            reviewer=reviewer,
+            auto=auto,
+            reset=reset,
+        )
+    )
+    _dispatch_ready_steps(d)
+
+
+def _review_timed_out(d: _Decision, gate: StepSnapshot) -> None:
+    assert gate.review is not None
+    policy = gate.review.on_timeout
+    why = f"no review within {gate.review.timeout_s:g}s"
+    if policy == "fail":
+        d.emit(
+            StepReviewed(
+                step=gate.name, round=gate.review_round, verdict="reject", feedback=why, reviewer="timeout"
+            )
+        )
+        _step_failed(d, d.job.steps[gate.name], "review_timeout", why, retryable=False, at=d.now)
+        return
+    _verdict(d, gate, policy, why, "timeout", auto=False)
 
 
 def _only_waited(report: WorkFailed) -> bool:
@@ -379,6 +511,8 @@ def _only_waited(report: WorkFailed) -> bool:
 def _record_calls(
     d: _Decision, step: StepSnapshot, attempt: int, calls: list[ProviderAttempt], alerts: list[BudgetAlert]
 ) -> None:
+    if d.job.steps[step.name].calls_recorded == attempt:
+        return  # a decision made again (a plan cut short by a crash): the calls are in the log
     for call in calls:
         d.emit(ProviderCalled(step=step.name, attempt=attempt, capability=step.capability, call=call))
     for alert in alerts:
@@ -471,7 +605,13 @@ def _dispatch_ready_steps(d: _Decision) -> None:
     for step in list(steps.values()):
         ready = all(n in steps and steps[n].status == StepStatus.SUCCEEDED for n in step.needs)
         if step.status == StepStatus.PENDING and ready:
-            _dispatch(d, step, step.attempts + 1)
+            review = step.review
+            if review is not None and (review.mode == "manual" or step.review_auto_passed):
+                round_ = step.review_round if step.review_auto_passed else step.review_round + 1
+                deadline = d.now + timedelta(seconds=review.timeout_s)
+                d.emit(ReviewRequested(step=step.name, round=round_, deadline_at=deadline))
+            else:  # a step, or a gate whose automatic reviewer runs as work
+                _dispatch(d, step, step.attempts + 1)
 
 
 def _sticky_provider(job: JobSnapshot, capability: str) -> str | None:
@@ -489,6 +629,10 @@ def _dispatch(d: _Decision, step: StepSnapshot, attempt: int, not_before: dateti
     }
     # The step's own parameters (its share of the input, bound by the kind), never the whole input.
     params: dict[str, Any] = {"title": job.title, "kind": job.kind, **step.params}
+    if step.feedback:  # a reviewer sent it back: what to do differently this time
+        params["feedback"] = step.feedback
+    if step.review is not None:
+        params["checks"] = step.review.checks
     sticky = _sticky_provider(job, step.capability)
     if sticky:
         params["sticky_provider"] = sticky

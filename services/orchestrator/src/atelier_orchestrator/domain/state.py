@@ -7,6 +7,7 @@ from datetime import datetime
 
 from msgspec.structs import replace
 
+from atelier_contracts.common import ReviewRecord
 from atelier_contracts.events import (
     BudgetAlerted,
     Commit,
@@ -22,12 +23,14 @@ from atelier_contracts.events import (
     JobUpdated,
     ProviderCalled,
     ReportIgnored,
+    ReviewRequested,
     StepCancelled,
     StepDispatched,
     StepFailed,
     StepRedelivered,
     StepRetryRequested,
     StepRetryScheduled,
+    StepReviewed,
     StepSkipped,
     StepSpec,
     StepsPlanned,
@@ -111,7 +114,9 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
                 deadline_at=None,
             )
         case ProviderCalled() | BudgetAlerted():
-            return state  # the call's facts live in the log (and the usage read model)
+            # The call's facts live in the log (and the usage read model); the step only notes
+            # which attempt's calls are recorded.
+            return _step(state, event.step, calls_recorded=event.attempt)
         case StepRetryScheduled() if event.waiting:
             # A wait for providers is not a try: the next attempt number does not use one up.
             step = state.steps[event.step]
@@ -160,6 +165,18 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
             return replace(state, deleted=True)
         case StepsPlanned():
             return _planned(state, event)
+        case ReviewRequested():
+            state = _step(
+                state,
+                event.step,
+                status=StepStatus.AWAITING_REVIEW,
+                review_round=event.round,
+                deadline_at=event.deadline_at,
+            )
+            since = state.review_waiting_since or at
+            return replace(state, status=JobStatus.AWAITING_REVIEW, review_waiting_since=since)
+        case StepReviewed():
+            return _reviewed(state, event, at)
     raise TypeError(f"unknown event {event!r}")  # pragma: no cover - the union is exhaustive
 
 
@@ -194,14 +211,35 @@ def _step_of(spec: StepSpec) -> StepSnapshot:
         backoff_max_s=spec.backoff_max_s,
         timeout_s=spec.timeout_s,
         planner=spec.planner,
+        review=spec.review,
     )
 
 
 def _planned(state: JobSnapshot, event: StepsPlanned) -> JobSnapshot:
-    """Add the planned steps (one already there stays as it is: a plan made again after a crash)
-    before the first step that now needs them, so steps stay in an order where a step comes after
-    what it needs; extend those steps' needs."""
-    new = {s.name: _step_of(s) for s in event.steps if s.name not in state.steps}
+    """Add the planned steps before the first step that now needs them, so steps stay in an order
+    where a step comes after what it needs; extend those steps' needs. A step the same planner
+    planned before takes its new spec while it waits to run (one that ran stays as it is: a plan
+    made again after a crash is the same plan); steps ``drop`` names go."""
+    dropped = set(event.drop)
+    if dropped:
+        state = replace(
+            state,
+            steps={
+                name: replace(step, needs=tuple(n for n in step.needs if n not in dropped))
+                for name, step in state.steps.items()
+                if name not in dropped
+            },
+        )
+    new: dict[str, StepSnapshot] = {}
+    renewed: dict[str, StepSnapshot] = {}
+    for spec in event.steps:
+        old = state.steps.get(spec.name)
+        if old is None:
+            new[spec.name] = replace(_step_of(spec), planned_by=event.by)
+        elif old.status == StepStatus.PENDING and old.planned_by == event.by:
+            renewed[spec.name] = replace(
+                old, params=spec.params, needs=spec.needs, capability=spec.capability, review=spec.review
+            )
     gaining = {
         name: [n for n in more if n not in state.steps[name].needs]
         for name, more in event.needs.items()
@@ -212,10 +250,44 @@ def _planned(state: JobSnapshot, event: StepsPlanned) -> JobSnapshot:
         if new and name in gaining:
             steps.update(new)
             new = {}
+        step = renewed.get(name, step)
         more = gaining.get(name)
         steps[name] = replace(step, needs=(*step.needs, *dict.fromkeys(more))) if more else step
     steps.update(new)
     return replace(state, steps=steps)
+
+
+def _reviewed(state: JobSnapshot, event: StepReviewed, at: datetime) -> JobSnapshot:
+    record = ReviewRecord(
+        step=event.step,
+        round=event.round,
+        verdict="approve" if event.verdict == "approve" else "reject",
+        feedback=event.feedback,
+        reviewer=event.reviewer,
+        auto=event.auto,
+        at=at,
+    )
+    state = _step(replace(state, reviews=[*state.reviews, record]), event.step, review_round=event.round)
+    gate = state.steps[event.step]
+    if event.verdict == "approve" and event.final:
+        state = _step(state, gate.name, status=StepStatus.SUCCEEDED, finished_at=at, deadline_at=None)
+    elif event.verdict == "approve":  # the automatic half of a ``both`` gate: a person is next
+        state = _step(state, gate.name, status=StepStatus.PENDING, review_auto_passed=True, deadline_at=None)
+    elif event.reset:
+        state = _reset(state, event.reset)
+        steps = dict(state.steps)
+        for name in event.reset:
+            feedback = event.feedback if name != gate.name else ""
+            steps[name] = replace(steps[name], feedback=feedback, review_auto_passed=False)
+        state = replace(state, steps=steps)
+    if state.review_waiting_since is not None and not any(
+        s.status == StepStatus.AWAITING_REVIEW for s in state.steps.values()
+    ):
+        # Nobody is waited for now: the job's deadline moves on by the time the person took.
+        waited = at - state.review_waiting_since
+        deadline = state.deadline_at + waited if state.deadline_at else None
+        state = replace(state, review_waiting_since=None, deadline_at=deadline, status=_live_status(state))
+    return state
 
 
 def _step(state: JobSnapshot, name: str, **changes: object) -> JobSnapshot:
