@@ -438,48 +438,25 @@ def _verdict(
     """A verdict on ``gate`` (a person's, the automatic reviewer's, or its timeout's)."""
     assert gate.review is not None
     round_ = gate.review_round if gate.status == StepStatus.AWAITING_REVIEW else gate.review_round + 1
+
+    def reviewed(verdict: str, final: bool = True, reset: list[str] | None = None) -> None:
+        d.emit(StepReviewed(step=gate.name, round=round_, verdict=verdict, feedback=feedback,
+                            reviewer=reviewer, auto=auto, final=final, reset=reset or []))  # fmt: skip
+
     if verdict == "approve":
-        final = not (auto and gate.review.mode == "both")
-        d.emit(
-            StepReviewed(
-                step=gate.name,
-                round=round_,
-                verdict="approve",
-                feedback=feedback,
-                reviewer=reviewer,
-                auto=auto,
-                final=final,
-            )
-        )
+        reviewed("approve", final=not (auto and gate.review.mode == "both"))
         _dispatch_ready_steps(d)  # what the gate held back, or (``both``) the person's review
         _settle(d)
         return
     if round_ >= gate.review.max_rounds:
-        d.emit(
-            StepReviewed(
-                step=gate.name,
-                round=round_,
-                verdict="reject",
-                feedback=feedback,
-                reviewer=reviewer,
-                auto=auto,
-            )
-        )
+        reviewed("reject")
         message = f"rejected in {round_} rounds, the most allowed: {feedback}"
         _step_failed(d, d.job.steps[gate.name], "review_rejected", message, retryable=False, at=d.now)
         return
-    reviewed = [n for n in gate.needs if n not in gate.review.keeps]
-    reset = list(dict.fromkeys(n for name in reviewed for n in (name, *_dependents(d.job, name))))
-    d.emit(
-        StepReviewed(
-            step=gate.name,
-            round=round_,
-            verdict="reject",
-            feedback=feedback,
-            reviewer=reviewer,
-            auto=auto,
-            reset=reset,
-        )
+    under_review = [n for n in gate.needs if n not in gate.review.keeps]
+    reviewed(
+        "reject",
+        reset=list(dict.fromkeys(n for name in under_review for n in (name, *_dependents(d.job, name)))),
     )
     _dispatch_ready_steps(d)
 
