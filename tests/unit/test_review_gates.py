@@ -165,3 +165,21 @@ def test_a_gate_rejected_as_often_as_allowed_fails_the_job() -> None:
     assert sim.state is not None
     assert sim.state.steps["review"].last_error is not None
     assert sim.state.steps["review"].last_error.code == "review_rejected"
+
+
+def test_a_gate_that_failed_leaves_no_paused_deadline_behind_for_a_requeue() -> None:
+    from atelier_contracts.commands import RequeueJob
+
+    sim = Sim()
+    to_review(sim, review_timeout_s=60, on_review_timeout="fail")
+    sim.clock += 61
+    sim.send(ExpireDeadlines())
+    assert sim.state is not None
+    assert sim.state.status == JobStatus.FAILED
+    assert sim.state.review_waiting_since is None, "nobody is waited for any more"
+    failed_at = sim.state.updated_at
+    events = sim.send(RequeueJob(), "requeue-1")  # type: ignore[arg-type]
+    [asked] = [e for e in events if isinstance(e, ReviewRequested)]
+    assert asked.round == 2, "the pictures stand: the gate asks again at once"
+    assert sim.state.review_waiting_since is not None
+    assert sim.state.review_waiting_since > failed_at, "waiting since the requeue, not before"

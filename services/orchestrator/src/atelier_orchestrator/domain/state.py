@@ -153,6 +153,7 @@ def evolve(state: JobSnapshot | None, event: JobEvent, meta: EventMeta) -> JobSn
                 finished_at=None,
                 deadline_at=event.deadline_at,
                 last_error=None,
+                review_waiting_since=None,
             )
         case JobUpdated():
             return replace(
@@ -273,7 +274,9 @@ def _reviewed(state: JobSnapshot, event: StepReviewed, at: datetime) -> JobSnaps
         state = _step(state, gate.name, status=StepStatus.SUCCEEDED, finished_at=at, deadline_at=None)
     elif event.verdict == "approve":  # the automatic half of a ``both`` gate: a person is next
         state = _step(state, gate.name, status=StepStatus.PENDING, review_auto_passed=True, deadline_at=None)
-    elif event.reset:
+    elif not event.reset:  # the gate fails next (rounds exhausted, or its timeout's policy)
+        state = _step(state, gate.name, status=StepStatus.PENDING, deadline_at=None)
+    else:
         state = _reset(state, event.reset)
         steps = dict(state.steps)
         for name in event.reset:
