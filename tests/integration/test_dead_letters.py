@@ -153,7 +153,7 @@ async def test_the_cli_lists_and_redrives_dead_letters(
     with pytest.raises(SystemExit) as listed:
         await asyncio.to_thread(orchestrator_cli.main, ["dead-letters"])
     assert listed.value.code == 0
-    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [row, total] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert (row["consumer"], row["error"][:12], "redriven" in row) == (
         "orchestrator-commands",
         "undecodable:",
@@ -162,9 +162,24 @@ async def test_the_cli_lists_and_redrives_dead_letters(
     with pytest.raises(SystemExit) as redriven:
         await asyncio.to_thread(orchestrator_cli.main, ["dead-letters", "--redrive"])
     assert redriven.value.code == 0
-    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [row, total] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert row["redriven"] is True
+    assert total == {"dead_letters": 1, "not_redriven": 0}
     assert await pending_commands(nc) == 1, "published again where it came from"
+    # It is undecodable still: buried again; this time discarded.
+    await js.publish(command_subject(new_job_id()), b"\xfe", headers={MSG_ID_HEADER: "bad-3"})
+    orch = await bootstrap(orchestrator_settings(nats_server.url, database_url))
+    try:
+        async with running(*orch.parts()):
+            await letters(nc, "orchestrator-commands", 2)
+    finally:
+        await orch.close()
+    with pytest.raises(SystemExit) as discarded:
+        await asyncio.to_thread(orchestrator_cli.main, ["dead-letters", "--discard"])
+    assert discarded.value.code == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r.get("discarded") for r in rows[:-1]] == [True, True]
+    assert [d async for d in deadletter.dead_letters(nc)] == []
 
 
 async def test_a_commit_the_projector_gave_up_on_is_re_applied_from_the_log_not_republished(

@@ -411,6 +411,37 @@ async def test_a_task_input_is_checked_against_its_kind_before_it_is_sent(
     assert (await js.stream_info(COMMANDS_STREAM)).state.messages == 0
 
 
+@pytest.mark.parametrize(
+    ("change", "loc"),
+    [
+        ({"title": "t\u0000"}, ["body", "title"]),
+        ({"input": {"prompt": "p\u0000", "capability": "tts"}}, ["body", "input", "prompt"]),
+        ({"input": {"prompt": "p", "capability": "tts", "text": "x" * 70_000}}, ["body", "input"]),
+    ],
+)
+async def test_nul_characters_and_oversized_inputs_are_refused_with_their_field(
+    gateway: Gateway, change: dict[str, Any], loc: list[str]
+) -> None:
+    body = {**BODY, "kind": "task", "input": {"prompt": "p", "capability": "tts"}, **change}
+    errors = assert_problem(await gateway.client.post("/v1/jobs", json=body), 422, "validation_failed")[
+        "errors"
+    ]
+    assert [e["loc"] for e in errors] == [loc]
+    assert not any(e["msg"].startswith("Value error") for e in errors)
+
+
+async def test_a_title_may_be_left_out_and_an_unknown_kind_names_its_field(gateway: Gateway) -> None:
+    untitled = await gateway.client.post(
+        "/v1/jobs", json={"kind": "task", "input": {"prompt": "p", "capability": "tts"}}
+    )
+    assert untitled.status_code == 202, untitled.text
+    assert untitled.json()["title"] == "task"
+    unknown = assert_problem(
+        await gateway.client.post("/v1/jobs", json={**BODY, "kind": "opera"}), 422, "unknown_job_kind"
+    )
+    assert [e["loc"] for e in unknown["errors"]] == [["body", "kind"]]
+
+
 async def test_a_job_list_by_an_unknown_kind_is_a_validation_problem(gateway: Gateway) -> None:
     response = await gateway.client.get("/v1/jobs", params={"kind": "bogus"})
     errors = assert_problem(response, 422, "validation_failed")["errors"]

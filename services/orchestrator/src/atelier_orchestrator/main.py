@@ -57,9 +57,25 @@ async def serve(settings: Settings) -> None:
     log.info("orchestrator stopped")
 
 
+COMMAND_CONNECT_S = 5.0
+
+
+async def connect_for_command(settings: Settings, command: str) -> Client:
+    """A command's connection: a NATS that does not answer within seconds ends it with the reason."""
+    try:
+        return await connect(settings.nats_url, f"atelier-orchestrator-{command}", COMMAND_CONNECT_S)
+    except TimeoutError:
+        print(
+            f"atelier-orchestrator {command}: no NATS at {settings.nats_url} within {COMMAND_CONNECT_S:g}s "
+            "(set ATELIER_NATS_URL, or start the platform with `make up`)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+
+
 async def rebuild_read_models(settings: Settings, target_url: str, verify: bool) -> int:
     """Rebuild into ``target_url``; with ``verify``, compare against the live read models."""
-    nc = await connect(settings.nats_url, name="atelier-orchestrator-rebuild")
+    nc = await connect_for_command(settings, "rebuild")
     target = make_engine(target_url)
     try:
         commits = await rebuild(nc, target)
@@ -80,10 +96,13 @@ async def rebuild_read_models(settings: Settings, target_url: str, verify: bool)
         await close_quietly(nc)
 
 
-async def dead_letters(settings: Settings, consumer: str | None, seqs: set[int], do_redrive: bool) -> int:
-    """List the dead letters (one JSON line each); with ``do_redrive``, send them again: a
-    command or report to where it came from, a commit of the job log re-applied from the log."""
-    nc = await connect(settings.nats_url, name="atelier-orchestrator-dead-letters")
+async def dead_letters(
+    settings: Settings, consumer: str | None, seqs: set[int], do_redrive: bool, discard: bool = False
+) -> int:
+    """List the dead letters (one JSON line each, then a total); with ``do_redrive``, send them
+    again: a command or report to where it came from, a commit of the job log re-applied from
+    the log; with ``discard``, remove them (a message no redrive can mend)."""
+    nc = await connect_for_command(settings, "dead-letters")
     engine = make_engine(settings.database_url) if do_redrive else None
     projection = SqlProjection(engine) if engine is not None else None
     failed = 0
@@ -96,13 +115,17 @@ async def dead_letters(settings: Settings, consumer: str | None, seqs: set[int],
                 "truncated": letter.truncated,
                 "buried_at": letter.buried_at.isoformat() if letter.buried_at else None,
             }  # fmt: skip
-            if projection is not None:
+            if discard:
+                await deadletter.forget(nc, letter)
+                row["discarded"] = True
+            elif projection is not None:
                 try:
                     row["redriven"] = await _redrive(nc, projection, letter)
                 except deadletter.NotRedrivable as exc:
                     row["redriven"], row["why_not"] = False, str(exc)
                 failed += not row["redriven"]
             print(json.dumps(row))
+        print(json.dumps({"dead_letters": len(letters), "not_redriven": failed}))
     finally:
         if projection is not None:
             projection.close()
@@ -153,7 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     dl.add_argument("--consumer", help="only this consumer's (e.g. orchestrator-commands)")
     dl.add_argument("--seq", type=int, action="append", default=[], help="only this dead letter (repeatable)")
-    dl.add_argument("--redrive", action="store_true", help="send them again, then remove them")
+    what = dl.add_mutually_exclusive_group()
+    what.add_argument("--redrive", action="store_true", help="send them again, then remove them")
+    what.add_argument("--discard", action="store_true", help="remove them (what no redrive can mend)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logs.setup("orchestrator", settings.log_level)
@@ -162,7 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.cmd == "gc-blobs":
         service.run(gc_blobs(settings, args.blob_dir, args.grace_s, args.dry_run))
     elif args.cmd == "dead-letters":
-        sys.exit(service.run(dead_letters(settings, args.consumer, set(args.seq), args.redrive)))
+        found = dead_letters(settings, args.consumer, set(args.seq), args.redrive, args.discard)
+        sys.exit(service.run(found))
     elif args.cmd == "rebuild":
         target = args.into or settings.database_url
         upgrade(target)

@@ -38,6 +38,14 @@ class FileNotFound(AppError):
 class UnknownJobKind(AppError):
     code = "unknown_job_kind"
 
+    def __init__(self, detail: str | None = None, errors: Sequence[dict[str, object]] = ()) -> None:
+        super().__init__(detail)
+        self.errors = list(errors)
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"errors": self.errors} if self.errors else {}
+
 
 class InputInvalid(AppError):
     """A job's input does not fit its kind's schema; ``errors`` names each field (loc, msg, type)."""

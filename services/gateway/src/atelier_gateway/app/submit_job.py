@@ -97,7 +97,16 @@ def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjectio
     """The input as the kind's schema takes it, and fault injection only where it is allowed."""
     kind = KINDS.get(kind_name)
     if kind is None:
-        raise UnknownJobKind(f"Unknown job kind {kind_name!r}; known kinds: {', '.join(sorted(KINDS))}.")
+        known = ", ".join(sorted(KINDS))
+        raise UnknownJobKind(
+            f"Unknown job kind {kind_name!r}; known kinds: {known}.",
+            errors=[{"loc": ["body", "kind"], "msg": f"one of {known}", "type": "enum"}],
+        )
+    nul = _nul_at(job_input)
+    if nul is not None:
+        raise InputInvalid(
+            [_issue(Issue(loc=nul, msg="must not contain NUL characters", type="value_error"))]
+        )
     try:
         parsed = kind.parse(job_input)
     except InvalidInput as exc:
@@ -115,6 +124,20 @@ def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjectio
             type="out_of_range",
         )
         raise InputInvalid([_issue(too_long)])
+
+
+def _nul_at(value: object, loc: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where a NUL character is in a JSON value (PostgreSQL text cannot hold one), if anywhere."""
+    if isinstance(value, str):
+        return loc if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return (*loc, key)
+        found = _nul_at(item, (*loc, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _issue(issue: Issue) -> dict[str, object]:

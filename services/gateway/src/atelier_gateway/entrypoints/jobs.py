@@ -71,7 +71,7 @@ async def submit(body: SubmitJobBody, request: Request, response: Response, deps
             tenant=deps.settings.tenant,
             request_id=current_request_id(),
             kind=body.kind,
-            title=body.title,
+            title=body.title or body.kind,
             input=body.input,
             priority=body.priority,
             tags=tuple(body.tags),

@@ -159,7 +159,11 @@ async def _validation_error(request: Request, exc: Exception) -> ProblemResponse
     assert isinstance(exc, RequestValidationError)
     # Only loc/msg/type: ``input`` and ``ctx`` may echo large or non-JSON values back.
     issues = [
-        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        {
+            "loc": list(e.get("loc", ())),
+            "msg": str(e.get("msg", "")).removeprefix("Value error, "),  # pydantic's, for ValueError
+            "type": str(e.get("type", "")),
+        }
         for e in exc.errors()
     ]
     detail = f"{len(issues)} problem(s) with the request; see errors."
@@ -176,7 +180,8 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     if status == 400 and exc.detail == _BODY_NOT_PARSED:
         # One answer for a broken body, whether its JSON or its encoding is broken: 422, as for
         # malformed JSON (FastAPI answers the one 422 and the other 400).
-        issue = {"loc": ["body"], "msg": "the body is not valid JSON in UTF-8", "type": "json_invalid"}
+        why = "the body could not be read as JSON (its syntax or UTF-8 is broken, or it nests too deep)"
+        issue = {"loc": ["body"], "msg": why, "type": "json_invalid"}
         why = "1 problem(s) with the request; see errors."
         return problem(422, "validation_failed", instance=_instance(request), detail=why, errors=[issue])
     code = _CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "validation_failed")

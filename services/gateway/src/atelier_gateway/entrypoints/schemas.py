@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from atelier_contracts.kinds import KINDS
 from atelier_contracts.snapshot import JobStatus
@@ -48,7 +48,15 @@ Tag = Annotated[
 """A tag a request gives to a job or the registry."""
 TagQuery = Annotated[str, Field(min_length=1, max_length=50)]
 """A tag to look for: also one made before names were checked."""
-Title = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:  # PostgreSQL text cannot hold it; nothing downstream wants it
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Priority = Annotated[int, Field(ge=0, le=9, strict=True)]
 
 
@@ -83,18 +91,19 @@ class SubmitJobBody(BaseModel):
     )
 
     kind: str = Field(min_length=1, max_length=32, description="A job kind, e.g. 'story'.")
-    title: Title
+    title: Title | None = Field(default=None, description="Shown in lists; the kind's name when left out.")
     input: dict[str, Any] = Field(
         description="What to make, in the shape the kind's input schema gives (`GET /v1/kinds`)."
     )
     priority: Priority = 0
     tags: list[Tag] = Field(default_factory=list, max_length=20)
 
-    @model_validator(mode="after")
-    def _input_fits_a_message(self) -> SubmitJobBody:
-        if len(msgspec.json.encode(self.input)) > MAX_INPUT_BYTES:
+    @field_validator("input")
+    @classmethod
+    def _input_fits_a_message(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(msgspec.json.encode(value)) > MAX_INPUT_BYTES:
             raise ValueError(f"input must encode to at most {MAX_INPUT_BYTES} bytes of JSON")
-        return self
+        return value
 
 
 class ErrorOut(BaseModel):

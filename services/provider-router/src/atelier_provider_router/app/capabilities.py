@@ -33,6 +33,9 @@ def _prompt(item: WorkItem, blobs: BlobStore | None = None) -> tuple[str, str, i
         prompt = _from_text(_input_text(blobs, item), title)
     if not prompt:
         raise WorkError("prompt_invalid", "the step has no prompt", retryable=False)
+    feedback = str(param(item, "feedback", "") or "").strip()
+    if feedback:  # a reviewer sent the step back: what to do differently this time
+        prompt = f"{prompt} ({feedback})"
     return prompt, title, int(param(item, "seed", 0))
 
 
