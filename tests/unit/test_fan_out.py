@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
@@ -20,6 +20,7 @@ from atelier_contracts.events import (
 )
 from atelier_contracts.snapshot import JobStatus, StepStatus
 from atelier_contracts.work import WorkSucceeded
+from atelier_orchestrator.domain.decide import Context, decide
 from tests.unit.story_sim import Sim, started, succeeded
 
 
@@ -192,4 +193,40 @@ def test_a_step_run_again_plans_anew_and_what_its_old_plan_had_more_goes() -> No
     [package2] = dispatched(sim.send(succeeded(picture)))
     sim.send(succeeded(package2))
     assert sim.state.status == JobStatus.SUCCEEDED
+    assert sim.replay() == sim.state
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.large_base_example])
+@given(st.data(), st.integers(1, 40))
+def test_decisions_cut_short_anywhere_and_redelivered_lose_and_double_nothing(
+    data: st.DataObject, count: int
+) -> None:
+    """Crashes between the commits of a large decision, anywhere: a random prefix of a
+    decision's events is appended and the message comes again later (as JetStream redelivers
+    what was not acked). Every step still succeeds exactly once, and replay equals the state."""
+    sim = Sim()
+    items = [f"idea {i}" for i in range(count)]
+
+    def reports(d: StepDispatched) -> list[object]:
+        done = ideas_done(d, items) if d.step == "ideas" else succeeded(d)
+        return [started(d), done]
+
+    outbox: list[object] = [gallery(count)]  # the submit too may be cut short
+    while outbox:
+        message = outbox.pop(data.draw(st.integers(0, len(outbox) - 1)))
+        now = sim.now()
+        events = decide(sim.state, message, Context(sim.job_id, sim.tenant, now))  # type: ignore[arg-type]
+        keep = data.draw(st.integers(0, len(events))) if len(events) > 1 else len(events)
+        if data.draw(st.booleans()):
+            keep = len(events)  # most decisions land whole
+        sim.commit(events[:keep], now)
+        if keep < len(events):
+            outbox.append(message)  # cut short by a crash: not acked, delivered again
+        for d in dispatched(events[:keep]):
+            outbox += reports(d)
+    assert sim.state is not None
+    assert sim.state.status == JobStatus.SUCCEEDED, sim.state.status
+    wins = Counter(e.step for e in sim.events() if isinstance(e, StepSucceeded))
+    assert wins == dict.fromkeys(sim.state.steps, 1)
+    assert len(sim.state.steps) == count + 2
     assert sim.replay() == sim.state

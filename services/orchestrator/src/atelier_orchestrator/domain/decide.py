@@ -150,7 +150,8 @@ def _heal(d: _Decision) -> None:
 
 def _submit(d: _Decision, cmd: SubmitJob) -> None:
     if d.state is not None:
-        return  # the job exists: a redelivered or repeated submit changes nothing
+        _heal(d)  # the job exists: a repeated submit finishes at most what a crash cut short
+        return
     pipeline = pipeline_for(cmd.kind, cmd.input)
     planned = pipeline if isinstance(pipeline, Pipeline) else Pipeline(steps=())
     deadline_s = cmd.deadline_s or default_deadline_s(cmd.kind)
