@@ -461,6 +461,13 @@ async def test_the_kinds_and_their_input_schemas_are_listed(gateway: Gateway) ->
         "minimum": 1,
         "maximum": 20,
     }
+    gallery = (await gateway.client.get("/v1/kinds/gallery")).json()
+    steps = {s["name"]: s for s in gallery["steps"]}
+    assert list(steps) == ["ideas", "review", "package"]
+    assert (steps["ideas"]["plans_more"], steps["review"]["review"]) == (True, "manual")
+    for kind in listed:  # every example is an input its kind takes
+        ok = await gateway.client.post("/v1/jobs", json={"kind": kind["name"], "input": kind["example"]})
+        assert ok.status_code == 202, ok.text
     assert_problem(await gateway.client.get("/v1/kinds/sonnet"), 404, "not_found")
 
 

@@ -101,6 +101,8 @@ class JobKind(Generic[In]):
     """How long a job of this kind may take from submission (or requeue) to its end."""
     check: Callable[[In], None] | None = None
     """Rules the schema cannot say (raises ``InvalidInput``)."""
+    example: Mapping[str, Any] = field(default_factory=lambda: {"prompt": "a fox"})
+    """An input that fits, shown by ``GET /v1/kinds`` with the steps it makes."""
     planners: Mapping[str, Callable[[In, Mapping[str, Any]], Plan]] = field(default_factory=dict)
     """By name (``StepSpec.planner``): the steps a step's result (``WorkSucceeded.data``) plans,
     given the job's input. Pure and deterministic: a plan cut short by a crash is made again."""

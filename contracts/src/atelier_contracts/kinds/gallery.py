@@ -99,4 +99,5 @@ KIND = JobKind(
     input_type=GalleryInput,
     plan=plan,
     planners={"pictures": pictures},
+    example={"prompt": "foxes in the snow", "count": 4, "review": "manual"},
 )

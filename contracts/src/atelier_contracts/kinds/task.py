@@ -50,4 +50,5 @@ KIND = JobKind(
     input_type=TaskInput,
     plan=plan,
     check=check,
+    example={"prompt": "autumn rain", "capability": "text.generate"},
 )

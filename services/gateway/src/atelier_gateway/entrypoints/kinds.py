@@ -19,6 +19,18 @@ class KindOut(BaseModel):
     partial_ready_after: str | None = Field(description="The step whose success makes a job partial_ready.")
     deadline_s: float = Field(description="How long a job of this kind may take, by default.")
     input_schema: dict[str, Any] = Field(description="JSON Schema of the kind's `input`.")
+    example: dict[str, Any] = Field(description="An `input` that fits.")
+    steps: list[KindStepOut] = Field(
+        description="The steps the example makes (a step with a planner adds more when it succeeds)."
+    )
+
+
+class KindStepOut(BaseModel):
+    name: str = Field(description="The name `simulate` keys and `/steps/{step}/...` routes use.")
+    capability: str
+    needs: list[str]
+    plans_more: bool = Field(description="Its result plans more steps (fan-out).")
+    review: str | None = Field(description="A review gate's mode (manual, auto, both), if it is one.")
 
 
 class KindList(BaseModel):
@@ -32,6 +44,17 @@ def _out(kind: JobKind[Any]) -> KindOut:
         partial_ready_after=kind.partial_ready_after,
         deadline_s=kind.deadline_s,
         input_schema=kind.schema(),
+        example=dict(kind.example),
+        steps=[
+            KindStepOut(
+                name=s.name,
+                capability=s.capability,
+                needs=list(s.needs),
+                plans_more=s.planner is not None,
+                review=s.review.mode if s.review else None,
+            )
+            for s in kind.steps(kind.example)
+        ],
     )
 
 
