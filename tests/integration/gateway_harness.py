@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from atelier_contracts.commands import Command, CommandOutcome
 from atelier_contracts.envelope import Envelope, command_decoder, encode
 from atelier_contracts.readmodel import job_tags, jobs
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_contracts.subjects import COMMANDS_STREAM, REPLY_HEADER
 from tests.integration.test_gateway_api import T0
 
@@ -36,8 +36,8 @@ def snapshot(
     created_at: datetime = T0,
     updated_at: datetime | None = None,
     version: int = 1,
-) -> JobSnapshot:
-    return JobSnapshot(
+) -> JobView:
+    return JobView(
         id=job_id,
         tenant="default",
         kind=kind,
@@ -53,7 +53,7 @@ def snapshot(
     )
 
 
-def _values(snap: JobSnapshot, deleted: bool) -> dict[str, object]:
+def _values(snap: JobView, deleted: bool) -> dict[str, object]:
     return {
         "tenant": snap.tenant,
         "kind": snap.kind,
@@ -69,7 +69,7 @@ def _values(snap: JobSnapshot, deleted: bool) -> dict[str, object]:
     }
 
 
-async def put_jobs(engine: AsyncEngine, snaps: Sequence[JobSnapshot], *, deleted: bool = False) -> None:
+async def put_jobs(engine: AsyncEngine, snaps: Sequence[JobView], *, deleted: bool = False) -> None:
     """Insert rows as the projector would: ``jobs`` plus a ``job_tags`` row per tag of a live job."""
     async with engine.begin() as conn:
         await conn.execute(sa.insert(jobs), [{"id": s.id, **_values(s, deleted)} for s in snaps])
@@ -80,7 +80,7 @@ async def put_jobs(engine: AsyncEngine, snaps: Sequence[JobSnapshot], *, deleted
             await conn.execute(sa.insert(job_tags), tag_rows)
 
 
-async def project(engine: AsyncEngine, snap: JobSnapshot, *, deleted: bool = False) -> JobSnapshot:
+async def project(engine: AsyncEngine, snap: JobView, *, deleted: bool = False) -> JobView:
     """Apply a decision: the row moves to ``snap`` one sequence further on."""
     async with engine.begin() as conn:
         seq = (await conn.execute(sa.select(jobs.c.last_seq).where(jobs.c.id == snap.id))).scalar_one()
@@ -139,7 +139,7 @@ class FakeOrchestrator:
         code: str = "",
         message: str = "",
         events: Sequence[str] = ("event",),
-        job: JobSnapshot | None = None,
+        job: JobView | None = None,
     ) -> None:
         assert received.reply_to, "the command asked for no answer"
         outcome = CommandOutcome(
@@ -157,7 +157,7 @@ class FakeOrchestrator:
     async def decide(
         self,
         *,
-        effect: Callable[[Envelope[Command]], Awaitable[JobSnapshot | None]] | None = None,
+        effect: Callable[[Envelope[Command]], Awaitable[JobView | None]] | None = None,
         accepted: bool = True,
         code: str = "",
         message: str = "",

@@ -24,13 +24,13 @@ from atelier_contracts.ids import new_job_id, new_message_id
 from atelier_contracts.readmodel import assemble, jobs, make_engine, steps_of
 from atelier_contracts.runtime.nats import connect
 from atelier_contracts.runtime.workpool import WorkHandler, WorkPool
-from atelier_contracts.snapshot import JobSnapshot
 from atelier_contracts.subjects import MSG_ID_HEADER, REPLY_HEADER, command_subject
 from atelier_export.app.handlers import handlers as export_handlers
 from atelier_media.app.handlers import handlers as media_handlers
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
 from atelier_orchestrator.bootstrap import Orchestrator, bootstrap
 from atelier_orchestrator.config import Settings
+from atelier_orchestrator.domain.snapshot import JobSnapshot, snapshot_decoder, step_decoder
 from atelier_provider_router.adapters.registry import build_providers
 from atelier_provider_router.app.capabilities import handlers as ai_handlers
 from atelier_provider_router.app.matrix import load
@@ -115,7 +115,9 @@ class Platform:
                 steps = (await conn.execute(steps_of([job_id]))).all()
         finally:
             await engine.dispose()
-        return assemble([(job_id, row.snapshot)], steps)[job_id] if row else None
+        return (
+            assemble([(job_id, row.snapshot)], steps, snapshot_decoder, step_decoder)[job_id] if row else None
+        )
 
     async def wait_status(self, job_id: str, *statuses: str, within: float = 30) -> JobSnapshot:
         async def probe() -> JobSnapshot | None:

@@ -36,7 +36,7 @@ from atelier_contracts.errors import ERROR_CODES
 from atelier_contracts.events import JobStarted, JobSubmitted, StepDispatched, StepSpec
 from atelier_contracts.faults import FaultInjection
 from atelier_contracts.readmodel import assets, job_events, jobs, make_engine
-from atelier_contracts.snapshot import JobSnapshot, StepSnapshot
+from atelier_contracts.snapshot import JobView, StepView
 from atelier_contracts.subjects import COMMANDS_STREAM, MSG_ID_HEADER, REPLY_HEADER, command_subject
 from atelier_devstack.natsserver import NatsServer
 from atelier_gateway import bootstrap
@@ -112,11 +112,11 @@ def story_snapshot(
     status: str = "partial_ready",
     created_at: datetime = T0,
     kind: str = "story",
-) -> JobSnapshot:
+) -> JobView:
     text = blobs.put_bytes(b"Once upon a time, a fox found a lantern.", "text/plain")
     later = created_at + timedelta(seconds=3)
     failure = ErrorInfo(code="provider_error", message="tts timed out", at=later)
-    return JobSnapshot(
+    return JobView(
         id=job_id,
         tenant=tenant,
         kind=kind,
@@ -126,7 +126,7 @@ def story_snapshot(
         tags=["bedtime", "fox"],
         status=status,
         steps={
-            "write": StepSnapshot(
+            "write": StepView(
                 name="write",
                 capability="text.generate",
                 status="succeeded",
@@ -139,7 +139,7 @@ def story_snapshot(
                 started_at=created_at + timedelta(seconds=1),
                 finished_at=created_at + timedelta(seconds=2),
             ),
-            "narrate": StepSnapshot(
+            "narrate": StepView(
                 name="narrate",
                 capability="tts",
                 needs=("write",),
@@ -147,7 +147,7 @@ def story_snapshot(
                 attempts=3,
                 last_error=failure,
             ),
-            "cover": StepSnapshot(name="cover", capability="image.generate", needs=("write",)),
+            "cover": StepView(name="cover", capability="image.generate", needs=("write",)),
         },
         created_at=created_at,
         updated_at=later,
@@ -157,8 +157,8 @@ def story_snapshot(
     )
 
 
-def plain_snapshot(job_id: str, *, status: str, created_at: datetime, kind: str = "story") -> JobSnapshot:
-    return JobSnapshot(
+def plain_snapshot(job_id: str, *, status: str, created_at: datetime, kind: str = "story") -> JobView:
+    return JobView(
         id=job_id,
         tenant="default",
         kind=kind,
@@ -173,7 +173,7 @@ def plain_snapshot(job_id: str, *, status: str, created_at: datetime, kind: str 
     )
 
 
-async def insert_job(engine: AsyncEngine, snap: JobSnapshot) -> None:
+async def insert_job(engine: AsyncEngine, snap: JobView) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             sa.insert(jobs).values(
@@ -299,7 +299,7 @@ async def test_submit_answers_with_the_orchestrators_decision(
         sub = await js.pull_subscribe("atelier.cmd.>", stream=COMMANDS_STREAM)
         msg = (await sub.fetch(1, timeout=10))[0]
         env = command_decoder.decode(msg.data)
-        step = StepSnapshot(name="write", capability="text.generate", status="dispatched", attempts=1)
+        step = StepView(name="write", capability="text.generate", status="dispatched", attempts=1)
         snap = msgspec.structs.replace(
             plain_snapshot(env.job_id, status="running", created_at=env.sent_at), steps={"write": step}
         )

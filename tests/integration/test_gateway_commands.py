@@ -18,7 +18,7 @@ from atelier_contracts import ids
 from atelier_contracts.commands import CancelJob, Command, DeleteJob, RequeueJob, RetryStep, UpdateJob
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.readmodel import jobs
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_devstack.natsserver import NatsServer
 from tests.integration.gateway_harness import FakeOrchestrator, project, put_jobs, snapshot
 from tests.integration.test_gateway_api import Gateway, assert_problem, open_gateway
@@ -32,17 +32,17 @@ async def a_job(gateway: Gateway, **fields: Any) -> str:
     return job_id
 
 
-def becomes(gateway: Gateway, **changes: Any) -> Callable[[Envelope[Command]], Awaitable[JobSnapshot]]:
+def becomes(gateway: Gateway, **changes: Any) -> Callable[[Envelope[Command]], Awaitable[JobView]]:
     """An effect for the fake orchestrator: the job's row moves on with ``changes``; the job as
     decided, for the answer."""
     deleted = changes.pop("deleted", False)
 
-    async def effect(envelope: Envelope[Command]) -> JobSnapshot:
+    async def effect(envelope: Envelope[Command]) -> JobView:
         async with gateway.engine.connect() as conn:
             raw = (
                 await conn.execute(sa.select(jobs.c.snapshot).where(jobs.c.id == envelope.job_id))
             ).scalar_one()
-        current = msgspec.json.decode(raw, type=JobSnapshot)
+        current = msgspec.json.decode(raw, type=JobView)
         return await project(gateway.engine, msgspec.structs.replace(current, **changes), deleted=deleted)
 
     return effect

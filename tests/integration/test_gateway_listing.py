@@ -16,14 +16,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from atelier_contracts import ids
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_devstack.natsserver import NatsServer
 from tests.integration.gateway_harness import later, put_jobs, snapshot
 from tests.integration.test_gateway_api import BASE, T0, Gateway, assert_problem, open_gateway
 
 pytestmark = pytest.mark.integration
 
-Check = Callable[[JobSnapshot], bool]
+Check = Callable[[JobView], bool]
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ async def gateway(nats_server: NatsServer, database_url: str, tmp_path: Path) ->
         yield gw
 
 
-def catalogue() -> list[JobSnapshot]:
+def catalogue() -> list[JobView]:
     """13 jobs with repeated priorities and instants, so ties must be broken by id."""
     statuses = ["queued", "running", "failed", "succeeded", "cancelled"]
     titles = ["The Fox", "fox and lantern", "Owl", "FOXGLOVE", "Moon"]
@@ -55,7 +55,7 @@ def catalogue() -> list[JobSnapshot]:
 
 
 @pytest.fixture
-async def listed(gateway: Gateway) -> list[JobSnapshot]:
+async def listed(gateway: Gateway) -> list[JobView]:
     jobs = catalogue()
     await put_jobs(gateway.engine, jobs)
     await put_jobs(
@@ -73,7 +73,7 @@ async def ids_of(gateway: Gateway, params: dict[str, Any]) -> list[str]:
     return [item["id"] for item in body["items"]]
 
 
-def expected(jobs: list[JobSnapshot], check: Check, sort: str = "-created_at") -> list[str]:
+def expected(jobs: list[JobView], check: Check, sort: str = "-created_at") -> list[str]:
     field = sort.lstrip("-")
     chosen = sorted((j for j in jobs if check(j)), key=lambda j: (getattr(j, field), j.id))
     if sort.startswith("-"):
@@ -120,13 +120,13 @@ FILTERS: list[tuple[dict[str, Any], Check]] = [
 
 @pytest.mark.parametrize(("params", "check"), FILTERS)
 async def test_filters_alone_and_combined(
-    gateway: Gateway, listed: list[JobSnapshot], params: dict[str, Any], check: Check
+    gateway: Gateway, listed: list[JobView], params: dict[str, Any], check: Check
 ) -> None:
     assert await ids_of(gateway, params) == expected(listed, check)
 
 
 async def test_datetimes_in_other_offsets_and_naive_ones_mean_the_same_instant(
-    gateway: Gateway, listed: list[JobSnapshot]
+    gateway: Gateway, listed: list[JobView]
 ) -> None:
     want = expected(listed, lambda j: j.created_at >= later(3))
     plus_two = (later(3) + timedelta(hours=2)).replace(tzinfo=None).isoformat() + "+02:00"
@@ -139,7 +139,7 @@ SORTS = ["-created_at", "created_at", "-priority", "priority", "-updated_at", "u
 
 @pytest.mark.parametrize("sort", SORTS)
 async def test_every_sort_pages_through_without_gaps_or_repeats(
-    gateway: Gateway, listed: list[JobSnapshot], sort: str
+    gateway: Gateway, listed: list[JobView], sort: str
 ) -> None:
     params: dict[str, Any] = {
         "sort": sort,
@@ -172,7 +172,7 @@ async def test_every_sort_pages_through_without_gaps_or_repeats(
 
 
 async def test_rows_added_between_pages_do_not_shift_the_next_page(
-    gateway: Gateway, listed: list[JobSnapshot]
+    gateway: Gateway, listed: list[JobView]
 ) -> None:
     first = (await gateway.client.get("/v1/jobs", params={"limit": 4})).json()
     # A newer job would push every row one place down under OFFSET paging.
@@ -206,9 +206,7 @@ async def test_tampered_cursors_are_validation_problems(gateway: Gateway, cursor
     assert_problem(response, 422, "validation_failed")
 
 
-async def test_a_cursor_of_one_sort_is_refused_by_another(
-    gateway: Gateway, listed: list[JobSnapshot]
-) -> None:
+async def test_a_cursor_of_one_sort_is_refused_by_another(gateway: Gateway, listed: list[JobView]) -> None:
     cursor = (await gateway.client.get("/v1/jobs", params={"limit": 2})).json()["next_cursor"]
     response = await gateway.client.get("/v1/jobs", params={"cursor": cursor, "sort": "priority"})
     assert_problem(response, 422, "validation_failed")

@@ -18,11 +18,12 @@ from atelier_contracts.ids import new_job_id
 from atelier_contracts.readmodel import make_engine
 from atelier_contracts.runtime.nats import cancelled_jobs
 from atelier_contracts.runtime.workpool import WorkHandler, WorkResult
-from atelier_contracts.snapshot import JobSnapshot, StepStatus
+from atelier_contracts.snapshot import StepStatus
 from atelier_contracts.subjects import WORK_STREAM, pool_filter
 from atelier_contracts.work import WorkItem
 from atelier_devstack.natsserver import NatsServer
 from atelier_orchestrator.adapters.blobgc import release_blobs
+from atelier_orchestrator.domain.snapshot import JobSnapshot
 from tests.integration.harness import Platform, names, offline_ai_handlers, platform
 from tests.support import eventually
 

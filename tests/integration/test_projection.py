@@ -13,8 +13,9 @@ from atelier_contracts.envelope import encode
 from atelier_contracts.events import StepDispatched
 from atelier_contracts.readmodel import assemble, job_steps, jobs, make_engine, steps_of
 from atelier_contracts.runtime.consumer import Retry
-from atelier_contracts.snapshot import JobSnapshot, Projected
+from atelier_contracts.snapshot import Projected
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
+from atelier_orchestrator.domain.snapshot import JobSnapshot, snapshot_decoder, step_decoder
 from atelier_orchestrator.entrypoints.subscribers import on_commits_project
 from tests.unit.story_sim import Sim, failed, submit, succeeded
 
@@ -51,7 +52,7 @@ async def read_back(url: str, job_id: str) -> tuple[JobSnapshot, int]:
             rows = (await conn.execute(sa.select(sa.func.count()).select_from(job_steps))).scalar_one()
     finally:
         await engine.dispose()
-    return assemble([(job_id, raw)], steps)[job_id], rows
+    return assemble([(job_id, raw)], steps, snapshot_decoder, step_decoder)[job_id], rows
 
 
 @pytest.mark.parametrize("batch", [1, 3, 1000])

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from atelier_contracts.commands import SubmitJob
 from atelier_contracts.common import Artifact, BlobRef
 from atelier_contracts.events import Commit, EventRecord, JobEvent, StepDispatched
-from atelier_contracts.snapshot import JobSnapshot
 from atelier_contracts.work import WorkFailed, WorkReport, WorkStarted, WorkSucceeded
 from atelier_orchestrator.domain.decide import Context, decide
+from atelier_orchestrator.domain.snapshot import JobSnapshot
 from atelier_orchestrator.domain.state import apply_commit
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -19,8 +19,8 @@ from atelier_contracts.envelope import (
 )
 from atelier_contracts.events import Commit, EventRecord, JobFailed, JobSubmitted, StepSpec, StepSucceeded
 from atelier_contracts.ids import asset_id, new_job_id, uuid7
-from atelier_contracts.snapshot import JobSnapshot, StepSnapshot, snapshot_decoder
 from atelier_contracts.work import WorkFailed, WorkItem, WorkStarted, WorkSucceeded
+from atelier_orchestrator.domain.snapshot import JobSnapshot, StepSnapshot, snapshot_decoder
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 BLOB = BlobRef(key="a" * 64, size=3, content_type="image/png")

@@ -9,7 +9,7 @@ import pytest
 
 from atelier_contracts.commands import CancelJob, Command, CommandOutcome
 from atelier_contracts.envelope import Envelope
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_gateway.app.errors import (
     AssetAlreadyRunning,
     IdempotencyKeyInvalid,
@@ -112,8 +112,8 @@ def test_bad_lifecycle_settings_stop_start_up(env: dict[str, str]) -> None:
 # --- the command sender over fakes ------------------------------------------------------------
 
 
-def job(job_id: str = "job_1", status: str = "running", deleted: bool = False) -> JobSnapshot:
-    return JobSnapshot(
+def job(job_id: str = "job_1", status: str = "running", deleted: bool = False) -> JobView:
+    return JobView(
         deleted=deleted,
         version=1,
         id=job_id,
@@ -131,11 +131,11 @@ def job(job_id: str = "job_1", status: str = "running", deleted: bool = False) -
 
 
 class FakeReader:
-    def __init__(self, snap: JobSnapshot | None, seq: int = 1) -> None:
+    def __init__(self, snap: JobView | None, seq: int = 1) -> None:
         self.snap = snap
         self.seq = seq
 
-    async def job(self, tenant: str, job_id: str) -> JobSnapshot | None:
+    async def job(self, tenant: str, job_id: str) -> JobView | None:
         return self.snap
 
     async def last_seq(self, tenant: str, job_id: str) -> int | None:
@@ -149,7 +149,7 @@ class FakeReader:
 
 
 class FakePublisher:
-    def __init__(self, outcome: CommandOutcome | None, reader: FakeReader, after: JobSnapshot | None) -> None:
+    def __init__(self, outcome: CommandOutcome | None, reader: FakeReader, after: JobView | None) -> None:
         self.outcome = outcome
         self.sent: list[Envelope[Command]] = []
 
@@ -178,7 +178,7 @@ class FakeJobLog:
 
 
 async def send(
-    outcome: CommandOutcome | None, *, after: JobSnapshot | None = None
+    outcome: CommandOutcome | None, *, after: JobView | None = None
 ) -> tuple[JobCommandResult, FakePublisher]:
     reader = FakeReader(job())
     publisher = FakePublisher(outcome, reader, after)
@@ -197,7 +197,7 @@ def outcome(
     accepted: bool,
     code: str = "",
     events: tuple[str, ...] = ("job_cancelled",),
-    after: JobSnapshot | None = None,
+    after: JobView | None = None,
 ) -> CommandOutcome:
     return CommandOutcome(
         msg_id="m", job_id="job_1", accepted=accepted, code=code, events=list(events), job=after

@@ -12,10 +12,10 @@ from msgspec.structs import replace
 from atelier_contracts.commands import SubmitJob
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.events import Commit, StepDispatched
-from atelier_contracts.snapshot import JobSnapshot
 from atelier_contracts.work import WorkStarted
 from atelier_orchestrator.adapters.eventstore import ConcurrencyConflict
 from atelier_orchestrator.app.handlers import JobService
+from atelier_orchestrator.domain.snapshot import JobSnapshot
 from atelier_orchestrator.domain.state import apply_commit
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)

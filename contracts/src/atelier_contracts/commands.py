@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 
 
 class SubmitJob(msgspec.Struct, frozen=True, kw_only=True, tag="submit_job"):
@@ -77,7 +77,7 @@ class CommandOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """An error code from ``errors.ERROR_CODES`` when the command was refused."""
     message: str = ""
     events: list[str] = []
-    job: JobSnapshot | None = None
+    job: JobView | None = None
     """The job after the decision (accepted commands), so the caller need not wait for SQL."""
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 
 JOB_AT_SUBJECT = "atelier.query.job-at"
 """One orchestrator replica answers (a queue group)."""
@@ -22,7 +22,7 @@ class JobAt(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class JobAtAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    job: JobSnapshot | None
+    job: JobView | None
     """None: no such job of the tenant, or it did not exist yet at ``at``."""
     error: str = ""
     """Set when the orchestrator could not answer (the asker says so at once, not after a timeout)."""

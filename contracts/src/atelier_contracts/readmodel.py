@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import msgspec
 import sqlalchemy as sa
 from msgspec.structs import replace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from atelier_contracts.snapshot import JobSnapshot, StepSnapshot, snapshot_decoder, step_decoder
+from atelier_contracts.snapshot import step_view_decoder, view_decoder
 
 metadata = sa.MetaData()
 
@@ -150,18 +151,26 @@ def steps_of(job_ids: Iterable[str]) -> sa.Select[tuple[str, str]]:
     )
 
 
+J = TypeVar("J", bound=msgspec.Struct)
+S = TypeVar("S", bound=msgspec.Struct)
+
+
 def assemble(
-    raw_jobs: Iterable[tuple[str, str]], step_rows: Iterable[tuple[str, str]]
-) -> dict[str, JobSnapshot]:
+    raw_jobs: Iterable[tuple[str, str]],
+    step_rows: Iterable[tuple[str, str]],
+    job_decoder: msgspec.json.Decoder[J] = view_decoder,  # type: ignore[assignment]
+    step_decoder: msgspec.json.Decoder[S] = step_view_decoder,  # type: ignore[assignment]
+) -> dict[str, J]:
     """Jobs from their ``jobs.snapshot`` and their ``job_steps`` rows (for rows written before the
-    steps had a table of their own, the steps inline)."""
-    steps: dict[str, dict[str, StepSnapshot]] = {}
+    steps had a table of their own, the steps inline): as the public ``JobView`` by default; the
+    orchestrator passes the decoders of its own state."""
+    steps: dict[str, dict[str, S]] = {}
     for job_id, raw in step_rows:
         step = step_decoder.decode(raw)
-        steps.setdefault(job_id, {})[step.name] = step
+        steps.setdefault(job_id, {})[step.name] = step  # type: ignore[attr-defined]
     out = {}
     for job_id, raw in raw_jobs:
-        snap = snapshot_decoder.decode(raw)
+        snap = job_decoder.decode(raw)
         out[job_id] = replace(snap, steps=steps[job_id]) if job_id in steps else snap
     return out
 

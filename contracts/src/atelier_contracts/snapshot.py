@@ -1,6 +1,7 @@
-"""The job snapshot: the orchestrator's fold of a job's events, stored in the read model.
+"""The public view of a job (``JobView``), its statuses, and the projector's notices.
 
-The orchestrator computes it (``evolve``); the gateway reads it to answer API calls.
+The orchestrator's own state of a job (``atelier_orchestrator.domain.snapshot.JobSnapshot``) is
+private to it; what crosses a service boundary is this view.
 """
 
 from __future__ import annotations
@@ -38,30 +39,14 @@ class StepStatus:
     AWAITING_REVIEW = "awaiting_review"
 
 
-class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+class StepView(msgspec.Struct, frozen=True, kw_only=True):
+    """A step as the API shows it (the public read model; the orchestrator's state holds more)."""
+
     name: str
     capability: str
     needs: tuple[str, ...] = ()
-    params: dict[str, Any] = {}
-    max_attempts: int = 3
-    backoff_s: float = 1.0
-    backoff_max_s: float = 60.0
-    timeout_s: float = 300.0
-    planner: str | None = None
-    review: ReviewSpec | None = None
-    review_round: int = 0
-    """The gate's rounds so far (a person's or the automatic reviewer's verdict each)."""
-    review_auto_passed: bool = False
-    """A ``both`` gate whose automatic reviewer approved this round: a person is next."""
-    feedback: str = ""
-    """What a reviewer asked of this step when it sent it back (given to its next run)."""
-    planned_by: str | None = None
-    """The step whose result planned this one (a new plan of that step replaces it)."""
-    calls_recorded: int = 0
-    """The attempt whose provider calls are in the log (so a decision made again adds none)."""
     status: str = StepStatus.PENDING
     attempts: int = 0
-    work_id: str | None = None
     outputs: list[Artifact] = []
     provider: str | None = None
     model: str | None = None
@@ -74,59 +59,40 @@ class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     not_before: datetime | None = None
     """When a scheduled retry may start."""
     deadline_at: datetime | None = None
-    deliveries: int = 1
-    worker: str = ""
-    """The worker running the step (``pool@host:pid``)."""
-    attempt_base: int = 0
-    waits: int = 0
-    """Waits for providers in a row (every one cooling down or at its limits) since the last try."""
-    """``attempts`` when the current run of this step began (a requeue or a retry request)."""
-
-    @property
-    def run_attempts(self) -> int:
-        return self.attempts - self.attempt_base
+    review: ReviewSpec | None = None
+    review_round: int = 0
+    feedback: str = ""
+    """What a reviewer asked of this step when it sent it back."""
 
 
-class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+class JobView(msgspec.Struct, frozen=True, kw_only=True):
+    """A job as the API shows it: the documented public read model (``docs/architecture.md``).
+
+    The projector writes the orchestrator's whole state as JSON; this view decodes only its
+    public fields, so the aggregate's internals can change without a change here."""
+
     id: str
     tenant: str
     kind: str
     title: str
     input: dict[str, Any]
-    priority: int
-    tags: list[str]
-    status: str
-    steps: dict[str, StepSnapshot]
+    priority: int = 0
+    tags: list[str] = []
+    status: str = JobStatus.QUEUED
+    steps: dict[str, StepView] = {}
     created_at: datetime
     updated_at: datetime
     partial_ready_after: str | None = None
-    attempts: int = 0
+    attempts: int = 1
     last_error: ErrorInfo | None = None
     finished_at: datetime | None = None
     deadline_at: datetime | None = None
     request_hash: str = ""
+    """Hash of the request that created the job, to tell a reused idempotency key."""
     deleted: bool = False
-    recent_causes: list[str] = []
-    """Message ids of the latest commits' causes, so a redelivered command is not decided twice."""
-    ignored_work: list[str] = []
-    """Work ids whose late reports were recorded as ignored (so a redelivery is not recorded twice)."""
     reviews: list[ReviewRecord] = []
-    """Every verdict on the job's review gates, in order."""
-    review_waiting_since: datetime | None = None
-    """Since when a gate waits for a person: the job's deadline moves on by that wait."""
     version: int = 0
     """Stream sequence of the last commit folded in."""
-
-    @property
-    def next_deadline(self) -> datetime | None:
-        """The earliest deadline still ahead of a live job: its own, or a dispatched step's."""
-        if self.status in JobStatus.TERMINAL:
-            return None
-        live = (StepStatus.DISPATCHED, StepStatus.RUNNING, StepStatus.AWAITING_REVIEW)
-        times = [s.deadline_at for s in self.steps.values() if s.status in live and s.deadline_at]
-        if self.deadline_at and self.review_waiting_since is None:  # paused while a person reviews
-            times.append(self.deadline_at)
-        return min(times, default=None)
 
     @property
     def model_used(self) -> dict[str, str]:
@@ -137,8 +103,8 @@ class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
         }
 
 
-snapshot_decoder = msgspec.json.Decoder(JobSnapshot)
-step_decoder = msgspec.json.Decoder(StepSnapshot)
+view_decoder = msgspec.json.Decoder(JobView)
+step_view_decoder = msgspec.json.Decoder(StepView)
 
 
 class Projected(msgspec.Struct, frozen=True, kw_only=True):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from atelier_contracts.readmodel import assemble, job_tags, jobs, steps_of
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_gateway.adapters.readmodel import visible
 from atelier_gateway.adapters.sql import SqlAdapter, utc
 from atelier_gateway.app.job_query import JobFilter, PageRow, Position, SortKey, as_utc
@@ -74,7 +74,7 @@ class SqlJobSearch(SqlAdapter):
             found = {row.id: row.status for row in await conn.execute(query)}
         return [FoundJob(job_id, found[job_id]) for job_id in job_ids if job_id in found]
 
-    async def tagged(self, tenant: str, tag: str) -> list[JobSnapshot]:
+    async def tagged(self, tenant: str, tag: str) -> list[JobView]:
         query = (
             sa.select(jobs.c.id, jobs.c.snapshot)
             .where(visible(tenant), jobs.c.id.in_(_carrying(tenant, tag)))
@@ -86,7 +86,7 @@ class SqlJobSearch(SqlAdapter):
         return [found[row.id] for row in rows]
 
 
-async def _with_steps(conn: AsyncConnection, raw_jobs: list[tuple[str, str]]) -> dict[str, JobSnapshot]:
+async def _with_steps(conn: AsyncConnection, raw_jobs: list[tuple[str, str]]) -> dict[str, JobView]:
     if not raw_jobs:
         return {}
     steps = (await conn.execute(steps_of(job_id for job_id, _ in raw_jobs))).all()

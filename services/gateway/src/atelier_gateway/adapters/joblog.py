@@ -17,7 +17,7 @@ from nats.js.errors import NotFoundError
 
 from atelier_contracts.envelope import encode
 from atelier_contracts.queries import JOB_AT_SUBJECT, JobAt, job_at_answer_decoder
-from atelier_contracts.snapshot import JobSnapshot, projected_decoder
+from atelier_contracts.snapshot import JobView, projected_decoder
 from atelier_contracts.subjects import (
     COMMANDS_STREAM,
     JOBS_STREAM,
@@ -76,7 +76,7 @@ class JetStreamJobLog:
             if not waiters:
                 self._waiters.pop(job_id, None)
 
-    async def job_at(self, tenant: str, job_id: str, at: int) -> JobSnapshot | None:
+    async def job_at(self, tenant: str, job_id: str, at: int) -> JobView | None:
         query = encode(JobAt(job_id=job_id, tenant=tenant, at=at))
         async with reachable(self.nc, "the orchestrator", timeout_s=QUERY_TIMEOUT_S + 1):
             reply = await self.nc.request(JOB_AT_SUBJECT, query, timeout=QUERY_TIMEOUT_S)

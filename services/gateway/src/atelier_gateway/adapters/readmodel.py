@@ -6,7 +6,7 @@ import msgspec
 import sqlalchemy as sa
 
 from atelier_contracts.readmodel import assemble, assets, job_events, job_steps, jobs
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_gateway.adapters.sql import SqlAdapter, utc
 from atelier_gateway.app.ports import StoredAsset, StoredEvent
 
@@ -21,7 +21,7 @@ class SqlJobReader(SqlAdapter):
         async with self._connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
-    async def job(self, tenant: str, job_id: str) -> JobSnapshot | None:
+    async def job(self, tenant: str, job_id: str) -> JobView | None:
         # One statement, so the job and its steps come from one state of the read model.
         query = (
             sa.select(jobs.c.snapshot, job_steps.c.snapshot.label("step"))
@@ -30,7 +30,7 @@ class SqlJobReader(SqlAdapter):
             .order_by(job_steps.c.position)
         )
 
-        def read(conn: sa.Connection) -> JobSnapshot | None:
+        def read(conn: sa.Connection) -> JobView | None:
             rows = conn.execute(query).all()
             if not rows:
                 return None

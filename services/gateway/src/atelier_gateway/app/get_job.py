@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from atelier_contracts import ids
-from atelier_contracts.snapshot import JobSnapshot, StepStatus
+from atelier_contracts.snapshot import JobView, StepStatus
 from atelier_gateway.app.errors import JobNotFound
 from atelier_gateway.app.ports import JobLog, JobReader, SignedLink, UrlSigner
 from atelier_gateway.app.read_job import read_job
@@ -25,7 +25,7 @@ class JobAsset:
 
 @dataclass(frozen=True)
 class JobDetails:
-    job: JobSnapshot
+    job: JobView
     assets: list[JobAsset]
 
 
@@ -55,7 +55,7 @@ async def get_job(
     return JobDetails(job=job, assets=job_assets(job, signer, now))
 
 
-def job_assets(job: JobSnapshot, signer: UrlSigner, now: datetime) -> list[JobAsset]:
+def job_assets(job: JobView, signer: UrlSigner, now: datetime) -> list[JobAsset]:
     """The outputs of succeeded steps, in step order; ids match the projector's ``assets`` rows."""
     out: list[JobAsset] = []
     for step in job.steps.values():

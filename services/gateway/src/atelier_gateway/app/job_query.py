@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_gateway.app.errors import InvalidRequest
 
 SortField = Literal["created_at", "priority", "updated_at"]
@@ -65,7 +65,7 @@ class Position:
 
 @dataclass(frozen=True)
 class PageRow:
-    job: JobSnapshot
+    job: JobView
     position: Position
 
 

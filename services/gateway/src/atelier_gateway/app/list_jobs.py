@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_gateway.app.errors import InvalidRequest
 from atelier_gateway.app.job_query import (
     DEFAULT_SORT,
@@ -27,7 +27,7 @@ class ListJobsInput:
 
 @dataclass(frozen=True)
 class JobPage:
-    jobs: list[JobSnapshot]
+    jobs: list[JobView]
     next_cursor: str | None
     """Where the next page starts; None on the last page."""
 

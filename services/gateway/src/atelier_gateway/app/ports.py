@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from atelier_contracts.budgets import BudgetLimit, BudgetSpend
 from atelier_contracts.commands import Command, CommandOutcome
 from atelier_contracts.envelope import Envelope
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_gateway.app.idempotency import ClaimResult, IdempotencyClaim, StoredResponse
 from atelier_gateway.app.job_query import JobFilter, PageRow, Position, SortKey
 
@@ -71,7 +71,7 @@ class CommandPublisher(Protocol):
 class JobReader(Protocol):
     """Queries over the read models, always scoped to one tenant; raise ``Unavailable`` when SQL is."""
 
-    async def job(self, tenant: str, job_id: str) -> JobSnapshot | None:
+    async def job(self, tenant: str, job_id: str) -> JobView | None:
         """The job's snapshot, or None when the tenant has no such job."""
         ...
 
@@ -111,7 +111,7 @@ class JobSearch(Protocol):
         """Those of ``job_ids`` that are visible jobs of the tenant, in the given order."""
         ...
 
-    async def tagged(self, tenant: str, tag: str) -> list[JobSnapshot]:
+    async def tagged(self, tenant: str, tag: str) -> list[JobView]:
         """Every visible job carrying ``tag``."""
         ...
 
@@ -240,7 +240,7 @@ class JobLog(Protocol):
         ``timeout_s``."""
         ...
 
-    async def job_at(self, tenant: str, job_id: str, at: int) -> JobSnapshot | None:
+    async def job_at(self, tenant: str, job_id: str, at: int) -> JobView | None:
         """The job as it stood after its commits up to stream sequence ``at``, folded from its log
         by the orchestrator (None: no such job, or not yet); ``Unavailable`` when none answers."""
         ...

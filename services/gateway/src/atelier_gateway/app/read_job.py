@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_gateway.app.errors import Unavailable
 from atelier_gateway.app.ports import JobLog, JobReader
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 async def read_job(
     tenant: str, job_id: str, *, reader: JobReader, joblog: JobLog, wait_s: float
-) -> JobSnapshot | None:
+) -> JobView | None:
     job = await reader.job(tenant, job_id)
     try:
         head = await joblog.head(job_id)

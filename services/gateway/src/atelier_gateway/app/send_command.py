@@ -15,7 +15,7 @@ from datetime import datetime
 from atelier_contracts import ids
 from atelier_contracts.commands import Command
 from atelier_contracts.envelope import Envelope
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_gateway.app.errors import REFUSALS, IllegalTransition, JobNotFound
 from atelier_gateway.app.ports import CommandPublisher, JobLog, JobReader
 from atelier_gateway.app.read_job import read_job
@@ -43,7 +43,7 @@ class CommandTiming:
 
 @dataclass(frozen=True)
 class JobCommandResult:
-    job: JobSnapshot | None
+    job: JobView | None
     """The job after the command (None once it is deleted)."""
     decided: bool
     """True when the orchestrator answered in time."""

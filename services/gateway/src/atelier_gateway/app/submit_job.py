@@ -13,7 +13,7 @@ from atelier_contracts.commands import Command, SubmitJob
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.faults import FaultInjection
 from atelier_contracts.kinds import KINDS, InvalidInput, Issue
-from atelier_contracts.snapshot import JobSnapshot, JobStatus
+from atelier_contracts.snapshot import JobStatus, JobView
 from atelier_gateway.app.errors import (
     REFUSALS,
     IdempotencyKeyReused,
@@ -47,7 +47,7 @@ class SubmitJobInput:
 
 @dataclass(frozen=True)
 class SubmitJobResult:
-    job: JobSnapshot
+    job: JobView
     """The job as decided, or (not decided yet) as the command describes it."""
 
 
@@ -146,7 +146,7 @@ def _issue(issue: Issue) -> dict[str, object]:
 
 async def existing_job(
     tenant: str, job_id: str, request_hash: str, reader: JobReader, joblog: JobLog, wait_s: float
-) -> JobSnapshot | None:
+) -> JobView | None:
     """The job this key made before (its idempotency record may have expired since)."""
     job = await read_job(tenant, job_id, reader=reader, joblog=joblog, wait_s=wait_s)
     if job is None:
@@ -158,9 +158,9 @@ async def existing_job(
     return job
 
 
-def _pending(envelope: Envelope[Command], body: SubmitJob) -> JobSnapshot:
+def _pending(envelope: Envelope[Command], body: SubmitJob) -> JobView:
     """What the job will look like once the orchestrator takes the command."""
-    return JobSnapshot(
+    return JobView(
         id=envelope.job_id,
         tenant=envelope.tenant,
         kind=body.kind,

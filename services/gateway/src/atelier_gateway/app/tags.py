@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from atelier_contracts.commands import UpdateJob
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_gateway.app.batch import publish_each
 from atelier_gateway.app.errors import TagExists, TagNotFound
 from atelier_gateway.app.ports import CommandPublisher, JobSearch, TagInfo, TagRegistry
@@ -87,7 +87,7 @@ async def delete_tag(
     return TagChange(name=name, jobs_updated=list(changed))
 
 
-def _retagged(job: JobSnapshot, old: str, new: str | None) -> list[str]:
+def _retagged(job: JobView, old: str, new: str | None) -> list[str]:
     """The job's tags with ``old`` replaced by ``new`` (or dropped), order kept, no duplicates."""
     tags = [new if tag == old else tag for tag in job.tags]
     return list(dict.fromkeys(t for t in tags if t is not None))

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_contracts.snapshot import JobView
 from atelier_gateway.app.get_job import JobDetails, get_job, job_assets
 from atelier_gateway.app.job_events import job_events
 from atelier_gateway.app.submit_job import SubmitJobInput, existing_job, job_id_for, submit_job
@@ -27,7 +27,7 @@ from atelier_gateway.entrypoints.schemas import Job, JobEvents, SubmitJobBody
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=IdempotentRoute)
 
 
-def _job(request: Request, deps: Deps, job: JobSnapshot) -> Job:
+def _job(request: Request, deps: Deps, job: JobView) -> Job:
     details = JobDetails(job=job, assets=job_assets(job, deps.signer, deps.clock()))
     return render.job(details, render.file_urls(request))
 

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 from fastapi import Request
 
 from atelier_contracts.common import ErrorInfo
-from atelier_contracts.snapshot import JobSnapshot, JobStatus, StepSnapshot, StepStatus
+from atelier_contracts.snapshot import JobStatus, JobView, StepStatus, StepView
 from atelier_gateway.app.get_job import JobAsset, JobDetails
 from atelier_gateway.app.ports import StoredEvent
 from atelier_gateway.entrypoints.schemas import (
@@ -79,7 +79,7 @@ def job(details: JobDetails, file_url: FileUrl) -> Job:
     )
 
 
-def job_summary(snap: JobSnapshot) -> JobSummary:
+def job_summary(snap: JobView) -> JobSummary:
     return JobSummary(**_summary_fields(snap))
 
 
@@ -97,7 +97,7 @@ def job_path(job_id: str) -> str:
     return f"/v1/jobs/{job_id}"
 
 
-def _summary_fields(snap: JobSnapshot) -> dict[str, Any]:
+def _summary_fields(snap: JobView) -> dict[str, Any]:
     return {
         "id": snap.id,
         "kind": snap.kind,
@@ -117,7 +117,7 @@ def _summary_fields(snap: JobSnapshot) -> dict[str, Any]:
     }
 
 
-def _step(step: StepSnapshot) -> StepOut:
+def _step(step: StepView) -> StepOut:
     return StepOut(
         name=step.name,
         capability=step.capability,

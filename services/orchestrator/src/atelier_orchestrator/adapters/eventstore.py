@@ -12,13 +12,13 @@ from nats.js.errors import APIError, NotFoundError
 
 from atelier_contracts.envelope import commit_decoder, encode
 from atelier_contracts.events import Commit
-from atelier_contracts.snapshot import JobSnapshot
 from atelier_contracts.subjects import (
     EXPECTED_LAST_SUBJECT_SEQ_HEADER,
     JOBS_STREAM,
     MSG_ID_HEADER,
     job_subject,
 )
+from atelier_orchestrator.domain.snapshot import JobSnapshot
 from atelier_orchestrator.domain.state import apply_commit
 
 log = logging.getLogger(__name__)

@@ -47,7 +47,7 @@ from atelier_contracts.readmodel import (
     provider_calls,
     steps_of,
 )
-from atelier_contracts.snapshot import JobSnapshot
+from atelier_orchestrator.domain.snapshot import JobSnapshot, snapshot_decoder, step_decoder
 from atelier_orchestrator.domain.state import apply_commit
 
 
@@ -189,7 +189,12 @@ def _snapshots(
     if missing:
         rows = conn.execute(sa.select(jobs.c.id, jobs.c.snapshot).where(jobs.c.id.in_(missing))).all()
         step_rows = conn.execute(steps_of(missing)).all()
-        loaded = assemble(((r.id, r.snapshot) for r in rows), ((r.job_id, r.snapshot) for r in step_rows))
+        loaded = assemble(
+            ((r.id, r.snapshot) for r in rows),
+            ((r.job_id, r.snapshot) for r in step_rows),
+            snapshot_decoder,
+            step_decoder,
+        )
         with_rows = {r.job_id for r in step_rows}
         inline = {job_id for job_id, snap in loaded.items() if snap.steps and job_id not in with_rows}
         found.update(loaded)

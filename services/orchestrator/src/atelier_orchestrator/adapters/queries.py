@@ -12,8 +12,8 @@ from nats.aio.msg import Msg
 
 from atelier_contracts.envelope import encode
 from atelier_contracts.queries import JOB_AT_SUBJECT, JobAt, JobAtAnswer, job_at_decoder
-from atelier_contracts.snapshot import JobSnapshot
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
+from atelier_orchestrator.domain.snapshot import JobSnapshot, view_of
 from atelier_orchestrator.domain.state import apply_commit
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ async def job_at(store: JetStreamEventStore, query: JobAt) -> JobAtAnswer:
         state = apply_commit(state, commit, seq)
     if state is not None and state.tenant != query.tenant:
         return JobAtAnswer(job=None)
-    return JobAtAnswer(job=state)
+    return JobAtAnswer(job=view_of(state) if state is not None else None)
 
 
 MAX_AT_ONCE = 8

@@ -33,10 +33,10 @@ from atelier_contracts.events import (
     StepFailed,
 )
 from atelier_contracts.ids import new_message_id
-from atelier_contracts.snapshot import JobSnapshot
 from atelier_contracts.work import WorkItem, WorkReport
 from atelier_orchestrator.adapters.eventstore import ConcurrencyConflict
 from atelier_orchestrator.domain.decide import DEFAULT_MAX_FAN_OUT, Context, Rejected, decide
+from atelier_orchestrator.domain.snapshot import JobSnapshot
 from atelier_orchestrator.domain.state import apply_commit
 
 log = logging.getLogger(__name__)

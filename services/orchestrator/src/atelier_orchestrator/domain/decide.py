@@ -53,10 +53,11 @@ from atelier_contracts.events import (
 )
 from atelier_contracts.ids import work_id
 from atelier_contracts.kinds import KINDS, InvalidInput, PlanInvalid
-from atelier_contracts.snapshot import JobSnapshot, JobStatus, StepSnapshot, StepStatus
+from atelier_contracts.snapshot import JobStatus, StepStatus
 from atelier_contracts.work import WorkFailed, WorkReport, WorkStarted, WorkSucceeded
 from atelier_orchestrator.domain.pipelines import NoPipeline, Pipeline, default_deadline_s, pipeline_for
 from atelier_orchestrator.domain.policies import backoff_delay, is_retryable, step_deadline
+from atelier_orchestrator.domain.snapshot import JobSnapshot, StepSnapshot
 from atelier_orchestrator.domain.state import EventMeta, evolve
 
 LIVE = (StepStatus.DISPATCHED, StepStatus.RUNNING)

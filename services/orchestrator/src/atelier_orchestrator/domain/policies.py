@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from atelier_contracts.snapshot import StepSnapshot
+from atelier_orchestrator.domain.snapshot import StepSnapshot
 
 FINAL_CODES = frozenset({"prompt_invalid", "input_invalid", "unknown_job_kind", "budget_exceeded"})
 """Failures no retry can mend: the same input fails the same way."""

@@ -37,7 +37,8 @@ from atelier_contracts.events import (
     StepStarted,
     StepSucceeded,
 )
-from atelier_contracts.snapshot import JobSnapshot, JobStatus, StepSnapshot, StepStatus
+from atelier_contracts.snapshot import JobStatus, StepStatus
+from atelier_orchestrator.domain.snapshot import JobSnapshot, StepSnapshot
 
 RECENT_CAUSES = 64
 """How many commits back a redelivered command is still recognised (redeliveries come within seconds)."""

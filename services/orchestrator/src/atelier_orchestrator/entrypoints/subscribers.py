@@ -28,6 +28,7 @@ from atelier_contracts.subjects import COMMANDS_STREAM, JOBS_STREAM, REPLY_HEADE
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
 from atelier_orchestrator.app.handlers import JobService
 from atelier_orchestrator.domain.decide import Rejected
+from atelier_orchestrator.domain.snapshot import view_of
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def on_job_message(jobs: JobService, decoder: Decoder, consumer: str, reply: Rep
                 job_id=envelope.job_id,
                 accepted=True,
                 events=[type(e).__name__ for e in decision.events],
-                job=decision.job,
+                job=view_of(decision.job) if decision.job is not None else None,
             )
         reply_to = (msg.headers or {}).get(REPLY_HEADER)
         if reply and reply_to:

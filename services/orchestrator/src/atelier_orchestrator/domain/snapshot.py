@@ -1,0 +1,124 @@
+"""The job aggregate's state: the orchestrator's fold of a job's events (``evolve``).
+
+Private to the orchestrator: it holds what deciding needs (recent causes, attempt bases, waits,
+which work it already ignored). Other services read the public view, ``atelier_contracts.snapshot
+.JobView``, which the read model's JSON also decodes into (the view's fields are a subset).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from atelier_contracts.common import Artifact, ErrorInfo, ReviewRecord, ReviewSpec, Usage
+from atelier_contracts.snapshot import JobStatus, JobView, StepStatus
+
+
+class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    capability: str
+    needs: tuple[str, ...] = ()
+    params: dict[str, Any] = {}
+    max_attempts: int = 3
+    backoff_s: float = 1.0
+    backoff_max_s: float = 60.0
+    timeout_s: float = 300.0
+    planner: str | None = None
+    review: ReviewSpec | None = None
+    review_round: int = 0
+    """The gate's rounds so far (a person's or the automatic reviewer's verdict each)."""
+    review_auto_passed: bool = False
+    """A ``both`` gate whose automatic reviewer approved this round: a person is next."""
+    feedback: str = ""
+    """What a reviewer asked of this step when it sent it back (given to its next run)."""
+    planned_by: str | None = None
+    """The step whose result planned this one (a new plan of that step replaces it)."""
+    calls_recorded: int = 0
+    """The attempt whose provider calls are in the log (so a decision made again adds none)."""
+    status: str = StepStatus.PENDING
+    attempts: int = 0
+    work_id: str | None = None
+    outputs: list[Artifact] = []
+    provider: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    fallbacks: list[str] = []
+    last_error: ErrorInfo | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+    not_before: datetime | None = None
+    """When a scheduled retry may start."""
+    deadline_at: datetime | None = None
+    deliveries: int = 1
+    worker: str = ""
+    """The worker running the step (``pool@host:pid``)."""
+    attempt_base: int = 0
+    waits: int = 0
+    """Waits for providers in a row (every one cooling down or at its limits) since the last try."""
+    """``attempts`` when the current run of this step began (a requeue or a retry request)."""
+
+    @property
+    def run_attempts(self) -> int:
+        return self.attempts - self.attempt_base
+
+
+class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    tenant: str
+    kind: str
+    title: str
+    input: dict[str, Any]
+    priority: int
+    tags: list[str]
+    status: str
+    steps: dict[str, StepSnapshot]
+    created_at: datetime
+    updated_at: datetime
+    partial_ready_after: str | None = None
+    attempts: int = 0
+    last_error: ErrorInfo | None = None
+    finished_at: datetime | None = None
+    deadline_at: datetime | None = None
+    request_hash: str = ""
+    deleted: bool = False
+    recent_causes: list[str] = []
+    """Message ids of the latest commits' causes, so a redelivered command is not decided twice."""
+    ignored_work: list[str] = []
+    """Work ids whose late reports were recorded as ignored (so a redelivery is not recorded twice)."""
+    reviews: list[ReviewRecord] = []
+    """Every verdict on the job's review gates, in order."""
+    review_waiting_since: datetime | None = None
+    """Since when a gate waits for a person: the job's deadline moves on by that wait."""
+    version: int = 0
+    """Stream sequence of the last commit folded in."""
+
+    @property
+    def next_deadline(self) -> datetime | None:
+        """The earliest deadline still ahead of a live job: its own, or a dispatched step's."""
+        if self.status in JobStatus.TERMINAL:
+            return None
+        live = (StepStatus.DISPATCHED, StepStatus.RUNNING, StepStatus.AWAITING_REVIEW)
+        times = [s.deadline_at for s in self.steps.values() if s.status in live and s.deadline_at]
+        if self.deadline_at and self.review_waiting_since is None:  # paused while a person reviews
+            times.append(self.deadline_at)
+        return min(times, default=None)
+
+    @property
+    def model_used(self) -> dict[str, str]:
+        return {
+            name: f"{step.provider}/{step.model}"
+            for name, step in self.steps.items()
+            if step.status == StepStatus.SUCCEEDED and step.provider
+        }
+
+
+snapshot_decoder = msgspec.json.Decoder(JobSnapshot)
+step_decoder = msgspec.json.Decoder(StepSnapshot)
+
+
+def view_of(job: JobSnapshot) -> JobView:
+    """The public view of the job, as the API and other services see it."""
+    return msgspec.convert(msgspec.to_builtins(job), JobView)
