@@ -12,88 +12,48 @@ from typing import Any
 
 import msgspec
 
-from atelier_contracts.common import Artifact, ErrorInfo, ReviewRecord, ReviewSpec, Usage
-from atelier_contracts.snapshot import JobStatus, JobView, StepStatus
+from atelier_contracts.snapshot import JobStatus, JobView, StepStatus, StepView
 
 
-class StepSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    capability: str
-    needs: tuple[str, ...] = ()
+class StepSnapshot(StepView, frozen=True, kw_only=True):
+    """A step as the aggregate holds it: its public view, and what deciding needs besides."""
+
     params: dict[str, Any] = {}
     max_attempts: int = 3
     backoff_s: float = 1.0
     backoff_max_s: float = 60.0
     timeout_s: float = 300.0
     planner: str | None = None
-    review: ReviewSpec | None = None
-    review_round: int = 0
-    """The gate's rounds so far (a person's or the automatic reviewer's verdict each)."""
     review_auto_passed: bool = False
     """A ``both`` gate whose automatic reviewer approved this round: a person is next."""
-    feedback: str = ""
-    """What a reviewer asked of this step when it sent it back (given to its next run)."""
     planned_by: str | None = None
     """The step whose result planned this one (a new plan of that step replaces it)."""
     calls_recorded: int = 0
     """The attempt whose provider calls are in the log (so a decision made again adds none)."""
-    status: str = StepStatus.PENDING
-    attempts: int = 0
     work_id: str | None = None
-    outputs: list[Artifact] = []
-    provider: str | None = None
-    model: str | None = None
-    usage: Usage | None = None
-    fallbacks: list[str] = []
-    last_error: ErrorInfo | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    updated_at: datetime | None = None
-    not_before: datetime | None = None
-    """When a scheduled retry may start."""
-    deadline_at: datetime | None = None
     deliveries: int = 1
     worker: str = ""
     """The worker running the step (``pool@host:pid``)."""
     attempt_base: int = 0
+    """``attempts`` when the current run of this step began (a requeue or a retry request)."""
     waits: int = 0
     """Waits for providers in a row (every one cooling down or at its limits) since the last try."""
-    """``attempts`` when the current run of this step began (a requeue or a retry request)."""
 
     @property
     def run_attempts(self) -> int:
         return self.attempts - self.attempt_base
 
 
-class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    tenant: str
-    kind: str
-    title: str
-    input: dict[str, Any]
-    priority: int
-    tags: list[str]
-    status: str
-    steps: dict[str, StepSnapshot]
-    created_at: datetime
-    updated_at: datetime
-    partial_ready_after: str | None = None
-    attempts: int = 0
-    last_error: ErrorInfo | None = None
-    finished_at: datetime | None = None
-    deadline_at: datetime | None = None
-    request_hash: str = ""
-    deleted: bool = False
+class JobSnapshot(JobView, frozen=True, kw_only=True):
+    """A job as the aggregate holds it: its public view, and what deciding needs besides."""
+
+    steps: dict[str, StepSnapshot] = {}  # type: ignore[assignment]
     recent_causes: list[str] = []
     """Message ids of the latest commits' causes, so a redelivered command is not decided twice."""
     ignored_work: list[str] = []
     """Work ids whose late reports were recorded as ignored (so a redelivery is not recorded twice)."""
-    reviews: list[ReviewRecord] = []
-    """Every verdict on the job's review gates, in order."""
     review_waiting_since: datetime | None = None
     """Since when a gate waits for a person: the job's deadline moves on by that wait."""
-    version: int = 0
-    """Stream sequence of the last commit folded in."""
 
     @property
     def next_deadline(self) -> datetime | None:
@@ -105,14 +65,6 @@ class JobSnapshot(msgspec.Struct, frozen=True, kw_only=True):
         if self.deadline_at and self.review_waiting_since is None:  # paused while a person reviews
             times.append(self.deadline_at)
         return min(times, default=None)
-
-    @property
-    def model_used(self) -> dict[str, str]:
-        return {
-            name: f"{step.provider}/{step.model}"
-            for name, step in self.steps.items()
-            if step.status == StepStatus.SUCCEEDED and step.provider
-        }
 
 
 snapshot_decoder = msgspec.json.Decoder(JobSnapshot)
