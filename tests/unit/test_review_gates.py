@@ -3,10 +3,13 @@ feedback; waiting for a person does not eat the job's deadline; the gate has its
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from msgspec.structs import replace
 
 from atelier_contracts.commands import ExpireDeadlines, ReviewStep, SubmitJob
@@ -17,6 +20,7 @@ from atelier_contracts.events import (
     ReviewRequested,
     StepDispatched,
     StepReviewed,
+    StepSucceeded,
 )
 from atelier_contracts.snapshot import JobStatus, StepStatus
 from atelier_orchestrator.domain.decide import Rejected
@@ -183,3 +187,50 @@ def test_a_gate_that_failed_leaves_no_paused_deadline_behind_for_a_requeue() -> 
     assert asked.round == 2, "the pictures stand: the gate asks again at once"
     assert sim.state.review_waiting_since is not None
     assert sim.state.review_waiting_since > failed_at, "waiting since the requeue, not before"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_any_order_of_reports_and_verdicts_with_duplicates_ends_once_per_step(data: st.DataObject) -> None:
+    """Reports and a person's verdicts arrive in any order, some twice; a verdict the gate is not
+    waiting for is refused. The job ends, each of its steps succeeding once per run, and replay
+    equals the state."""
+    sim = Sim()
+    items = ["a fox", "two foxes"]
+
+    made = iter(range(10**6))
+
+    def reports(d: StepDispatched) -> list[tuple[str, object]]:
+        done = replace(succeeded(d), data={"items": items}) if d.step == "ideas" else succeeded(d)
+        return [(f"m{next(made)}", done)]  # a message keeps its id when delivered again
+
+    outbox: list[tuple[str, object]] = [
+        m for d in dispatched(sim.send(gallery("manual"))) for m in reports(d)
+    ]
+    rejections = data.draw(st.integers(0, 3))
+    for _ in range(400):
+        assert sim.state is not None
+        if sim.state.status in JobStatus.TERMINAL:
+            break
+        if not outbox and sim.state.status == JobStatus.AWAITING_REVIEW:
+            verdict = "reject" if rejections else "approve"
+            rejections -= verdict == "reject"
+            verdict_of = ReviewStep(step="review", verdict=verdict, feedback="again", reviewer="ana")  # type: ignore[arg-type]
+            outbox.append((f"m{next(made)}", verdict_of))
+        msg_id, message = outbox.pop(data.draw(st.integers(0, len(outbox) - 1)))
+        if data.draw(st.booleans()):
+            outbox.append((msg_id, message))  # delivered again later
+        try:
+            events = sim.send(message, msg_id)  # type: ignore[arg-type]
+        except Rejected:
+            continue  # a verdict when the gate waits for none: refused, nothing appended
+        for d in dispatched(events):
+            outbox += reports(d)
+    assert sim.state is not None
+    assert sim.state.status == JobStatus.SUCCEEDED
+    runs = 1 + sum(1 for r in sim.state.reviews if r.verdict == "reject")
+    wins = Counter(e.step for e in sim.events() if isinstance(e, StepSucceeded))
+    assert wins["ideas"] == 1
+    assert wins["package"] == 1
+    assert wins["picture_001"] == wins["picture_002"] == runs, "drawn once per round"
+    assert sim.replay() == sim.state
