@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from prometheus_client import Counter, Histogram
@@ -198,17 +199,17 @@ class WorkPool:
             log.info("abandoned cancelled work", extra={"job_id": item.job_id, "work_id": item.work_id})
             return ACK
         except WorkError as exc:
-            report = self._failed(item, started, exc.code, exc.message, exc.retryable)
+            report = failed_report(item, started, exc.code, exc.message, exc.retryable)
             report = msgspec.structs.replace(
                 report, attempts=exc.attempts, retry_after_s=exc.retry_after_s, alerts=exc.alerts
             )
         except Exception as exc:  # an unexpected bug is reported as a retryable step failure
             log.exception("work handler crashed", extra={"job_id": item.job_id, "step": item.step})
-            report = self._failed(item, started, "worker_error", f"{type(exc).__name__}: {exc}", True)
+            report = failed_report(item, started, "worker_error", f"{type(exc).__name__}: {exc}", True)
         outcome = "succeeded" if isinstance(report, WorkSucceeded) else "failed"
         WORK_SECONDS.labels(item.capability, outcome).observe(time.perf_counter() - t0)
         WORK_TOTAL.labels(item.capability, outcome).inc()
-        await self._report(envelope, report, msg_id=f"{item.work_id}.finished")
+        await publish_report(self.js, envelope, report, msg_id=f"{item.work_id}.finished")
         log.info(
             "work %s",
             outcome,
@@ -248,7 +249,8 @@ class WorkPool:
     async def _report_started(
         self, envelope: Envelope[WorkItem], item: WorkItem, started: datetime, delivery: int
     ) -> None:
-        await self._report(
+        await publish_report(
+            self.js,
             envelope,
             WorkStarted(
                 work_id=item.work_id,
@@ -274,33 +276,35 @@ class WorkPool:
             if not running:
                 self._running.pop(item.job_id, None)
 
-    @staticmethod
-    def _failed(item: WorkItem, started: datetime, code: str, message: str, retryable: bool) -> WorkFailed:
-        return WorkFailed(
-            work_id=item.work_id,
-            job_id=item.job_id,
-            step=item.step,
-            attempt=item.attempt,
-            code=code,
-            message=message,
-            retryable=retryable,
-            started_at=started,
-            finished_at=datetime.now(UTC),
-        )
 
-    async def _report(self, cause: Envelope[WorkItem], report: WorkReport, *, msg_id: str) -> None:
-        envelope = Envelope[WorkReport](
-            msg_id=msg_id,
-            job_id=cause.job_id,
-            tenant=cause.tenant,
-            correlation_id=cause.correlation_id,
-            causation_id=cause.msg_id,
-            sent_at=datetime.now(UTC),
-            body=report,
-        )
-        await self.js.publish(
-            report_subject(cause.job_id),
-            encode(envelope),
-            headers={MSG_ID_HEADER: msg_id},
-            timeout=10,
-        )
+def failed_report(item: WorkItem, started: datetime, code: str, message: str, retryable: bool) -> WorkFailed:
+    """A failed attempt of ``item``, as its worker (or the lost-work handler) reports it."""
+    return WorkFailed(
+        work_id=item.work_id,
+        job_id=item.job_id,
+        step=item.step,
+        attempt=item.attempt,
+        code=code,
+        message=message,
+        retryable=retryable,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+    )
+
+
+async def publish_report(
+    js: JetStreamContext, cause: Envelope[WorkItem], report: WorkReport, *, msg_id: str
+) -> None:
+    """Publish a report of the work ``cause`` to the reports stream (``msg_id`` de-duplicates it)."""
+    envelope = Envelope[WorkReport](
+        msg_id=msg_id,
+        job_id=cause.job_id,
+        tenant=cause.tenant,
+        correlation_id=cause.correlation_id,
+        causation_id=cause.msg_id,
+        sent_at=datetime.now(UTC),
+        body=report,
+    )
+    await js.publish(
+        report_subject(cause.job_id), encode(envelope), headers={MSG_ID_HEADER: msg_id}, timeout=10
+    )

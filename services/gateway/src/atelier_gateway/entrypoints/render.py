@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, overload
 from urllib.parse import quote, urlencode
 
+import msgspec
 from fastapi import Request
 
 from atelier_contracts.common import ErrorInfo
@@ -64,18 +65,7 @@ def job(details: JobDetails, file_url: FileUrl) -> Job:
             )
             for a in details.assets
         ],
-        reviews=[
-            ReviewOut(
-                step=r.step,
-                round=r.round,
-                verdict=r.verdict,
-                feedback=r.feedback,
-                reviewer=r.reviewer,
-                auto=r.auto,
-                at=r.at,
-            )
-            for r in snap.reviews
-        ],
+        reviews=[ReviewOut(**msgspec.structs.asdict(r)) for r in snap.reviews],
     )
 
 

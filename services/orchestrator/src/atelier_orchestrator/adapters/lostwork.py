@@ -17,9 +17,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
-from atelier_contracts.envelope import Envelope, encode, work_item_decoder
-from atelier_contracts.subjects import MSG_ID_HEADER, WORK_STREAM, report_subject
-from atelier_contracts.work import WorkFailed, WorkReport
+from atelier_contracts.envelope import work_item_decoder
+from atelier_contracts.runtime.workpool import failed_report, publish_report
+from atelier_contracts.subjects import WORK_STREAM
 
 log = logging.getLogger(__name__)
 
@@ -40,29 +40,9 @@ class LostWork:
         assert raw.data is not None
         cause = work_item_decoder.decode(raw.data)
         item = cause.body
-        now = datetime.now(UTC)
-        report = WorkFailed(
-            work_id=item.work_id,
-            job_id=item.job_id,
-            step=item.step,
-            attempt=item.attempt,
-            code="worker_lost",
-            message="delivered to workers as often as allowed without a result",
-            retryable=True,
-            started_at=now,
-            finished_at=now,
-        )
-        msg_id = f"{item.work_id}.lost"
-        envelope = Envelope[WorkReport](
-            msg_id=msg_id,
-            job_id=item.job_id,
-            tenant=cause.tenant,
-            correlation_id=cause.correlation_id,
-            causation_id=cause.msg_id,
-            sent_at=now,
-            body=report,
-        )
-        await self.js.publish(report_subject(item.job_id), encode(envelope), headers={MSG_ID_HEADER: msg_id})
+        message = "delivered to workers as often as allowed without a result"
+        report = failed_report(item, datetime.now(UTC), "worker_lost", message, retryable=True)
+        await publish_report(self.js, cause, report, msg_id=f"{item.work_id}.lost")
         await self.js.delete_msg(WORK_STREAM, seq)
         log.warning("work lost after max deliveries", extra={"job_id": item.job_id, "step": item.step})
 
