@@ -8,6 +8,7 @@ SQL tests run on SQLite always, and on PostgreSQL too when ATELIER_TEST_POSTGRES
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -19,6 +20,17 @@ from atelier_devstack.natsserver import NatsServer, start_nats
 
 POSTGRES_URL = os.environ.get("ATELIER_TEST_POSTGRES_URL", "")
 SQL_BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
+
+
+@pytest.fixture(autouse=True)
+def _own_logging() -> Iterator[None]:
+    """A command run in-process (``main([...])``) sets the root logger up for its service, on the
+    stream pytest captured for that test: put back what was there, for the tests after it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

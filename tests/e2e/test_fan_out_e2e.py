@@ -41,8 +41,9 @@ class _Commit(msgspec.Struct):
 
 @pytest.fixture
 def small_commits(tmp_path: Path) -> Iterator[Stack]:
-    # Commits of at most 4 KiB: the plan of 150 pictures takes dozens of commits.
-    with running(e2e_stack(tmp_path, ATELIER_MAX_COMMIT_BYTES="4096")) as s:
+    # Commits of at most 2 KiB: the plan of 150 pictures takes dozens of commits, each appended
+    # after the one before is stored, so the kill lands well inside the plan.
+    with running(e2e_stack(tmp_path, ATELIER_MAX_COMMIT_BYTES="2048")) as s:
         yield s
 
 

@@ -9,15 +9,15 @@ import nats
 import pytest
 
 from atelier_contracts.runtime.localenv import with_local_stack
-from atelier_devstack.natsserver import free_port, start_nats
+from atelier_devstack.natsserver import start_nats
 from atelier_devstack.stack import Stack
 
 pytestmark = pytest.mark.integration
 
 
 async def test_a_dead_nats_server_is_restarted_on_its_port_with_its_store(tmp_path: Path) -> None:
-    stack = Stack(tmp_path / "state", ports={}, nats_port=free_port())
-    stack.nats = start_nats(tmp_path / "state" / "nats", stack.nats_port)
+    stack = Stack(tmp_path / "state", ports={}, nats_port=0)
+    stack.nats = start_nats(tmp_path / "state" / "nats")
     try:
         nc = await nats.connect(stack.nats.url)
         await nc.jetstream().add_stream(name="KEPT", subjects=["kept.>"])
@@ -27,7 +27,9 @@ async def test_a_dead_nats_server_is_restarted_on_its_port_with_its_store(tmp_pa
         assert stack.nats.proc is not None
         stack.nats.proc.send_signal(signal.SIGKILL)
         stack.nats.proc.wait(10)
+        port = stack.nats.port
         assert stack.supervise() == ["nats-server"]
+        assert stack.nats.port == port, "on its port"
         nc = await nats.connect(stack.nats.url)
         info = await nc.jetstream().stream_info("KEPT")
         await nc.close()

@@ -894,8 +894,10 @@ async def test_unexpected_errors_are_internal_error_problems(
             response = await gw.client.get(f"/v1/jobs/{ids.new_job_id()}")
         body = assert_problem(response, 500, "internal_error")
         assert "boom" not in response.text
-        [record] = [r for r in caplog.records if r.exc_info]
-        assert getattr(record, "request_id", None) == body["request_id"]
+        logged = [r for r in caplog.records if getattr(r, "request_id", None) == body["request_id"]]
+        [record] = [r for r in logged if r.exc_info]
+        assert record.exc_info
+        assert record.exc_info[0] is RuntimeError, "logged with its trace"
 
         unavailable = await gw.client.get(f"/v1/jobs/{ids.new_job_id()}/events")
         assert_problem(unavailable, 503, "service_unavailable")

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from msgspec.structs import replace
 
 from atelier_contracts.commands import SubmitJob
+from atelier_contracts.envelope import encode
 from atelier_contracts.events import (
     JobFailed,
     JobSucceeded,
@@ -20,6 +21,7 @@ from atelier_contracts.events import (
 )
 from atelier_contracts.snapshot import JobStatus, StepStatus
 from atelier_contracts.work import WorkSucceeded
+from atelier_orchestrator.app.handlers import split_events
 from atelier_orchestrator.domain.decide import Context, decide
 from tests.unit.story_sim import Sim, started, succeeded
 
@@ -94,16 +96,35 @@ def test_a_plan_cut_short_is_completed_when_the_report_comes_again() -> None:
     cut.send(gallery(150))
     report = ideas_done(ideas, items)
     full = whole.send(report)
-    first = next(e for e in full if isinstance(e, StepsPlanned))
-    cut.commit([first])
+    first = split_events(full, 4096)[0]
+    cut.commit(first)
     again = cut.send(report)
-    planned = [s.name for e in [first, *again] if isinstance(e, StepsPlanned) for s in e.steps]
+    planned = [s.name for e in [*first, *again] if isinstance(e, StepsPlanned) for s in e.steps]
     assert len(planned) == 150 == len(set(planned)), "none lost, none twice"
     assert any(isinstance(e, StepSucceeded) and e.step == "ideas" for e in again)
     assert whole.state is not None
     assert cut.state is not None
     assert list(cut.state.steps) == list(whole.state.steps)
     assert cut.state.steps["package"].needs == whole.state.steps["package"].needs
+
+
+def test_a_plan_too_large_for_one_commit_is_cut_into_plans_that_say_the_same() -> None:
+    whole, cut = Sim(), Sim()
+    [ideas] = dispatched(whole.send(gallery(150)))
+    cut.send(gallery(150))
+    ctx = Context(whole.job_id, whole.tenant, whole.now())
+    events = decide(whole.state, ideas_done(ideas, [f"idea {i}" for i in range(150)]), ctx)
+    runs = split_events(events, 4096)
+    assert len(runs) > 10
+    assert all(len(encode(run)) + 64 * len(run) <= 4096 for run in runs), "each commit within budget"
+    assert [e for run in runs for e in run] != events, "the plan itself was cut, not only the list of events"
+    for run in runs:
+        cut.commit(run, ctx.now)
+    whole.commit(events, ctx.now)
+    assert whole.state is not None
+    assert cut.state is not None
+    assert cut.state.steps == whole.state.steps
+    assert split_events(events) == [events], "within the default budget: one commit"
 
 
 @settings(max_examples=100, deadline=None)
@@ -216,13 +237,15 @@ def test_decisions_cut_short_anywhere_and_redelivered_lose_and_double_nothing(
         message = outbox.pop(data.draw(st.integers(0, len(outbox) - 1)))
         now = sim.now()
         events = decide(sim.state, message, Context(sim.job_id, sim.tenant, now))  # type: ignore[arg-type]
-        keep = data.draw(st.integers(0, len(events))) if len(events) > 1 else len(events)
+        runs = split_events(events, 1024)  # as the handler appends them: commit by commit
+        keep = data.draw(st.integers(0, len(runs))) if len(runs) > 1 else len(runs)
         if data.draw(st.booleans()):
-            keep = len(events)  # most decisions land whole
-        sim.commit(events[:keep], now)
-        if keep < len(events):
+            keep = len(runs)  # most decisions land whole
+        landed = [e for run in runs[:keep] for e in run]
+        sim.commit(landed, now)
+        if keep < len(runs):
             outbox.append(message)  # cut short by a crash: not acked, delivered again
-        for d in dispatched(events[:keep]):
+        for d in dispatched(landed):
             outbox += reports(d)
     assert sim.state is not None
     assert sim.state.status == JobStatus.SUCCEEDED, sim.state.status

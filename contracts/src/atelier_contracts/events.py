@@ -212,6 +212,17 @@ class StepsPlanned(msgspec.Struct, frozen=True, kw_only=True, tag="steps_planned
     """Steps an earlier plan of ``by`` made that the new plan has no more (removed, and from
     every step's needs)."""
 
+    def halves(self) -> tuple[StepsPlanned, StepsPlanned]:
+        """Two events that together say what this one says, for commits of bounded size: each
+        half's steps, the needs on them, and the drop in the first."""
+        cut = len(self.steps) // 2
+        return self._part(self.steps[:cut], self.drop), self._part(self.steps[cut:], [])
+
+    def _part(self, steps: list[StepSpec], drop: list[str]) -> StepsPlanned:
+        names = {s.name for s in steps}
+        needs = {k: kept for k, v in self.needs.items() if (kept := [n for n in v if n in names])}
+        return StepsPlanned(by=self.by, steps=steps, needs=needs, drop=drop)
+
 
 class ReviewRequested(msgspec.Struct, frozen=True, kw_only=True, tag="review_requested"):
     """A gate waits for a person's verdict, until ``deadline_at`` (then its timeout policy)."""

@@ -38,13 +38,14 @@ class Stack:
     state_dir: Path
     ports: dict[str, int]
     nats_port: int
+    """0 until started: the server chooses a free one."""
     extra_env: dict[str, str] = field(default_factory=dict)
     nats: NatsServer | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
     def with_free_ports(cls, state_dir: Path, **extra_env: str) -> Stack:
-        return cls(state_dir, {name: free_port() for name in SERVICES}, free_port(), dict(extra_env))
+        return cls(state_dir, {name: free_port() for name in SERVICES}, 0, dict(extra_env))
 
     @property
     def database_url(self) -> str:
@@ -94,6 +95,7 @@ class Stack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "logs").mkdir(exist_ok=True)
         self.nats = start_nats(self.state_dir / "nats", self.nats_port, self.state_dir / "logs" / "nats.log")
+        self.nats_port = self.nats.port  # 0: the one it chose
         self.write_local_env()
         self.migrate()
         for name in START_ORDER:

@@ -13,7 +13,7 @@ deliveries and two acks a commit).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -31,6 +31,7 @@ from atelier_contracts.events import (
     StepCancelled,
     StepDispatched,
     StepFailed,
+    StepsPlanned,
 )
 from atelier_contracts.ids import new_message_id
 from atelier_contracts.work import WorkItem, WorkReport
@@ -104,19 +105,28 @@ under NATS's largest message (1 MiB by default)."""
 
 
 def split_events(events: list[JobEvent], budget: int = MAX_COMMIT_BYTES) -> list[list[JobEvent]]:
-    """The events in order, cut into runs whose JSON stays within ``budget`` bytes."""
+    """The events in order, cut into runs whose JSON stays within ``budget`` bytes; a plan too
+    large for one commit is cut into smaller plans that say the same."""
     if len(encode(events)) + 64 * len(events) <= budget:
         return [events]  # nearly every decision: one measure, one commit
     runs: list[list[JobEvent]] = [[]]
     size = 0
-    for event in events:
-        cost = len(encode(event)) + 64  # the record around it
+    for event, cost in _sized(events, budget):
         if runs[-1] and size + cost > budget:
             runs.append([])
             size = 0
         runs[-1].append(event)
         size += cost
     return runs
+
+
+def _sized(events: Iterable[JobEvent], budget: int) -> Iterator[tuple[JobEvent, int]]:
+    for event in events:
+        cost = len(encode(event)) + 64  # the record around it
+        if cost > budget and isinstance(event, StepsPlanned) and len(event.steps) > 1:
+            yield from _sized(event.halves(), budget)
+        else:
+            yield event, cost
 
 
 class JobService:

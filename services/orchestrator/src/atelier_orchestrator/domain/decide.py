@@ -68,8 +68,6 @@ MAX_WAIT_S = 30.0
 
 
 DEFAULT_MAX_FAN_OUT = 200
-PLAN_CHUNK = 50
-"""Planned steps per ``StepsPlanned`` event: a large plan is many events (and, by size, commits)."""
 
 
 class Rejected(Exception):
@@ -404,16 +402,10 @@ def _plan(d: _Decision, step: StepSnapshot, report: WorkSucceeded) -> bool:
                 # another spec; a plan made again after a crash finds its steps as they are.
                 missing = [s for s in plan.steps if s.name not in steps or _respecified(steps[s.name], s)]
                 drop = sorted(earlier - {s.name for s in plan.steps})
-                if drop and not missing:
-                    d.emit(StepsPlanned(by=step.name, drop=drop))
-                for start in range(0, len(missing), PLAN_CHUNK):
-                    chunk = missing[start : start + PLAN_CHUNK]
-                    names = {s.name for s in chunk}
-                    needs = {k: [n for n in v if n in names] for k, v in plan.needs.items()}
-                    needs = {k: v for k, v in needs.items() if v}
-                    d.emit(
-                        StepsPlanned(by=step.name, steps=chunk, needs=needs, drop=drop if not start else [])
-                    )
+                if missing or drop:  # one event; the append cuts it to size (StepsPlanned.halves)
+                    names = {s.name for s in missing}
+                    needs = {k: kept for k, v in plan.needs.items() if (kept := [n for n in v if n in names])}
+                    d.emit(StepsPlanned(by=step.name, steps=missing, needs=needs, drop=drop))
                 return True
     _step_failed(d, step, code, message, retryable=retryable, at=report.finished_at)
     return False
