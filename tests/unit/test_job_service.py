@@ -142,7 +142,7 @@ async def test_a_commit_appended_but_not_relayed_is_relayed_when_its_message_com
     relayed: list[int] = []
     crash = True
 
-    async def relay(commit: Commit, seq: int) -> None:
+    async def relay(commit: Commit, seq: int, job: JobSnapshot | None) -> None:
         if crash:
             raise Crash  # killed between the append and the publish
         relayed.append(seq)
@@ -165,7 +165,7 @@ async def test_each_appended_commit_is_relayed_once_as_it_is_appended() -> None:
     store = MemoryEventStore()
     relayed: list[tuple[str, int]] = []
 
-    async def relay(commit: Commit, seq: int) -> None:
+    async def relay(commit: Commit, seq: int, job: JobSnapshot | None) -> None:
         relayed.append((commit.causation_id, seq))
 
     jobs = JobService(store, relay=relay, clock=lambda: NOW)
@@ -187,7 +187,7 @@ async def test_a_plan_too_large_for_one_commit_is_appended_as_several_and_surviv
     relayed: list[int] = []
     crash_after = 2
 
-    async def relay(commit: Commit, seq: int) -> None:
+    async def relay(commit: Commit, seq: int, job: JobSnapshot | None) -> None:
         if len(relayed) == crash_after:
             raise Crash  # killed in the middle of appending the plan
         relayed.append(seq)
@@ -228,7 +228,7 @@ async def test_a_delete_appended_but_not_relayed_is_relayed_when_it_comes_again(
     relayed: list[str] = []
     crash = False
 
-    async def relay(commit: Commit, seq: int) -> None:
+    async def relay(commit: Commit, seq: int, job: JobSnapshot | None) -> None:
         if crash:
             raise Crash
         relayed.append(commit.causation_id)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from atelier_contracts.common import Origin
 from atelier_contracts.snapshot import JobView
 
 
@@ -24,6 +25,7 @@ class SubmitJob(msgspec.Struct, frozen=True, kw_only=True, tag="submit_job"):
     """Whole-job deadline from submission; None takes the kind's default."""
     request_hash: str = ""
     """Hash of the HTTP request that created the job, to tell a reused idempotency key."""
+    origin: Origin | None = None
 
 
 class CancelJob(msgspec.Struct, frozen=True, kw_only=True, tag="cancel_job"):

@@ -25,6 +25,14 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
     meta: dict[str, Any] = {}
 
 
+class Origin(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What started a job other than a client: a session's round (its end goes back to the
+    session as ``EndRound``)."""
+
+    session: str = ""
+    round: int = 0
+
+
 class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
     """A failure as users see it: a stable code, a message and when it happened."""
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 ERROR_CODES: dict[str, str] = {
     # API errors
     "job_not_found": "No job with this id is visible to the caller.",
+    "session_not_found": "No session with this id is visible to the caller.",
+    "round_not_found": "The session has no such round, or the round no such candidate.",
+    "session_closed": "The session is closed: it takes no more rounds or changes.",
+    "limit_exceeded": "A configured limit would be exceeded (e.g. rounds per session).",
     "file_not_found": "No file with this id, or the link expired or was tampered with.",
     "validation_failed": "The request body or parameters do not match the schema.",
     "unknown_job_kind": "The job kind is not one Atelier knows.",

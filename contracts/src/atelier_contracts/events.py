@@ -11,7 +11,15 @@ from typing import Any
 
 import msgspec
 
-from atelier_contracts.common import Artifact, BudgetAlert, ErrorInfo, ProviderAttempt, ReviewSpec, Usage
+from atelier_contracts.common import (
+    Artifact,
+    BudgetAlert,
+    ErrorInfo,
+    Origin,
+    ProviderAttempt,
+    ReviewSpec,
+    Usage,
+)
 
 
 class StepSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +51,7 @@ class JobSubmitted(msgspec.Struct, frozen=True, kw_only=True, tag="job_submitted
     partial_ready_after: str | None = None
     deadline_at: datetime | None = None
     request_hash: str = ""
+    origin: Origin | None = None
 
 
 class StepDispatched(msgspec.Struct, frozen=True, kw_only=True, tag="step_dispatched"):

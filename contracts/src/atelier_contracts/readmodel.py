@@ -111,8 +111,23 @@ provider_calls = sa.Table(
     sa.Index("ix_provider_calls_provider", "provider", "at"),
 )
 
-READ_MODEL_TABLES = (jobs, job_steps, job_events, assets, job_tags, provider_calls)
-"""Written only by the orchestrator's projector; rebuilt exactly from the job log."""
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),  # the state as JSON: readers decode SessionView
+    sa.Index("ix_sessions_tenant_created", "tenant", "created_at"),
+)
+
+READ_MODEL_TABLES = (jobs, job_steps, job_events, assets, job_tags, provider_calls, sessions)
+"""Written only by the orchestrator's projectors; rebuilt exactly from the job and session logs."""
 
 # The gateway's own state in the same database (not rebuilt from the log).
 idempotency_keys = sa.Table(

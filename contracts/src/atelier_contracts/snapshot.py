@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from atelier_contracts.common import Artifact, ErrorInfo, ReviewRecord, ReviewSpec, Usage
+from atelier_contracts.common import Artifact, ErrorInfo, Origin, ReviewRecord, ReviewSpec, Usage
 
 
 class JobStatus:
@@ -91,6 +91,8 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     """Hash of the request that created the job, to tell a reused idempotency key."""
     deleted: bool = False
     reviews: list[ReviewRecord] = []
+    origin: Origin | None = None
+    """The session round that started the job, if one did."""
     version: int = 0
     """Stream sequence of the last commit folded in."""
 
@@ -112,6 +114,7 @@ class Projected(msgspec.Struct, frozen=True, kw_only=True):
     sequence each job's read-model row now stands at, so readers can wait for their writes."""
 
     jobs: dict[str, int]
+    """Job id (or session id, from the session projector) → the sequence its row now holds."""
 
 
 projected_decoder = msgspec.json.Decoder(Projected)

@@ -8,6 +8,7 @@ COMMANDS_STREAM = "ATELIER_COMMANDS"
 JOBS_STREAM = "ATELIER_JOBS"
 WORK_STREAM = "ATELIER_WORK"
 REPORTS_STREAM = "ATELIER_REPORTS"
+SESSIONS_STREAM = "ATELIER_SESSIONS"
 DEAD_STREAM = "ATELIER_DEAD"
 """Messages a consumer gave up on (undecodable, too large, failing every delivery), with why."""
 
@@ -36,6 +37,14 @@ def command_subject(job_id: str) -> str:
 
 def job_subject(job_id: str) -> str:
     return f"atelier.job.{job_id}"
+
+
+def session_subject(session_id: str) -> str:
+    return f"atelier.session.{session_id}"
+
+
+def session_command_subject(session_id: str) -> str:
+    return f"atelier.sessioncmd.{session_id}"
 
 
 def report_subject(job_id: str) -> str:
@@ -105,9 +114,9 @@ class StreamSpec:
 STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec(
         name=COMMANDS_STREAM,
-        subjects=["atelier.cmd.>"],
+        subjects=["atelier.cmd.>", "atelier.sessioncmd.>"],
         work_queue=True,
-        description="Commands for the orchestrator (gateway → orchestrator)",
+        description="Commands for the orchestrator: of jobs, of sessions (gateway → orchestrator)",
     ),
     StreamSpec(
         name=JOBS_STREAM,
@@ -115,6 +124,13 @@ STREAMS: tuple[StreamSpec, ...] = (
         work_queue=False,
         allow_direct=True,
         description="Job event log: one subject per job, commits appended by the orchestrator",
+    ),
+    StreamSpec(
+        name=SESSIONS_STREAM,
+        subjects=["atelier.session.>"],
+        work_queue=False,
+        allow_direct=True,
+        description="Session event log: one subject per session, commits appended by the orchestrator",
     ),
     StreamSpec(
         name=WORK_STREAM,

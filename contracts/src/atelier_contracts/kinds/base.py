@@ -17,6 +17,7 @@ import msgspec
 
 from atelier_contracts.events import StepSpec
 from atelier_contracts.faults import Simulate
+from atelier_contracts.sessions import SessionInput
 
 Loc = tuple[str | int, ...]
 
@@ -55,12 +56,17 @@ class BaseInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """The project the job's usage and cost count toward (and whose budget applies)."""
     simulate: Simulate | None = None
     """Fault injection on the offline providers, where the deployment allows it."""
+    session: SessionInput | None = None
+    """Set by the orchestrator on a session round's job: the session's context and base."""
 
 
 def shared(job_input: BaseInput) -> dict[str, Any]:
     """The fields of ``BaseInput`` every step of a job takes: its seed, the project its usage
-    counts toward and any fault injection. A kind adds each step's own fields to these."""
+    counts toward, any fault injection and a session round's context. A kind adds each step's
+    own fields to these."""
     out: dict[str, Any] = {"seed": job_input.seed}
+    if job_input.session is not None:
+        out["session"] = msgspec.to_builtins(job_input.session)
     if job_input.project is not None:
         out["project"] = job_input.project
     if job_input.simulate is not None:

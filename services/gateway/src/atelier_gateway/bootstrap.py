@@ -20,6 +20,7 @@ from atelier_gateway.adapters.job_search import SqlJobSearch
 from atelier_gateway.adapters.joblog import JetStreamJobLog
 from atelier_gateway.adapters.publisher import JetStreamCommandPublisher
 from atelier_gateway.adapters.readmodel import SqlJobReader
+from atelier_gateway.adapters.sessions import SqlSessionReader
 from atelier_gateway.adapters.signer import HmacUrlSigner
 from atelier_gateway.adapters.tags import SqlTagRegistry
 from atelier_gateway.app.housekeeping import prune_idempotency_keys
@@ -35,6 +36,7 @@ from atelier_gateway.app.ports import (
     TagRegistry,
     UrlSigner,
 )
+from atelier_gateway.app.sessions import SessionReader
 from atelier_gateway.config import Settings
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class Deps:
     checks: dict[str, ReadyCheck]
     analytics: Analytics
     budgets: BudgetStore
+    sessions: SessionReader
     clock: Callable[[], datetime] = utc_now
 
 
@@ -99,6 +102,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             checks={"nats": ready_check(nc), "sql": reader.ping},
             analytics=SqlAnalytics(engine, nc, js),
             budgets=KvBudgetStore(nc, js),
+            sessions=SqlSessionReader(engine),
         )
 
 

@@ -22,8 +22,10 @@ from atelier_contracts.subjects import (
     COMMANDS_STREAM,
     JOBS_STREAM,
     PROJECTED_SUBJECT,
+    SESSIONS_STREAM,
     command_subject,
     job_subject,
+    session_subject,
 )
 from atelier_gateway.adapters.natsio import reachable
 from atelier_gateway.app.errors import Unavailable
@@ -48,6 +50,15 @@ class JetStreamJobLog:
         async with reachable(self.nc, "job log", timeout_s=1.0):
             try:
                 msg = await self.js.get_last_msg(JOBS_STREAM, job_subject(job_id), direct=True)
+            except NotFoundError:
+                return None
+        return msg.seq
+
+    async def session_head(self, session_id: str) -> int | None:
+        """Where a session's log ends (None: no such session)."""
+        async with reachable(self.nc, "session log", timeout_s=1.0):
+            try:
+                msg = await self.js.get_last_msg(SESSIONS_STREAM, session_subject(session_id), direct=True)
             except NotFoundError:
                 return None
         return msg.seq

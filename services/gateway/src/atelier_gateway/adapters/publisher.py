@@ -39,21 +39,37 @@ class JetStreamCommandPublisher:
         self.timeout_s = timeout_s
         self._prefix = nc.new_inbox()
         self._tokens = itertools.count()
-        self._waiting: dict[str, tuple[str, asyncio.Future[CommandOutcome]]] = {}
+        self._waiting: dict[str, asyncio.Future[bytes]] = {}
         self._sub: Subscription | None = None
 
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(f"{self._prefix}.*", cb=self._on_outcome)
 
     async def publish(self, envelope: Envelope[Command]) -> None:
-        await self._store(envelope, {})
+        await self._store(
+            command_subject(envelope.job_id), envelope.msg_id, encode(envelope), envelope.job_id, {}
+        )
 
     async def request(self, envelope: Envelope[Command], wait_s: float) -> CommandOutcome | None:
-        token = str(next(self._tokens))
-        future: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
-        self._waiting[token] = (envelope.msg_id, future)
+        subject = command_subject(envelope.job_id)
+        answer = await self.ask(subject, envelope.msg_id, encode(envelope), envelope.job_id, wait_s)
+        if answer is None:
+            return None
         try:
-            await self._store(envelope, {REPLY_HEADER: f"{self._prefix}.{token}"})
+            outcome = _outcome_decoder.decode(answer)
+        except msgspec.DecodeError:
+            log.warning("ignored an undecodable command outcome", extra={"job_id": envelope.job_id})
+            return None
+        return outcome if outcome.msg_id in ("", envelope.msg_id) else None
+
+    async def ask(self, subject: str, msg_id: str, payload: bytes, about: str, wait_s: float) -> bytes | None:
+        """Store a command on ``subject`` and wait up to ``wait_s`` for the orchestrator's answer
+        (its raw bytes; None: none in time). ``about`` names the job or session in errors."""
+        token = str(next(self._tokens))
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = future
+        try:
+            await self._store(subject, msg_id, payload, about, {REPLY_HEADER: f"{self._prefix}.{token}"})
             try:
                 return await asyncio.wait_for(future, wait_s)
             except TimeoutError:
@@ -61,18 +77,17 @@ class JetStreamCommandPublisher:
         finally:
             self._waiting.pop(token, None)
 
-    async def _store(self, envelope: Envelope[Command], headers: dict[str, str]) -> None:
+    async def _store(
+        self, subject: str, msg_id: str, payload: bytes, about: str, headers: dict[str, str]
+    ) -> None:
         if not self.nc.is_connected:
             raise Unavailable("NATS is unreachable; nothing was sent, try again.")
         try:
             await self.js.publish(
-                command_subject(envelope.job_id),
-                encode(envelope),
-                headers={MSG_ID_HEADER: envelope.msg_id, **headers},
-                timeout=self.timeout_s,
+                subject, payload, headers={MSG_ID_HEADER: msg_id, **headers}, timeout=self.timeout_s
             )
         except TimeoutError as exc:  # nats-py's TimeoutError is one too: sent, never confirmed
-            raise OutcomeUnknown(envelope.job_id) from exc
+            raise OutcomeUnknown(about) from exc
         except nats.errors.Error as exc:
             # Refused before it was written (closed, draining, buffer full), no stream to store
             # it (no responders), or a JetStream error: nothing was stored.
@@ -81,14 +96,6 @@ class JetStreamCommandPublisher:
             ) from exc
 
     async def _on_outcome(self, msg: Msg) -> None:
-        waiting = self._waiting.get(msg.subject[len(self._prefix) + 1 :])
-        if waiting is None:
-            return  # answered after we stopped waiting
-        msg_id, future = waiting
-        try:
-            outcome = _outcome_decoder.decode(msg.data)
-        except msgspec.DecodeError:
-            log.warning("ignored an undecodable command outcome", extra={"subject": msg.subject})
-            return
-        if outcome.msg_id in ("", msg_id) and not future.done():
-            future.set_result(outcome)
+        future = self._waiting.get(msg.subject[len(self._prefix) + 1 :])
+        if future is not None and not future.done():  # else: answered after we stopped waiting
+            future.set_result(msg.data)

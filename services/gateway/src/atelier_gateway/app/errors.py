@@ -86,8 +86,8 @@ class OutcomeUnknown(AppError):
 
     def __init__(self, job_id: str) -> None:
         super().__init__(
-            f"The command for job {job_id!r} was sent, but NATS did not confirm it in time: it may "
-            "or may not take effect. Look the job up, or retry with the same Idempotency-Key."
+            f"The command for {job_id!r} was sent, but NATS did not confirm it in time: it may "
+            "or may not take effect. Look it up, or retry with the same Idempotency-Key."
         )
         self.job_id = job_id
 
@@ -142,7 +142,34 @@ class IdempotencyInProgress(AppError):
     code = "idempotency_request_in_progress"
 
 
+class SessionNotFound(AppError):
+    code = "session_not_found"
+
+
+class RoundNotFound(AppError):
+    code = "round_not_found"
+
+
+class SessionClosed(AppError):
+    code = "session_closed"
+
+
+class LimitExceeded(AppError):
+    code = "limit_exceeded"
+
+
 REFUSALS: dict[str, type[AppError]] = {
-    cls.code: cls for cls in (JobNotFound, StepNotFound, IllegalTransition, AssetAlreadyRunning)
+    cls.code: cls
+    for cls in (
+        JobNotFound,
+        StepNotFound,
+        IllegalTransition,
+        AssetAlreadyRunning,
+        SessionNotFound,
+        RoundNotFound,
+        SessionClosed,
+        LimitExceeded,
+        IdempotencyKeyReused,
+    )
 }
 """The orchestrator's refusal codes (``CommandOutcome.code``) and the errors they become."""

@@ -67,6 +67,11 @@ class CommandPublisher(Protocol):
         came within ``wait_s`` (the command is stored and will still be decided)."""
         ...
 
+    async def ask(self, subject: str, msg_id: str, payload: bytes, about: str, wait_s: float) -> bytes | None:
+        """Store any command (a session's) on ``subject`` asking for an answer: the answer's bytes,
+        or None if none came within ``wait_s``."""
+        ...
+
 
 class JobReader(Protocol):
     """Queries over the read models, always scoped to one tenant; raise ``Unavailable`` when SQL is."""
@@ -238,6 +243,10 @@ class JobLog(Protocol):
     async def projected(self, job_id: str, seq: int, timeout_s: float) -> bool:
         """Wait until the read model has the job at ``seq`` or later; False if not within
         ``timeout_s``."""
+        ...
+
+    async def session_head(self, session_id: str) -> int | None:
+        """Where a session's log ends (None: no such session)."""
         ...
 
     async def job_at(self, tenant: str, job_id: str, at: int) -> JobView | None:

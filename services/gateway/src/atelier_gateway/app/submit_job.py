@@ -112,6 +112,11 @@ def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjectio
     except InvalidInput as exc:
         error = UnknownCapability if exc.code == "unknown_capability" else InputInvalid
         raise error([_issue(i) for i in exc.issues], str(exc) if len(exc.issues) == 1 else None) from None
+    if getattr(parsed, "session", None) is not None:
+        forged = Issue(
+            loc=("session",), msg="set by a session for its rounds, not by clients", type="forbidden"
+        )
+        raise InputInvalid([_issue(forged)])
     simulate = getattr(parsed, "simulate", None)
     if simulate is None:
         return

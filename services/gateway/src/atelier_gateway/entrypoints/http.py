@@ -25,6 +25,7 @@ from atelier_gateway.entrypoints import (
     kinds,
     ops,
     problems,
+    sessions,
     tags,
 )
 from atelier_gateway.entrypoints.limits import BodyLimits
@@ -92,5 +93,6 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(files.router)
     app.include_router(analytics.router)
     app.include_router(budgets.router)
+    app.include_router(sessions.router)
     app.include_router(ops.router)
     return app

@@ -9,6 +9,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from atelier_contracts.errors import ERROR_CODES
+from atelier_contracts.sessions import SessionList, SessionView
 from atelier_gateway.app.errors import (
     AppError,
     AssetAlreadyRunning,
@@ -32,7 +34,11 @@ from atelier_gateway.app.errors import (
     InvalidRequest,
     JobDeleted,
     JobNotFound,
+    LimitExceeded,
     OutcomeUnknown,
+    RoundNotFound,
+    SessionClosed,
+    SessionNotFound,
     SimulateDisabled,
     StepNotFound,
     TagExists,
@@ -49,6 +55,10 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 STATUS_OF: dict[type[AppError], int] = {
     JobNotFound: 404,
+    SessionNotFound: 404,
+    RoundNotFound: 404,
+    SessionClosed: 409,
+    LimitExceeded: 409,
     FileNotFound: 404,
     StepNotFound: 404,
     TagNotFound: 404,
@@ -222,6 +232,18 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+CONTRACT_BODIES: tuple[type, ...] = (SessionView, SessionList)
+"""Answers whose schema is a contract's msgspec struct, named by it under components/schemas."""
+
+
+def contract_body(name: str, description: str) -> dict[str, Any]:
+    """A ``responses=`` entry: an application/json answer whose schema is ``name``'s."""
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+    }
+
+
 def _document_problem_schema(app: FastAPI) -> None:
     # Routes point at Problem by $ref under problem+json (FastAPI's ``model=`` would say application/json),
     # so the schema itself is added to the components here.
@@ -234,6 +256,11 @@ def _document_problem_schema(app: FastAPI) -> None:
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(problem_schema.pop("$defs", {}))
             schemas["Problem"] = problem_schema
+            # Bodies rendered straight from a contract's msgspec struct (sessions) keep its schema.
+            _, contract_schemas = msgspec.json.schema_components(
+                CONTRACT_BODIES, ref_template="#/components/schemas/{name}"
+            )
+            schemas.update(contract_schemas)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -22,6 +22,7 @@ from atelier_gateway.entrypoints.schemas import (
     JobEvents,
     JobLinks,
     JobSummary,
+    OriginOut,
     ReviewOut,
     StepOut,
 )
@@ -66,6 +67,7 @@ def job(details: JobDetails, file_url: FileUrl) -> Job:
             for a in details.assets
         ],
         reviews=[ReviewOut(**msgspec.structs.asdict(r)) for r in snap.reviews],
+        origin=OriginOut(session=snap.origin.session, round=snap.origin.round) if snap.origin else None,
     )
 
 

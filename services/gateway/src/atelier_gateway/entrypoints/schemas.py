@@ -173,10 +173,16 @@ class ReviewOut(BaseModel):
     at: datetime
 
 
+class OriginOut(BaseModel):
+    session: str = Field(description="The session whose round started the job.")
+    round: int
+
+
 class Job(JobSummary):
     input: dict[str, Any]
     assets: list[AssetOut]
     reviews: list[ReviewOut] = Field(default=[], description="Every verdict on the job's review gates.")
+    origin: OriginOut | None = Field(default=None, description="What started the job, if not a client.")
 
 
 class JobList(BaseModel):

@@ -1,12 +1,15 @@
-"""Commands the orchestrator sends itself (deadline sweeps), through the same durable stream."""
+"""Commands the orchestrator sends itself, through the same durable stream as anyone's: deadline
+sweeps, the job of a session's round, a round's end to its session."""
 
 from __future__ import annotations
 
 from nats.js import JetStreamContext
 
+from atelier_contracts.aggregates import Addressed
 from atelier_contracts.commands import Command
 from atelier_contracts.envelope import Envelope, encode
-from atelier_contracts.subjects import MSG_ID_HEADER, command_subject
+from atelier_contracts.sessions import SessionCommand
+from atelier_contracts.subjects import MSG_ID_HEADER, command_subject, session_command_subject
 
 
 class JetStreamCommandBus:
@@ -15,9 +18,10 @@ class JetStreamCommandBus:
         self.timeout = timeout
 
     async def send(self, envelope: Envelope[Command]) -> None:
-        await self.js.publish(
-            command_subject(envelope.job_id),
-            encode(envelope),
-            timeout=self.timeout,
-            headers={MSG_ID_HEADER: envelope.msg_id},
-        )
+        await self._publish(command_subject(envelope.job_id), envelope.msg_id, encode(envelope))
+
+    async def to_session(self, command: Addressed[SessionCommand]) -> None:
+        await self._publish(session_command_subject(command.to), command.msg_id, encode(command))
+
+    async def _publish(self, subject: str, msg_id: str, payload: bytes) -> None:
+        await self.js.publish(subject, payload, timeout=self.timeout, headers={MSG_ID_HEADER: msg_id})

@@ -20,6 +20,8 @@ from typing import Protocol
 
 from msgspec.structs import replace
 
+from atelier_contracts import ids
+from atelier_contracts.aggregates import Addressed
 from atelier_contracts.commands import Command, SubmitJob
 from atelier_contracts.envelope import Envelope, encode
 from atelier_contracts.events import (
@@ -28,12 +30,16 @@ from atelier_contracts.events import (
     JobCancelled,
     JobDeleted,
     JobEvent,
+    JobFailed,
+    JobSucceeded,
     StepCancelled,
     StepDispatched,
     StepFailed,
     StepsPlanned,
 )
 from atelier_contracts.ids import new_message_id
+from atelier_contracts.sessions import Candidate, EndRound, RoundStatus, SessionCommand
+from atelier_contracts.snapshot import StepStatus
 from atelier_contracts.work import WorkItem, WorkReport
 from atelier_orchestrator.adapters.eventstore import ConcurrencyConflict
 from atelier_orchestrator.domain.decide import DEFAULT_MAX_FAN_OUT, Context, Rejected, decide
@@ -91,11 +97,12 @@ class Decision:
     job: JobSnapshot | None
 
 
-Relay = Callable[[Commit, int], Awaitable[object]]
+Relay = Callable[[Commit, int, JobSnapshot | None], Awaitable[object]]
+"""Sends on what a commit asks for; the job as it stands after it (None: not known here)."""
 """Publishes what an appended commit asks of the world (work items, cancellations); idempotent."""
 
 
-async def _no_relay(commit: Commit, seq: int) -> None:
+async def _no_relay(commit: Commit, seq: int, job: JobSnapshot | None) -> None:
     return None
 
 
@@ -158,7 +165,7 @@ class JobService:
         if redelivered or (caused and not decision.events):
             async for commit, seq in self.store.read(envelope.job_id):
                 if commit.causation_id == envelope.msg_id:
-                    await self.relay(commit, seq)
+                    await self.relay(commit, seq, decision.job)
         return decision
 
     async def _decide_and_append(self, envelope: Envelope[Command] | Envelope[WorkReport]) -> Decision:
@@ -212,23 +219,37 @@ class JobService:
                     break  # decide the rest again on the new state
                 state = replace(new_state, version=seq)
                 appended.extend(run)
-                await self.relay(commit, seq)
+                await self.relay(commit, seq, state)
                 log.debug("appended %d event(s)", len(run), extra={"job_id": envelope.job_id})
             else:
                 return Decision(events=appended, job=state)
         raise TooManyConflicts(envelope.job_id)
 
 
-class Dispatcher:
-    """Publishes the work items that ``StepDispatched`` events ask for, and cancellations."""
+SendToSession = Callable[[Addressed[SessionCommand]], Awaitable[None]]
 
-    def __init__(self, queue: WorkQueue, clock: Clock = utc_now) -> None:
+
+async def _nowhere(command: Addressed[SessionCommand]) -> None:
+    return None
+
+
+class Dispatcher:
+    """Publishes the work items that ``StepDispatched`` events ask for, cancellations, and the
+    end of a session round's job to its session."""
+
+    def __init__(
+        self, queue: WorkQueue, clock: Clock = utc_now, to_session: SendToSession = _nowhere
+    ) -> None:
         self.queue = queue
         self.clock = clock
+        self.to_session = to_session
 
-    async def on_commit(self, commit: Commit, seq: int) -> int:
+    async def on_commit(self, commit: Commit, seq: int, job: JobSnapshot | None = None) -> int:
         sent = 0
         cancelled = False
+        ends = any(isinstance(r.event, JobSucceeded | JobFailed | JobCancelled) for r in commit.events)
+        if ends and job is not None and job.origin is not None and job.origin.session:
+            await self.to_session(round_ended(commit, job, self.clock()))
         for record in commit.events:
             event = record.event
             if isinstance(event, StepCancelled | JobCancelled | JobDeleted) and not cancelled:
@@ -264,3 +285,43 @@ class Dispatcher:
             await self.queue.put(envelope, event.capability, event.priority)
             sent += 1
         return sent
+
+
+_ROUND_STATUS: dict[str, RoundStatus] = {
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+def round_ended(commit: Commit, job: JobSnapshot, now: datetime) -> Addressed[SessionCommand]:
+    """A session round's job ended: its status and outputs, for the session (the message id is
+    the commit's, so relaying the commit again sends nothing new)."""
+    assert job.origin is not None
+    candidates = [
+        Candidate(
+            asset_id=ids.asset_id(job.id, step.name, out.name),
+            step=step.name,
+            name=out.name,
+            kind=out.kind,
+            blob=out.blob,
+        )
+        for step in job.steps.values()
+        if step.status == StepStatus.SUCCEEDED
+        for out in step.outputs
+    ]
+    status = _ROUND_STATUS.get(job.status, "failed")
+    return Addressed[SessionCommand](
+        msg_id=f"{commit.commit_id}:round",
+        to=job.origin.session,
+        tenant=job.tenant,
+        sent_at=now,
+        correlation_id=commit.correlation_id,
+        body=EndRound(
+            round=job.origin.round,
+            job_id=job.id,
+            status=status,
+            candidates=candidates,
+            error=job.last_error.message if job.last_error and status != "succeeded" else "",
+        ),
+    )

@@ -165,6 +165,7 @@ def _submit(d: _Decision, cmd: SubmitJob) -> None:
             partial_ready_after=planned.partial_ready_after,
             deadline_at=d.now + timedelta(seconds=deadline_s),
             request_hash=cmd.request_hash,
+            origin=cmd.origin,
         )
     )
     if isinstance(pipeline, NoPipeline):

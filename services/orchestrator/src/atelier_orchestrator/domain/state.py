@@ -199,6 +199,7 @@ def _submitted(event: JobSubmitted, meta: EventMeta) -> JobSnapshot:
         attempts=1,
         deadline_at=event.deadline_at,
         request_hash=event.request_hash,
+        origin=event.origin,
     )
 
 

@@ -10,8 +10,10 @@ import msgspec
 from nats.aio.msg import Msg
 from prometheus_client import Counter
 
+from atelier_contracts.aggregates import Addressed, LogCommit
+from atelier_contracts.aggregates import Outcome as Outcome_
 from atelier_contracts.commands import CommandOutcome
-from atelier_contracts.envelope import commit_decoder
+from atelier_contracts.envelope import commit_decoder, encode
 from atelier_contracts.runtime.consumer import (
     ACK,
     BatchHandler,
@@ -23,11 +25,22 @@ from atelier_contracts.runtime.consumer import (
     redelivery_delay,
 )
 from atelier_contracts.runtime.pull import stream_sequence
+from atelier_contracts.sessions import SessionCommand, SessionEvent, SessionView
 from atelier_contracts.snapshot import Projected
-from atelier_contracts.subjects import COMMANDS_STREAM, JOBS_STREAM, REPLY_HEADER, REPORTS_STREAM
+from atelier_contracts.subjects import (
+    COMMANDS_STREAM,
+    JOBS_STREAM,
+    REPLY_HEADER,
+    REPORTS_STREAM,
+    SESSIONS_STREAM,
+)
+from atelier_orchestrator.adapters.documents import DocumentProjection
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
+from atelier_orchestrator.app.aggregates import AggregateService
 from atelier_orchestrator.app.handlers import JobService
 from atelier_orchestrator.domain.decide import Rejected
+from atelier_orchestrator.domain.session import SessionState
+from atelier_orchestrator.domain.session import view_of as session_view
 from atelier_orchestrator.domain.snapshot import view_of
 
 log = logging.getLogger(__name__)
@@ -59,6 +72,19 @@ PROJECTOR = ConsumerSpec(
 """A batch handler: ``concurrency`` is the most commits written in one transaction. A commit
 waits up to ~7 minutes (50 deliveries, the delay growing to 10 s) for an earlier one of its job
 before it is a dead letter; ``atelier-orchestrator dead-letters --redrive`` re-applies it."""
+SESSION_COMMANDS = ConsumerSpec(
+    stream=COMMANDS_STREAM,
+    durable="orchestrator-session-commands",
+    filter_subject="atelier.sessioncmd.>",
+    max_bytes=MAX_MESSAGE_BYTES,
+)
+SESSION_PROJECTOR = ConsumerSpec(
+    stream=SESSIONS_STREAM,
+    durable="orchestrator-session-projector",
+    filter_subject="atelier.session.>",
+    concurrency=100,
+    dead_after=50,
+)
 RETIRED = ("orchestrator-dispatcher",)
 """Durable consumers of earlier versions, drained and deleted at start (``retire_consumers``)."""
 
@@ -150,3 +176,60 @@ def _projected(msg: Msg, outcome: Applied | None) -> Outcome:
         delay = 0.05 if msg.metadata.num_delivered < 10 else redelivery_delay(msg.metadata.num_delivered - 9)
         return Retry(delay, "an earlier commit of the job was never applied")
     return ACK
+
+
+SessionService = AggregateService[SessionState, SessionCommand, SessionEvent]
+RawReply = Callable[[str, bytes], Awaitable[None]]
+_session_commands = msgspec.json.Decoder(Addressed[SessionCommand])
+session_commits = msgspec.json.Decoder(LogCommit[SessionEvent])
+
+
+def on_session_command(sessions: SessionService, reply: RawReply | None = None) -> Handler:
+    """A session's commands, decided like a job's: a refusal is acked and answered."""
+
+    async def handle(msg: Msg) -> Outcome:
+        try:
+            command = _session_commands.decode(msg.data)
+        except msgspec.DecodeError as exc:
+            MESSAGES.labels("session-commands", "undecodable").inc()
+            return GiveUp(f"undecodable: {exc}")
+        try:
+            decided = await sessions.handle(command, redelivered=msg.metadata.num_delivered > 1)
+        except Rejected as exc:
+            MESSAGES.labels("session-commands", "rejected").inc()
+            outcome = Outcome_[SessionView](
+                msg_id=command.msg_id, to=command.to, accepted=False, code=exc.code, message=exc.message
+            )
+        else:
+            MESSAGES.labels("session-commands", "changed" if decided.events else "unchanged").inc()
+            view = session_view(decided.state) if decided.state is not None else None
+            outcome = Outcome_[SessionView](msg_id=command.msg_id, to=command.to, accepted=True, view=view)
+        reply_to = (msg.headers or {}).get(REPLY_HEADER)
+        if reply and reply_to:
+            await reply(reply_to, encode(outcome))
+        return ACK
+
+    return handle
+
+
+def on_session_commits_project(
+    projection: DocumentProjection[SessionState, SessionEvent], notify: Notify
+) -> BatchHandler:
+    """Like the job projector: one transaction, then readers waiting for it are told."""
+
+    async def handle(msgs: list[Msg]) -> list[Outcome]:
+        commits = [(session_commits.decode(m.data), stream_sequence(m)) for m in msgs]
+        outcomes: list[Applied | None]
+        try:
+            outcomes = list(await projection.apply_batch(commits))
+        except Exception:
+            log.exception("projecting session commits failed")
+            outcomes = [None] * len(msgs)
+        applied = {c.to: seq for (c, seq), o in zip(commits, outcomes, strict=True) if o is Applied.APPLIED}
+        if applied:
+            await notify(Projected(jobs=applied))
+        for outcome in outcomes:
+            MESSAGES.labels("session-projector", outcome.value if outcome else "failed").inc()
+        return [_projected(m, o) for m, o in zip(msgs, outcomes, strict=True)]
+
+    return handle
