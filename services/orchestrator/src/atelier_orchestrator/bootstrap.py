@@ -55,6 +55,7 @@ class Orchestrator:
     lost_work: LostWork
     projection: SqlProjection
     queries: JobQueries
+    session_projection: DocumentProjection[SessionState, SessionEvent]
 
     def parts(self) -> list[Part]:
         return [*(c.run for c in self.consumers), self.sweeper.run, self.lost_work.run, self.queries.run]
@@ -66,6 +67,7 @@ class Orchestrator:
     async def close(self) -> None:
         await close_quietly(self.nc)
         self.projection.close()
+        self.session_projection.close()
         await self.engine.dispose()
 
 
@@ -99,6 +101,7 @@ async def bootstrap(settings: Settings) -> Orchestrator:
     on_command = subs.on_job_message(jobs, command_decoder, "commands", reply)
     on_report = subs.on_job_message(jobs, report_decoder, "reports")
     projection = SqlProjection(engine)
+    sessions_projected = session_projection(engine)
     sessions = AggregateService(
         session_log(js), session.decide, SessionRelay(bus.send, utc_now).on_commit, utc_now
     )
@@ -114,7 +117,7 @@ async def bootstrap(settings: Settings) -> Orchestrator:
         Consumer(
             nc,
             spec(subs.SESSION_PROJECTOR),
-            batch_handler=subs.on_session_commits_project(session_projection(engine), notify),
+            batch_handler=subs.on_session_commits_project(sessions_projected, notify),
         ),
     ]
     sweeper = DeadlineSweeper(SqlDeadlines(engine), bus.send, utc_now, settings.sweep_interval_s)
@@ -126,6 +129,7 @@ async def bootstrap(settings: Settings) -> Orchestrator:
         lost_work=LostWork(nc),
         projection=projection,
         queries=JobQueries(nc, JetStreamEventStore(js, cache_size=0)),
+        session_projection=sessions_projected,
     )
 
 
