@@ -26,11 +26,13 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Origin(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """What started a job other than a client: a session's round (its end goes back to the
-    session as ``EndRound``)."""
+    """What started a job other than a client: a session's round or a schedule's firing (its end
+    goes back to the session as ``EndRound``, to the schedule as ``EndFiring``)."""
 
     session: str = ""
     round: int = 0
+    schedule: str = ""
+    fire_time: datetime | None = None
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):

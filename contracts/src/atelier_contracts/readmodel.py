@@ -126,8 +126,24 @@ sessions = sa.Table(
     sa.Index("ix_sessions_tenant_created", "tenant", "created_at"),
 )
 
-READ_MODEL_TABLES = (jobs, job_steps, job_events, assets, job_tags, provider_calls, sessions)
-"""Written only by the orchestrator's projectors; rebuilt exactly from the job and session logs."""
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("next_fire_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),  # the state as JSON: readers decode ScheduleView
+    sa.Index("ix_schedules_tenant_created", "tenant", "created_at"),
+    sa.Index("ix_schedules_due", "status", "next_fire_at"),
+)
+
+READ_MODEL_TABLES = (jobs, job_steps, job_events, assets, job_tags, provider_calls, sessions, schedules)
+"""Written only by the orchestrator's projectors; rebuilt exactly from the job, session and
+schedule logs."""
 
 # The gateway's own state in the same database (not rebuilt from the log).
 idempotency_keys = sa.Table(

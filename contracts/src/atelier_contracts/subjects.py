@@ -9,6 +9,7 @@ JOBS_STREAM = "ATELIER_JOBS"
 WORK_STREAM = "ATELIER_WORK"
 REPORTS_STREAM = "ATELIER_REPORTS"
 SESSIONS_STREAM = "ATELIER_SESSIONS"
+SCHEDULES_STREAM = "ATELIER_SCHEDULES"
 DEAD_STREAM = "ATELIER_DEAD"
 """Messages a consumer gave up on (undecodable, too large, failing every delivery), with why."""
 
@@ -45,6 +46,14 @@ def session_subject(session_id: str) -> str:
 
 def session_command_subject(session_id: str) -> str:
     return f"atelier.sessioncmd.{session_id}"
+
+
+def schedule_subject(schedule_id: str) -> str:
+    return f"atelier.schedule.{schedule_id}"
+
+
+def schedule_command_subject(schedule_id: str) -> str:
+    return f"atelier.schedulecmd.{schedule_id}"
 
 
 def report_subject(job_id: str) -> str:
@@ -114,9 +123,9 @@ class StreamSpec:
 STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec(
         name=COMMANDS_STREAM,
-        subjects=["atelier.cmd.>", "atelier.sessioncmd.>"],
+        subjects=["atelier.cmd.>", "atelier.sessioncmd.>", "atelier.schedulecmd.>"],
         work_queue=True,
-        description="Commands for the orchestrator: of jobs, of sessions (gateway → orchestrator)",
+        description="Commands for the orchestrator: of jobs, sessions, schedules (gateway → orchestrator)",
     ),
     StreamSpec(
         name=JOBS_STREAM,
@@ -131,6 +140,13 @@ STREAMS: tuple[StreamSpec, ...] = (
         work_queue=False,
         allow_direct=True,
         description="Session event log: one subject per session, commits appended by the orchestrator",
+    ),
+    StreamSpec(
+        name=SCHEDULES_STREAM,
+        subjects=["atelier.schedule.>"],
+        work_queue=False,
+        allow_direct=True,
+        description="Schedule event log: one subject per schedule, commits appended by the orchestrator",
     ),
     StreamSpec(
         name=WORK_STREAM,

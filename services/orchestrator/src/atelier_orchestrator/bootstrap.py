@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from typing import Any
 
 import msgspec
 import nats.errors
@@ -17,16 +18,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from atelier_contracts.commands import CommandOutcome
 from atelier_contracts.envelope import command_decoder, encode, report_decoder
 from atelier_contracts.readmodel import make_engine
+from atelier_contracts.readmodel import schedules as schedules_table
 from atelier_contracts.readmodel import sessions as sessions_table
 from atelier_contracts.runtime.consumer import Consumer, ConsumerSpec
 from atelier_contracts.runtime.nats import cancelled_jobs, close_quietly, connect, ensure_streams
 from atelier_contracts.runtime.service import Part
+from atelier_contracts.schedules import ScheduleEvent
 from atelier_contracts.sessions import SessionEvent
 from atelier_contracts.snapshot import Projected
-from atelier_contracts.subjects import JOBS_STREAM, PROJECTED_SUBJECT, SESSIONS_STREAM, session_subject
+from atelier_contracts.subjects import (
+    JOBS_STREAM,
+    PROJECTED_SUBJECT,
+    SCHEDULES_STREAM,
+    SESSIONS_STREAM,
+    schedule_subject,
+    session_subject,
+)
 from atelier_orchestrator.adapters.aggregatelog import AggregateLog
 from atelier_orchestrator.adapters.commandbus import JetStreamCommandBus
-from atelier_orchestrator.adapters.deadlines import SqlDeadlines
+from atelier_orchestrator.adapters.deadlines import SqlDeadlines, SqlDueSchedules
 from atelier_orchestrator.adapters.documents import DocumentProjection
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
 from atelier_orchestrator.adapters.lostwork import LostWork
@@ -36,10 +46,12 @@ from atelier_orchestrator.adapters.replay import read_log
 from atelier_orchestrator.adapters.workqueue import JetStreamWorkQueue
 from atelier_orchestrator.app.aggregates import AggregateService
 from atelier_orchestrator.app.handlers import Dispatcher, JobService, Relay, utc_now
+from atelier_orchestrator.app.schedules import ScheduleRelay, ScheduleTicker
 from atelier_orchestrator.app.sessions import SessionRelay
 from atelier_orchestrator.app.sweeper import DeadlineSweeper
 from atelier_orchestrator.config import Settings
-from atelier_orchestrator.domain import session
+from atelier_orchestrator.domain import schedule, session
+from atelier_orchestrator.domain.schedule import ScheduleState
 from atelier_orchestrator.domain.session import SessionState
 from atelier_orchestrator.entrypoints import subscribers as subs
 
@@ -55,10 +67,13 @@ class Orchestrator:
     lost_work: LostWork
     projection: SqlProjection
     queries: JobQueries
-    session_projection: DocumentProjection[SessionState, SessionEvent]
+    ticker: ScheduleTicker
+    documents: list[DocumentProjection[Any, Any]]
+    """The read models of sessions and schedules."""
 
     def parts(self) -> list[Part]:
-        return [*(c.run for c in self.consumers), self.sweeper.run, self.lost_work.run, self.queries.run]
+        loops = [self.sweeper.run, self.ticker.run, self.lost_work.run, self.queries.run]
+        return [*(c.run for c in self.consumers), *loops]
 
     async def check_sql(self) -> None:
         async with self.engine.connect() as conn:
@@ -67,7 +82,8 @@ class Orchestrator:
     async def close(self) -> None:
         await close_quietly(self.nc)
         self.projection.close()
-        self.session_projection.close()
+        for documents in self.documents:
+            documents.close()
         await self.engine.dispose()
 
 
@@ -90,7 +106,7 @@ async def bootstrap(settings: Settings) -> Orchestrator:
         )
 
     bus = JetStreamCommandBus(js)
-    dispatcher = Dispatcher(JetStreamWorkQueue(nc, await cancelled_jobs(js)), to_session=bus.to_session)
+    dispatcher = Dispatcher(JetStreamWorkQueue(nc, await cancelled_jobs(js)), to_origin=bus.to_aggregate)
     jobs = JobService(
         JetStreamEventStore(js),
         relay=dispatcher.on_commit,
@@ -101,25 +117,40 @@ async def bootstrap(settings: Settings) -> Orchestrator:
     on_command = subs.on_job_message(jobs, command_decoder, "commands", reply)
     on_report = subs.on_job_message(jobs, report_decoder, "reports")
     projection = SqlProjection(engine)
-    sessions_projected = session_projection(engine)
+    sessions_projected, schedules_projected = session_projection(engine), schedule_projection(engine)
     sessions = AggregateService(
         session_log(js), session.decide, SessionRelay(bus.send, utc_now).on_commit, utc_now
+    )
+    schedules = AggregateService(
+        schedule_log(js), schedule.decide, ScheduleRelay(bus.send, utc_now).on_commit, utc_now
     )
 
     async def reply_raw(subject: str, payload: bytes) -> None:
         await nc.publish(subject, payload)
 
+    on_session = subs.on_aggregate_command(
+        sessions, subs.SESSION_COMMAND_DECODER, session.view_of, "session-commands", reply_raw
+    )
+    on_schedule = subs.on_aggregate_command(
+        schedules, subs.SCHEDULE_COMMAND_DECODER, schedule.view_of, "schedule-commands", reply_raw
+    )
+    project_sessions = subs.on_documents_project(
+        sessions_projected, subs.session_commits, notify, "session-projector"
+    )
+    project_schedules = subs.on_documents_project(
+        schedules_projected, subs.schedule_commits, notify, "schedule-projector"
+    )
+
     consumers = [
         Consumer(nc, spec(subs.COMMANDS, settings.command_concurrency), on_command),
         Consumer(nc, spec(subs.REPORTS, settings.report_concurrency), on_report),
         Consumer(nc, spec(subs.PROJECTOR), batch_handler=subs.on_commits_project(projection, notify)),
-        Consumer(nc, spec(subs.SESSION_COMMANDS), subs.on_session_command(sessions, reply_raw)),
-        Consumer(
-            nc,
-            spec(subs.SESSION_PROJECTOR),
-            batch_handler=subs.on_session_commits_project(sessions_projected, notify),
-        ),
+        Consumer(nc, spec(subs.SESSION_COMMANDS), on_session),
+        Consumer(nc, spec(subs.SESSION_PROJECTOR), batch_handler=project_sessions),
+        Consumer(nc, spec(subs.SCHEDULE_COMMANDS), on_schedule),
+        Consumer(nc, spec(subs.SCHEDULE_PROJECTOR), batch_handler=project_schedules),
     ]
+    ticker = ScheduleTicker(SqlDueSchedules(engine), bus.to_aggregate, utc_now, settings.schedule_tick_s)
     sweeper = DeadlineSweeper(SqlDeadlines(engine), bus.send, utc_now, settings.sweep_interval_s)
     return Orchestrator(
         nc=nc,
@@ -129,7 +160,8 @@ async def bootstrap(settings: Settings) -> Orchestrator:
         lost_work=LostWork(nc),
         projection=projection,
         queries=JobQueries(nc, JetStreamEventStore(js, cache_size=0)),
-        session_projection=sessions_projected,
+        ticker=ticker,
+        documents=[sessions_projected, schedules_projected],
     )
 
 
@@ -157,3 +189,16 @@ def session_projection(engine: AsyncEngine) -> DocumentProjection[SessionState, 
 
 
 _session_state = msgspec.json.Decoder(SessionState)
+
+
+def schedule_log(js: JetStreamContext) -> AggregateLog[ScheduleState, ScheduleEvent]:
+    return AggregateLog(js, SCHEDULES_STREAM, schedule_subject, subs.schedule_commits, schedule.apply_commit)
+
+
+def schedule_projection(engine: AsyncEngine) -> DocumentProjection[ScheduleState, ScheduleEvent]:
+    return DocumentProjection(
+        engine, schedules_table, _schedule_state, schedule.apply_commit, schedule.columns
+    )
+
+
+_schedule_state = msgspec.json.Decoder(ScheduleState)

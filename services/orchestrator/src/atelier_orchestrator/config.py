@@ -25,6 +25,8 @@ class Settings:
     """The most items one step's result may plan steps for (``ATELIER_MAX_FAN_OUT``)."""
     max_commit_bytes: int = 256 * 1024
     """A decision larger than this is appended as several commits (``ATELIER_MAX_COMMIT_BYTES``)."""
+    schedule_tick_s: float = 1.0
+    """How often each replica looks for schedules with a fire time due (``ATELIER_SCHEDULE_TICK_S``)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -44,4 +46,5 @@ class Settings:
             sweep_interval_s=float(env.get("ATELIER_SWEEP_INTERVAL_S", "2")),
             max_fan_out=int(env.get("ATELIER_MAX_FAN_OUT", "200")),
             max_commit_bytes=int(env.get("ATELIER_MAX_COMMIT_BYTES", str(256 * 1024))),
+            schedule_tick_s=float(env.get("ATELIER_SCHEDULE_TICK_S", "1")),
         )

@@ -22,12 +22,12 @@ from atelier_contracts.runtime import deadletter, logs, service
 from atelier_contracts.runtime.nats import close_quietly, connect, ready_check
 from atelier_contracts.runtime.ops import serve_ops
 from atelier_contracts.runtime.service import install_stop_signals, run_until_stopped
-from atelier_contracts.subjects import JOBS_STREAM, SESSIONS_STREAM
+from atelier_contracts.subjects import JOBS_STREAM, SCHEDULES_STREAM, SESSIONS_STREAM
 from atelier_orchestrator.adapters.blobgc import release_blobs
 from atelier_orchestrator.adapters.migrate import upgrade
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
 from atelier_orchestrator.adapters.replay import rebuild, rebuild_documents
-from atelier_orchestrator.bootstrap import bootstrap, session_projection
+from atelier_orchestrator.bootstrap import bootstrap, schedule_projection, session_projection
 from atelier_orchestrator.config import Settings
 from atelier_orchestrator.entrypoints import subscribers as subs
 
@@ -80,18 +80,23 @@ async def rebuild_read_models(settings: Settings, target_url: str, verify: bool)
     target = make_engine(target_url)
     try:
         commits = await rebuild(nc, target)
-        sessions = session_projection(target)
+        sessions, schedules = session_projection(target), schedule_projection(target)
         try:
             session_commits = await rebuild_documents(
                 nc, SESSIONS_STREAM, "atelier.session.>", subs.session_commits, sessions
             )
+            schedule_commits = await rebuild_documents(
+                nc, SCHEDULES_STREAM, "atelier.schedule.>", subs.schedule_commits, schedules
+            )
         finally:
             sessions.close()
-        print(
-            json.dumps(
-                {"rebuilt_commits": commits, "session_commits": session_commits, "database": target_url}
-            )
-        )
+            schedules.close()
+        rebuilt = {
+            "rebuilt_commits": commits,
+            "session_commits": session_commits,
+            "schedule_commits": schedule_commits,
+        }
+        print(json.dumps({**rebuilt, "database": target_url}))
         if not verify:
             return 0
         live = make_engine(settings.database_url)

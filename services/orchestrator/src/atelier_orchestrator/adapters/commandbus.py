@@ -3,13 +3,14 @@ sweeps, the job of a session's round, a round's end to its session."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from nats.js import JetStreamContext
 
 from atelier_contracts.aggregates import Addressed
 from atelier_contracts.commands import Command
 from atelier_contracts.envelope import Envelope, encode
-from atelier_contracts.sessions import SessionCommand
-from atelier_contracts.subjects import MSG_ID_HEADER, command_subject, session_command_subject
+from atelier_contracts.subjects import MSG_ID_HEADER, command_subject
 
 
 class JetStreamCommandBus:
@@ -20,8 +21,9 @@ class JetStreamCommandBus:
     async def send(self, envelope: Envelope[Command]) -> None:
         await self._publish(command_subject(envelope.job_id), envelope.msg_id, encode(envelope))
 
-    async def to_session(self, command: Addressed[SessionCommand]) -> None:
-        await self._publish(session_command_subject(command.to), command.msg_id, encode(command))
+    async def to_aggregate(self, subject: str, command: Addressed[Any]) -> None:
+        """A session's or a schedule's command, on its subject."""
+        await self._publish(subject, command.msg_id, encode(command))
 
     async def _publish(self, subject: str, msg_id: str, payload: bytes) -> None:
         await self.js.publish(subject, payload, timeout=self.timeout, headers={MSG_ID_HEADER: msg_id})

@@ -1,4 +1,4 @@
-"""Finds live jobs whose earliest deadline has passed, in the read model."""
+"""Finds what is due in the read models: live jobs past a deadline, schedules past a fire time."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from atelier_contracts.readmodel import jobs
+from atelier_contracts.readmodel import jobs, schedules
 
 
 class SqlDeadlines:
@@ -24,3 +24,21 @@ class SqlDeadlines:
         )
         async with self.engine.connect() as conn:
             return [(r.id, r.tenant, r.next_deadline_at) for r in await conn.execute(query)]
+
+
+class SqlDueSchedules:
+    """Active schedules whose next fire time has passed, in the schedules read model."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def due(self, now: datetime, limit: int) -> list[tuple[str, str, datetime]]:
+        """``(schedule_id, tenant, next_fire_at)``, the most overdue first."""
+        query = (
+            sa.select(schedules.c.id, schedules.c.tenant, schedules.c.next_fire_at)
+            .where(schedules.c.status == "active", schedules.c.next_fire_at <= now)
+            .order_by(schedules.c.next_fire_at)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [(r.id, r.tenant, r.next_fire_at) for r in await conn.execute(query)]

@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from msgspec.structs import replace
 
@@ -38,8 +38,10 @@ from atelier_contracts.events import (
     StepsPlanned,
 )
 from atelier_contracts.ids import new_message_id
+from atelier_contracts.schedules import EndFiring, ScheduleCommand
 from atelier_contracts.sessions import Candidate, EndRound, RoundStatus, SessionCommand
 from atelier_contracts.snapshot import StepStatus
+from atelier_contracts.subjects import schedule_command_subject, session_command_subject
 from atelier_contracts.work import WorkItem, WorkReport
 from atelier_orchestrator.adapters.eventstore import ConcurrencyConflict
 from atelier_orchestrator.domain.decide import DEFAULT_MAX_FAN_OUT, Context, Rejected, decide
@@ -226,30 +228,30 @@ class JobService:
         raise TooManyConflicts(envelope.job_id)
 
 
-SendToSession = Callable[[Addressed[SessionCommand]], Awaitable[None]]
+SendAddressed = Callable[[str, Addressed[Any]], Awaitable[None]]
+"""Sends a command to another aggregate: its subject, the command."""
 
 
-async def _nowhere(command: Addressed[SessionCommand]) -> None:
+async def _nowhere(subject: str, command: Addressed[Any]) -> None:
     return None
 
 
 class Dispatcher:
     """Publishes the work items that ``StepDispatched`` events ask for, cancellations, and the
-    end of a session round's job to its session."""
+    end of a job that a session's round or a schedule's firing started, to that aggregate."""
 
-    def __init__(
-        self, queue: WorkQueue, clock: Clock = utc_now, to_session: SendToSession = _nowhere
-    ) -> None:
+    def __init__(self, queue: WorkQueue, clock: Clock = utc_now, to_origin: SendAddressed = _nowhere) -> None:
         self.queue = queue
         self.clock = clock
-        self.to_session = to_session
+        self.to_origin = to_origin
 
     async def on_commit(self, commit: Commit, seq: int, job: JobSnapshot | None = None) -> int:
         sent = 0
         cancelled = False
         ends = any(isinstance(r.event, JobSucceeded | JobFailed | JobCancelled) for r in commit.events)
-        if ends and job is not None and job.origin is not None and job.origin.session:
-            await self.to_session(round_ended(commit, job, self.clock()))
+        if ends and job is not None and job.origin is not None:
+            for subject, notice in origin_notices(commit, job, self.clock()):
+                await self.to_origin(subject, notice)
         for record in commit.events:
             event = record.event
             if isinstance(event, StepCancelled | JobCancelled | JobDeleted) and not cancelled:
@@ -292,6 +294,26 @@ _ROUND_STATUS: dict[str, RoundStatus] = {
     "failed": "failed",
     "cancelled": "cancelled",
 }
+
+
+def origin_notices(commit: Commit, job: JobSnapshot, now: datetime) -> list[tuple[str, Addressed[Any]]]:
+    """What a job that ended in ``commit`` tells what started it (the message ids are the
+    commit's, so relaying the commit again sends nothing new)."""
+    assert job.origin is not None
+    out: list[tuple[str, Addressed[Any]]] = []
+    if job.origin.session:
+        out.append((session_command_subject(job.origin.session), round_ended(commit, job, now)))
+    if job.origin.schedule:
+        ended = Addressed[ScheduleCommand](
+            msg_id=f"{commit.commit_id}:firing",
+            to=job.origin.schedule,
+            tenant=job.tenant,
+            sent_at=now,
+            correlation_id=commit.correlation_id,
+            body=EndFiring(job_id=job.id, status=job.status),
+        )
+        out.append((schedule_command_subject(job.origin.schedule), ended))
+    return out
 
 
 def round_ended(commit: Commit, job: JobSnapshot, now: datetime) -> Addressed[SessionCommand]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from nats.aio.msg import Msg
@@ -25,22 +25,23 @@ from atelier_contracts.runtime.consumer import (
     redelivery_delay,
 )
 from atelier_contracts.runtime.pull import stream_sequence
-from atelier_contracts.sessions import SessionCommand, SessionEvent, SessionView
+from atelier_contracts.schedules import ScheduleCommand, ScheduleEvent
+from atelier_contracts.sessions import SessionCommand, SessionEvent
 from atelier_contracts.snapshot import Projected
 from atelier_contracts.subjects import (
     COMMANDS_STREAM,
     JOBS_STREAM,
     REPLY_HEADER,
     REPORTS_STREAM,
+    SCHEDULES_STREAM,
     SESSIONS_STREAM,
 )
 from atelier_orchestrator.adapters.documents import DocumentProjection
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
 from atelier_orchestrator.app.aggregates import AggregateService
 from atelier_orchestrator.app.handlers import JobService
+from atelier_orchestrator.domain.aggregate import Versioned
 from atelier_orchestrator.domain.decide import Rejected
-from atelier_orchestrator.domain.session import SessionState
-from atelier_orchestrator.domain.session import view_of as session_view
 from atelier_orchestrator.domain.snapshot import view_of
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,19 @@ SESSION_PROJECTOR = ConsumerSpec(
     stream=SESSIONS_STREAM,
     durable="orchestrator-session-projector",
     filter_subject="atelier.session.>",
+    concurrency=100,
+    dead_after=50,
+)
+SCHEDULE_COMMANDS = ConsumerSpec(
+    stream=COMMANDS_STREAM,
+    durable="orchestrator-schedule-commands",
+    filter_subject="atelier.schedulecmd.>",
+    max_bytes=MAX_MESSAGE_BYTES,
+)
+SCHEDULE_PROJECTOR = ConsumerSpec(
+    stream=SCHEDULES_STREAM,
+    durable="orchestrator-schedule-projector",
+    filter_subject="atelier.schedule.>",
     concurrency=100,
     dead_after=50,
 )
@@ -178,32 +192,45 @@ def _projected(msg: Msg, outcome: Applied | None) -> Outcome:
     return ACK
 
 
-SessionService = AggregateService[SessionState, SessionCommand, SessionEvent]
 RawReply = Callable[[str, bytes], Awaitable[None]]
-_session_commands = msgspec.json.Decoder(Addressed[SessionCommand])
 session_commits = msgspec.json.Decoder(LogCommit[SessionEvent])
+schedule_commits = msgspec.json.Decoder(LogCommit[ScheduleEvent])
+SESSION_COMMAND_DECODER = msgspec.json.Decoder(Addressed[SessionCommand])
+SCHEDULE_COMMAND_DECODER = msgspec.json.Decoder(Addressed[ScheduleCommand])
+
+S = TypeVar("S", bound=Versioned)
+C = TypeVar("C")
+E = TypeVar("E")
+V = TypeVar("V")
 
 
-def on_session_command(sessions: SessionService, reply: RawReply | None = None) -> Handler:
-    """A session's commands, decided like a job's: a refusal is acked and answered."""
+def on_aggregate_command(
+    service: AggregateService[S, C, E],
+    decoder: msgspec.json.Decoder[Addressed[C]],
+    view_of: Callable[[S], V],
+    consumer: str,
+    reply: RawReply | None = None,
+) -> Handler:
+    """A session's or schedule's commands, decided like a job's: a refusal is acked (retrying
+    cannot change it) and, like an acceptance, answered where the sender asked."""
 
     async def handle(msg: Msg) -> Outcome:
         try:
-            command = _session_commands.decode(msg.data)
+            command = decoder.decode(msg.data)
         except msgspec.DecodeError as exc:
-            MESSAGES.labels("session-commands", "undecodable").inc()
+            MESSAGES.labels(consumer, "undecodable").inc()
             return GiveUp(f"undecodable: {exc}")
         try:
-            decided = await sessions.handle(command, redelivered=msg.metadata.num_delivered > 1)
+            decided = await service.handle(command, redelivered=msg.metadata.num_delivered > 1)
         except Rejected as exc:
-            MESSAGES.labels("session-commands", "rejected").inc()
-            outcome = Outcome_[SessionView](
+            MESSAGES.labels(consumer, "rejected").inc()
+            outcome = Outcome_[V](
                 msg_id=command.msg_id, to=command.to, accepted=False, code=exc.code, message=exc.message
             )
         else:
-            MESSAGES.labels("session-commands", "changed" if decided.events else "unchanged").inc()
-            view = session_view(decided.state) if decided.state is not None else None
-            outcome = Outcome_[SessionView](msg_id=command.msg_id, to=command.to, accepted=True, view=view)
+            MESSAGES.labels(consumer, "changed" if decided.events else "unchanged").inc()
+            view = view_of(decided.state) if decided.state is not None else None
+            outcome = Outcome_[V](msg_id=command.msg_id, to=command.to, accepted=True, view=view)
         reply_to = (msg.headers or {}).get(REPLY_HEADER)
         if reply and reply_to:
             await reply(reply_to, encode(outcome))
@@ -212,24 +239,27 @@ def on_session_command(sessions: SessionService, reply: RawReply | None = None) 
     return handle
 
 
-def on_session_commits_project(
-    projection: DocumentProjection[SessionState, SessionEvent], notify: Notify
+def on_documents_project(
+    projection: DocumentProjection[S, E],
+    decoder: msgspec.json.Decoder[LogCommit[E]],
+    notify: Notify,
+    consumer: str,
 ) -> BatchHandler:
     """Like the job projector: one transaction, then readers waiting for it are told."""
 
     async def handle(msgs: list[Msg]) -> list[Outcome]:
-        commits = [(session_commits.decode(m.data), stream_sequence(m)) for m in msgs]
+        commits = [(decoder.decode(m.data), stream_sequence(m)) for m in msgs]
         outcomes: list[Applied | None]
         try:
             outcomes = list(await projection.apply_batch(commits))
         except Exception:
-            log.exception("projecting session commits failed")
+            log.exception("projecting commits failed", extra={"consumer": consumer})
             outcomes = [None] * len(msgs)
         applied = {c.to: seq for (c, seq), o in zip(commits, outcomes, strict=True) if o is Applied.APPLIED}
         if applied:
             await notify(Projected(jobs=applied))
         for outcome in outcomes:
-            MESSAGES.labels("session-projector", outcome.value if outcome else "failed").inc()
+            MESSAGES.labels(consumer, outcome.value if outcome else "failed").inc()
         return [_projected(m, o) for m, o in zip(msgs, outcomes, strict=True)]
 
     return handle
