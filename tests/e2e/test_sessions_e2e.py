@@ -51,7 +51,7 @@ def test_a_session_runs_rounds_with_its_context_and_adopted_candidate(stack: Sta
         job = wait_terminal(client, round_1["job_id"])
         assert job["status"] == "succeeded", job
         assert job["input"]["session"] == {"context": {"lighting": "soft window light"}}
-        assert job["origin"] == {"session": session_id, "round": 1}
+        assert job["origin"] == {"session": session_id, "round": 1, "schedule": None, "fire_time": None}
 
         session = eventually_sync(lambda: round_ended(client, session_id, 1))
         [candidate] = session["rounds"][0]["candidates"]

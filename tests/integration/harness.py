@@ -28,6 +28,7 @@ from atelier_contracts.subjects import MSG_ID_HEADER, REPLY_HEADER, command_subj
 from atelier_export.app.handlers import handlers as export_handlers
 from atelier_media.app.handlers import handlers as media_handlers
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
+from atelier_orchestrator.app.handlers import Clock, utc_now
 from atelier_orchestrator.bootstrap import Orchestrator, bootstrap
 from atelier_orchestrator.config import Settings
 from atelier_orchestrator.domain.snapshot import JobSnapshot, snapshot_decoder, step_decoder
@@ -133,9 +134,9 @@ class Platform:
 
 @contextlib.asynccontextmanager
 async def platform(
-    nats_url: str, database_url: str, tmp_path: Path, **settings: Any
+    nats_url: str, database_url: str, tmp_path: Path, clock: Clock = utc_now, **settings: Any
 ) -> AsyncIterator[Platform]:
-    orch: Orchestrator = await bootstrap(orchestrator_settings(nats_url, database_url, **settings))
+    orch: Orchestrator = await bootstrap(orchestrator_settings(nats_url, database_url, **settings), clock)
     nc = await connect(nats_url, "test-platform")
     p = Platform(nc=nc, database_url=database_url, blobs=FileBlobStore(tmp_path / "blobs"))
     p.run(*orch.parts())

@@ -9,6 +9,7 @@ ERROR_CODES: dict[str, str] = {
     # API errors
     "job_not_found": "No job with this id is visible to the caller.",
     "session_not_found": "No session with this id is visible to the caller.",
+    "schedule_not_found": "No schedule with this id is visible to the caller (or it was deleted).",
     "round_not_found": "The session has no such round, or the round no such candidate.",
     "session_closed": "The session is closed: it takes no more rounds or changes.",
     "limit_exceeded": "A configured limit would be exceeded (e.g. rounds per session).",

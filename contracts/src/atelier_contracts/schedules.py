@@ -228,6 +228,14 @@ class ScheduleView(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     version: int = 0
+    upcoming: list[datetime] = []
+    """The next fire times (up to five), computed when the schedule is read."""
+
+    def with_upcoming(self, count: int = 5) -> ScheduleView:
+        if self.next_fire_at is None:
+            return self
+        later = self.spec.fire_times(after=self.next_fire_at, limit=count - 1)
+        return msgspec.structs.replace(self, upcoming=[self.next_fire_at, *later])
 
 
 class ScheduleList(msgspec.Struct, frozen=True, kw_only=True):

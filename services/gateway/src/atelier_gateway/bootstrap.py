@@ -11,16 +11,20 @@ from datetime import UTC, datetime
 
 from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.readmodel import make_engine
+from atelier_contracts.readmodel import schedules as schedules_table
+from atelier_contracts.readmodel import sessions as sessions_table
 from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams, ready_check
 from atelier_contracts.runtime.ops import ReadyCheck
+from atelier_contracts.schedules import ScheduleView
+from atelier_contracts.sessions import SessionView
 from atelier_gateway.adapters.analytics import SqlAnalytics
 from atelier_gateway.adapters.budgets import KvBudgetStore
+from atelier_gateway.adapters.documents import SqlDocuments
 from atelier_gateway.adapters.idempotency import SqlIdempotencyStore
 from atelier_gateway.adapters.job_search import SqlJobSearch
 from atelier_gateway.adapters.joblog import JetStreamJobLog
 from atelier_gateway.adapters.publisher import JetStreamCommandPublisher
 from atelier_gateway.adapters.readmodel import SqlJobReader
-from atelier_gateway.adapters.sessions import SqlSessionReader
 from atelier_gateway.adapters.signer import HmacUrlSigner
 from atelier_gateway.adapters.tags import SqlTagRegistry
 from atelier_gateway.app.housekeeping import prune_idempotency_keys
@@ -36,7 +40,6 @@ from atelier_gateway.app.ports import (
     TagRegistry,
     UrlSigner,
 )
-from atelier_gateway.app.sessions import SessionReader
 from atelier_gateway.config import Settings
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,8 @@ class Deps:
     checks: dict[str, ReadyCheck]
     analytics: Analytics
     budgets: BudgetStore
-    sessions: SessionReader
+    sessions: SqlDocuments[SessionView]
+    schedules: SqlDocuments[ScheduleView]
     clock: Callable[[], datetime] = utc_now
 
 
@@ -102,7 +106,8 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             checks={"nats": ready_check(nc), "sql": reader.ping},
             analytics=SqlAnalytics(engine, nc, js),
             budgets=KvBudgetStore(nc, js),
-            sessions=SqlSessionReader(engine),
+            sessions=SqlDocuments(engine, sessions_table, SessionView),
+            schedules=SqlDocuments(engine, schedules_table, ScheduleView, gone="deleted"),
         )
 
 

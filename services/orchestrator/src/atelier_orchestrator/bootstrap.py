@@ -45,7 +45,7 @@ from atelier_orchestrator.adapters.queries import JobQueries
 from atelier_orchestrator.adapters.replay import read_log
 from atelier_orchestrator.adapters.workqueue import JetStreamWorkQueue
 from atelier_orchestrator.app.aggregates import AggregateService
-from atelier_orchestrator.app.handlers import Dispatcher, JobService, Relay, utc_now
+from atelier_orchestrator.app.handlers import Clock, Dispatcher, JobService, Relay, utc_now
 from atelier_orchestrator.app.schedules import ScheduleRelay, ScheduleTicker
 from atelier_orchestrator.app.sessions import SessionRelay
 from atelier_orchestrator.app.sweeper import DeadlineSweeper
@@ -87,7 +87,8 @@ class Orchestrator:
         await self.engine.dispose()
 
 
-async def bootstrap(settings: Settings) -> Orchestrator:
+async def bootstrap(settings: Settings, clock: Clock = utc_now) -> Orchestrator:
+    """The orchestrator on real NATS and SQL; ``clock`` is the time every decision is made at."""
     nc = await connect(settings.nats_url, name="atelier-orchestrator")
     js = nc.jetstream()
     await ensure_streams(js)
@@ -106,10 +107,11 @@ async def bootstrap(settings: Settings) -> Orchestrator:
         )
 
     bus = JetStreamCommandBus(js)
-    dispatcher = Dispatcher(JetStreamWorkQueue(nc, await cancelled_jobs(js)), to_origin=bus.to_aggregate)
+    dispatcher = Dispatcher(JetStreamWorkQueue(nc, await cancelled_jobs(js)), clock, bus.to_aggregate)
     jobs = JobService(
         JetStreamEventStore(js),
         relay=dispatcher.on_commit,
+        clock=clock,
         max_fan_out=settings.max_fan_out,
         commit_budget=settings.max_commit_bytes,
     )
@@ -119,10 +121,10 @@ async def bootstrap(settings: Settings) -> Orchestrator:
     projection = SqlProjection(engine)
     sessions_projected, schedules_projected = session_projection(engine), schedule_projection(engine)
     sessions = AggregateService(
-        session_log(js), session.decide, SessionRelay(bus.send, utc_now).on_commit, utc_now
+        session_log(js), session.decide, SessionRelay(bus.send, clock).on_commit, clock
     )
     schedules = AggregateService(
-        schedule_log(js), schedule.decide, ScheduleRelay(bus.send, utc_now).on_commit, utc_now
+        schedule_log(js), schedule.decide, ScheduleRelay(bus.send, clock).on_commit, clock
     )
 
     async def reply_raw(subject: str, payload: bytes) -> None:
@@ -150,8 +152,8 @@ async def bootstrap(settings: Settings) -> Orchestrator:
         Consumer(nc, spec(subs.SCHEDULE_COMMANDS), on_schedule),
         Consumer(nc, spec(subs.SCHEDULE_PROJECTOR), batch_handler=project_schedules),
     ]
-    ticker = ScheduleTicker(SqlDueSchedules(engine), bus.to_aggregate, utc_now, settings.schedule_tick_s)
-    sweeper = DeadlineSweeper(SqlDeadlines(engine), bus.send, utc_now, settings.sweep_interval_s)
+    ticker = ScheduleTicker(SqlDueSchedules(engine), bus.to_aggregate, clock, settings.schedule_tick_s)
+    sweeper = DeadlineSweeper(SqlDeadlines(engine), bus.send, clock, settings.sweep_interval_s)
     return Orchestrator(
         nc=nc,
         engine=engine,

@@ -22,10 +22,8 @@ from atelier_contracts.subjects import (
     COMMANDS_STREAM,
     JOBS_STREAM,
     PROJECTED_SUBJECT,
-    SESSIONS_STREAM,
     command_subject,
     job_subject,
-    session_subject,
 )
 from atelier_gateway.adapters.natsio import reachable
 from atelier_gateway.app.errors import Unavailable
@@ -54,11 +52,11 @@ class JetStreamJobLog:
                 return None
         return msg.seq
 
-    async def session_head(self, session_id: str) -> int | None:
-        """Where a session's log ends (None: no such session)."""
-        async with reachable(self.nc, "session log", timeout_s=1.0):
+    async def log_head(self, stream: str, subject: str) -> int | None:
+        """Where any log subject ends (a session's, a schedule's; None: empty)."""
+        async with reachable(self.nc, "the log", timeout_s=1.0):
             try:
-                msg = await self.js.get_last_msg(SESSIONS_STREAM, session_subject(session_id), direct=True)
+                msg = await self.js.get_last_msg(stream, subject, direct=True)
             except NotFoundError:
                 return None
         return msg.seq

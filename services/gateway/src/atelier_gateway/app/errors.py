@@ -146,6 +146,10 @@ class SessionNotFound(AppError):
     code = "session_not_found"
 
 
+class ScheduleNotFound(AppError):
+    code = "schedule_not_found"
+
+
 class RoundNotFound(AppError):
     code = "round_not_found"
 
@@ -166,6 +170,7 @@ REFUSALS: dict[str, type[AppError]] = {
         IllegalTransition,
         AssetAlreadyRunning,
         SessionNotFound,
+        ScheduleNotFound,
         RoundNotFound,
         SessionClosed,
         LimitExceeded,

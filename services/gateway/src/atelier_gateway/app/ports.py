@@ -245,8 +245,8 @@ class JobLog(Protocol):
         ``timeout_s``."""
         ...
 
-    async def session_head(self, session_id: str) -> int | None:
-        """Where a session's log ends (None: no such session)."""
+    async def log_head(self, stream: str, subject: str) -> int | None:
+        """Where any log subject ends (a session's, a schedule's; None: empty)."""
         ...
 
     async def job_at(self, tenant: str, job_id: str, at: int) -> JobView | None:

@@ -25,6 +25,7 @@ from atelier_gateway.entrypoints import (
     kinds,
     ops,
     problems,
+    schedules,
     sessions,
     tags,
 )
@@ -94,5 +95,6 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(analytics.router)
     app.include_router(budgets.router)
     app.include_router(sessions.router)
+    app.include_router(schedules.router)
     app.include_router(ops.router)
     return app

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from atelier_contracts.errors import ERROR_CODES
+from atelier_contracts.schedules import ScheduleList, ScheduleView
 from atelier_contracts.sessions import SessionList, SessionView
 from atelier_gateway.app.errors import (
     AppError,
@@ -37,6 +38,7 @@ from atelier_gateway.app.errors import (
     LimitExceeded,
     OutcomeUnknown,
     RoundNotFound,
+    ScheduleNotFound,
     SessionClosed,
     SessionNotFound,
     SimulateDisabled,
@@ -56,6 +58,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 STATUS_OF: dict[type[AppError], int] = {
     JobNotFound: 404,
     SessionNotFound: 404,
+    ScheduleNotFound: 404,
     RoundNotFound: 404,
     SessionClosed: 409,
     LimitExceeded: 409,
@@ -232,7 +235,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-CONTRACT_BODIES: tuple[type, ...] = (SessionView, SessionList)
+CONTRACT_BODIES: tuple[type, ...] = (SessionView, SessionList, ScheduleView, ScheduleList)
 """Answers whose schema is a contract's msgspec struct, named by it under components/schemas."""
 
 

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 import msgspec
 from fastapi import Request
 
-from atelier_contracts.common import ErrorInfo
+from atelier_contracts.common import ErrorInfo, Origin
 from atelier_contracts.snapshot import JobStatus, JobView, StepStatus, StepView
 from atelier_gateway.app.get_job import JobAsset, JobDetails
 from atelier_gateway.app.ports import StoredEvent
@@ -67,7 +67,7 @@ def job(details: JobDetails, file_url: FileUrl) -> Job:
             for a in details.assets
         ],
         reviews=[ReviewOut(**msgspec.structs.asdict(r)) for r in snap.reviews],
-        origin=OriginOut(session=snap.origin.session, round=snap.origin.round) if snap.origin else None,
+        origin=_origin(snap.origin) if snap.origin else None,
     )
 
 
@@ -140,3 +140,9 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _origin(origin: Origin) -> OriginOut:
+    if origin.schedule:
+        return OriginOut(schedule=origin.schedule, fire_time=origin.fire_time)
+    return OriginOut(session=origin.session, round=origin.round)

@@ -174,8 +174,12 @@ class ReviewOut(BaseModel):
 
 
 class OriginOut(BaseModel):
-    session: str = Field(description="The session whose round started the job.")
-    round: int
+    """What started the job: a session's round, or a schedule's firing."""
+
+    session: str | None = Field(default=None, description="The session whose round started the job.")
+    round: int | None = None
+    schedule: str | None = Field(default=None, description="The schedule whose firing started the job.")
+    fire_time: datetime | None = None
 
 
 class Job(JobSummary):

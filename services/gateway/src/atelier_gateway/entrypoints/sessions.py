@@ -9,24 +9,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import msgspec
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from atelier_contracts import ids
 from atelier_contracts.sessions import (
     AdoptCandidate,
     CloseSession,
     CreateSession,
     SessionCommand,
+    SessionContext,
     SessionList,
-    SessionView,
     StartRound,
     UpdateSession,
 )
+from atelier_gateway.app import aggregates
 from atelier_gateway.app import sessions as app
 from atelier_gateway.bootstrap import Deps
-from atelier_gateway.entrypoints.context import current_request_id
+from atelier_gateway.entrypoints.aggregates import body, call_of, ports_of
 from atelier_gateway.entrypoints.deps import DepsDep
 from atelier_gateway.entrypoints.idempotency import IdempotentRoute, idempotent_request
 from atelier_gateway.entrypoints.problems import contract_body, problem_responses
@@ -35,7 +34,6 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=Idempot
 
 _VIEW = contract_body("SessionView", "The session as decided (or, not decided in time, as it reads).")
 _ANSWERS: dict[int | str, dict[str, Any]] = {200: _VIEW, **problem_responses(404, 409, 422, 500, 503)}
-_encode = msgspec.json.Encoder()
 
 
 class ContextBody(BaseModel):
@@ -71,45 +69,28 @@ class AdoptBody(BaseModel):
     asset_id: str = Field(min_length=1, max_length=64, description="One of the round's candidates.")
 
 
-def _view(view: SessionView, status_code: int = 200) -> Response:
-    return Response(_encode.encode(view), status_code=status_code, media_type="application/json")
+def _context(fields: ContextBody | None) -> SessionContext | None:
+    return app.context_patch(fields.model_dump(exclude_none=True)) if fields is not None else None
 
 
-def _call(deps: Deps, request: Request, session_id: str) -> tuple[app.SessionCall, app.SessionPorts]:
-    idempotent = idempotent_request(request)
-    msg_id = (
-        ids.derived_id("cmd", deps.settings.tenant, idempotent.key, idempotent.request_hash)
-        if idempotent
-        else None
-    )
-    call = app.SessionCall(deps.settings.tenant, session_id, current_request_id(), msg_id)
-    ports = app.SessionPorts(
-        deps.publisher,
-        deps.sessions,
-        deps.joblog,
-        deps.clock,
-        wait_s=deps.settings.command_wait_s,
-        read_wait_s=deps.settings.read_wait_s,
-    )
-    return call, ports
-
-
-def _context(body: ContextBody | None) -> Any:
-    return app.context_patch(body.model_dump(exclude_none=True)) if body is not None else None
+async def _command(session_id: str, request: Request, deps: Deps, command: SessionCommand) -> Response:
+    call, ports = call_of(deps, request, session_id), ports_of(deps, deps.sessions)
+    view = await aggregates.command(app.SESSIONS, call, command, ports)
+    return body(view)
 
 
 @router.post("", status_code=201, summary="Create a session", responses={201: _VIEW, **_ANSWERS})
-async def create(body: CreateSessionBody, request: Request, deps: DepsDep) -> Response:
+async def create(payload: CreateSessionBody, request: Request, deps: DepsDep) -> Response:
     idempotent = idempotent_request(request)
-    session_id = app.new_session_id(deps.settings.tenant, idempotent.key if idempotent else None)
-    call, ports = _call(deps, request, session_id)
+    session_id = app.SESSIONS.new_id("ses", deps.settings.tenant, idempotent.key if idempotent else None)
     command = CreateSession(
-        kind=body.kind,
-        title=body.title,
-        context=_context(body.context) or app.context_patch({}),
+        kind=payload.kind,
+        title=payload.title,
+        context=_context(payload.context) or SessionContext(),
         request_hash=idempotent.request_hash if idempotent else "",
     )
-    return _view(await app.create_session(call, command, ports), 201)
+    call, ports = call_of(deps, request, session_id), ports_of(deps, deps.sessions)
+    return body(await app.create_session(call, command, ports), 201)
 
 
 @router.get(
@@ -122,42 +103,36 @@ async def list_sessions(
     status: Annotated[Literal["open", "closed"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> Response:
-    found = await deps.sessions.sessions(deps.settings.tenant, status, limit)
-    return Response(_encode.encode(SessionList(items=found)), media_type="application/json")
+    return body(SessionList(items=await deps.sessions.newest(deps.settings.tenant, status, limit)))
 
 
 @router.get("/{session_id}", summary="Read a session", responses=_ANSWERS)
 async def read(session_id: str, request: Request, deps: DepsDep) -> Response:
-    call, ports = _call(deps, request, session_id)
-    return _view(await app.existing(call, ports))
-
-
-async def _command(session_id: str, request: Request, deps: Deps, body: SessionCommand) -> Response:
-    call, ports = _call(deps, request, session_id)
-    return _view(await app.command(call, body, ports))
+    call, ports = call_of(deps, request, session_id), ports_of(deps, deps.sessions)
+    view = await aggregates.existing(app.SESSIONS, call, ports)
+    return body(view)
 
 
 @router.patch("/{session_id}", summary="Rename a session or change its context", responses=_ANSWERS)
-async def update(session_id: str, body: UpdateSessionBody, request: Request, deps: DepsDep) -> Response:
-    return await _command(
-        session_id, request, deps, UpdateSession(title=body.title, context=_context(body.context))
-    )
+async def update(session_id: str, payload: UpdateSessionBody, request: Request, deps: DepsDep) -> Response:
+    command = UpdateSession(title=payload.title, context=_context(payload.context))
+    return await _command(session_id, request, deps, command)
 
 
 @router.post(
     "/{session_id}/rounds", status_code=202, summary="Start a round", responses={202: _VIEW, **_ANSWERS}
 )
-async def start_round(session_id: str, body: RoundBody, request: Request, deps: DepsDep) -> Response:
-    call, ports = _call(deps, request, session_id)
-    command = StartRound(input=body.input, title=body.title, priority=body.priority)
-    return _view(await app.start_round(call, command, ports, deps.settings.faults), 202)
+async def start_round(session_id: str, payload: RoundBody, request: Request, deps: DepsDep) -> Response:
+    command = StartRound(input=payload.input, title=payload.title, priority=payload.priority)
+    call, ports = call_of(deps, request, session_id), ports_of(deps, deps.sessions)
+    return body(await app.start_round(call, command, ports, deps.settings.faults), 202)
 
 
 @router.post(
     "/{session_id}/rounds/{round}/adopt", summary="Adopt one of a round's candidates", responses=_ANSWERS
 )
-async def adopt(session_id: str, round: int, body: AdoptBody, request: Request, deps: DepsDep) -> Response:
-    return await _command(session_id, request, deps, AdoptCandidate(round=round, asset_id=body.asset_id))
+async def adopt(session_id: str, round: int, payload: AdoptBody, request: Request, deps: DepsDep) -> Response:
+    return await _command(session_id, request, deps, AdoptCandidate(round=round, asset_id=payload.asset_id))
 
 
 @router.post("/{session_id}/close", summary="Close a session: no more rounds", responses=_ANSWERS)

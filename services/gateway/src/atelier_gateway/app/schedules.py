@@ -1,0 +1,50 @@
+"""Schedules: their commands and reads (``app/aggregates.py``), and what only they check: the
+cron expression and time zone, and the template's job input against its kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from atelier_contracts.aggregates import Outcome
+from atelier_contracts.faults import FaultInjection
+from atelier_contracts.schedules import ScheduleSpec, ScheduleView
+from atelier_contracts.subjects import SCHEDULES_STREAM, schedule_command_subject, schedule_subject
+from atelier_gateway.app.aggregates import Aggregate
+from atelier_gateway.app.errors import InputInvalid, ScheduleNotFound
+from atelier_gateway.app.sessions import known_kind
+from atelier_gateway.app.submit_job import check_input
+
+SCHEDULES = Aggregate[ScheduleView](
+    name="schedule",
+    stream=SCHEDULES_STREAM,
+    log_subject=schedule_subject,
+    command_subject=schedule_command_subject,
+    outcome=msgspec.json.Decoder(Outcome[ScheduleView]),
+    not_found=ScheduleNotFound,
+    version=lambda view: view.version,
+)
+
+
+def checked_spec(fields: dict[str, Any], faults: FaultInjection) -> ScheduleSpec:
+    """The schedule a request body describes, or a 422 naming each field that is wrong."""
+    try:
+        spec = msgspec.convert(fields, ScheduleSpec)
+    except msgspec.ValidationError as exc:
+        raise InputInvalid([{"loc": ["body"], "msg": str(exc), "type": "value_error"}], str(exc)) from None
+    problems: list[dict[str, object]] = [
+        {"loc": ["body", field], "msg": msg, "type": "value_error"} for field, msg in spec.problems()
+    ]
+    if problems:
+        raise InputInvalid(problems, "; ".join(str(p["msg"]) for p in problems))
+    known_kind(spec.template.kind, ["body", "template", "kind"])
+    try:
+        check_input(spec.template.kind, spec.template.input, faults)  # each firing's job must be valid
+    except InputInvalid as exc:
+        for error in exc.errors:  # ["body", "input", ...] → ["body", "template", "input", ...]
+            loc = error.get("loc")
+            if isinstance(loc, list) and loc[:2] == ["body", "input"]:
+                error["loc"] = ["body", "template", *loc[1:]]
+        raise
+    return spec
