@@ -13,12 +13,10 @@ from typing import Generic, TypeVar
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, NotFoundError
 
 from atelier_contracts.aggregates import LogCommit
 from atelier_contracts.envelope import encode
-from atelier_contracts.subjects import EXPECTED_LAST_SUBJECT_SEQ_HEADER, MSG_ID_HEADER
-from atelier_orchestrator.adapters.eventstore import WRONG_LAST_SEQUENCE, ConcurrencyConflict
+from atelier_orchestrator.adapters.eventstore import ConcurrencyConflict, append_expected, read_subject
 
 S = TypeVar("S")
 E = TypeVar("E")
@@ -58,43 +56,23 @@ class AggregateLog(Generic[S, E]):
         return state, seq
 
     async def read(self, key: str, after: int = 0) -> AsyncIterator[tuple[LogCommit[E], int]]:
-        next_seq = after + 1
-        while True:
-            try:
-                msg = await self.js.get_msg(
-                    self.stream, seq=next_seq, subject=self.subject(key), next=True, direct=True
-                )
-            except NotFoundError:
-                return
-            assert msg.data is not None
-            assert msg.seq is not None
-            yield self.decoder.decode(msg.data), msg.seq
-            next_seq = msg.seq + 1
+        async for data, seq in read_subject(self.js, self.stream, self.subject(key), after):
+            yield self.decoder.decode(data), seq
 
     async def append(self, commit: LogCommit[E], before: S | None) -> tuple[S, int]:
         """Append if the aggregate's last sequence is still ``commit.prev_seq``; the state after
         it (``before`` with the commit folded in) and its sequence."""
+        subject = self.subject(commit.to)
         try:
-            ack = await self.js.publish(
-                self.subject(commit.to),
-                encode(commit),
-                timeout=self.timeout,
-                headers={
-                    MSG_ID_HEADER: commit.commit_id,
-                    EXPECTED_LAST_SUBJECT_SEQ_HEADER: str(commit.prev_seq),
-                },
+            seq = await append_expected(
+                self.js, subject, encode(commit), commit.commit_id, commit.prev_seq, self.timeout
             )
-        except APIError as exc:
-            if exc.err_code == WRONG_LAST_SEQUENCE:
-                self.forget(commit.to)
-                raise ConcurrencyConflict(commit.to) from exc
-            raise
-        if ack.duplicate:
+        except ConcurrencyConflict:
             self.forget(commit.to)
-            raise ConcurrencyConflict(commit.to)
-        after = self.apply(before, commit, ack.seq)
-        self._remember(commit.to, after, ack.seq)
-        return after, ack.seq
+            raise
+        after = self.apply(before, commit, seq)
+        self._remember(commit.to, after, seq)
+        return after, seq
 
     def forget(self, key: str) -> None:
         self._cache.pop(key, None)

@@ -30,6 +30,43 @@ class ConcurrencyConflict(Exception):
     """Another writer appended to the job since we read it: reload and decide again."""
 
 
+async def read_subject(
+    js: JetStreamContext, stream: str, subject: str, after: int = 0
+) -> AsyncIterator[tuple[bytes, int]]:
+    """Every message of one log subject after stream sequence ``after`` (direct gets, in order)."""
+    next_seq = after + 1
+    while True:
+        try:
+            msg = await js.get_msg(stream, seq=next_seq, subject=subject, next=True, direct=True)
+        except NotFoundError:
+            return
+        assert msg.data is not None
+        assert msg.seq is not None
+        yield msg.data, msg.seq
+        next_seq = msg.seq + 1
+
+
+async def append_expected(
+    js: JetStreamContext, subject: str, payload: bytes, msg_id: str, prev_seq: int, wait_s: float
+) -> int:
+    """Append ``payload`` to a log subject if its last sequence is still ``prev_seq``; its
+    sequence, or ``ConcurrencyConflict`` (another writer got in first, or it is a duplicate)."""
+    try:
+        ack = await js.publish(
+            subject,
+            payload,
+            timeout=wait_s,
+            headers={MSG_ID_HEADER: msg_id, EXPECTED_LAST_SUBJECT_SEQ_HEADER: str(prev_seq)},
+        )
+    except APIError as exc:
+        if exc.err_code == WRONG_LAST_SEQUENCE:
+            raise ConcurrencyConflict(subject) from exc
+        raise
+    if ack.duplicate:
+        raise ConcurrencyConflict(subject)
+    return ack.seq
+
+
 class JetStreamEventStore:
     """Loads a job by folding its commits; keeps recent snapshots so a hot job is not re-read.
 
@@ -65,42 +102,25 @@ class JetStreamEventStore:
 
     async def read(self, job_id: str, after: int = 0) -> AsyncIterator[tuple[Commit, int]]:
         """Yield ``(commit, seq)`` for the job's commits after stream sequence ``after``."""
-        subject = job_subject(job_id)
-        next_seq = after + 1
-        while True:
-            try:
-                msg = await self.js.get_msg(
-                    JOBS_STREAM, seq=next_seq, subject=subject, next=True, direct=True
-                )
-            except NotFoundError:
-                return
-            assert msg.data is not None
-            assert msg.seq is not None
-            yield commit_decoder.decode(msg.data), msg.seq
-            next_seq = msg.seq + 1
+        async for data, seq in read_subject(self.js, JOBS_STREAM, job_subject(job_id), after):
+            yield commit_decoder.decode(data), seq
 
     async def append(self, commit: Commit, new_state: JobSnapshot) -> int:
         """Append the commit if the job's last sequence is still ``commit.prev_seq``."""
         try:
-            ack = await self.js.publish(
+            seq = await append_expected(
+                self.js,
                 job_subject(commit.job_id),
                 encode(commit),
-                timeout=self.timeout,
-                headers={
-                    MSG_ID_HEADER: commit.commit_id,
-                    EXPECTED_LAST_SUBJECT_SEQ_HEADER: str(commit.prev_seq),
-                },
+                commit.commit_id,
+                commit.prev_seq,
+                self.timeout,
             )
-        except APIError as exc:
-            if exc.err_code == WRONG_LAST_SEQUENCE:
-                self.forget(commit.job_id)
-                raise ConcurrencyConflict(commit.job_id) from exc
-            raise
-        if ack.duplicate:
+        except ConcurrencyConflict:
             self.forget(commit.job_id)
-            raise ConcurrencyConflict(commit.job_id)
-        self._remember(commit.job_id, replace(new_state, version=ack.seq), ack.seq)
-        return ack.seq
+            raise
+        self._remember(commit.job_id, replace(new_state, version=seq), seq)
+        return seq
 
     async def last_seq(self, job_id: str) -> int:
         """The stream sequence of the job's last commit, read from the server (0: none)."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+import msgspec
 from msgspec.structs import replace
 
 from atelier_contracts.aggregates import LogCommit
@@ -49,3 +50,11 @@ def fold(evolve: Evolve[S, E], state: S | None, commit: LogCommit[E], seq: int) 
 def seen(state: Versioned | None, ctx: Ctx) -> bool:
     """Decided before: a redelivery, which decides nothing."""
     return state is not None and bool(ctx.msg_id) and ctx.msg_id in state.recent_causes
+
+
+V = TypeVar("V")
+
+
+def public(state: object, view: type[V]) -> V:
+    """The public view of a state that extends it (what deciding needs besides left out)."""
+    return msgspec.convert(msgspec.to_builtins(state, builtin_types=(datetime,)), view)

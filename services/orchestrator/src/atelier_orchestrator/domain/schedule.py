@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import msgspec
 from msgspec.structs import replace
 
 from atelier_contracts import ids
@@ -42,7 +41,7 @@ from atelier_contracts.schedules import (
     TriggerSchedule,
     UpdateSchedule,
 )
-from atelier_orchestrator.domain.aggregate import Ctx, fold, seen
+from atelier_orchestrator.domain.aggregate import Ctx, fold, public, seen
 from atelier_orchestrator.domain.decide import Rejected
 
 MAX_DUE = 1000
@@ -228,7 +227,7 @@ def apply_commit(state: ScheduleState | None, commit: LogCommit[ScheduleEvent], 
 
 
 def view_of(state: ScheduleState) -> ScheduleView:
-    return msgspec.convert(msgspec.to_builtins(state, builtin_types=(datetime,)), ScheduleView)
+    return public(state, ScheduleView)
 
 
 def columns(state: ScheduleState) -> dict[str, object]:

@@ -8,9 +8,6 @@ log. No aggregate reads another's state.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-import msgspec
 from msgspec.structs import replace
 
 from atelier_contracts import ids
@@ -34,7 +31,7 @@ from atelier_contracts.sessions import (
     StartRound,
     UpdateSession,
 )
-from atelier_orchestrator.domain.aggregate import Ctx, fold, seen
+from atelier_orchestrator.domain.aggregate import Ctx, fold, public, seen
 from atelier_orchestrator.domain.decide import Rejected
 
 MAX_ROUNDS = 500
@@ -195,7 +192,7 @@ def apply_commit(state: SessionState | None, commit: LogCommit[SessionEvent], se
 
 
 def view_of(state: SessionState) -> SessionView:
-    return msgspec.convert(msgspec.to_builtins(state, builtin_types=(datetime,)), SessionView)
+    return public(state, SessionView)
 
 
 def columns(state: SessionState) -> dict[str, object]:
