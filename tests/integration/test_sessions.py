@@ -129,6 +129,8 @@ async def test_a_round_records_its_candidates_and_one_is_adopted(stack: tuple[Ga
     view = await eventually(ended)
     [candidate] = view["rounds"][0]["candidates"]
     assert candidate["kind"] == "image"
+    unknown = await client.post(f"/v1/sessions/{session_id}/rounds/1/adopt", json={"asset_id": "ast_nope"})
+    assert_problem(unknown, 404, "candidate_not_found")
     adopted = await client.post(
         f"/v1/sessions/{session_id}/rounds/1/adopt", json={"asset_id": candidate["asset_id"]}
     )

@@ -154,6 +154,10 @@ class RoundNotFound(AppError):
     code = "round_not_found"
 
 
+class CandidateNotFound(AppError):
+    code = "candidate_not_found"
+
+
 class SessionClosed(AppError):
     code = "session_closed"
 
@@ -172,6 +176,7 @@ REFUSALS: dict[str, type[AppError]] = {
         SessionNotFound,
         ScheduleNotFound,
         RoundNotFound,
+        CandidateNotFound,
         SessionClosed,
         LimitExceeded,
         IdempotencyKeyReused,

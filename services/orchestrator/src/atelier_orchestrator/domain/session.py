@@ -102,7 +102,7 @@ def decide(state: SessionState | None, command: SessionCommand, ctx: Ctx) -> lis
             found = [c for c in state.rounds[command.round - 1].candidates if c.asset_id == command.asset_id]
             if not found:
                 raise Rejected(
-                    "round_not_found", f"round {command.round} has no candidate {command.asset_id}"
+                    "candidate_not_found", f"round {command.round} has no candidate {command.asset_id}"
                 )
             if state.adopted == found[0]:
                 return []
