@@ -123,7 +123,13 @@ class JobKind(Generic[In]):
         return parsed
 
     def steps(self, raw: Mapping[str, Any]) -> tuple[StepSpec, ...]:
-        return self.plan(self.parse(raw))
+        """The steps an input makes, each one's parameters checked against its capability's
+        schema (``atelier_contracts.capabilities``)."""
+        from atelier_contracts.capabilities import check_params  # it builds on this module
+
+        steps = self.plan(self.parse(raw))
+        check_params(steps)
+        return steps
 
     def schema(self) -> dict[str, Any]:
         """The input's JSON Schema (as served by ``GET /v1/kinds``)."""

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from atelier_contracts import ids
+from atelier_contracts.capabilities import check_params
 from atelier_contracts.commands import Command, SubmitJob
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.faults import FaultInjection
@@ -112,6 +113,13 @@ def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjectio
     except InvalidInput as exc:
         error = UnknownCapability if exc.code == "unknown_capability" else InputInvalid
         raise error([_issue(i) for i in exc.issues], str(exc) if len(exc.issues) == 1 else None) from None
+    try:  # the steps the input makes, as their capabilities take them (a kind's own mistake)
+        check_params(kind.plan(parsed))
+    except InvalidInput as exc:
+        issues: list[dict[str, object]] = [
+            {"loc": list(i.loc), "msg": i.msg, "type": i.type} for i in exc.issues
+        ]
+        raise InputInvalid(issues, f"The input makes steps their capabilities refuse: {exc}") from None
     if getattr(parsed, "session", None) is not None:
         forged = Issue(
             loc=("session",), msg="set by a session for its rounds, not by clients", type="forbidden"

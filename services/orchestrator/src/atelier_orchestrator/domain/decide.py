@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from atelier_contracts.capabilities import check_params
 from atelier_contracts.commands import (
     CancelJob,
     Command,
@@ -388,6 +389,10 @@ def _plan(d: _Decision, step: StepSnapshot, report: WorkSucceeded) -> bool:
     if kind is not None and planner is not None:
         try:
             plan = planner(kind.parse(d.job.input), report.data)
+            try:  # what a model's answer planned must fit the capabilities as well as a submit
+                check_params(plan.steps)
+            except InvalidInput as exc:
+                raise PlanInvalid(f"the planned steps' parameters: {exc}") from None
         except PlanInvalid as exc:  # a model may answer better next time
             message, retryable = f"the result of {step.name} cannot be planned from: {exc}", True
         except InvalidInput as exc:  # the job's own input: the same every time

@@ -1,0 +1,103 @@
+"""What each capability's worker takes as a step's parameters, as msgspec Structs.
+
+A kind's plan binds each step's parameters from the job's input, and a planner from a step's
+result (a model's answer): both are checked against the capability's schema before a worker
+sees them — at the door for the steps an input makes (``JobKind.steps``), in the orchestrator
+for the steps a result plans (a plan that does not fit is ``plan_invalid``). Fields a schema does
+not name pass through (the orchestrator adds its own, e.g. a provider to stick to).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from atelier_contracts.events import StepSpec
+from atelier_contracts.faults import Simulate
+from atelier_contracts.kinds.base import InvalidInput, Issue, Project, Seed, issue_of
+from atelier_contracts.sessions import SessionInput
+
+StepPrompt = Annotated[str, msgspec.Meta(max_length=4000)]
+
+
+class StepParams(msgspec.Struct, frozen=True, kw_only=True):
+    """What every step may take (``kinds.base.shared``)."""
+
+    seed: Seed = 0
+    project: Project | None = None
+    simulate: Simulate | None = None
+    session: SessionInput | None = None
+    feedback: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    """Set by a review gate's rejection: what to do differently."""
+
+
+class TextParams(StepParams, frozen=True, kw_only=True):
+    prompt: StepPrompt = ""
+    age: Annotated[int, msgspec.Meta(ge=1, le=18)] | None = None
+    format: Literal["prose", "list"] = "prose"
+    count: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
+    """With ``format: list``: how many items to ask for."""
+
+
+class ImageParams(StepParams, frozen=True, kw_only=True):
+    prompt: StepPrompt = ""
+    """Empty: drawn from the text the step needs."""
+    size: Literal[256, 512, 1024] = 512
+
+
+class SpeechParams(StepParams, frozen=True, kw_only=True):
+    prompt: StepPrompt = ""
+    text: StepPrompt | None = None
+
+
+class ThumbnailParams(msgspec.Struct, frozen=True, kw_only=True):
+    max_side: Annotated[int, msgspec.Meta(ge=16, le=4096)] = 256
+    format: Literal["webp", "png", "jpeg"] = "webp"
+
+
+class ReviewParams(msgspec.Struct, frozen=True, kw_only=True):
+    checks: dict[str, Any] = {}
+
+
+class BundleParams(msgspec.Struct, frozen=True, kw_only=True):
+    request: dict[str, Any] = {}
+    """What the manifest says was asked for."""
+
+
+CAPABILITY_PARAMS: dict[str, type[msgspec.Struct]] = {
+    "text.generate": TextParams,
+    "image.generate": ImageParams,
+    "tts": SpeechParams,
+    "image.thumbnail": ThumbnailParams,
+    "review.auto": ReviewParams,
+    "review": ReviewParams,
+    "bundle.zip": BundleParams,
+}
+
+
+def check_params(steps: Iterable[StepSpec]) -> None:
+    """Each step's parameters as its capability takes them, or ``InvalidInput`` naming the step
+    and the field (``steps.<name>.params.<field>``)."""
+    issues = []
+    for step in steps:
+        schema = CAPABILITY_PARAMS.get(step.capability)
+        if schema is None:
+            issues.append(
+                Issue(
+                    loc=("steps", step.name, "capability"),
+                    msg=f"no capability {step.capability!r}",
+                    type="enum",
+                )
+            )
+            continue
+        try:
+            msgspec.convert(step.params, schema, strict=True)
+        except msgspec.ValidationError as exc:
+            found = issue_of(exc)
+            issues.append(
+                Issue(loc=("steps", step.name, "params", *found.loc), msg=found.msg, type=found.type)
+            )
+    if issues:
+        raise InvalidInput("validation_failed", issues)
