@@ -187,7 +187,7 @@ def session_log(js: JetStreamContext) -> AggregateLog[SessionState, SessionEvent
 
 
 def session_projection(engine: AsyncEngine) -> DocumentProjection[SessionState, SessionEvent]:
-    return DocumentProjection(engine, sessions_table, _session_state, session.apply_commit, session.columns)
+    return DocumentProjection(engine, sessions_table, _session_state, session.apply_commit)
 
 
 _session_state = msgspec.json.Decoder(SessionState)
@@ -198,9 +198,7 @@ def schedule_log(js: JetStreamContext) -> AggregateLog[ScheduleState, ScheduleEv
 
 
 def schedule_projection(engine: AsyncEngine) -> DocumentProjection[ScheduleState, ScheduleEvent]:
-    return DocumentProjection(
-        engine, schedules_table, _schedule_state, schedule.apply_commit, schedule.columns
-    )
+    return DocumentProjection(engine, schedules_table, _schedule_state, schedule.apply_commit)
 
 
 _schedule_state = msgspec.json.Decoder(ScheduleState)

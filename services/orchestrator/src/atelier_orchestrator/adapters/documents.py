@@ -8,7 +8,7 @@ transaction: a redelivered commit is a duplicate, one that arrives before its pr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -30,12 +30,12 @@ class DocumentProjection(Generic[S, E]):
         table: sa.Table,
         decoder: msgspec.json.Decoder[S],
         apply: Callable[[S | None, LogCommit[E], int], S],
-        columns: Callable[[S], dict[str, Any]],
     ) -> None:
         self.table = table
         self.decoder = decoder
         self.apply = apply
-        self.columns = columns
+        self.columns = [c.name for c in table.columns if c.name not in ("id", "last_seq", "state")]
+        """Filter and order columns: each the state's attribute of that name."""
         self._units = SqlUnits(engine, threads=1, name=f"{table.name}-projector")
 
     async def apply_batch(self, commits: Sequence[tuple[LogCommit[E], int]]) -> list[Applied]:
@@ -65,7 +65,8 @@ class DocumentProjection(Generic[S, E]):
         for key in sorted(changed):
             state, seq = current[key]
             assert state is not None
-            values = {**self.columns(state), "last_seq": seq, "state": encode(state).decode()}
+            values = {name: getattr(state, name) for name in self.columns}
+            values.update(last_seq=seq, state=encode(state).decode())
             if key in existing:
                 conn.execute(sa.update(t).where(t.c.id == key).values(values))
             else:

@@ -228,13 +228,3 @@ def apply_commit(state: ScheduleState | None, commit: LogCommit[ScheduleEvent], 
 
 def view_of(state: ScheduleState) -> ScheduleView:
     return public(state, ScheduleView)
-
-
-def columns(state: ScheduleState) -> dict[str, object]:
-    return {
-        "tenant": state.tenant,
-        "status": state.status,
-        "next_fire_at": state.next_fire_at,
-        "created_at": state.created_at,
-        "updated_at": state.updated_at,
-    }

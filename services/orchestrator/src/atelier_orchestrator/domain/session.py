@@ -193,15 +193,3 @@ def apply_commit(state: SessionState | None, commit: LogCommit[SessionEvent], se
 
 def view_of(state: SessionState) -> SessionView:
     return public(state, SessionView)
-
-
-def columns(state: SessionState) -> dict[str, object]:
-    """The read model's columns besides the state itself."""
-    return {
-        "tenant": state.tenant,
-        "kind": state.kind,
-        "title": state.title,
-        "status": state.status,
-        "created_at": state.created_at,
-        "updated_at": state.updated_at,
-    }
