@@ -465,6 +465,10 @@ async def test_the_kinds_and_their_input_schemas_are_listed(gateway: Gateway) ->
     steps = {s["name"]: s for s in gallery["steps"]}
     assert list(steps) == ["ideas", "review", "package"]
     assert (steps["ideas"]["plans_more"], steps["review"]["review"]) == (True, "manual")
+    ideas = steps["ideas"]
+    assert ideas["params"]["format"] == "list"
+    text_params = ideas["params_schema"]["$defs"]["TextParams"]["properties"]
+    assert text_params["format"]["enum"] == ["list", "prose"], "what text.generate takes"
     for kind in listed:  # every example is an input its kind takes
         ok = await gateway.client.post("/v1/jobs", json={"kind": kind["name"], "input": kind["example"]})
         assert ok.status_code == 202, ok.text

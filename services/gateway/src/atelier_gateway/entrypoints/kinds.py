@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from atelier_contracts.capabilities import CAPABILITY_PARAMS
 from atelier_contracts.kinds import KINDS, JobKind
 from atelier_gateway.entrypoints.problems import problem_responses
 
@@ -31,6 +34,10 @@ class KindStepOut(BaseModel):
     needs: list[str]
     plans_more: bool = Field(description="Its result plans more steps (fan-out).")
     review: str | None = Field(description="A review gate's mode (manual, auto, both), if it is one.")
+    params: dict[str, Any] = Field(description="The parameters the example binds for the step.")
+    params_schema: dict[str, Any] = Field(
+        description="JSON Schema of what the step's capability takes (checked before any worker sees it)."
+    )
 
 
 class KindList(BaseModel):
@@ -52,10 +59,18 @@ def _out(kind: JobKind[Any]) -> KindOut:
                 needs=list(s.needs),
                 plans_more=s.planner is not None,
                 review=s.review.mode if s.review else None,
+                params=s.params,
+                params_schema=_params_schema(s.capability),
             )
             for s in kind.steps(kind.example)
         ],
     )
+
+
+@functools.cache
+def _params_schema(capability: str) -> dict[str, Any]:
+    schema = CAPABILITY_PARAMS.get(capability)
+    return msgspec.json.schema(schema) if schema is not None else {}
 
 
 @router.get("", summary="List job kinds", responses=problem_responses(500))
