@@ -224,3 +224,45 @@ def test_ticks_and_ends_in_any_order_some_twice_make_one_job_per_fire_time(
     assert state is not None
     if overlap in ("skip", "buffer_one"):
         assert len(state.running) <= 1, "never two at once"
+
+
+def test_a_tick_fires_what_the_ticker_found_due_though_this_clock_is_behind() -> None:
+    sim = ScheduleSim()
+    sim.send(CreateSchedule(spec=spec("* * * * *", "allow_all")), T0)
+    due = T0 + timedelta(minutes=1)
+    events = sim.send(Tick(due=due), due - timedelta(milliseconds=40), "tick.1")
+    assert [f.fire_time for f in sim.fired()] == [due], events
+    # A tick under an id seen before (a read model stuck behind) still fires what is due.
+    later = T0 + timedelta(minutes=2, seconds=1)
+    sim.send(Tick(due=later), later, "tick.1")
+    assert len(sim.fired()) == 2
+
+
+def test_crons_that_never_fire_and_zones_that_are_not_zones_are_problems() -> None:
+    for cron in ("0 0 30 2 *", "0 12 1 3 * 0 2026-2027"):
+        assert ScheduleSpec(cron=cron, template=TEMPLATE).problems()[0][0] == "cron", cron
+    assert ScheduleSpec(cron="* * * * *", timezone="Europe", template=TEMPLATE).problems()[0][0] == "timezone"
+    assert ScheduleSpec(cron="0 0 30 2 *", template=TEMPLATE).fire_times(after=T0) == []
+
+
+def test_a_pause_or_a_policy_without_a_buffer_drops_the_buffered_fire_time() -> None:
+    sim = ScheduleSim()
+    sim.send(CreateSchedule(spec=spec("* * * * *", "buffer_one")), T0)
+    sim.send(Tick(), T0 + timedelta(minutes=1, seconds=1))
+    sim.send(Tick(), T0 + timedelta(minutes=2, seconds=1))
+    assert sim.state is not None
+    assert sim.state.buffered is not None
+    sim.send(PauseSchedule(), T0 + timedelta(minutes=2, seconds=2))
+    assert sim.state.buffered is None, "what fell due before a pause does not fire after it"
+
+
+def test_a_downtime_with_more_due_in_the_window_than_one_tick_fires_goes_on_at_the_next() -> None:
+    sim = ScheduleSim()
+    sim.send(CreateSchedule(spec=spec("* * * * *", "allow_all", catchup_window_s=7 * 86400)), T0)
+    now = T0 + timedelta(minutes=1100, seconds=30)
+    sim.send(Tick(), now)
+    assert len(sim.fired()) == 1000
+    sim.send(Tick(), now)
+    assert len(sim.fired()) == 1100, "the rest of the window, at the next tick"
+    assert sim.state is not None
+    assert sim.state.skipped == 0

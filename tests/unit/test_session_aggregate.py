@@ -199,3 +199,19 @@ def test_any_order_with_duplicates_decides_as_once_and_replays_to_the_state(
             assert event.context == context, "the context as it stood when the round began"
     ends = [e for e in sim.events() if type(e).__name__ == "RoundEnded"]
     assert len(ends) == len(state.rounds), "a round's end recorded once, however often it came"
+
+
+def test_an_older_end_of_a_rounds_job_never_overwrites_a_newer() -> None:
+    sim = SessionSim()
+    sim.send(CreateSession(kind="task", title="T"), "m1")
+    [started] = sim.send(StartRound(input={"prompt": "p", "capability": "tts"}), "m2")
+    assert isinstance(started, RoundStarted)
+    job = started.job_id
+    sim.send(
+        EndRound(round=1, job_id=job, status="succeeded", candidates=[candidate(job, 1)], seq=40), "end40"
+    )
+    assert sim.send(EndRound(round=1, job_id=job, status="failed", seq=20), "end20") == [], (
+        "from before a requeue"
+    )
+    assert sim.state is not None
+    assert sim.state.rounds[0].status == "succeeded"

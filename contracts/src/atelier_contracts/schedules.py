@@ -10,12 +10,12 @@ seconds last).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 Overlap = Literal["skip", "buffer_one", "allow_all", "cancel_other"]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -49,12 +49,14 @@ class ScheduleSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     def problems(self) -> list[tuple[str, str]]:
         """What is wrong with the expression or the zone, as (field, message)."""
         out = []
-        if not croniter.is_valid(self.cron):
-            out.append(("cron", f"not a cron expression croniter reads: {self.cron!r}"))
         try:
             ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory
             out.append(("timezone", f"not an IANA time zone: {self.timezone!r}"))
+        if len(self.cron.split()) not in (5, 6) or not croniter.is_valid(self.cron):
+            out.append(("cron", f"not a cron expression of 5 or 6 fields croniter reads: {self.cron!r}"))
+        elif not out and not self.fire_times(after=datetime.now(UTC), limit=1):
+            out.append(("cron", f"{self.cron!r} never fires (e.g. 30 February)"))
         return out
 
     def fire_times(self, after: datetime, until: datetime | None = None, limit: int = 5) -> list[datetime]:
@@ -63,7 +65,10 @@ class ScheduleSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         it = croniter(self.cron, after.astimezone(zone))
         out: list[datetime] = []
         while len(out) < limit:
-            t: datetime = it.get_next(datetime).astimezone(ZoneInfo("UTC"))
+            try:
+                t: datetime = it.get_next(datetime).astimezone(UTC)
+            except CroniterBadDateError:  # no more fire times (croniter looks some years ahead)
+                break
             if until is not None and t > until:
                 break
             out.append(t)
@@ -103,7 +108,10 @@ class DeleteSchedule(msgspec.Struct, frozen=True, kw_only=True, tag="delete_sche
 
 
 class Tick(msgspec.Struct, frozen=True, kw_only=True, tag="tick"):
-    """Sent by the orchestrators' tickers: fire what is due."""
+    """Sent by the orchestrators' tickers: fire what is due by ``due`` (the fire time the ticker
+    found due; the deciding replica's clock may be a moment behind the ticker's)."""
+
+    due: datetime | None = None
 
 
 class EndFiring(msgspec.Struct, frozen=True, kw_only=True, tag="end_firing"):

@@ -111,6 +111,8 @@ class EndRound(msgspec.Struct, frozen=True, kw_only=True, tag="end_round"):
     status: RoundStatus
     candidates: list[Candidate] = []
     error: str = ""
+    seq: int = 0
+    """The job log's sequence of the commit that ended it: an older end never overwrites a newer."""
 
 
 SessionCommand = CreateSession | UpdateSession | StartRound | AdoptCandidate | CloseSession | EndRound
@@ -155,6 +157,7 @@ class RoundEnded(msgspec.Struct, frozen=True, kw_only=True, tag="round_ended"):
     status: RoundStatus
     candidates: list[Candidate] = []
     error: str = ""
+    seq: int = 0
 
 
 class CandidateAdopted(msgspec.Struct, frozen=True, kw_only=True, tag="candidate_adopted"):
@@ -194,6 +197,8 @@ class Round(msgspec.Struct, frozen=True, kw_only=True):
     adopted: str | None = None
     """The asset id of the candidate adopted from this round, if any."""
     error: str = ""
+    end_seq: int = 0
+    """Where in the job's log its latest end is."""
 
 
 class SessionView(msgspec.Struct, frozen=True, kw_only=True):

@@ -3,15 +3,16 @@ cron expression and time zone, and the template's job input against its kind."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from atelier_contracts.aggregates import Outcome
 from atelier_contracts.faults import FaultInjection
-from atelier_contracts.schedules import ScheduleSpec, ScheduleView
+from atelier_contracts.schedules import CreateSchedule, ScheduleSpec, ScheduleView
 from atelier_contracts.subjects import SCHEDULES_STREAM, schedule_command_subject, schedule_subject
-from atelier_gateway.app.aggregates import Aggregate
+from atelier_gateway.app.aggregates import Aggregate, Call
 from atelier_gateway.app.errors import InputInvalid, ScheduleNotFound
 from atelier_gateway.app.sessions import known_kind
 from atelier_gateway.app.submit_job import check_input
@@ -25,6 +26,20 @@ SCHEDULES = Aggregate[ScheduleView](
     not_found=ScheduleNotFound,
     version=lambda view: view.version,
 )
+
+
+def pending(call: Call, command: CreateSchedule, now: datetime) -> ScheduleView:
+    """A create stored and not decided in time: the schedule as it will read."""
+    upcoming = [] if command.paused else command.spec.fire_times(after=now, limit=1)
+    return ScheduleView(
+        id=call.key,
+        tenant=call.tenant,
+        spec=command.spec,
+        status="paused" if command.paused else "active",
+        next_fire_at=upcoming[0] if upcoming else None,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def checked_spec(fields: dict[str, Any], faults: FaultInjection) -> ScheduleSpec:

@@ -89,9 +89,7 @@ async def create(payload: CreateScheduleBody, request: Request, deps: DepsDep) -
     )
     call, ports = call_of(deps, request, schedule_id), ports_of(deps, deps.schedules)
     view = await aggregates.send(app.SCHEDULES, call, command, ports)
-    if view is None:  # stored, not decided in time: it will be
-        view = await aggregates.existing(app.SCHEDULES, call, ports)
-    return _shown(view, 201)
+    return _shown(view or app.pending(call, command, deps.clock()), 201)
 
 
 @router.get(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,4 +41,6 @@ class SqlDueSchedules:
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return [(r.id, r.tenant, r.next_fire_at) for r in await conn.execute(query)]
+            rows = list(await conn.execute(query))
+        # SQLite hands back naive datetimes: they are UTC, as written.
+        return [(r.id, r.tenant, r.next_fire_at.replace(tzinfo=r.next_fire_at.tzinfo or UTC)) for r in rows]

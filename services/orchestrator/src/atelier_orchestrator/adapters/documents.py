@@ -49,7 +49,7 @@ class DocumentProjection(Generic[S, E]):
         current: dict[str, tuple[S | None, int]] = {
             r.id: (self.decoder.decode(r.state), r.last_seq) for r in rows
         }
-        existing = set(current)
+        read = {key: seq for key, (_, seq) in current.items()}
         changed: set[str] = set()
         outcomes = []
         for commit, seq in commits:
@@ -67,8 +67,12 @@ class DocumentProjection(Generic[S, E]):
             assert state is not None
             values = {name: getattr(state, name) for name in self.columns}
             values.update(last_seq=seq, state=encode(state).decode())
-            if key in existing:
-                conn.execute(sa.update(t).where(t.c.id == key).values(values))
+            if key in read:  # only over the row as read: another replica's write makes the batch retry
+                done = conn.execute(
+                    sa.update(t).where(t.c.id == key, t.c.last_seq == read[key]).values(values)
+                )
+                if done.rowcount != 1:
+                    raise RuntimeError(f"{t.name} row {key} moved on while its commits were applied")
             else:
                 conn.execute(sa.insert(t).values(id=key, **values))
         return outcomes

@@ -67,7 +67,9 @@ class AggregateService(Generic[S, C, E]):
                 fresh = True
                 continue
             if not events:
-                if not fresh and not redelivered:
+                # "Nothing to do" is only true of the current state: a cached one may lag another
+                # replica's appends (the end of a job it fired), so confirm it on a fresh read.
+                if not fresh:
                     self.log.forget(message.to)
                     fresh = True
                     continue

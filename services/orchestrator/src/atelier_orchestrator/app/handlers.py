@@ -250,7 +250,7 @@ class Dispatcher:
         cancelled = False
         ends = any(isinstance(r.event, JobSucceeded | JobFailed | JobCancelled) for r in commit.events)
         if ends and job is not None and job.origin is not None:
-            for subject, notice in origin_notices(commit, job, self.clock()):
+            for subject, notice in origin_notices(commit, seq, job, self.clock()):
                 await self.to_origin(subject, notice)
         for record in commit.events:
             event = record.event
@@ -296,13 +296,15 @@ _ROUND_STATUS: dict[str, RoundStatus] = {
 }
 
 
-def origin_notices(commit: Commit, job: JobSnapshot, now: datetime) -> list[tuple[str, Addressed[Any]]]:
+def origin_notices(
+    commit: Commit, seq: int, job: JobSnapshot, now: datetime
+) -> list[tuple[str, Addressed[Any]]]:
     """What a job that ended in ``commit`` tells what started it (the message ids are the
     commit's, so relaying the commit again sends nothing new)."""
     assert job.origin is not None
     out: list[tuple[str, Addressed[Any]]] = []
     if job.origin.session:
-        out.append((session_command_subject(job.origin.session), round_ended(commit, job, now)))
+        out.append((session_command_subject(job.origin.session), round_ended(commit, seq, job, now)))
     if job.origin.schedule:
         ended = Addressed[ScheduleCommand](
             msg_id=f"{commit.commit_id}:firing",
@@ -316,7 +318,7 @@ def origin_notices(commit: Commit, job: JobSnapshot, now: datetime) -> list[tupl
     return out
 
 
-def round_ended(commit: Commit, job: JobSnapshot, now: datetime) -> Addressed[SessionCommand]:
+def round_ended(commit: Commit, seq: int, job: JobSnapshot, now: datetime) -> Addressed[SessionCommand]:
     """A session round's job ended: its status and outputs, for the session (the message id is
     the commit's, so relaying the commit again sends nothing new)."""
     assert job.origin is not None
@@ -345,5 +347,6 @@ def round_ended(commit: Commit, job: JobSnapshot, now: datetime) -> Addressed[Se
             status=status,
             candidates=candidates,
             error=job.last_error.message if job.last_error and status != "succeeded" else "",
+            seq=seq,
         ),
     )

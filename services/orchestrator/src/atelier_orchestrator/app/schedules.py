@@ -101,7 +101,7 @@ class ScheduleTicker:
                 to=schedule_id,
                 tenant=tenant,
                 sent_at=now,
-                body=Tick(),
+                body=Tick(due=fire_at),
             )
             await self.send(schedule_command_subject(schedule_id), tick)
         return len(due)

@@ -45,7 +45,9 @@ from atelier_orchestrator.domain.aggregate import Ctx, fold, public, seen
 from atelier_orchestrator.domain.decide import Rejected
 
 MAX_DUE = 1000
-"""Fire times looked at per tick; a longer downtime's older ones count as missed."""
+"""Fire times within the catch-up window fired per tick (the next tick goes on from there)."""
+MAX_MISSED = 100_000
+"""Missed fire times counted at most, after a downtime (a per-second cron down for a day)."""
 
 
 class ScheduleState(ScheduleView, frozen=True, kw_only=True):
@@ -63,7 +65,9 @@ def _first_fire(spec: ScheduleSpec, now: datetime) -> datetime | None:
 
 
 def decide(state: ScheduleState | None, command: ScheduleCommand, ctx: Ctx) -> list[ScheduleEvent]:
-    if seen(state, ctx):
+    # A tick is idempotent by ``next_fire_at`` alone: one decided before finds nothing due, and
+    # one whose id is that of an earlier tick (a stale read model) must still fire what is due.
+    if seen(state, ctx) and not isinstance(command, Tick):
         return []
     if isinstance(command, CreateSchedule):
         if state is not None:
@@ -97,7 +101,7 @@ def decide(state: ScheduleState | None, command: ScheduleCommand, ctx: Ctx) -> l
         case TriggerSchedule():
             d.fire(ctx.now, manual=True)
         case Tick():
-            d.tick()
+            d.tick(command.due)
         case EndFiring():
             d.end(command)
     return d.events
@@ -116,23 +120,29 @@ class _Decision:
         self.events.append(event)
         self.state = evolve(self.state, event, self.ctx.id, self.ctx.tenant, self.ctx.now)
 
-    def tick(self) -> None:
+    def tick(self, due_by: datetime | None) -> None:
         s = self.state
-        if s.status != "active" or s.next_fire_at is None or s.next_fire_at > self.ctx.now:
+        # The ticker found ``due_by`` due; this replica's clock may be a moment behind its own.
+        now = max(self.ctx.now, due_by) if due_by is not None else self.ctx.now
+        if s.status != "active" or s.next_fire_at is None or s.next_fire_at > now:
             return
-        due = [
-            s.next_fire_at,
-            *s.spec.fire_times(after=s.next_fire_at, until=self.ctx.now, limit=MAX_DUE - 1),
-        ]
-        oldest_kept = self.ctx.now - s.spec.catchup()
-        missed = [t for t in due if t < oldest_kept]
-        if len(due) == MAX_DUE:  # more fell due than we look at: the rest were missed too
-            missed = due
-        if missed:
+        oldest_kept = now - s.spec.catchup()
+        if s.next_fire_at < oldest_kept:  # after downtime: what is older than the window is missed
+            missed = [
+                s.next_fire_at,
+                *s.spec.fire_times(after=s.next_fire_at, until=oldest_kept, limit=MAX_MISSED),
+            ]
+            missed = [t for t in missed if t < oldest_kept]
             self.emit(FiresSkipped(reason="missed", first=missed[0], last=missed[-1], count=len(missed)))
-        for t in due[len(missed) :]:
+            due = s.spec.fire_times(after=missed[-1], until=now, limit=MAX_DUE)
+            due = [t for t in due if t >= oldest_kept]
+        else:
+            due = [s.next_fire_at, *s.spec.fire_times(after=s.next_fire_at, until=now, limit=MAX_DUE - 1)]
+        for t in due:
             self.fire(t)
-        self.emit(NextFireMoved(next_fire_at=_first_fire(s.spec, self.ctx.now)))
+        # More due in the window than one tick fires: the next tick goes on after the last fired.
+        after = due[-1] if len(due) >= MAX_DUE else now
+        self.emit(NextFireMoved(next_fire_at=_first_fire(s.spec, after)))
 
     def fire(self, fire_time: datetime, manual: bool = False) -> None:
         s = self.state
@@ -187,9 +197,10 @@ def evolve(
     state = replace(state, updated_at=at)
     match event:
         case ScheduleUpdated():
-            return replace(state, spec=event.spec, next_fire_at=event.next_fire_at)
-        case SchedulePaused():
-            return replace(state, status="paused", next_fire_at=None)
+            buffered = state.buffered if event.spec.overlap == "buffer_one" else None
+            return replace(state, spec=event.spec, next_fire_at=event.next_fire_at, buffered=buffered)
+        case SchedulePaused():  # what fell due before the pause does not fire after it either
+            return replace(state, status="paused", next_fire_at=None, buffered=None)
         case ScheduleResumed():
             return replace(state, status="active", next_fire_at=event.next_fire_at)
         case ScheduleDeleted():

@@ -120,6 +120,8 @@ def _end_round(state: SessionState, command: EndRound) -> list[SessionEvent]:
     ):
         return []  # not one of ours: nothing to record
     current = state.rounds[command.round - 1]
+    if command.seq and command.seq <= current.end_seq:
+        return []  # an end from before the latest one (a requeued job's earlier end, redelivered)
     if (current.status, current.candidates, current.error) == (
         command.status,
         command.candidates,
@@ -128,7 +130,11 @@ def _end_round(state: SessionState, command: EndRound) -> list[SessionEvent]:
         return []
     return [
         RoundEnded(
-            round=command.round, status=command.status, candidates=command.candidates, error=command.error
+            round=command.round,
+            status=command.status,
+            candidates=command.candidates,
+            error=command.error,
+            seq=command.seq,
         )
     ]
 
@@ -174,6 +180,7 @@ def evolve(state: SessionState | None, event: SessionEvent, commit: LogCommit[Se
                 candidates=event.candidates,
                 error=event.error,
                 ended_at=at,
+                end_seq=event.seq,
             )
             return replace(state, rounds=rounds)
         case CandidateAdopted():
