@@ -224,3 +224,57 @@ async def test_a_commit_the_projector_gave_up_on_is_re_applied_from_the_log_not_
     assert snapshot.version == raw.seq, "applied from the log"
     assert (await js.stream_info(JOBS_STREAM)).state.messages == log_before, "nothing appended to the log"
     assert [d async for d in deadletter.dead_letters(nc)] == []
+
+
+async def test_a_session_commit_the_projector_gave_up_on_is_re_applied_not_appended_again(
+    nats_server: NatsServer, database_url: str, nc: Client, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Every event log is re-applied from the log, not republished: republishing a session's
+    commit would append it to the session's log a second time."""
+    import sqlalchemy as sa
+
+    from atelier_contracts.aggregates import Addressed
+    from atelier_contracts.readmodel import make_engine, sessions
+    from atelier_contracts.sessions import CreateSession, SessionCommand
+    from atelier_contracts.subjects import SESSIONS_STREAM, session_subject
+    from atelier_orchestrator.adapters.migrate import upgrade
+    from atelier_orchestrator.app.aggregates import AggregateService
+    from atelier_orchestrator.bootstrap import session_log
+    from atelier_orchestrator.domain import session
+
+    async def no_relay(*_: object) -> None:
+        return None
+
+    js = nc.jetstream()
+    sid = "ses_" + new_message_id().replace("-", "")
+    service = AggregateService(session_log(js), session.decide, no_relay, lambda: datetime.now(UTC))
+    create = Addressed[SessionCommand](
+        msg_id=new_message_id(), to=sid, tenant="default", sent_at=datetime.now(UTC),
+        body=CreateSession(kind="task", title="T"),
+    )  # fmt: skip
+    await service.handle(create)
+    raw = await js.get_last_msg(SESSIONS_STREAM, session_subject(sid))
+    assert raw.seq is not None
+    reply = f"$JS.ACK.{SESSIONS_STREAM}.orchestrator-session-projector.50.{raw.seq}.{raw.seq}.0.0"
+    delivered = Msg(_client=nc, subject=session_subject(sid), reply=reply, data=raw.data or b"", headers=None)
+    await deadletter.bury(nc, "orchestrator-session-projector", delivered, "projecting failed", 50)
+    await asyncio.to_thread(upgrade, database_url)
+    log_before = (await js.stream_info(SESSIONS_STREAM)).state.messages
+
+    monkeypatch.setenv("ATELIER_NATS_URL", nats_server.url)
+    monkeypatch.setenv("ATELIER_DATABASE_URL", database_url)
+    monkeypatch.setenv("ATELIER_STATE_DIR", "/nonexistent")
+    with pytest.raises(SystemExit) as redriven:
+        await asyncio.to_thread(orchestrator_cli.main, ["dead-letters", "--redrive"])
+    assert redriven.value.code == 0, capsys.readouterr().out
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            row = (await conn.execute(sa.select(sessions.c.last_seq).where(sessions.c.id == sid))).first()
+    finally:
+        await engine.dispose()
+    assert row is not None
+    assert row.last_seq == raw.seq, "applied from the log"
+    assert (await js.stream_info(SESSIONS_STREAM)).state.messages == log_before, "nothing appended"
+    assert [d async for d in deadletter.dead_letters(nc)] == []

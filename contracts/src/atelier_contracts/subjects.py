@@ -10,6 +10,8 @@ WORK_STREAM = "ATELIER_WORK"
 REPORTS_STREAM = "ATELIER_REPORTS"
 SESSIONS_STREAM = "ATELIER_SESSIONS"
 SCHEDULES_STREAM = "ATELIER_SCHEDULES"
+LOG_STREAMS = (JOBS_STREAM, SESSIONS_STREAM, SCHEDULES_STREAM)
+"""The event logs: appended only by the orchestrator, each commit guarded by its prev_seq."""
 DEAD_STREAM = "ATELIER_DEAD"
 """Messages a consumer gave up on (undecodable, too large, failing every delivery), with why."""
 

@@ -20,7 +20,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from atelier_contracts.runtime.pull import read_stream, stream_sequence
-from atelier_contracts.subjects import DEAD_STREAM, JOBS_STREAM, MSG_ID_HEADER, dead_subject
+from atelier_contracts.subjects import DEAD_STREAM, LOG_STREAMS, MSG_ID_HEADER, dead_subject
 
 ORIGIN_SUBJECT = "Atelier-Dead-Subject"
 ORIGIN_STREAM = "Atelier-Dead-Stream"
@@ -124,11 +124,12 @@ class NotRedrivable(Exception):
 
 async def redrive(nc: Client, letter: DeadLetter) -> None:
     """Publish the message again where it came from (a new message: its handler sees it fresh),
-    then remove the dead letter. Not for a commit of the job log: republishing one would append
-    it to the log again (the orchestrator's command re-applies those from the log instead)."""
-    if letter.stream == JOBS_STREAM:
+    then remove the dead letter. Not for a commit of an event log (jobs, sessions, schedules):
+    republishing one would append it to the log again (the orchestrator's command re-applies
+    those from the log instead)."""
+    if letter.stream in LOG_STREAMS:
         raise NotRedrivable(
-            f"dead letter {letter.seq} is a commit of the job log: re-apply it, do not publish it"
+            f"dead letter {letter.seq} is a commit of {letter.stream}: re-apply it, do not publish it"
         )
     if letter.truncated:
         raise NotRedrivable(f"dead letter {letter.seq} was cut to fit ({letter.size} bytes): it cannot run")

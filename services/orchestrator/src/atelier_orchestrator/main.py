@@ -12,8 +12,11 @@ import os
 import sys
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
+import msgspec
 from nats.aio.client import Client
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.envelope import commit_decoder
@@ -22,8 +25,9 @@ from atelier_contracts.runtime import deadletter, logs, service
 from atelier_contracts.runtime.nats import close_quietly, connect, ready_check
 from atelier_contracts.runtime.ops import serve_ops
 from atelier_contracts.runtime.service import install_stop_signals, run_until_stopped
-from atelier_contracts.subjects import JOBS_STREAM, SCHEDULES_STREAM, SESSIONS_STREAM
+from atelier_contracts.subjects import JOBS_STREAM, LOG_STREAMS, SCHEDULES_STREAM, SESSIONS_STREAM
 from atelier_orchestrator.adapters.blobgc import release_blobs
+from atelier_orchestrator.adapters.documents import DocumentProjection
 from atelier_orchestrator.adapters.migrate import upgrade
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
 from atelier_orchestrator.adapters.replay import rebuild, rebuild_documents
@@ -117,11 +121,11 @@ async def dead_letters(
     settings: Settings, consumer: str | None, seqs: set[int], do_redrive: bool, discard: bool = False
 ) -> int:
     """List the dead letters (one JSON line each, then a total); with ``do_redrive``, send them
-    again: a command or report to where it came from, a commit of the job log re-applied from
+    again: a command or report to where it came from, a commit of an event log re-applied from
     the log; with ``discard``, remove them (a message no redrive can mend)."""
     nc = await connect_for_command(settings, "dead-letters")
     engine = make_engine(settings.database_url) if do_redrive else None
-    projection = SqlProjection(engine) if engine is not None else None
+    projection = LogProjections(engine) if engine is not None else None
     failed = 0
     try:
         letters = [d async for d in deadletter.dead_letters(nc, consumer) if not seqs or d.seq in seqs]
@@ -152,16 +156,39 @@ async def dead_letters(
     return 1 if failed else 0
 
 
-async def _redrive(nc: Client, projection: SqlProjection, letter: deadletter.DeadLetter) -> bool:
-    if letter.stream != JOBS_STREAM:
+class LogProjections:
+    """Each event log's projection, to re-apply a dead-lettered commit read from its log."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.jobs = SqlProjection(engine)
+        self.documents: dict[str, tuple[DocumentProjection[Any, Any], msgspec.json.Decoder[Any]]] = {
+            SESSIONS_STREAM: (session_projection(engine), subs.session_commits),
+            SCHEDULES_STREAM: (schedule_projection(engine), subs.schedule_commits),
+        }
+
+    async def reapply(self, stream: str, data: bytes, seq: int) -> Applied:
+        if stream == JOBS_STREAM:
+            [outcome] = await self.jobs.apply_batch([(commit_decoder.decode(data), seq)])
+            return outcome
+        documents, decoder = self.documents[stream]
+        [outcome] = await documents.apply_batch([(decoder.decode(data), seq)])
+        return outcome
+
+    def close(self) -> None:
+        self.jobs.close()
+        for documents, _ in self.documents.values():
+            documents.close()
+
+
+async def _redrive(nc: Client, projections: LogProjections, letter: deadletter.DeadLetter) -> bool:
+    if letter.stream not in LOG_STREAMS:
         await deadletter.redrive(nc, letter)
         return True
-    raw = await nc.jetstream().get_msg(JOBS_STREAM, letter.origin_seq)
+    raw = await nc.jetstream().get_msg(letter.stream, letter.origin_seq)
     assert raw.data is not None
-    [outcome] = await projection.apply_batch([(commit_decoder.decode(raw.data), letter.origin_seq)])
-    if outcome is Applied.OUT_OF_ORDER:
+    if await projections.reapply(letter.stream, raw.data, letter.origin_seq) is Applied.OUT_OF_ORDER:
         raise deadletter.NotRedrivable(
-            f"commit {letter.origin_seq} still waits for an earlier one of its job"
+            f"commit {letter.origin_seq} still waits for an earlier one of its log"
         )
     await deadletter.forget(nc, letter)
     return True
