@@ -189,13 +189,14 @@ async def test_pause_resume_trigger_replace_delete(replicas: tuple[Gateway, Plat
 async def test_what_the_door_refuses(replicas: tuple[Gateway, Platform]) -> None:
     client = replicas[0].client
 
-    async def refused(body: dict[str, Any]) -> list[Any]:
+    async def refused(body: dict[str, Any], code: str = "validation_failed") -> list[Any]:
         response = await client.post("/v1/schedules", json={"cron": "* * * * *", "template": TEXT, **body})
-        return list(assert_problem(response, 422, "validation_failed")["errors"][0]["loc"])
+        return list(assert_problem(response, 422, code)["errors"][0]["loc"])
 
     assert await refused({"cron": "every day"}) == ["body", "cron"]
     assert await refused({"timezone": "Mars/Olympus"}) == ["body", "timezone"]
-    assert await refused({"template": {"kind": "bogus", "input": {}}}) == ["body", "template", "kind"]
+    unknown = {"template": {"kind": "bogus", "input": {}}}
+    assert await refused(unknown, "unknown_job_kind") == ["body", "template", "kind"]
     bad_seed = {"kind": "task", "input": {**TEXT["input"], "seed": "abc"}}
     assert await refused({"template": bad_seed}) == ["body", "template", "input", "seed"]
     assert (await refused({"catchup_window_s": 1}))[:2] == ["body", "catchup_window_s"]

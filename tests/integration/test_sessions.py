@@ -52,7 +52,7 @@ async def create(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
 async def test_what_the_door_refuses(stack: tuple[Gateway, Platform]) -> None:
     client = stack[0].client
     unknown = await client.post("/v1/sessions", json={"kind": "bogus", "title": "T"})
-    assert assert_problem(unknown, 422, "validation_failed")["errors"][0]["loc"] == ["body", "kind"]
+    assert assert_problem(unknown, 422, "unknown_job_kind")["errors"][0]["loc"] == ["body", "kind"]
     bad_field = await client.post(
         "/v1/sessions", json={"kind": "task", "title": "T", "context": {"extra": {"Bad Key": "x"}}}
     )

@@ -14,8 +14,7 @@ from atelier_contracts.schedules import CreateSchedule, ScheduleSpec, ScheduleVi
 from atelier_contracts.subjects import SCHEDULES_STREAM, schedule_command_subject, schedule_subject
 from atelier_gateway.app.aggregates import Aggregate, Call
 from atelier_gateway.app.errors import InputInvalid, ScheduleNotFound
-from atelier_gateway.app.sessions import known_kind
-from atelier_gateway.app.submit_job import check_input
+from atelier_gateway.app.submit_job import check_input, kind_named
 
 SCHEDULES = Aggregate[ScheduleView](
     name="schedule",
@@ -53,7 +52,7 @@ def checked_spec(fields: dict[str, Any], faults: FaultInjection) -> ScheduleSpec
     ]
     if problems:
         raise InputInvalid(problems, "; ".join(str(p["msg"]) for p in problems))
-    known_kind(spec.template.kind, ["body", "template", "kind"])
+    kind_named(spec.template.kind, ("body", "template", "kind"))
     try:
         check_input(spec.template.kind, spec.template.input, faults)  # each firing's job must be valid
     except InputInvalid as exc:

@@ -8,12 +8,11 @@ import msgspec
 
 from atelier_contracts.aggregates import Outcome
 from atelier_contracts.faults import FaultInjection
-from atelier_contracts.kinds import KINDS
 from atelier_contracts.sessions import CreateSession, SessionContext, SessionView, StartRound
 from atelier_contracts.subjects import SESSIONS_STREAM, session_command_subject, session_subject
 from atelier_gateway.app.aggregates import Aggregate, Call, Ports, existing, send
 from atelier_gateway.app.errors import InputInvalid, SessionNotFound
-from atelier_gateway.app.submit_job import check_input
+from atelier_gateway.app.submit_job import check_input, kind_named
 
 SESSIONS = Aggregate[SessionView](
     name="session",
@@ -26,16 +25,8 @@ SESSIONS = Aggregate[SessionView](
 )
 
 
-def known_kind(kind: str, loc: list[str | int]) -> None:
-    if kind not in KINDS:
-        known = ", ".join(sorted(KINDS))
-        raise InputInvalid(
-            [{"loc": loc, "msg": f"one of {known}", "type": "enum"}], f"Unknown job kind {kind!r}."
-        )
-
-
 async def create_session(call: Call, body: CreateSession, ports: Ports[SessionView]) -> SessionView:
-    known_kind(body.kind, ["body", "kind"])
+    kind_named(body.kind)
     decided = await send(SESSIONS, call, body, ports)
     if decided is not None:
         return decided

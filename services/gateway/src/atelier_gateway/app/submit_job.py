@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,7 @@ from atelier_contracts.capabilities import check_params
 from atelier_contracts.commands import Command, SubmitJob
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.faults import FaultInjection
-from atelier_contracts.kinds import KINDS, InvalidInput, Issue
+from atelier_contracts.kinds import KINDS, InvalidInput, Issue, JobKind
 from atelier_contracts.snapshot import JobStatus, JobView
 from atelier_gateway.app.errors import (
     REFUSALS,
@@ -94,15 +94,21 @@ async def submit_job(
     return SubmitJobResult(job=outcome.job or _pending(envelope, body))
 
 
-def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjection) -> None:
-    """The input as the kind's schema takes it, and fault injection only where it is allowed."""
-    kind = KINDS.get(kind_name)
+def kind_named(name: str, loc: Sequence[str] = ("body", "kind")) -> JobKind[Any]:
+    """The kind of that name, or ``unknown_job_kind`` naming where the name was given."""
+    kind = KINDS.get(name)
     if kind is None:
         known = ", ".join(sorted(KINDS))
         raise UnknownJobKind(
-            f"Unknown job kind {kind_name!r}; known kinds: {known}.",
-            errors=[{"loc": ["body", "kind"], "msg": f"one of {known}", "type": "enum"}],
+            f"Unknown job kind {name!r}; known kinds: {known}.",
+            errors=[{"loc": list(loc), "msg": f"one of {known}", "type": "enum"}],
         )
+    return kind
+
+
+def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjection) -> None:
+    """The input as the kind's schema takes it, and fault injection only where it is allowed."""
+    kind = kind_named(kind_name)
     nul = _nul_at(job_input)
     if nul is not None:
         raise InputInvalid(
