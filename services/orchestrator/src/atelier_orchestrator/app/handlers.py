@@ -248,8 +248,7 @@ class Dispatcher:
     async def on_commit(self, commit: Commit, seq: int, job: JobSnapshot | None = None) -> int:
         sent = 0
         cancelled = False
-        ends = any(isinstance(r.event, JobSucceeded | JobFailed | JobCancelled) for r in commit.events)
-        if ends and job is not None and job.origin is not None:
+        if job is not None and job.origin is not None and _ends(commit):
             for subject, notice in origin_notices(commit, seq, job, self.clock()):
                 await self.to_origin(subject, notice)
         for record in commit.events:
@@ -294,6 +293,10 @@ _ROUND_STATUS: dict[str, RoundStatus] = {
     "failed": "failed",
     "cancelled": "cancelled",
 }
+
+
+def _ends(commit: Commit) -> bool:
+    return any(isinstance(r.event, JobSucceeded | JobFailed | JobCancelled) for r in commit.events)
 
 
 def origin_notices(

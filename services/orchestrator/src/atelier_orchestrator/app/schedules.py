@@ -9,7 +9,6 @@ identical ticks, and the schedule's log decides each fire time once whatever arr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -21,6 +20,7 @@ from atelier_contracts.common import Origin
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.schedules import ScheduleCommand, ScheduleEvent, ScheduleFired, Tick
 from atelier_contracts.subjects import schedule_command_subject
+from atelier_orchestrator.app.sweeper import every
 from atelier_orchestrator.domain.schedule import ScheduleState
 
 log = logging.getLogger(__name__)
@@ -107,10 +107,4 @@ class ScheduleTicker:
         return len(due)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.tick_once()
-            except Exception:  # a failed tick is tried again at the next interval
-                log.exception("schedule tick failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval_s)
+        await every(self.interval_s, self.tick_once, stop, "schedule tick")

@@ -59,11 +59,18 @@ class DeadlineSweeper:
         return len(due)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                if found := await self.sweep_once():
-                    log.info("deadlines due", extra={"jobs": found})
-            except Exception:  # a failed sweep is retried at the next interval
-                log.exception("deadline sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval_s)
+        await every(self.interval_s, self.sweep_once, stop, "deadline sweep")
+
+
+async def every(
+    interval_s: float, once: Callable[[], Awaitable[int]], stop: asyncio.Event, what: str
+) -> None:
+    """``once()`` every ``interval_s`` until ``stop``; a failed round is tried again at the next."""
+    while not stop.is_set():
+        try:
+            if found := await once():
+                log.debug("%s: %d due", what, found)
+        except Exception:
+            log.exception("%s failed", what)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
