@@ -178,3 +178,26 @@ def test_ids_are_time_ordered_and_derived_ids_stable() -> None:
     assert new_job_id().startswith("job_")
     assert asset_id("j", "cover", "image") == asset_id("j", "cover", "image")
     assert asset_id("j", "cover", "image") != asset_id("j", "cover", "thumb")
+
+
+def test_the_public_views_hold_none_of_the_aggregates_internals() -> None:
+    """The gateway reads ``JobView``/``StepView`` (and session and schedule views): what deciding
+    needs besides lives only in the orchestrator's states, so it can change without a contract."""
+    from atelier_contracts.schedules import ScheduleView
+    from atelier_contracts.sessions import SessionView
+    from atelier_contracts.snapshot import JobView, StepView
+    from atelier_orchestrator.domain.schedule import ScheduleState
+    from atelier_orchestrator.domain.session import SessionState
+
+    internals = {"recent_causes", "attempt_base", "waits"}
+    pairs = [
+        (JobView, JobSnapshot),
+        (StepView, StepSnapshot),
+        (SessionView, SessionState),
+        (ScheduleView, ScheduleState),
+    ]
+    for view, state in pairs:
+        assert not internals & set(view.__struct_fields__), view.__name__
+        assert set(view.__struct_fields__) <= set(state.__struct_fields__), "a state is its view and more"
+    assert {"recent_causes"} <= set(JobSnapshot.__struct_fields__)
+    assert {"attempt_base", "waits"} <= set(StepSnapshot.__struct_fields__)
