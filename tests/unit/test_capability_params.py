@@ -18,7 +18,7 @@ from tests.unit.story_sim import Sim, succeeded
 
 def test_every_kinds_example_makes_steps_their_capabilities_take() -> None:
     for kind in KINDS.values():
-        check_params(kind.steps(dict(kind.example)))
+        check_params(kind.example_steps())
 
 
 def test_a_parameter_a_capability_refuses_is_named_by_step_and_field() -> None:

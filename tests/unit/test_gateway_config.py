@@ -53,10 +53,10 @@ def test_signed_links_verify_until_they_expire() -> None:
     signer = HmacUrlSigner(b"k" * 32, ttl_s=60)
     link = signer.sign("ast_1", NOW)
     assert link.expires == int(NOW.timestamp()) + 60
-    assert signer.verify("ast_1", str(link.expires), link.sig, NOW + timedelta(seconds=60))
-    assert not signer.verify("ast_1", str(link.expires), link.sig, NOW + timedelta(seconds=61))
-    assert not signer.verify("ast_2", str(link.expires), link.sig, NOW)
-    assert not signer.verify("ast_1", str(link.expires + 1), link.sig, NOW)
-    assert not HmacUrlSigner(b"x" * 32, ttl_s=60).verify("ast_1", str(link.expires), link.sig, NOW)
+    assert signer.verify("ast_1", str(link.expires), link.sig, NOW + timedelta(seconds=60)) == "ok"
+    assert signer.verify("ast_1", str(link.expires), link.sig, NOW + timedelta(seconds=61)) == "expired"
+    assert signer.verify("ast_2", str(link.expires), link.sig, NOW) == "invalid"
+    assert signer.verify("ast_1", str(link.expires + 1), link.sig, NOW) == "invalid"
+    assert HmacUrlSigner(b"x" * 32, ttl_s=60).verify("ast_1", str(link.expires), link.sig, NOW) == "invalid"
     for expires, sig in [(None, link.sig), (str(link.expires), None), ("-1", link.sig), ("1e9", link.sig)]:
-        assert not signer.verify("ast_1", expires, sig, NOW)
+        assert signer.verify("ast_1", expires, sig, NOW) == "invalid"

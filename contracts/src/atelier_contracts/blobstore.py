@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -35,6 +37,47 @@ class BlobStore(Protocol):
     def read_bytes(self, key: str) -> bytes: ...
 
     def exists(self, key: str) -> bool: ...
+
+    def stage(self) -> Staging: ...
+
+    def open_staged(self, key: str) -> BinaryIO: ...
+
+    def discard_staged(self, key: str) -> None: ...
+
+
+class Staging(Protocol):
+    """A file being written into the staging area: bytes that are not a blob yet (an upload
+    before it is sanitised). Not content-addressed, so nothing can reference it by accident."""
+
+    key: str
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None:
+        """Done writing: the bytes are readable under ``key`` (``open_staged``)."""
+
+    def abort(self) -> None:
+        """Give up: nothing stays behind."""
+
+
+_STAGED = re.compile(r"stg_[0-9a-f]{32}")
+
+
+class _FileStaging:
+    def __init__(self, path: Path, key: str) -> None:
+        self.key = key
+        self._path = path
+        self._file = path.open("xb")
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def abort(self) -> None:
+        self._file.close()
+        self._path.unlink(missing_ok=True)
 
 
 class FileBlobStore:
@@ -96,6 +139,34 @@ class FileBlobStore:
             return self.path_of(key).exists()
         except BlobNotFound:
             return False
+
+    def stage(self) -> Staging:
+        key = f"stg_{uuid.uuid4().hex}"
+        return _FileStaging(self._staged_path(key), key)
+
+    def open_staged(self, key: str) -> BinaryIO:
+        try:
+            return self._staged_path(key).open("rb")
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+
+    def discard_staged(self, key: str) -> None:
+        self._staged_path(key).unlink(missing_ok=True)
+
+    def _staged_path(self, key: str) -> Path:
+        if not _STAGED.fullmatch(key):
+            raise BlobNotFound(key)
+        return self.root / "tmp" / key
+
+    def leftovers(self, older_than: float) -> Iterator[Path]:
+        """Temporary and staged files last written before ``older_than`` (epoch seconds): what a
+        writer that died mid-write left behind."""
+        for path in (self.root / "tmp").iterdir():
+            try:
+                if path.stat().st_mtime < older_than:
+                    yield path
+            except FileNotFoundError:
+                continue
 
     def stored(self) -> Iterator[tuple[str, float]]:
         """Every blob's key and the time it was last written (epoch seconds)."""

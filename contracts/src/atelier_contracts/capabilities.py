@@ -17,6 +17,7 @@ import msgspec
 from atelier_contracts.events import StepSpec
 from atelier_contracts.faults import Simulate
 from atelier_contracts.kinds.base import InvalidInput, Issue, Project, Seed, issue_of
+from atelier_contracts.presets import PresetName
 from atelier_contracts.sessions import SessionInput
 
 StepPrompt = Annotated[str, msgspec.Meta(max_length=4000)]
@@ -66,6 +67,15 @@ class BundleParams(msgspec.Struct, frozen=True, kw_only=True):
     """What the manifest says was asked for."""
 
 
+class VariantParams(msgspec.Struct, frozen=True, kw_only=True):
+    preset: PresetName
+    """An export preset's name (``GET /v1/presets``)."""
+
+
+class UploadParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An upload step runs nothing: its files are given (``StepSpec.given``)."""
+
+
 CAPABILITY_PARAMS: dict[str, type[msgspec.Struct]] = {
     "text.generate": TextParams,
     "image.generate": ImageParams,
@@ -74,6 +84,8 @@ CAPABILITY_PARAMS: dict[str, type[msgspec.Struct]] = {
     "review.auto": ReviewParams,
     "review": ReviewParams,
     "bundle.zip": BundleParams,
+    "image.variant": VariantParams,
+    "upload": UploadParams,
 }
 
 

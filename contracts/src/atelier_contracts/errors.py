@@ -39,6 +39,16 @@ ERROR_CODES: dict[str, str] = {
     "internal_error": "An unexpected error; the request id identifies it in the logs.",
     "input_too_large": "The request body is larger than the limit (ATELIER_MAX_BODY_BYTES).",
     "request_timeout": "The client sent its request too slowly; the connection was closed.",
+    "unsupported_media": "The upload's content is not an allowed image or audio type (what the bytes "
+    "are decides, never the file name or the declared type).",
+    "upload_empty": "The upload has no file part, or the file has no bytes.",
+    "media_invalid": "The upload claims an allowed type but cannot be decoded as it (cut short or corrupt).",
+    "image_too_large": "The image has more pixels than ATELIER_UPLOAD_MAX_PIXELS (read from its header, "
+    "before decoding).",
+    "upload_not_found": "No upload with this id is visible to the caller.",
+    "preset_not_found": "No export preset of that name (GET /v1/presets lists them).",
+    "url_expired": "The signed link has expired: ask the API for a fresh one.",
+    "url_invalid": "The signed link was altered or is not a link this deployment made.",
     # Step and job failures (ErrorInfo.code)
     "provider_error": "A provider failed in a way worth retrying.",
     "providers_unavailable": "Every provider of the capability is cooling down or at its limits.",

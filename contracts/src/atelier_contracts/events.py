@@ -39,6 +39,10 @@ class StepSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A step whose result plans more steps: the name of its kind's planner (``JobKind.planners``)."""
     review: ReviewSpec | None = None
     """A review gate (``ReviewSpec``): waits for a verdict on the steps it needs."""
+    given: tuple[Artifact, ...] = ()
+    """A step whose outputs are given with the job (an upload, ``capability`` ``"upload"``): it
+    succeeds when the job is submitted and is never dispatched; the steps that need it get the
+    files as their inputs, like any step's outputs."""
 
 
 class JobSubmitted(msgspec.Struct, frozen=True, kw_only=True, tag="job_submitted"):

@@ -163,6 +163,21 @@ idempotency_keys = sa.Table(
     sa.Index("ix_idempotency_expires", "expires_at"),
 )
 
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("blob_key", sa.String(64), nullable=False),
+    sa.Column("thumbnail_key", sa.String(64), nullable=True),
+    sa.Column("info", sa.Text, nullable=False),  # the media service's ``Ingested``, as JSON
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_uploads_tenant_created", "tenant", "created_at"),
+)
+"""Sanitised uploads, written by the gateway once the media service ingested them. Their blobs
+count as referenced for the blob clean-up."""
+
 tags = sa.Table(
     "tags",
     metadata,

@@ -29,6 +29,7 @@ CAPABILITY_POOLS: dict[str, str] = {
     "image.generate": "ai",
     "tts": "ai",
     "image.thumbnail": "media",
+    "image.variant": "media",
     "review.auto": "media",
     "bundle.zip": "export",
 }
@@ -79,6 +80,10 @@ LIMITS_BUCKET = "ATELIER_LIMITS"
 BUDGETS_BUCKET = "ATELIER_BUDGETS"
 """KV bucket: budget limits per tenant and project (set by the gateway) and their spend (kept by
 the routers); see :mod:`atelier_contracts.budgets`."""
+
+VARIANTS_BUCKET = "ATELIER_VARIANTS"
+"""KV bucket: rendered variants by (original blob, preset digest), so none is rendered twice."""
+VARIANTS_TTL_S = 30 * 24 * 3600.0
 
 PROVIDERS_BUCKET = "ATELIER_PROVIDERS"
 """KV bucket: each provider's circuit-breaker state as its routers last saw it (for the API)."""

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 
+from atelier_contracts.common import Artifact, BlobRef
 from atelier_contracts.events import StepSpec
 from atelier_contracts.faults import Simulate
 from atelier_contracts.sessions import SessionInput
@@ -58,6 +59,9 @@ class BaseInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """Fault injection on the offline providers, where the deployment allows it."""
     session: SessionInput | None = None
     """Set by the orchestrator on a session round's job: the session's context and base."""
+    attached: dict[str, Artifact] | None = None
+    """Set by the gateway: the uploads the input names (``JobKind.uploads``), by upload id, as
+    the files they are. A client cannot set it."""
 
 
 def shared(job_input: BaseInput) -> dict[str, Any]:
@@ -112,6 +116,9 @@ class JobKind(Generic[In]):
     planners: Mapping[str, Callable[[In, Mapping[str, Any]], Plan]] = field(default_factory=dict)
     """By name (``StepSpec.planner``): the steps a step's result (``WorkSucceeded.data``) plans,
     given the job's input. Pure and deterministic: a plan cut short by a crash is made again."""
+    uploads: Callable[[In], tuple[str, ...]] | None = None
+    """The upload ids an input names: the gateway resolves each (or refuses the job with
+    ``upload_not_found``) and hands the files to the plan as ``input.attached``."""
 
     def parse(self, raw: Mapping[str, Any]) -> In:
         try:
@@ -130,6 +137,17 @@ class JobKind(Generic[In]):
         steps = self.plan(self.parse(raw))
         check_params(steps)
         return steps
+
+    def example_steps(self) -> tuple[StepSpec, ...]:
+        """The steps ``example`` makes, the uploads it names stood in for by an empty file."""
+        raw = dict(self.example)
+        if self.uploads is not None:
+            stand_in = Artifact(
+                name="original", kind="image", blob=BlobRef(key="0" * 64, size=0, content_type="image/png")
+            )
+            named = self.uploads(self.parse(raw))
+            raw["attached"] = {u: msgspec.to_builtins(stand_in) for u in named}
+        return self.steps(raw)
 
     def schema(self) -> dict[str, Any]:
         """The input's JSON Schema (as served by ``GET /v1/kinds``)."""

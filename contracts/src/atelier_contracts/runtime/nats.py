@@ -20,6 +20,8 @@ from atelier_contracts.subjects import (
     LIMITS_BUCKET,
     PROVIDERS_BUCKET,
     STREAMS,
+    VARIANTS_BUCKET,
+    VARIANTS_TTL_S,
     StreamSpec,
 )
 
@@ -139,6 +141,11 @@ async def provider_states(js: JetStreamContext) -> KeyValue:
 async def budgets(js: JetStreamContext) -> KeyValue:
     """The KV bucket of budget limits and spend per tenant and project."""
     return await _bucket(js, BUDGETS_BUCKET)
+
+
+async def variants(js: JetStreamContext) -> KeyValue:
+    """The KV bucket of rendered variants (``VARIANTS_BUCKET``)."""
+    return await _bucket(js, VARIANTS_BUCKET, ttl=VARIANTS_TTL_S)
 
 
 async def ensure_streams(js: JetStreamContext) -> None:

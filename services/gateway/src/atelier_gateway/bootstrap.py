@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.presets import PresetRegistry
 from atelier_contracts.readmodel import make_engine
 from atelier_contracts.readmodel import schedules as schedules_table
 from atelier_contracts.readmodel import sessions as sessions_table
@@ -27,6 +28,7 @@ from atelier_gateway.adapters.publisher import JetStreamCommandPublisher
 from atelier_gateway.adapters.readmodel import SqlJobReader
 from atelier_gateway.adapters.signer import HmacUrlSigner
 from atelier_gateway.adapters.tags import SqlTagRegistry
+from atelier_gateway.adapters.uploads import NatsIngest, SqlUploads
 from atelier_gateway.app.housekeeping import prune_idempotency_keys
 from atelier_gateway.app.ports import (
     Analytics,
@@ -34,10 +36,12 @@ from atelier_gateway.app.ports import (
     BudgetStore,
     CommandPublisher,
     IdempotencyStore,
+    Ingest,
     JobLog,
     JobReader,
     JobSearch,
     TagRegistry,
+    UploadStore,
     UrlSigner,
 )
 from atelier_gateway.config import Settings
@@ -67,6 +71,9 @@ class Deps:
     budgets: BudgetStore
     sessions: SqlDocuments[SessionView]
     schedules: SqlDocuments[ScheduleView]
+    uploads: UploadStore
+    ingest: Ingest
+    presets: PresetRegistry
     clock: Callable[[], datetime] = utc_now
 
 
@@ -108,6 +115,9 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             budgets=KvBudgetStore(nc, js),
             sessions=SqlDocuments(engine, sessions_table, SessionView),
             schedules=SqlDocuments(engine, schedules_table, ScheduleView, gone="deleted"),
+            uploads=SqlUploads(engine),
+            ingest=NatsIngest(nc, settings.upload_timeout_s),
+            presets=PresetRegistry.from_env(),
         )
 
 

@@ -46,6 +46,10 @@ class Settings:
     """How long a job command (cancel, retry, ...) waits for the orchestrator's outcome."""
     max_body_bytes: int = 1 << 20
     """The largest request body; a larger one is refused (413) before or as it is read."""
+    upload_max_bytes: int = 25 << 20
+    """The largest upload (``POST /v1/uploads``); refused (413) as soon as it is passed."""
+    upload_timeout_s: float = 60.0
+    """How long an upload waits for the media service to make it safe (503 past it)."""
     body_timeout_s: float = 10.0
     """How long the gateway waits for the next part of a request body (408 past it)."""
     header_timeout_s: float = 10.0
@@ -94,6 +98,12 @@ class Settings:
             command_wait_s=_float(env, "ATELIER_COMMAND_WAIT_S", cls.command_wait_s, low=0.0, high=60.0),
             max_body_bytes=_int(env, "ATELIER_MAX_BODY_BYTES", cls.max_body_bytes, low=1024, high=1 << 30),
             body_timeout_s=_float(env, "ATELIER_BODY_TIMEOUT_S", cls.body_timeout_s, low=0.1, high=3600.0),
+            upload_max_bytes=_int(
+                env, "ATELIER_UPLOAD_MAX_BYTES", cls.upload_max_bytes, low=1024, high=1 << 34
+            ),
+            upload_timeout_s=_float(
+                env, "ATELIER_UPLOAD_TIMEOUT_S", cls.upload_timeout_s, low=0.1, high=3600.0
+            ),
             header_timeout_s=_float(
                 env, "ATELIER_HEADER_TIMEOUT_S", cls.header_timeout_s, low=0.1, high=3600.0
             ),

@@ -5,10 +5,13 @@ from __future__ import annotations
 import msgspec
 import sqlalchemy as sa
 
-from atelier_contracts.readmodel import assemble, assets, job_events, job_steps, jobs
+from atelier_contracts.readmodel import assemble, assets, job_events, job_steps, jobs, uploads
 from atelier_contracts.snapshot import JobView
+from atelier_contracts.uploads import Ingested
 from atelier_gateway.adapters.sql import SqlAdapter, utc
 from atelier_gateway.app.ports import StoredAsset, StoredEvent
+
+_ingested = msgspec.json.Decoder(Ingested)
 
 
 def visible(tenant: str) -> sa.ColumnElement[bool]:
@@ -69,6 +72,8 @@ class SqlJobReader(SqlAdapter):
         ]
 
     async def asset(self, tenant: str, asset_id: str) -> StoredAsset | None:
+        if asset_id.startswith("upl_"):
+            return await self._upload_file(tenant, asset_id)
         query = (
             sa.select(assets)
             .join(jobs, jobs.c.id == assets.c.job_id)
@@ -87,4 +92,29 @@ class SqlJobReader(SqlAdapter):
             content_type=row.content_type,
             blob_key=row.blob_key,
             size=row.size,
+        )
+
+    async def _upload_file(self, tenant: str, asset_id: str) -> StoredAsset | None:
+        """An upload's file: ``<upload id>.original`` or ``<upload id>.thumbnail``."""
+        upload_id, _, name = asset_id.partition(".")
+        if name not in ("original", "thumbnail"):
+            return None
+        query = sa.select(uploads.c.info).where(uploads.c.id == upload_id, uploads.c.tenant == tenant)
+        async with self._connect() as conn:
+            info = (await conn.execute(query)).scalar_one_or_none()
+        if info is None:
+            return None
+        found = _ingested.decode(info)
+        blob = found.original if name == "original" else found.thumbnail
+        if blob is None:
+            return None
+        return StoredAsset(
+            id=asset_id,
+            job_id="",
+            step="upload",
+            name=name,
+            kind=found.kind if name == "original" else "thumbnail",
+            content_type=blob.content_type,
+            blob_key=blob.key,
+            size=blob.size,
         )

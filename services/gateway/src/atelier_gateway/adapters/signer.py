@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from datetime import datetime
 
-from atelier_gateway.app.ports import SignedLink
+from atelier_gateway.app.ports import LinkCheck, SignedLink
 
 
 class HmacUrlSigner:
@@ -18,13 +18,14 @@ class HmacUrlSigner:
         expires = int(now.timestamp()) + self.ttl_s
         return SignedLink(expires=expires, sig=self._mac(asset_id, expires))
 
-    def verify(self, asset_id: str, expires: str | None, sig: str | None, now: datetime) -> bool:
+    def verify(self, asset_id: str, expires: str | None, sig: str | None, now: datetime) -> LinkCheck:
         if not expires or not sig or not expires.isdigit() or len(expires) > 12:
-            return False
+            return "invalid"
         expected = self._mac(asset_id, int(expires))
-        # Compare first, then check expiry: both outcomes cost the same, whatever was wrong.
-        valid = hmac.compare_digest(expected.encode(), sig.lower().encode())
-        return valid and int(expires) >= now.timestamp()
+        if not hmac.compare_digest(expected.encode(), sig.lower().encode()):
+            return "invalid"
+        # Only a link this deployment signed learns that it expired: it is the client's own.
+        return "ok" if int(expires) >= now.timestamp() else "expired"
 
     def _mac(self, asset_id: str, expires: int) -> str:
         # The newline separates the fields, so no (id, expiry) pair can mimic another.

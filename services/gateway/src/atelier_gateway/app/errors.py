@@ -19,6 +19,8 @@ class AppError(Exception):
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or ERROR_CODES[self.code]
+        self.close_connection = False
+        """Set where the request's body was left unread: the answer closes the connection."""
         super().__init__(self.detail)
 
     @property
@@ -164,6 +166,48 @@ class SessionClosed(AppError):
 
 class LimitExceeded(AppError):
     code = "limit_exceeded"
+
+
+class UnsupportedMedia(AppError):
+    code = "unsupported_media"
+
+
+class UploadEmpty(AppError):
+    code = "upload_empty"
+
+
+class MediaInvalid(AppError):
+    code = "media_invalid"
+
+
+class ImageTooLarge(AppError):
+    code = "image_too_large"
+
+
+class InputTooLarge(AppError):
+    code = "input_too_large"
+
+
+class UploadNotFound(AppError):
+    code = "upload_not_found"
+
+
+class PresetNotFound(InputInvalid):
+    code = "preset_not_found"
+
+
+class UrlExpired(AppError):
+    code = "url_expired"
+
+
+class UrlInvalid(AppError):
+    code = "url_invalid"
+
+
+UPLOAD_REFUSALS: dict[str, type[AppError]] = {
+    cls.code: cls for cls in (UnsupportedMedia, UploadEmpty, MediaInvalid, ImageTooLarge, InputTooLarge)
+}
+"""The media service's ingest refusal codes (``IngestRefused.code``) and the errors they become."""
 
 
 REFUSALS: dict[str, type[AppError]] = {

@@ -1,4 +1,5 @@
-"""Open a file behind a signed link. Every refusal looks the same, so links cannot be probed."""
+"""Open a file behind a signed link: 403 ``url_invalid`` for a link altered or not ours, 403
+``url_expired`` for one of ours past its time, 404 for a file that is gone."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from atelier_contracts.blobstore import BlobNotFound
-from atelier_gateway.app.errors import FileNotFound
+from atelier_gateway.app.errors import FileNotFound, UrlExpired, UrlInvalid
 from atelier_gateway.app.ports import BlobLocator, JobReader, UrlSigner
 
 # mimetypes answers differently across platforms for these; users expect the common extension.
@@ -42,14 +43,19 @@ class FileToSend:
     path: Path
     content_type: str
     filename: str
+    etag: str
+    """Strong: the blob's SHA-256, so the same bytes have the same tag on every machine."""
 
 
 async def open_file(
     req: OpenFileInput, *, reader: JobReader, signer: UrlSigner, blobs: BlobLocator, now: datetime
 ) -> FileToSend:
     # The signature is checked before any lookup: an unsigned request learns nothing, not even timing.
-    if not signer.verify(req.asset_id, req.expires, req.sig, now):
-        raise FileNotFound()
+    check = signer.verify(req.asset_id, req.expires, req.sig, now)
+    if check == "invalid":
+        raise UrlInvalid()
+    if check == "expired":
+        raise UrlExpired()
     asset = await reader.asset(req.tenant, req.asset_id)
     if asset is None:
         raise FileNotFound()
@@ -60,7 +66,9 @@ async def open_file(
     if not path.is_file():
         raise FileNotFound()
     filename = download_name(asset.name, asset.content_type)
-    return FileToSend(path=path, content_type=asset.content_type, filename=filename)
+    return FileToSend(
+        path=path, content_type=asset.content_type, filename=filename, etag=f'"{asset.blob_key}"'
+    )
 
 
 def download_name(name: str, content_type: str) -> str:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+from atelier_contracts.blobstore import Staging
 from atelier_contracts.budgets import BudgetLimit, BudgetSpend
 from atelier_contracts.commands import Command, CommandOutcome
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.snapshot import JobView
+from atelier_contracts.uploads import Ingested, IngestReply, IngestRequest
 from atelier_gateway.app.idempotency import ClaimResult, IdempotencyClaim, StoredResponse
 from atelier_gateway.app.job_query import JobFilter, PageRow, Position, SortKey
 
@@ -165,13 +167,17 @@ class IdempotencyStore(Protocol):
         ...
 
 
+LinkCheck = Literal["ok", "expired", "invalid"]
+
+
 class UrlSigner(Protocol):
-    """Makes and checks expiring download links; checking never says why a link was refused."""
+    """Makes and checks expiring download links."""
 
     def sign(self, asset_id: str, now: datetime) -> SignedLink: ...
 
-    def verify(self, asset_id: str, expires: str | None, sig: str | None, now: datetime) -> bool:
-        """True only for an untampered, unexpired link (raw query values, possibly malformed)."""
+    def verify(self, asset_id: str, expires: str | None, sig: str | None, now: datetime) -> LinkCheck:
+        """``ok`` for a link this deployment signed that has not expired, ``expired`` for one
+        that has, ``invalid`` for anything else (altered, forged, malformed: raw query values)."""
         ...
 
 
@@ -180,6 +186,39 @@ class BlobLocator(Protocol):
 
     def path_of(self, key: str) -> Path:
         """The path for ``key``; raises ``BlobNotFound`` for a malformed key."""
+        ...
+
+    def stage(self) -> Staging:
+        """A file in the store's staging area, for bytes that are not a blob yet (an upload)."""
+        ...
+
+    def discard_staged(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A sanitised upload: what the media service made of it, and whose it is."""
+
+    id: str
+    tenant: str
+    filename: str
+    info: Ingested
+    created_at: datetime
+
+
+class UploadStore(Protocol):
+    async def add(self, upload: Upload) -> Upload:
+        """Store it, or answer the upload stored before with the same id."""
+        ...
+
+    async def get(self, tenant: str, upload_id: str) -> Upload | None: ...
+
+    async def recent(self, tenant: str, limit: int) -> list[Upload]: ...
+
+
+class Ingest(Protocol):
+    async def ingest(self, request: IngestRequest) -> IngestReply:
+        """The media service's answer; raises ``Unavailable`` when none comes."""
         ...
 
 

@@ -12,8 +12,10 @@ from atelier_contracts import ids
 from atelier_contracts.capabilities import check_params
 from atelier_contracts.commands import Command, SubmitJob
 from atelier_contracts.envelope import Envelope
+from atelier_contracts.events import StepSpec
 from atelier_contracts.faults import FaultInjection
 from atelier_contracts.kinds import KINDS, InvalidInput, Issue, JobKind
+from atelier_contracts.presets import PresetRegistry
 from atelier_contracts.snapshot import JobStatus, JobView
 from atelier_gateway.app.errors import (
     REFUSALS,
@@ -21,13 +23,16 @@ from atelier_gateway.app.errors import (
     IllegalTransition,
     InputInvalid,
     JobDeleted,
+    PresetNotFound,
     SimulateDisabled,
     UnknownCapability,
     UnknownJobKind,
+    UploadNotFound,
 )
-from atelier_gateway.app.ports import CommandPublisher, JobLog, JobReader
+from atelier_gateway.app.ports import CommandPublisher, JobLog, JobReader, UploadStore
 from atelier_gateway.app.read_job import read_job
 from atelier_gateway.app.send_command import command_envelope
+from atelier_gateway.app.uploads import attach_uploads
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +71,11 @@ async def submit_job(
     wait_s: float,
     read_wait_s: float,
     faults: FaultInjection,
+    uploads: UploadStore,
+    presets: PresetRegistry,
 ) -> SubmitJobResult:
-    check_input(cmd.kind, cmd.input, faults)
+    job_input = await attach_uploads(cmd.tenant, kind_named(cmd.kind), cmd.input, uploads)
+    check_presets(check_input(cmd.kind, job_input, faults), presets)
     job_id = job_id_for(cmd.tenant, cmd.idempotency_key)
     if cmd.idempotency_key:
         existing = await existing_job(cmd.tenant, job_id, cmd.request_hash, reader, joblog, read_wait_s)
@@ -76,7 +84,7 @@ async def submit_job(
     body = SubmitJob(
         kind=cmd.kind,
         title=cmd.title,
-        input=cmd.input,
+        input=job_input,
         priority=cmd.priority,
         tags=list(cmd.tags),
         request_hash=cmd.request_hash,
@@ -106,8 +114,21 @@ def kind_named(name: str, loc: Sequence[str] = ("body", "kind")) -> JobKind[Any]
     return kind
 
 
-def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjection) -> None:
-    """The input as the kind's schema takes it, and fault injection only where it is allowed."""
+def check_presets(steps: Sequence[StepSpec], presets: PresetRegistry) -> None:
+    """Every export preset the steps name is one the presets file defines (now)."""
+    known = presets.presets()
+    for step in steps:
+        name = step.params.get("preset") if step.capability == "image.variant" else None
+        if name is not None and name not in known:
+            raise PresetNotFound(
+                [{"loc": ["body", "input", "presets"], "msg": f"no preset {name!r}", "type": "enum"}],
+                f"No export preset {name!r}; presets: {', '.join(sorted(known))} (GET /v1/presets).",
+            )
+
+
+def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjection) -> tuple[StepSpec, ...]:
+    """The input as the kind's schema takes it, and fault injection only where it is allowed;
+    the steps it makes."""
     kind = kind_named(kind_name)
     nul = _nul_at(job_input)
     if nul is not None:
@@ -120,8 +141,11 @@ def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjectio
         error = UnknownCapability if exc.code == "unknown_capability" else InputInvalid
         raise error([_issue(i) for i in exc.issues], str(exc) if len(exc.issues) == 1 else None) from None
     try:  # the steps the input makes, as their capabilities take them (a kind's own mistake)
-        check_params(kind.plan(parsed))
+        steps = kind.plan(parsed)
+        check_params(steps)
     except InvalidInput as exc:
+        if exc.code == "upload_not_found":  # named in an input that did not come through a submit
+            raise UploadNotFound(str(exc)) from None
         issues: list[dict[str, object]] = [
             {"loc": list(i.loc), "msg": i.msg, "type": i.type} for i in exc.issues
         ]
@@ -133,7 +157,7 @@ def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjectio
         raise InputInvalid([_issue(forged)])
     simulate = getattr(parsed, "simulate", None)
     if simulate is None:
-        return
+        return steps
     if not faults.enabled:
         raise SimulateDisabled()
     if simulate.slow_s > faults.max_delay_s:
@@ -143,6 +167,7 @@ def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjectio
             type="out_of_range",
         )
         raise InputInvalid([_issue(too_long)])
+    return steps
 
 
 def _nul_at(value: object, loc: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:

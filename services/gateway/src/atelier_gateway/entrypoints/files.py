@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from atelier_gateway.app.open_file import OpenFileInput, open_file
@@ -23,16 +23,19 @@ router = APIRouter(prefix="/v1/files", tags=["files"])
     response_class=FileResponse,
     responses={
         200: {"description": "The file's bytes, with its stored content type.", "content": {"*/*": {}}},
-        **problem_responses(404, 422, 500, 503),
+        206: {"description": "The byte range asked for (`Range`)."},
+        304: {"description": "Not modified: the `If-None-Match` tag is the file's."},
+        **problem_responses(403, 404, 422, 500, 503),
     },
 )
 async def download(
     asset_id: str,
+    request: Request,
     deps: DepsDep,
     # Plain strings: a malformed link must get the same 404 as a forged one, never a 422.
     expires: Annotated[str | None, Query(description="Unix time the link expires.")] = None,
     sig: Annotated[str | None, Query(description="HMAC-SHA256 signature, hex.")] = None,
-) -> FileResponse:
+) -> Response:
     found = await open_file(
         OpenFileInput(tenant=deps.settings.tenant, asset_id=asset_id, expires=expires, sig=sig),
         reader=deps.reader,
@@ -40,4 +43,15 @@ async def download(
         blobs=deps.blobs,
         now=deps.clock(),
     )
-    return FileResponse(found.path, media_type=found.content_type, filename=found.filename)
+    headers = {"ETag": found.etag, "Cache-Control": "private, max-age=3600"}
+    if _matches(request.headers.get("if-none-match", ""), found.etag):
+        return Response(status_code=304, headers=headers)
+    # Starlette answers Range (206, 416) and HEAD, and writes Content-Disposition for the name.
+    return FileResponse(found.path, media_type=found.content_type, filename=found.filename, headers=headers)
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110's weak comparison, as If-None-Match asks: ``*``, or any listed tag."""
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))

@@ -24,10 +24,12 @@ from atelier_gateway.entrypoints import (
     jobs,
     kinds,
     ops,
+    presets,
     problems,
     schedules,
     sessions,
     tags,
+    uploads,
 )
 from atelier_gateway.entrypoints.limits import BodyLimits
 from atelier_gateway.entrypoints.middleware import RequestContextMiddleware
@@ -49,8 +51,9 @@ def gateway_version() -> str:
 
 
 async def require_json_body(request: Request) -> None:
-    """A body that is not JSON is refused as such (415), not misread as invalid JSON (422)."""
-    if request.method not in ("POST", "PUT", "PATCH"):
+    """A body that is not JSON is refused as such (415), not misread as invalid JSON (422);
+    uploads are multipart."""
+    if request.method not in ("POST", "PUT", "PATCH") or request.url.path == uploads.UPLOADS_PATH:
         return
     has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -82,7 +85,12 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
         responses=problems.problem_responses(500),
         dependencies=[Depends(require_json_body)],
     )
-    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, read_timeout_s=settings.body_timeout_s)
+    app.add_middleware(
+        BodyLimits,
+        max_bytes=settings.max_body_bytes,
+        read_timeout_s=settings.body_timeout_s,
+        larger={uploads.UPLOADS_PATH: settings.upload_max_bytes},
+    )
     app.add_middleware(RequestContextMiddleware)  # added last: outermost, so limits see the request id
     problems.install(app)
     app.include_router(batch.router)  # before the per-job routes: "batch" is no job id
@@ -96,5 +104,7 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(budgets.router)
     app.include_router(sessions.router)
     app.include_router(schedules.router)
+    app.include_router(uploads.router)
+    app.include_router(presets.router)
     app.include_router(ops.router)
     return app

@@ -85,6 +85,8 @@ async def submit(body: SubmitJobBody, request: Request, response: Response, deps
         wait_s=deps.settings.submit_wait_s,
         read_wait_s=deps.settings.read_wait_s,
         faults=deps.settings.faults,
+        uploads=deps.uploads,
+        presets=deps.presets,
     )
     response.headers["Location"] = render.job_path(result.job.id)
     return _job(request, deps, result.job)

@@ -62,7 +62,7 @@ def _out(kind: JobKind[Any]) -> KindOut:
                 params=s.params,
                 params_schema=_params_schema(s.capability),
             )
-            for s in kind.steps(kind.example)
+            for s in kind.example_steps()
         ],
     )
 

@@ -11,6 +11,7 @@ connection, since the rest of the body would otherwise be read as the next reque
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -22,22 +23,28 @@ CLOSE = {"Connection": "close"}
 
 
 class BodyLimits:
-    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float) -> None:
+    """``max_bytes`` for every body, except the paths ``larger`` names (uploads) with their own."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, read_timeout_s: float, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        self.larger = dict(larger or {})
         self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.larger.get(scope["path"].rstrip("/"), self.default_max)
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
             refusal = problem(
                 413 if declared.isdigit() else 400,
                 "input_too_large" if declared.isdigit() else "validation_failed",
                 instance=scope["path"],
-                detail=f"The body may be at most {self.max_bytes} bytes; this one declares {declared}.",
+                detail=f"The body may be at most {max_bytes} bytes; this one declares {declared}.",
                 headers=CLOSE,
             )
             await refusal(scope, receive, send)
@@ -55,10 +62,8 @@ class BodyLimits:
                 ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(
-                        413, f"The body may be at most {self.max_bytes} bytes.", headers=CLOSE
-                    )
+                if received > max_bytes:
+                    raise HTTPException(413, f"The body may be at most {max_bytes} bytes.", headers=CLOSE)
             return message
 
         await self.app(scope, limited, send)

@@ -32,12 +32,16 @@ from atelier_gateway.app.errors import (
     IdempotencyKeyInvalid,
     IdempotencyKeyReused,
     IllegalTransition,
+    ImageTooLarge,
     InputInvalid,
+    InputTooLarge,
     InvalidRequest,
     JobDeleted,
     JobNotFound,
     LimitExceeded,
+    MediaInvalid,
     OutcomeUnknown,
+    PresetNotFound,
     RoundNotFound,
     ScheduleNotFound,
     SessionClosed,
@@ -48,7 +52,12 @@ from atelier_gateway.app.errors import (
     TagNotFound,
     Unavailable,
     UnknownJobKind,
+    UnsupportedMedia,
     UnsupportedMediaType,
+    UploadEmpty,
+    UploadNotFound,
+    UrlExpired,
+    UrlInvalid,
 )
 from atelier_gateway.entrypoints.context import current_request_id
 
@@ -82,6 +91,15 @@ STATUS_OF: dict[type[AppError], int] = {
     InvalidRequest: 422,
     Unavailable: 503,
     OutcomeUnknown: 504,
+    UnsupportedMedia: 415,
+    UploadEmpty: 400,
+    MediaInvalid: 422,
+    ImageTooLarge: 413,
+    InputTooLarge: 413,
+    UploadNotFound: 404,
+    PresetNotFound: 422,
+    UrlExpired: 403,
+    UrlInvalid: 403,
 }
 _CODE_OF_STATUS = {
     404: "not_found",
@@ -162,11 +180,18 @@ async def _app_error(request: Request, exc: Exception) -> ProblemResponse:
 def app_error_problem(request: Request, exc: AppError) -> ProblemResponse:
     status = status_of(exc)
     retry = isinstance(exc, Unavailable | IdempotencyInProgress)
-    headers = {"Retry-After": "1"} if retry else None
+    headers = {"Retry-After": "1"} if retry else {}
+    if exc.close_connection:
+        headers["Connection"] = "close"
     if status >= 500:
         log.warning("%s: %s", exc.code, exc.detail, extra={"request_id": current_request_id()})
     return problem(
-        status, exc.code, instance=_instance(request), detail=exc.detail, headers=headers, **exc.extensions
+        status,
+        exc.code,
+        instance=_instance(request),
+        detail=exc.detail,
+        headers=headers or None,
+        **exc.extensions,
     )
 
 

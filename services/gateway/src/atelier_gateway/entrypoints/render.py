@@ -10,10 +10,10 @@ from urllib.parse import quote, urlencode
 import msgspec
 from fastapi import Request
 
-from atelier_contracts.common import ErrorInfo, Origin
+from atelier_contracts.common import BlobRef, ErrorInfo, Origin
 from atelier_contracts.snapshot import JobStatus, JobView, StepStatus, StepView
 from atelier_gateway.app.get_job import JobAsset, JobDetails
-from atelier_gateway.app.ports import StoredEvent
+from atelier_gateway.app.ports import StoredEvent, Upload, UrlSigner
 from atelier_gateway.entrypoints.schemas import (
     AssetOut,
     ErrorOut,
@@ -25,6 +25,8 @@ from atelier_gateway.entrypoints.schemas import (
     OriginOut,
     ReviewOut,
     StepOut,
+    UploadLinks,
+    UploadOut,
 )
 
 FileUrl = Callable[[JobAsset], str]
@@ -146,3 +148,48 @@ def _origin(origin: Origin) -> OriginOut:
     if origin.schedule:
         return OriginOut(schedule=origin.schedule, fire_time=origin.fire_time)
     return OriginOut(session=origin.session, round=origin.round)
+
+
+def upload_asset_id(upload_id: str, name: str) -> str:
+    """The download id of an upload's file (``original`` or ``thumbnail``)."""
+    return f"{upload_id}.{name}"
+
+
+def upload(found: Upload, signer: UrlSigner, now: datetime, file_url: FileUrl) -> UploadOut:
+    info = found.info
+
+    def link(name: str, blob: BlobRef) -> str:
+        aid = upload_asset_id(found.id, name)
+        asset = JobAsset(
+            id=aid,
+            step="upload",
+            name=name,
+            kind=info.kind,
+            content_type=blob.content_type,
+            size=blob.size,
+            link=signer.sign(aid, now),
+        )
+        return file_url(asset)
+
+    image = info.kind == "image"
+    return UploadOut(
+        id=found.id,
+        kind=info.kind,
+        filename=found.filename,
+        content_type=info.original.content_type,
+        format=info.format,
+        source_type=info.source_type,
+        size=info.original.size,
+        sha256=info.original.key,
+        width=info.width if image else None,
+        height=info.height if image else None,
+        has_alpha=info.has_alpha if image else None,
+        duration_s=None if image else info.duration_s,
+        sample_rate=None if image else info.sample_rate,
+        channels=None if image else info.channels,
+        created_at=_utc(found.created_at),
+        links=UploadLinks(
+            original=link("original", info.original),
+            thumbnail=link("thumbnail", info.thumbnail) if info.thumbnail else None,
+        ),
+    )

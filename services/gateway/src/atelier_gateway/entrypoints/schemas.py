@@ -261,3 +261,45 @@ class Ready(BaseModel):
 class Version(BaseModel):
     service: str
     version: str
+
+
+class UploadLinks(BaseModel):
+    original: str = Field(description="Signed, expiring link to the sanitised original.")
+    thumbnail: str | None = Field(default=None, description="Signed link to the 256 px WebP thumbnail.")
+
+
+class UploadOut(BaseModel):
+    id: str = Field(description="Derived from the file's content: the same file is the same upload.")
+    kind: Literal["image", "audio"]
+    filename: str = Field(description="The client's file name, as a label (never used as a path).")
+    content_type: str = Field(description="What the stored original is.")
+    format: str = Field(description="`jpeg`, `png` or `webp` (images; GIF is stored as PNG), `wav` (audio).")
+    source_type: str = Field(description="The type the uploaded bytes showed.")
+    size: int
+    sha256: str = Field(description="Of the stored (sanitised) original.")
+    width: int | None = None
+    height: int | None = None
+    has_alpha: bool | None = None
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    created_at: datetime
+    links: UploadLinks
+
+
+class Uploads(BaseModel):
+    uploads: list[UploadOut]
+
+
+class PresetOut(BaseModel):
+    name: str
+    description: str
+    format: Literal["webp", "jpeg", "png"]
+    long_edge: int
+    quality: int
+    png_when_transparent: bool
+    upscale: bool
+
+
+class Presets(BaseModel):
+    presets: list[PresetOut]

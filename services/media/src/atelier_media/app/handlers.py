@@ -1,20 +1,38 @@
-"""Media work handlers: thumbnails and the automatic reviewer; variants, audio and video join here."""
+"""Media work handlers: thumbnails, export variants and the automatic reviewer."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
+
+from PIL import Image
 
 from atelier_contracts.blobstore import BlobNotFound, BlobStore
-from atelier_contracts.common import Artifact
+from atelier_contracts.common import Artifact, BlobRef
+from atelier_contracts.presets import PresetRegistry
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
 from atelier_contracts.work import WorkItem
 from atelier_media.domain import review
 from atelier_media.domain.thumbnail import make_thumbnail
+from atelier_media.domain.variant import render
 
 MODEL = "pillow-thumbnail-1"
+VARIANT_MODEL = "pillow-variant-1"
 
 
-def handlers(blobs: BlobStore) -> dict[str, WorkHandler]:
+class VariantCache(Protocol):
+    """Rendered variants by (original blob key, preset digest)."""
+
+    async def get(self, original: str, digest: str) -> BlobRef | None: ...
+
+    async def put(self, original: str, digest: str, ref: BlobRef) -> None: ...
+
+
+def handlers(
+    blobs: BlobStore, presets: PresetRegistry | None = None, variants: VariantCache | None = None
+) -> dict[str, WorkHandler]:
+    registry = presets or PresetRegistry()
+
     async def thumbnail(item: WorkItem) -> WorkResult:
         source = next((a for a in item.inputs.values() if a.kind == "image"), None)
         if source is None:
@@ -52,4 +70,45 @@ def handlers(blobs: BlobStore) -> dict[str, WorkHandler]:
         answer = {"verdict": "approve" if found.approve else "reject", "feedback": found.feedback}
         return WorkResult(outputs=[], provider="media", model=review.MODEL, data=answer)
 
-    return {"image.thumbnail": thumbnail, "review.auto": auto_review}
+    async def variant(item: WorkItem) -> WorkResult:
+        """The original in one export preset: rendered once per (original, preset definition)."""
+        name = str(item.params.get("preset", ""))
+        preset = registry.get(name)
+        if preset is None:
+            raise WorkError("preset_not_found", f"no export preset {name!r}", retryable=False)
+        source = next((a for a in item.inputs.values() if a.kind == "image"), None)
+        if source is None:
+            raise WorkError("input_missing", f"no image input for {item.step}", retryable=False)
+        digest = preset.digest()
+        cached = await variants.get(source.blob.key, digest) if variants is not None else None
+        if cached is not None and blobs.exists(cached.key):
+            ref, meta = cached, {"cached": True}
+        else:
+            try:
+                original = blobs.read_bytes(source.blob.key)
+            except BlobNotFound as exc:
+                raise WorkError(
+                    "input_missing", f"blob {source.blob.key} is missing", retryable=True
+                ) from exc
+            try:
+                made = await asyncio.to_thread(render, original, preset)
+            except ValueError as exc:
+                raise WorkError("input_invalid", str(exc), retryable=False) from exc
+            ref, meta = blobs.put_bytes(made.data, made.content_type), {"cached": False}
+            if variants is not None:
+                await variants.put(source.blob.key, digest, ref)
+        width, height = await asyncio.to_thread(_dimensions, blobs, ref.key)
+        artifact = Artifact(
+            name=name,
+            kind="image",
+            blob=ref,
+            meta={"preset": name, "width": width, "height": height, "digest": digest, **meta},
+        )
+        return WorkResult(outputs=[artifact], provider="media", model=VARIANT_MODEL)
+
+    return {"image.thumbnail": thumbnail, "review.auto": auto_review, "image.variant": variant}
+
+
+def _dimensions(blobs: BlobStore, key: str) -> tuple[int, int]:
+    with blobs.open(key) as f, Image.open(f) as img:
+        return img.size

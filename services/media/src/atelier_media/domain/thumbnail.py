@@ -10,7 +10,7 @@ from PIL import Image, ImageOps
 
 CONTENT_TYPES = {"webp": "image/webp", "jpeg": "image/jpeg", "png": "image/png"}
 # What Pillow raises for bytes that are not an image, are cut short, or lie in their headers.
-_DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, IndexError, struct.error)
+DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, IndexError, struct.error)
 
 
 def make_thumbnail(
@@ -34,9 +34,9 @@ def make_thumbnail(
             img.draft(img.mode, (max_side, max_side))
         img.load()
         img = ImageOps.exif_transpose(img)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise ValueError(f"image data could not be decoded: {exc}") from exc
-    img = _shrink(_normalise_mode(img), max_side)
+    img = shrink(normalise_mode(img), max_side)
     if fmt == "jpeg" and img.mode == "RGBA":  # JPEG has no alpha: lay the image on white
         flat = Image.new("RGB", img.size, (255, 255, 255))
         flat.paste(img, mask=img.getchannel("A"))
@@ -60,7 +60,7 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise ValueError(f"image is too large to decode: {exc}") from exc
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise ValueError(f"data is not a decodable image: {exc}") from exc
     width, height = img.size
     if width * height > max_pixels:
@@ -70,7 +70,7 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     return img
 
 
-def _normalise_mode(img: Image.Image) -> Image.Image:
+def normalise_mode(img: Image.Image) -> Image.Image:
     """RGB or RGBA: the modes every output format takes, keeping transparency where there is some."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale down rather than clip
         img = img.convert("I").point(lambda v: v / 256).convert("L")
@@ -80,7 +80,7 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
     return img.convert("RGBA" if transparent else "RGB")
 
 
-def _shrink(img: Image.Image, max_side: int) -> Image.Image:
+def shrink(img: Image.Image, max_side: int) -> Image.Image:
     width, height = img.size
     scale = max_side / max(width, height)
     if scale >= 1:
@@ -89,3 +89,11 @@ def _shrink(img: Image.Image, max_side: int) -> Image.Image:
     if img.mode == "RGBA":  # premultiply, so transparent pixels do not bleed their colour into edges
         return img.convert("RGBa").resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0).convert("RGBA")
     return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def transparent(img: Image.Image) -> bool:
+    """Whether an RGBA image has a pixel that is not fully opaque."""
+    if img.mode != "RGBA":
+        return False
+    low = img.getchannel("A").getextrema()[0]
+    return bool(low != 255)

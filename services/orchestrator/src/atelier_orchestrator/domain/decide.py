@@ -578,8 +578,9 @@ def _dependents(job: JobSnapshot, name: str) -> list[str]:
 
 
 def _dispatch_ready_steps(d: _Decision) -> None:
-    steps = d.job.steps
-    for step in list(steps.values()):
+    for name in list(d.job.steps):
+        steps = d.job.steps  # as of the steps before: a given step succeeds as it is "dispatched"
+        step = steps[name]
         ready = all(n in steps and steps[n].status == StepStatus.SUCCEEDED for n in step.needs)
         if step.status == StepStatus.PENDING and ready:
             review = step.review
@@ -601,6 +602,20 @@ def _sticky_provider(job: JobSnapshot, capability: str) -> str | None:
 
 def _dispatch(d: _Decision, step: StepSnapshot, attempt: int, not_before: datetime | None = None) -> None:
     job = d.job
+    if step.given:  # an upload: no work to do, its files are the step's outputs
+        d.emit(
+            StepSucceeded(
+                step=step.name,
+                attempt=attempt,
+                work_id="",
+                outputs=list(step.given),
+                provider="upload",
+                model="",
+                started_at=d.now,
+                finished_at=d.now,
+            )
+        )
+        return
     inputs: dict[str, Artifact] = {
         f"{need}.{artifact.name}": artifact for need in step.needs for artifact in job.steps[need].outputs
     }

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from atelier_contracts.common import Artifact
 from atelier_contracts.snapshot import JobStatus, JobView, StepStatus, StepView
 
 
@@ -24,6 +25,8 @@ class StepSnapshot(StepView, frozen=True, kw_only=True):
     backoff_max_s: float = 60.0
     timeout_s: float = 300.0
     planner: str | None = None
+    given: tuple[Artifact, ...] = ()
+    """An upload's files: the step succeeds with them, never runs (``StepSpec.given``)."""
     review_auto_passed: bool = False
     """A ``both`` gate whose automatic reviewer approved this round: a person is next."""
     planned_by: str | None = None

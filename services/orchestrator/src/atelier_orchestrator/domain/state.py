@@ -215,6 +215,7 @@ def _step_of(spec: StepSpec) -> StepSnapshot:
         timeout_s=spec.timeout_s,
         planner=spec.planner,
         review=spec.review,
+        given=spec.given,
     )
 
 
