@@ -136,6 +136,7 @@ class Platform:
 async def platform(
     nats_url: str, database_url: str, tmp_path: Path, clock: Clock = utc_now, **settings: Any
 ) -> AsyncIterator[Platform]:
+    settings = {"blob_dir": str(tmp_path / "blobs"), **settings}
     orch: Orchestrator = await bootstrap(orchestrator_settings(nats_url, database_url, **settings), clock)
     nc = await connect(nats_url, "test-platform")
     p = Platform(nc=nc, database_url=database_url, blobs=FileBlobStore(tmp_path / "blobs"))

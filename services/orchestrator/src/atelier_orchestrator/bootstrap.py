@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -15,6 +16,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.commands import CommandOutcome
 from atelier_contracts.envelope import command_decoder, encode, report_decoder
 from atelier_contracts.readmodel import make_engine
@@ -35,8 +37,9 @@ from atelier_contracts.subjects import (
     session_subject,
 )
 from atelier_orchestrator.adapters.aggregatelog import AggregateLog
+from atelier_orchestrator.adapters.blobgc import release_blobs
 from atelier_orchestrator.adapters.commandbus import JetStreamCommandBus
-from atelier_orchestrator.adapters.deadlines import SqlDeadlines, SqlDueSchedules
+from atelier_orchestrator.adapters.deadlines import SqlDeadlines, SqlDueSchedules, SqlFinished
 from atelier_orchestrator.adapters.documents import DocumentProjection
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
 from atelier_orchestrator.adapters.lostwork import LostWork
@@ -46,6 +49,7 @@ from atelier_orchestrator.adapters.replay import read_log
 from atelier_orchestrator.adapters.workqueue import JetStreamWorkQueue
 from atelier_orchestrator.app.aggregates import AggregateService
 from atelier_orchestrator.app.handlers import Clock, Dispatcher, JobService, Relay, utc_now
+from atelier_orchestrator.app.retention import Retention
 from atelier_orchestrator.app.schedules import ScheduleRelay, ScheduleTicker
 from atelier_orchestrator.app.sessions import SessionRelay
 from atelier_orchestrator.app.sweeper import DeadlineSweeper
@@ -70,9 +74,10 @@ class Orchestrator:
     ticker: ScheduleTicker
     documents: list[DocumentProjection[Any, Any]]
     """The read models of sessions and schedules."""
+    retention: Retention
 
     def parts(self) -> list[Part]:
-        loops = [self.sweeper.run, self.ticker.run, self.lost_work.run, self.queries.run]
+        loops = [self.sweeper.run, self.ticker.run, self.lost_work.run, self.queries.run, self.retention.run]
         return [*(c.run for c in self.consumers), *loops]
 
     async def check_sql(self) -> None:
@@ -154,6 +159,20 @@ async def bootstrap(settings: Settings, clock: Clock = utc_now) -> Orchestrator:
     ]
     ticker = ScheduleTicker(SqlDueSchedules(engine), bus.to_aggregate, clock, settings.schedule_tick_s)
     sweeper = DeadlineSweeper(SqlDeadlines(engine), bus.send, clock, settings.sweep_interval_s)
+
+    async def release() -> int:
+        if not settings.blob_dir:
+            return 0
+        report = await release_blobs(
+            engine, FileBlobStore(Path(settings.blob_dir)), settings.blob_grace_s, dry_run=False
+        )
+        if report.released:
+            log.info("blobs released", extra=dataclasses.asdict(report))
+        return report.released
+
+    retention = Retention(
+        SqlFinished(engine), bus.send, release, clock, settings.export_ttl_s, settings.retention_every_s
+    )
     return Orchestrator(
         nc=nc,
         engine=engine,
@@ -164,6 +183,7 @@ async def bootstrap(settings: Settings, clock: Clock = utc_now) -> Orchestrator:
         queries=JobQueries(nc, JetStreamEventStore(js, cache_size=0)),
         ticker=ticker,
         documents=[sessions_projected, schedules_projected],
+        retention=retention,
     )
 
 

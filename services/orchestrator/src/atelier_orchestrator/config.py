@@ -27,6 +27,16 @@ class Settings:
     """A decision larger than this is appended as several commits (``ATELIER_MAX_COMMIT_BYTES``)."""
     schedule_tick_s: float = 1.0
     """How often each replica looks for schedules with a fire time due (``ATELIER_SCHEDULE_TICK_S``)."""
+    blob_dir: str = ""
+    """The blob store the clean-up releases from (``ATELIER_BLOB_DIR``); empty: no clean-up."""
+    export_ttl_s: float = 86400.0
+    """How long an export job and its files are kept after it ended (``ATELIER_EXPORT_TTL_S``)."""
+    retention_every_s: float = 300.0
+    """How often expired exports are deleted and unreferenced blobs released
+    (``ATELIER_RETENTION_EVERY_S``)."""
+    blob_grace_s: float = 3600.0
+    """A blob younger than this is never released (``ATELIER_BLOB_GRACE_S``): it may be a step's
+    output not recorded yet, or the input of work in flight."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,4 +57,8 @@ class Settings:
             max_fan_out=int(env.get("ATELIER_MAX_FAN_OUT", "200")),
             max_commit_bytes=int(env.get("ATELIER_MAX_COMMIT_BYTES", str(256 * 1024))),
             schedule_tick_s=float(env.get("ATELIER_SCHEDULE_TICK_S", "1")),
+            blob_dir=env.get("ATELIER_BLOB_DIR", ".state/blobs"),
+            export_ttl_s=float(env.get("ATELIER_EXPORT_TTL_S", "86400")),
+            retention_every_s=float(env.get("ATELIER_RETENTION_EVERY_S", "300")),
+            blob_grace_s=float(env.get("ATELIER_BLOB_GRACE_S", "3600")),
         )
