@@ -1,0 +1,86 @@
+"""A shop owner's first export, through the five services: upload a photo, export it for the web
+and a marketplace, download every file and check it by its content; a changed presets file is
+used without a restart."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from atelier_devstack.stack import Stack
+from tests.e2e.client import e2e_stack, running, wait_terminal
+from tests.hostile_uploads import jpeg_with_exif
+
+pytestmark = pytest.mark.e2e
+
+
+def product_photo() -> bytes:
+    """A 3000 by 2000 studio photo: a dark product on a light, transparent-free background."""
+    img = Image.new("RGB", (3000, 2000), (235, 235, 230))
+    img.paste((40, 60, 120), (1000, 500, 2000, 1500))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def test_upload_then_export_in_two_presets(tmp_path: Path) -> None:
+    presets = tmp_path / "presets.toml"
+    presets.write_text(
+        "[presets.web-1080]\nformat = 'webp'\nlong_edge = 1080\nquality = 82\n"
+        "[presets.market-1500]\nformat = 'jpeg'\nlong_edge = 1500\nquality = 90\n"
+    )
+    stack: Stack
+    with (
+        running(e2e_stack(tmp_path, ATELIER_PRESETS_FILE=str(presets))) as stack,
+        httpx.Client(base_url=stack.gateway_url, timeout=30) as client,
+    ):
+        sent = client.post("/v1/uploads", files={"file": ("chair.jpg", product_photo(), "image/jpeg")})
+        assert sent.status_code == 201, sent.text
+        upload = sent.json()
+        assert (upload["width"], upload["height"], upload["format"]) == (3000, 2000, "jpeg")
+        thumb = Image.open(io.BytesIO(client.get(upload["links"]["thumbnail"]).content))
+        assert (thumb.format, thumb.size) == ("WEBP", (256, 171))
+
+        job = client.post(
+            "/v1/jobs",
+            json={
+                "kind": "export",
+                "input": {"upload": upload["id"], "presets": ["web-1080", "market-1500"]},
+            },
+        )
+        assert job.status_code == 202, job.text
+        done = wait_terminal(client, job.json()["id"])
+        assert done["status"] == "succeeded", done
+        files = {a["name"]: a for a in done["assets"]}
+        assert set(files) == {"original", "web-1080", "market-1500"}
+        expected = {"web-1080": ("WEBP", (1080, 720)), "market-1500": ("JPEG", (1500, 1000))}
+        for name, (fmt, size) in expected.items():
+            got = client.get(files[name]["url"])
+            assert got.status_code == 200
+            img = Image.open(io.BytesIO(got.content))
+            assert (img.format, img.size) == (fmt, size)
+            red, _, blue = img.convert("RGB").getpixel((size[0] // 2, size[1] // 2))  # type: ignore[misc]
+            assert blue > red, "the product is where it was, in its colour"
+            assert blue > 90
+
+        # A new preset, added while everything runs: the next export uses it.
+        presets.write_text(presets.read_text() + "[presets.square-800]\nformat = 'png'\nlong_edge = 800\n")
+        names = {p["name"] for p in client.get("/v1/presets").json()["presets"]}
+        assert "square-800" in names
+        again = client.post(
+            "/v1/jobs", json={"kind": "export", "input": {"upload": upload["id"], "presets": ["square-800"]}}
+        )
+        done = wait_terminal(client, again.json()["id"])
+        assert done["status"] == "succeeded", done
+        [square] = [a for a in done["assets"] if a["name"] == "square-800"]
+        img = Image.open(io.BytesIO(client.get(square["url"]).content))
+        assert (img.format, img.size) == ("PNG", (800, 533))
+
+        refused = client.post("/v1/uploads", files={"file": ("x.jpg", b"MZ" + b"\0" * 5000, "image/jpeg")})
+        assert (refused.status_code, refused.json()["code"]) == (415, "unsupported_media")
+        turned = client.post("/v1/uploads", files={"file": ("p.jpg", jpeg_with_exif(), "image/jpeg")}).json()
+        assert (turned["width"], turned["height"]) == (40, 80)
