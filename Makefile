@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.router
 	$(BIN)/python -m bench.router_http
+	$(BIN)/python -m bench.media
 
 fmt: install
 	$(BIN)/ruff format .

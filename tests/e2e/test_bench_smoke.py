@@ -47,3 +47,9 @@ def test_the_event_log_benchmark_runs() -> None:
         "rebuild of this run's log",
     ):
         assert line in out, out
+
+
+def test_the_media_benchmark_runs() -> None:
+    out = run_bench("bench.media", BENCH_MEDIA_N="1", BENCH_MEDIA_MP="1")
+    for way in ("naive:", "naive-full:", "sanitise-4096:", "sanitise-2048:"):
+        assert way in out, out

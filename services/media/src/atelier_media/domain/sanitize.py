@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import Image, ImageCms, ImageOps, JpegImagePlugin
+from PIL import Image, ImageCms, ImageFile, ImageOps, JpegImagePlugin
 
 from atelier_contracts.uploads import AUDIO_TYPES, IMAGE_TYPES, SNIFF_BYTES, allowed_types, sniff
 from atelier_media.domain.thumbnail import DECODE_ERRORS, normalise_mode, shrink, transparent
 
 THUMBNAIL_EDGE = 256
+_ORIENTATION = 0x0112
 _STORED_AS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "png"}
 """What each decoded format is stored as: GIF becomes PNG (its first frame, losslessly)."""
 _CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "wav": "audio/wav"}
@@ -134,7 +135,7 @@ def sanitize_image(source: BinaryIO, decoder: str, limits: Limits) -> CleanImage
             if isinstance(img, JpegImagePlugin.JpegImageFile) and max(width, height) > limits.max_edge:
                 img.draft(img.mode, (limits.max_edge, limits.max_edge))  # DCT scaling: 2 to 8 times less work
             img.load()
-            img = ImageOps.exif_transpose(img)
+            img = ImageOps.exif_transpose(img) if img.getexif().get(_ORIENTATION, 1) != 1 else img
             img = _to_srgb(img, icc)
         except DECODE_ERRORS as exc:
             raise Refused(
@@ -144,7 +145,11 @@ def sanitize_image(source: BinaryIO, decoder: str, limits: Limits) -> CleanImage
     if img.mode == "RGBA" and not transparent(img):
         img = img.convert("RGB")  # transparency in name only
     img = shrink(img, limits.max_edge)
-    clean = Image.frombytes(img.mode, img.size, img.tobytes())  # pixels only: no info, no profile
+    # Pixels only: no info, no profile, no EXIF. A transformed image is a new one already and
+    # only its info dict is the source's; the decoded file itself is copied once.
+    clean = img.copy() if isinstance(img, ImageFile.ImageFile) else img
+    clean.info = {}
+    clean._exif = None  # Pillow's cache of the source's EXIF (getexif), used by some encoders
     fmt = _STORED_AS[decoder]
     return CleanImage(
         data=_encode(clean, fmt),
