@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python -m bench.router
 	$(BIN)/python -m bench.router_http
 	$(BIN)/python -m bench.media
+	$(BIN)/python -m bench.package
 
 fmt: install
 	$(BIN)/ruff format .

@@ -53,3 +53,8 @@ def test_the_media_benchmark_runs() -> None:
     out = run_bench("bench.media", BENCH_MEDIA_N="1", BENCH_MEDIA_MP="1")
     for way in ("naive:", "naive-full:", "sanitise-4096:", "sanitise-2048:"):
         assert way in out, out
+
+
+def test_the_package_benchmark_runs() -> None:
+    out = run_bench("bench.package", BENCH_PACKAGE_MB="8", BENCH_PACKAGE_FILES="2")
+    assert "GET /v1/jobs/{id}/package:" in out, out

@@ -1008,6 +1008,7 @@ async def test_openapi_lists_every_route_with_problem_responses(gateway: Gateway
         ("patch", "/v1/tags/{name}"),
         ("delete", "/v1/tags/{name}"),
         ("get", "/v1/files/{asset_id}"),
+        ("get", "/v1/jobs/{job_id}/package"),
         ("post", "/v1/uploads"),
         ("get", "/v1/uploads"),
         ("get", "/v1/uploads/{upload_id}"),

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atelier_export.domain.bundle import CHUNK_SIZE, BundleEntry, sanitize_arcname, write_bundle
+from atelier_contracts.packages import sanitize_arcname
+from atelier_export.domain.bundle import CHUNK_SIZE, BundleEntry, write_bundle
 
 MANIFEST: dict[str, Any] = {
     "schema": "atelier.bundle/1",

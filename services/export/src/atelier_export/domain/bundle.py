@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-MANIFEST_NAME = "manifest.json"
+from atelier_contracts.packages import MANIFEST_NAME, sanitize_arcname
+
 CHUNK_SIZE = 1024 * 1024
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a ZIP entry can hold
 # Formats that are compressed already: deflating them again costs time and saves nothing.
@@ -66,24 +67,6 @@ def write_bundle(out: BinaryIO, entries: list[BundleEntry], manifest: dict[str, 
             info.file_size = entry.source.stat().st_size
             with entry.source.open("rb") as src, zf.open(info, "w") as dst:
                 shutil.copyfileobj(src, dst, CHUNK_SIZE)
-
-
-def sanitize_arcname(name: str) -> str:
-    """A safe relative ZIP path: ``/`` separators, no leading ``/``, no ``.`` or empty parts.
-
-    Raises ``ValueError`` for ``..`` parts, drive letters, control characters and empty names,
-    which could write outside the folder a bundle is unpacked into or confuse unpacking tools.
-    """
-    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
-    if not parts:
-        raise ValueError(f"bundle entry name {name!r} is empty")
-    if ".." in parts:
-        raise ValueError(f"bundle entry name {name!r} must not contain '..'")
-    if parts[0].endswith(":"):
-        raise ValueError(f"bundle entry name {name!r} must not start with a drive")
-    if any(ord(c) < 32 or c == "\x7f" for c in name):
-        raise ValueError(f"bundle entry name {name!r} contains control characters")
-    return "/".join(parts)
 
 
 def compression_for(content_type: str) -> int:

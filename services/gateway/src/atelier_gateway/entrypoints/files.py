@@ -44,13 +44,13 @@ async def download(
         now=deps.clock(),
     )
     headers = {"ETag": found.etag, "Cache-Control": "private, max-age=3600"}
-    if _matches(request.headers.get("if-none-match", ""), found.etag):
+    if not_modified(request.headers.get("if-none-match", ""), found.etag):
         return Response(status_code=304, headers=headers)
     # Starlette answers Range (206, 416) and HEAD, and writes Content-Disposition for the name.
     return FileResponse(found.path, media_type=found.content_type, filename=found.filename, headers=headers)
 
 
-def _matches(if_none_match: str, etag: str) -> bool:
+def not_modified(if_none_match: str, etag: str) -> bool:
     """RFC 9110's weak comparison, as If-None-Match asks: ``*``, or any listed tag."""
     if if_none_match.strip() == "*":
         return True

@@ -24,6 +24,7 @@ from atelier_gateway.entrypoints import (
     jobs,
     kinds,
     ops,
+    package,
     presets,
     problems,
     schedules,
@@ -94,6 +95,7 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.add_middleware(RequestContextMiddleware)  # added last: outermost, so limits see the request id
     problems.install(app)
     app.include_router(batch.router)  # before the per-job routes: "batch" is no job id
+    app.include_router(package.router)  # before the per-job routes' catch-alls
     app.include_router(jobs.router)
     app.include_router(job_list.router)
     app.include_router(job_commands.router)
