@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -181,3 +182,16 @@ async def test_with_no_media_service_an_upload_is_503_and_nothing_stays(
         assert response.headers["retry-after"]
         assert staged(gw) == []
         assert (await gw.client.get("/v1/uploads")).json() == {"uploads": []}
+
+
+async def test_an_upload_while_the_store_refuses_writes_is_a_503(gateway: Gateway) -> None:
+    temp = gateway.settings.blob_dir / "tmp"
+    shutil.rmtree(temp)
+    temp.write_bytes(b"")  # every write fails with a real OS error (ENOTDIR)
+    try:
+        response = await upload(gateway, image("PNG"))
+        assert_problem(response, 503, "service_unavailable")
+    finally:
+        temp.unlink()
+        temp.mkdir()
+    assert (await upload(gateway, image("PNG"))).status_code == 201, "and fine once it is back"

@@ -13,6 +13,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -23,6 +24,25 @@ _CHUNK = 1 << 20
 
 class BlobNotFound(KeyError):
     pass
+
+
+class BlobStoreUnavailable(OSError):
+    """The store could not be written or read (disk full, read-only, unmounted, unreachable):
+    a wait, not a bad blob. Work that meets it waits and resumes (``storage_unavailable``)."""
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    try:
+        yield
+    except (BlobNotFound, BlobStoreUnavailable):
+        raise
+    except FileNotFoundError as exc:
+        if exc.filename and Path(exc.filename).parent.exists():
+            raise  # a blob that is not there: for the caller to say (BlobNotFound)
+        raise BlobStoreUnavailable(f"the blob store is unreachable: {exc}") from exc
+    except OSError as exc:
+        raise BlobStoreUnavailable(f"the blob store refused: {exc}") from exc
 
 
 class BlobStore(Protocol):
@@ -67,13 +87,20 @@ class _FileStaging:
     def __init__(self, path: Path, key: str) -> None:
         self.key = key
         self._path = path
-        self._file = path.open("xb")
+        with _storage_errors():
+            self._file = path.open("xb")
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        try:
+            with _storage_errors():
+                self._file.write(data)
+        except BlobStoreUnavailable:
+            self.abort()
+            raise
 
     def close(self) -> None:
-        self._file.close()
+        with _storage_errors():
+            self._file.close()
 
     def abort(self) -> None:
         self._file.close()
@@ -95,40 +122,56 @@ class FileBlobStore:
     def put_bytes(self, data: bytes, content_type: str) -> BlobRef:
         key = hashlib.sha256(data).hexdigest()
         target = self.path_of(key)
-        if not target.exists():
-            fd, tmp = tempfile.mkstemp(dir=self.root / "tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            self._publish(Path(tmp), target)
+        with _storage_errors():
+            if not target.exists():
+                with self._temp() as (f, tmp):
+                    f.write(data)
+                    f.close()
+                    self._publish(tmp, target)
         return BlobRef(key=key, size=len(data), content_type=content_type)
 
     def put_file(self, path: Path, content_type: str) -> BlobRef:
         """Copy a file in by streaming it; the caller keeps ``path``."""
         digest = hashlib.sha256()
         size = 0
-        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp")
-        with os.fdopen(fd, "wb") as out, path.open("rb") as src:
-            while chunk := src.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-        key = digest.hexdigest()
-        target = self.path_of(key)
-        if target.exists():
-            os.unlink(tmp)
-        else:
-            self._publish(Path(tmp), target)
+        with _storage_errors(), self._temp() as (out, tmp):
+            with path.open("rb") as src:
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            out.close()
+            key = digest.hexdigest()
+            target = self.path_of(key)
+            if not target.exists():
+                self._publish(tmp, target)
         return BlobRef(key=key, size=size, content_type=content_type)
+
+    @contextmanager
+    def _temp(self) -> Iterator[tuple[BinaryIO, Path]]:
+        """A temporary file in the store, gone afterwards whatever happened (published or not)."""
+        fd, name = tempfile.mkstemp(dir=self.root / "tmp")
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f, tmp
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _publish(self, tmp: Path, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
 
     def open(self, key: str) -> BinaryIO:
+        path = self.path_of(key)
         try:
-            return self.path_of(key).open("rb")
+            return path.open("rb")
         except FileNotFoundError as exc:
+            if not self.root.is_dir():
+                raise BlobStoreUnavailable(f"the blob store {self.root} is not there") from exc
             raise BlobNotFound(key) from exc
+        except OSError as exc:
+            raise BlobStoreUnavailable(f"the blob store refused a read: {exc}") from exc
 
     def read_bytes(self, key: str) -> bytes:
         with self.open(key) as f:

@@ -56,6 +56,8 @@ ERROR_CODES: dict[str, str] = {
     "prompt_invalid": "The provider refused the input; retrying will not help.",
     "budget_exceeded": "The call could cost more than the tenant's or project's budget has left.",
     "input_missing": "A step's input artifact is missing from the blob store.",
+    "storage_unavailable": "The blob store could not be written or read; the step waits (without "
+    "using up its attempts) and resumes when the store answers again.",
     "input_invalid": "A step's input could not be read as what it claims to be.",
     "step_failed": "A step failed after its last attempt.",
     "step_timeout": "A step did not finish before its deadline.",

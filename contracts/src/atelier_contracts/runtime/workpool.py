@@ -28,6 +28,7 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from prometheus_client import Counter, Histogram
 
+from atelier_contracts.blobstore import BlobStoreUnavailable
 from atelier_contracts.common import Artifact, BudgetAlert, ProviderAttempt, Usage
 from atelier_contracts.envelope import Envelope, encode, work_item_decoder
 from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outcome, Retry
@@ -203,6 +204,9 @@ class WorkPool:
             report = msgspec.structs.replace(
                 report, attempts=exc.attempts, retry_after_s=exc.retry_after_s, alerts=exc.alerts
             )
+        except BlobStoreUnavailable as exc:  # a storage outage: the step waits, it is not at fault
+            log.warning("blob store unavailable", extra={"job_id": item.job_id, "step": item.step})
+            report = failed_report(item, started, "storage_unavailable", str(exc), True)
         except Exception as exc:  # an unexpected bug is reported as a retryable step failure
             log.exception("work handler crashed", extra={"job_id": item.job_id, "step": item.step})
             report = failed_report(item, started, "worker_error", f"{type(exc).__name__}: {exc}", True)

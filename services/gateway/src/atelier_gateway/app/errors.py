@@ -205,7 +205,8 @@ class UrlInvalid(AppError):
 
 
 UPLOAD_REFUSALS: dict[str, type[AppError]] = {
-    cls.code: cls for cls in (UnsupportedMedia, UploadEmpty, MediaInvalid, ImageTooLarge, InputTooLarge)
+    cls.code: cls
+    for cls in (UnsupportedMedia, UploadEmpty, MediaInvalid, ImageTooLarge, InputTooLarge, Unavailable)
 }
 """The media service's ingest refusal codes (``IngestRefused.code``) and the errors they become."""
 

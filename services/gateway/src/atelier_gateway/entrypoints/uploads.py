@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from atelier_contracts.blobstore import Staging
+from atelier_contracts.blobstore import BlobStoreUnavailable, Staging
 from atelier_contracts.uploads import SNIFF_BYTES, allowed_types, sniff
-from atelier_gateway.app.errors import InvalidRequest, UnsupportedMedia, UploadEmpty
+from atelier_gateway.app.errors import InvalidRequest, Unavailable, UnsupportedMedia, UploadEmpty
 from atelier_gateway.app.ports import Upload
 from atelier_gateway.app.uploads import get_upload, ingest_upload
 from atelier_gateway.bootstrap import Deps
@@ -117,7 +117,10 @@ async def _stage_file(request: Request, deps: Deps) -> tuple[str, str]:
         raise InvalidRequest(
             "Send the file as multipart/form-data with a part named `file` (curl -F file=@photo.jpg …)."
         )
-    staging = deps.blobs.stage()
+    try:
+        staging = deps.blobs.stage()
+    except BlobStoreUnavailable as exc:
+        raise Unavailable(f"{exc}; try again.") from None
     part = _FilePart(staging, allowed_types())
     try:
         parser = MultipartParser(boundary, part.callbacks())
@@ -125,9 +128,11 @@ async def _stage_file(request: Request, deps: Deps) -> tuple[str, str]:
             async for chunk in request.stream():
                 parser.write(chunk)
             parser.finalize()
+            staging.close()
         except FormParserError as exc:
             raise InvalidRequest(f"The multipart body is malformed: {exc}") from None
-        staging.close()
+        except BlobStoreUnavailable as exc:
+            raise Unavailable(f"{exc}; try again.") from None
     except BaseException:
         staging.abort()
         raise

@@ -9,6 +9,7 @@ are discarded whatever happens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -16,7 +17,7 @@ import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from atelier_contracts.blobstore import BlobNotFound, BlobStore
+from atelier_contracts.blobstore import BlobNotFound, BlobStore, BlobStoreUnavailable
 from atelier_contracts.uploads import (
     INGEST_QUEUE,
     INGEST_SUBJECT,
@@ -40,16 +41,23 @@ def ingest(blobs: BlobStore, request: IngestRequest, limits: Limits) -> IngestRe
             found, clean = sanitize(source, limits)
     except BlobNotFound:
         return IngestRefused(code="upload_empty", status=400, detail="The staged upload is gone.")
+    except BlobStoreUnavailable as exc:
+        return IngestRefused(code="service_unavailable", status=503, detail=f"{exc}; try again.")
     except Refused as exc:
         return IngestRefused(code=exc.code, status=exc.status, detail=exc.detail)
     finally:
-        blobs.discard_staged(request.staged)
-    original = blobs.put_bytes(clean.data, clean.content_type)
+        with contextlib.suppress(OSError):
+            blobs.discard_staged(request.staged)
+    try:
+        original = blobs.put_bytes(clean.data, clean.content_type)
+        thumbnail = blobs.put_bytes(clean.thumbnail, "image/webp") if isinstance(clean, CleanImage) else None
+    except BlobStoreUnavailable as exc:
+        return IngestRefused(code="service_unavailable", status=503, detail=f"{exc}; try again.")
     if isinstance(clean, CleanImage):
         return Ingested(
             kind="image",
             original=original,
-            thumbnail=blobs.put_bytes(clean.thumbnail, "image/webp"),
+            thumbnail=thumbnail,
             format=clean.format,
             source_type=found,
             width=clean.width,

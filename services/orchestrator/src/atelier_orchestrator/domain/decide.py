@@ -477,7 +477,10 @@ def _review_timed_out(d: _Decision, gate: StepSnapshot) -> None:
 
 
 def _only_waited(report: WorkFailed) -> bool:
-    """Every provider was cooling down or at its limits, so none was called: a wait, not a try."""
+    """A wait, not a try: every provider was cooling down or at its limits, so none was called;
+    or the blob store was out (the step is not at fault, however often it happens)."""
+    if report.code == "storage_unavailable":
+        return True
     return (
         report.code == "providers_unavailable"
         and bool(report.attempts)

@@ -8,8 +8,8 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from atelier_contracts.blobstore import BlobNotFound, BlobStore
-from atelier_contracts.common import Artifact
+from atelier_contracts.blobstore import BlobNotFound, BlobStore, BlobStoreUnavailable
+from atelier_contracts.common import Artifact, BlobRef
 from atelier_contracts.faults import FaultInjection
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
 from atelier_contracts.work import WorkItem
@@ -115,6 +115,17 @@ def speech_worst_case(request: SpeechRequest) -> dict[str, float]:
     return {"characters": chars, "audio_seconds": chars / SPEECH_CHARS_PER_S}
 
 
+def _store(blobs: BlobStore, routed: Routed[Any], data: bytes, content_type: str) -> BlobRef:
+    """The provider's output in the blob store; when the store is out, the step waits — and the
+    calls just made are reported with it, so their usage and cost are recorded all the same."""
+    try:
+        return blobs.put_bytes(data, content_type)
+    except BlobStoreUnavailable as exc:
+        raise WorkError(
+            "storage_unavailable", str(exc), retryable=True, attempts=routed.attempts, alerts=routed.alerts
+        ) from exc
+
+
 def _done(routed: Routed[Any], artifact: Artifact) -> WorkResult:
     return WorkResult(
         outputs=[artifact],
@@ -154,10 +165,10 @@ def handlers(
         text = routed.result.text
         if count:  # a list the job plans from (``WorkSucceeded.data``), and the list as a file
             items = list_items(text, count)
-            ref = blobs.put_bytes("\n".join(items).encode(), "text/markdown")
+            ref = _store(blobs, routed, "\n".join(items).encode(), "text/markdown")
             artifact = Artifact(name="list", kind="text", blob=ref, meta={"items": len(items)})
             return replace(_done(routed, artifact), data={"items": items})
-        ref = blobs.put_bytes(text.encode(), "text/markdown")
+        ref = _store(blobs, routed, text.encode(), "text/markdown")
         return _done(routed, Artifact(name="story", kind="text", blob=ref, meta={"words": len(text.split())}))
 
     async def image_generate(item: WorkItem) -> WorkResult:
@@ -167,7 +178,7 @@ def handlers(
         routed = await router.call(
             "image.generate", item, lambda p, o: p.generate_image(request, o), image_worst_case(request.size)
         )
-        ref = blobs.put_bytes(routed.result.data, routed.result.content_type)
+        ref = _store(blobs, routed, routed.result.data, routed.result.content_type)
         return _done(routed, Artifact(name="image", kind="image", blob=ref, meta=dict(routed.result.meta)))
 
     async def tts(item: WorkItem) -> WorkResult:
@@ -177,7 +188,7 @@ def handlers(
         routed = await router.call(
             "tts", item, lambda p, o: p.synthesize_speech(request, o), speech_worst_case(request)
         )
-        ref = blobs.put_bytes(routed.result.data, routed.result.content_type)
+        ref = _store(blobs, routed, routed.result.data, routed.result.content_type)
         return _done(routed, Artifact(name="audio", kind="audio", blob=ref, meta=dict(routed.result.meta)))
 
     return {"text.generate": text_generate, "image.generate": image_generate, "tts": tts}
