@@ -13,7 +13,7 @@ from tests.support import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
-STEPS = {"story", "cover", "narration", "thumbnail", "package"}
+STEPS = {"story", "cover", "narration", "audio", "thumbnail", "package"}
 
 
 def test_kill_orchestrator_and_worker_mid_flight(stack: Stack, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from tests.e2e.client import check_asset, step_successes, submit_story, wait_ter
 
 pytestmark = pytest.mark.e2e
 
-STEPS = {"story", "cover", "narration", "thumbnail", "package"}
+STEPS = {"story", "cover", "narration", "audio", "thumbnail", "package"}
 
 
 def test_story_jobs_succeed_with_every_asset_downloadable(stack: Stack) -> None:

@@ -70,7 +70,7 @@ def simple_handlers(blobs: FileBlobStore, fail_first: set[str] | None = None) ->
         ref = blobs.put_bytes(f"{item.job_id}/{item.step}".encode(), "text/plain")
         return WorkResult(outputs=[Artifact(name="out", kind="text", blob=ref)], provider="test", model="t1")
 
-    caps = ["text.generate", "image.generate", "tts", "image.thumbnail", "bundle.zip"]
+    caps = ["text.generate", "image.generate", "tts", "audio.deliver", "image.thumbnail", "bundle.zip"]
     return dict.fromkeys(caps, handle)
 
 
@@ -119,7 +119,9 @@ async def assert_each_step_succeeded_once(js: JetStreamContext, ids: list[str]) 
                 if isinstance(r.event, StepSucceeded)
             ]
         )
-        assert wins == dict.fromkeys(["story", "cover", "narration", "thumbnail", "package"], 1), job_id
+        assert wins == dict.fromkeys(["story", "cover", "narration", "audio", "thumbnail", "package"], 1), (
+            job_id
+        )
 
 
 async def assert_rebuild_equals_live(nc: Client, live_url: str, rebuilt_url: str) -> None:

@@ -71,8 +71,8 @@ async def test_the_read_model_is_the_fold_of_the_log_however_it_is_batched(
         await engine.dispose()
     projected, step_rows = await read_back(database_url, sim.job_id)
     assert projected == sim.replay()
-    assert list(projected.steps) == ["story", "cover", "narration", "thumbnail", "package"]
-    assert step_rows == 5
+    assert list(projected.steps) == ["story", "cover", "narration", "audio", "thumbnail", "package"]
+    assert step_rows == 6
 
 
 async def test_duplicates_and_gaps_are_told_apart(database_url: str) -> None:
@@ -126,7 +126,7 @@ async def test_a_row_written_before_steps_had_their_table_moves_them_there(datab
         await engine.dispose()
     projected, step_rows = await read_back(database_url, sim.job_id)
     assert projected == Sim(commits=sim.commits[: half + 1]).replay()
-    assert step_rows == 5, "every step now has its row, not only those the commit changed"
+    assert step_rows == 6, "every step now has its row, not only those the commit changed"
 
 
 async def test_a_commit_that_cannot_be_projected_holds_back_no_other(database_url: str) -> None:

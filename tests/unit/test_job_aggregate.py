@@ -103,6 +103,7 @@ def test_a_final_failure_fails_the_job_with_a_clear_error() -> None:
     assert {e.step for e in events if isinstance(e, StepSkipped)} == {
         "cover",
         "narration",
+        "audio",
         "thumbnail",
         "package",
     }

@@ -53,7 +53,7 @@ def test_cancel_stops_every_unsettled_step_and_records_late_results_as_ignored()
     story = dispatched(sim.send(submit()))[0]
     sim.send(started(story))
     events = sim.send(CancelJob(reason="changed my mind"))
-    assert names(events) == ["StepCancelled"] * 5 + ["JobCancelled"]
+    assert names(events) == ["StepCancelled"] * 6 + ["JobCancelled"]
     assert sim.state is not None
     assert sim.state.status == JobStatus.CANCELLED
     late = sim.send(succeeded(story))

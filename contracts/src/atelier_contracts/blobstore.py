@@ -234,6 +234,8 @@ _EXTENSIONS = {
     "image/jpeg": ".jpg",
     "audio/wav": ".wav",
     "audio/mpeg": ".mp3",
+    "audio/ogg": ".ogg",
+    "audio/mp4": ".m4a",
     "video/mp4": ".mp4",
     "application/zip": ".zip",
 }

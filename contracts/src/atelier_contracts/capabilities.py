@@ -72,6 +72,14 @@ class VariantParams(msgspec.Struct, frozen=True, kw_only=True):
     """An export preset's name (``GET /v1/presets``)."""
 
 
+class AudioParams(msgspec.Struct, frozen=True, kw_only=True):
+    format: Literal["mp3", "opus", "aac", "wav"] = "mp3"
+    """What the speech is delivered as; a WAV master is made beside it."""
+    sample_rate: Literal[16000, 22050, 24000, 44100, 48000] = 24000
+    loudness_lufs: Annotated[float, msgspec.Meta(ge=-36, le=-8)] = -16.0
+    """Integrated loudness (EBU R128): -16 is what podcasts and voice assistants ship."""
+
+
 class UploadParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """An upload step runs nothing: its files are given (``StepSpec.given``)."""
 
@@ -85,6 +93,7 @@ CAPABILITY_PARAMS: dict[str, type[msgspec.Struct]] = {
     "review": ReviewParams,
     "bundle.zip": BundleParams,
     "image.variant": VariantParams,
+    "audio.deliver": AudioParams,
     "upload": UploadParams,
 }
 

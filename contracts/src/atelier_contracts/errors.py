@@ -46,6 +46,7 @@ ERROR_CODES: dict[str, str] = {
     "image_too_large": "The image has more pixels than ATELIER_UPLOAD_MAX_PIXELS (read from its header, "
     "before decoding).",
     "upload_not_found": "No upload with this id is visible to the caller.",
+    "cache_entry_not_found": "No narration cache entry with this key.",
     "preset_not_found": "No export preset of that name (GET /v1/presets lists them).",
     "url_expired": "The signed link has expired: ask the API for a fresh one.",
     "url_invalid": "The signed link was altered or is not a link this deployment made.",

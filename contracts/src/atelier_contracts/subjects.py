@@ -30,6 +30,7 @@ CAPABILITY_POOLS: dict[str, str] = {
     "tts": "ai",
     "image.thumbnail": "media",
     "image.variant": "media",
+    "audio.deliver": "media",
     "review.auto": "media",
     "bundle.zip": "export",
 }
@@ -80,6 +81,9 @@ LIMITS_BUCKET = "ATELIER_LIMITS"
 BUDGETS_BUCKET = "ATELIER_BUDGETS"
 """KV bucket: budget limits per tenant and project (set by the gateway) and their spend (kept by
 the routers); see :mod:`atelier_contracts.budgets`."""
+
+AUDIO_CACHE_BUCKET = "ATELIER_AUDIO_CACHE"
+"""KV bucket: narrations already made, by (text, voice, provider, model); see ``atelier_contracts.audio``."""
 
 VARIANTS_BUCKET = "ATELIER_VARIANTS"
 """KV bucket: rendered variants by (original blob, preset digest), so none is rendered twice."""

@@ -1,8 +1,9 @@
-"""``story``: a children's story — text, then cover and narration in parallel, a thumbnail, a ZIP."""
+"""``story``: a children's story — text, then cover and narration in parallel, a thumbnail, the
+narration delivered (normalised, in the format asked for), a ZIP."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -13,6 +14,8 @@ from atelier_contracts.kinds.base import BaseInput, JobKind, shared
 class StoryInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=True):
     age: Annotated[int, msgspec.Meta(ge=1, le=18)] | None = None
     """The reader's age, for the story's tone."""
+    audio_format: Literal["mp3", "opus", "aac", "wav"] = "mp3"
+    """What the narration is delivered as (normalised; a WAV master beside it)."""
 
 
 def plan(story: StoryInput) -> tuple[StepSpec, ...]:
@@ -30,6 +33,13 @@ def plan(story: StoryInput) -> tuple[StepSpec, ...]:
         ),
         StepSpec(name="narration", capability="tts", needs=("story",), params=common, timeout_s=180),
         StepSpec(
+            name="audio",
+            capability="audio.deliver",
+            needs=("narration",),
+            params={"format": story.audio_format},
+            timeout_s=120,
+        ),
+        StepSpec(
             name="thumbnail",
             capability="image.thumbnail",
             needs=("cover",),
@@ -38,7 +48,7 @@ def plan(story: StoryInput) -> tuple[StepSpec, ...]:
         StepSpec(
             name="package",
             capability="bundle.zip",
-            needs=("story", "cover", "thumbnail", "narration"),
+            needs=("story", "cover", "thumbnail", "audio"),
             params={"request": asked},  # what the manifest says was asked for
         ),
     )
@@ -46,7 +56,8 @@ def plan(story: StoryInput) -> tuple[StepSpec, ...]:
 
 KIND = JobKind(
     name="story",
-    description="A children's story: text, cover image and narration, a thumbnail, and a ZIP of all.",
+    description="A children's story: text, cover image and narration (delivered as MP3, Opus, AAC "
+    "or WAV), a thumbnail, and a ZIP of all.",
     input_type=StoryInput,
     plan=plan,
     partial_ready_after="story",

@@ -14,6 +14,7 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from atelier_contracts.subjects import (
+    AUDIO_CACHE_BUCKET,
     BUDGETS_BUCKET,
     CANCELLED_BUCKET,
     CANCELLED_TTL_S,
@@ -141,6 +142,11 @@ async def provider_states(js: JetStreamContext) -> KeyValue:
 async def budgets(js: JetStreamContext) -> KeyValue:
     """The KV bucket of budget limits and spend per tenant and project."""
     return await _bucket(js, BUDGETS_BUCKET)
+
+
+async def audio_cache(js: JetStreamContext) -> KeyValue:
+    """The KV bucket of cached narrations (``AUDIO_CACHE_BUCKET``): pruned by the router, by age."""
+    return await _bucket(js, AUDIO_CACHE_BUCKET)
 
 
 async def variants(js: JetStreamContext) -> KeyValue:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -48,3 +49,17 @@ async def run_until_stopped(stop: asyncio.Event, *parts: Part) -> None:
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
             raise result
+
+
+async def every(
+    interval_s: float, once: Callable[[], Awaitable[int]], stop: asyncio.Event, what: str
+) -> None:
+    """``once()`` every ``interval_s`` until ``stop``; a failed round is tried again at the next."""
+    while not stop.is_set():
+        try:
+            if found := await once():
+                log.debug("%s: %d due", what, found)
+        except Exception:
+            log.exception("%s failed", what)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)

@@ -14,7 +14,8 @@ from atelier_contracts.presets import PresetRegistry
 from atelier_contracts.readmodel import make_engine
 from atelier_contracts.readmodel import schedules as schedules_table
 from atelier_contracts.readmodel import sessions as sessions_table
-from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams, ready_check
+from atelier_contracts.runtime.audiocache import KvAudioCache
+from atelier_contracts.runtime.nats import audio_cache, close_quietly, connect, ensure_streams, ready_check
 from atelier_contracts.runtime.ops import ReadyCheck
 from atelier_contracts.schedules import ScheduleView
 from atelier_contracts.sessions import SessionView
@@ -74,6 +75,7 @@ class Deps:
     uploads: UploadStore
     ingest: Ingest
     presets: PresetRegistry
+    audio_cache: KvAudioCache
     clock: Callable[[], datetime] = utc_now
 
 
@@ -118,6 +120,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             uploads=SqlUploads(engine),
             ingest=NatsIngest(nc, settings.upload_timeout_s),
             presets=PresetRegistry.from_env(),
+            audio_cache=KvAudioCache(lambda: audio_cache(js)),
         )
 
 

@@ -14,12 +14,15 @@ import logging
 import os
 import socket
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from nats.aio.client import Client
 
 from atelier_contracts.blobstore import FileBlobStore
-from atelier_contracts.runtime.nats import budgets, provider_states, rate_limits
+from atelier_contracts.runtime.audiocache import KvAudioCache
+from atelier_contracts.runtime.nats import audio_cache, budgets, provider_states, rate_limits
+from atelier_contracts.runtime.service import every
 from atelier_contracts.runtime.worker_main import WorkerSettings, WorkerSetup, main_for
 from atelier_provider_router.adapters.breaker_sync import BreakerSync
 from atelier_provider_router.adapters.budgets import KvBudgets
@@ -64,13 +67,13 @@ def setup(blobs: FileBlobStore, settings: WorkerSettings, nc: Client) -> WorkerS
         reconnects=lambda: int(nc.stats["reconnects"]),
     )
 
-    every = float(os.environ.get("ATELIER_PROVIDERS_RELOAD_S", "5"))
+    reload_every_s = float(os.environ.get("ATELIER_PROVIDERS_RELOAD_S", "5"))
 
     async def reload(stop: asyncio.Event) -> None:
         seen = path.stat().st_mtime
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every)
+                await asyncio.wait_for(stop.wait(), reload_every_s)
             await router.reap()  # adapters an earlier reload retired, once their calls have ended
             mtime = path.stat().st_mtime if path.exists() else seen
             if mtime == seen:
@@ -84,9 +87,22 @@ def setup(blobs: FileBlobStore, settings: WorkerSettings, nc: Client) -> WorkerS
             router.reload(new, build_providers(new))
             log.info("provider configuration reloaded", extra={"file": str(path)})
 
+    cache = KvAudioCache(lambda: audio_cache(nc.jetstream()))
+    ttl_s = float(os.environ.get("ATELIER_AUDIO_CACHE_TTL_S", str(30 * 86400)))
+    prune_every_s = float(os.environ.get("ATELIER_AUDIO_CACHE_PRUNE_EVERY_S", "3600"))
+
+    async def prune() -> int:
+        pruned = await cache.prune(datetime.now(UTC) - timedelta(seconds=ttl_s))
+        if pruned:
+            log.info("narration cache pruned", extra={"entries": pruned})
+        return pruned
+
+    async def pruning(stop: asyncio.Event) -> None:
+        await every(prune_every_s, prune, stop, "narration cache prune")
+
     return WorkerSetup(
-        handlers=handlers(router, blobs),
-        background=[reload, *breaker_sync.parts],
+        handlers=handlers(router, blobs, audio_cache=cache),
+        background=[reload, pruning, *breaker_sync.parts],
         cleanup=[router.aclose],  # the adapters' HTTP connection pools
     )
 

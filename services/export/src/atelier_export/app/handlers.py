@@ -32,13 +32,18 @@ def handlers(blobs: FileBlobStore) -> dict[str, WorkHandler]:
     async def bundle(item: WorkItem) -> WorkResult:
         entries: list[BundleEntry] = []
         files: list[dict[str, Any]] = []
-        for key in sorted(item.inputs):
+        named: set[str] = set()
+        for key in sorted(item.inputs, key=lambda k: _input_order(item, k)):
             artifact = item.inputs[key]
             step = key.split(".", 1)[0]
             path = blobs.path_of(artifact.blob.key)
             if not path.exists():
                 raise WorkError("input_missing", f"blob for {key} is missing", retryable=True)
-            arcname = f"{step}{extension_for(artifact.blob.content_type)}"
+            # A step's first file is named after the step; its others after themselves too.
+            first = step not in named
+            named.add(step)
+            base = step if first else f"{step}-{artifact.name}"
+            arcname = f"{base}{extension_for(artifact.blob.content_type)}"
             entries.append(BundleEntry(arcname=arcname, source=path, content_type=artifact.blob.content_type))
             files.append(
                 {
@@ -55,6 +60,11 @@ def handlers(blobs: FileBlobStore) -> dict[str, WorkHandler]:
         return WorkResult(outputs=[artifact], provider="export", model=MODEL)
 
     return {"bundle.zip": bundle}
+
+
+def _input_order(item: WorkItem, key: str) -> tuple[str, int]:
+    """By step, and within a step in the order it made its files (``WorkItem.inputs`` keeps it)."""
+    return key.split(".", 1)[0], list(item.inputs).index(key)
 
 
 def _build(blobs: BlobStore, entries: list[BundleEntry], manifest: dict[str, Any]) -> BlobRef:

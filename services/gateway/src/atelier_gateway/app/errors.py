@@ -192,6 +192,10 @@ class UploadNotFound(AppError):
     code = "upload_not_found"
 
 
+class CacheEntryNotFound(AppError):
+    code = "cache_entry_not_found"
+
+
 class PresetNotFound(InputInvalid):
     code = "preset_not_found"
 

@@ -22,6 +22,8 @@ _EXTENSIONS = {
     "image/jpeg": "jpg",
     "image/webp": "webp",
     "audio/mpeg": "mp3",
+    "audio/ogg": "ogg",
+    "audio/mp4": "m4a",
     "audio/wav": "wav",
     "audio/x-wav": "wav",
     "video/mp4": "mp4",

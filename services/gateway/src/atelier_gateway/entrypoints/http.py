@@ -16,6 +16,7 @@ from atelier_gateway.bootstrap import Deps
 from atelier_gateway.config import Settings
 from atelier_gateway.entrypoints import (
     analytics,
+    audio_cache,
     batch,
     budgets,
     files,
@@ -108,5 +109,6 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(schedules.router)
     app.include_router(uploads.router)
     app.include_router(presets.router)
+    app.include_router(audio_cache.router)
     app.include_router(ops.router)
     return app

@@ -303,3 +303,22 @@ class PresetOut(BaseModel):
 
 class Presets(BaseModel):
     presets: list[PresetOut]
+
+
+class AudioCacheEntryOut(BaseModel):
+    key: str
+    voice: str
+    provider: str
+    model: str
+    text_preview: str = Field(description="The first 80 characters of what was spoken.")
+    text_sha256: str
+    content_type: str
+    size: int = Field(description="Bytes of the stored speech.")
+    hits: int = Field(description="Narrations served from this entry instead of a provider call.")
+    repairs: int = Field(description="Times its file was gone and the speech made again.")
+    created_at: datetime
+    updated_at: datetime = Field(description="Last made or served; the TTL counts from here.")
+
+
+class AudioCacheEntries(BaseModel):
+    entries: list[AudioCacheEntryOut]

@@ -1,4 +1,4 @@
-"""Media work handlers: thumbnails, export variants and the automatic reviewer."""
+"""Media work handlers: thumbnails, export variants, speech delivery and the automatic reviewer."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from atelier_contracts.common import Artifact, BlobRef
 from atelier_contracts.presets import PresetRegistry
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
 from atelier_contracts.work import WorkItem
-from atelier_media.domain import review
+from atelier_media.domain import audio, review
 from atelier_media.domain.thumbnail import make_thumbnail
 from atelier_media.domain.variant import render
 
 MODEL = "pillow-thumbnail-1"
 VARIANT_MODEL = "pillow-variant-1"
+AUDIO_MODEL = "ffmpeg-loudnorm-1"
 
 
 class VariantCache(Protocol):
@@ -106,7 +107,40 @@ def handlers(
         )
         return WorkResult(outputs=[artifact], provider="media", model=VARIANT_MODEL)
 
-    return {"image.thumbnail": thumbnail, "review.auto": auto_review, "image.variant": variant}
+    async def audio_deliver(item: WorkItem) -> WorkResult:
+        """Speech normalised (rate, mono, loudness): a WAV master and the format asked for."""
+        source = next((a for a in item.inputs.values() if a.kind == "audio"), None)
+        if source is None:
+            raise WorkError("input_missing", f"no audio input for {item.step}", retryable=False)
+        try:
+            speech = blobs.read_bytes(source.blob.key)
+        except BlobNotFound as exc:
+            raise WorkError("input_missing", f"blob {source.blob.key} is missing", retryable=True) from exc
+        fmt = str(item.params.get("format", "mp3"))
+        rate = int(item.params.get("sample_rate", 24_000))
+        lufs = float(item.params.get("loudness_lufs", -16.0))
+        try:
+            made = await asyncio.to_thread(audio.deliver, speech, fmt, rate, lufs)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise WorkError("input_invalid", str(exc), retryable=False) from exc
+        meta = {"sample_rate": made.sample_rate, "channels": 1, "duration_s": round(made.duration_s, 3)}
+        outputs = [  # the file asked for first: a bundle names it after the step
+            Artifact(
+                name="audio",
+                kind="audio",
+                blob=blobs.put_bytes(made.data, made.content_type),
+                meta={**meta, "format": fmt, "loudness_lufs": lufs},
+            ),
+            Artifact(name="master", kind="audio", blob=blobs.put_bytes(made.master, "audio/wav"), meta=meta),
+        ]
+        return WorkResult(outputs=outputs, provider="media", model=AUDIO_MODEL)
+
+    return {
+        "image.thumbnail": thumbnail,
+        "review.auto": auto_review,
+        "image.variant": variant,
+        "audio.deliver": audio_deliver,
+    }
 
 
 def _dimensions(blobs: BlobStore, key: str) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from atelier_contracts.commands import Command, DeleteJob
 from atelier_contracts.envelope import Envelope
-from atelier_orchestrator.app.sweeper import every
+from atelier_contracts.runtime.service import every
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from atelier_contracts.aggregates import Addressed, LogCommit
 from atelier_contracts.commands import CancelJob, Command, SubmitJob
 from atelier_contracts.common import Origin
 from atelier_contracts.envelope import Envelope
+from atelier_contracts.runtime.service import every
 from atelier_contracts.schedules import ScheduleCommand, ScheduleEvent, ScheduleFired, Tick
 from atelier_contracts.subjects import schedule_command_subject
-from atelier_orchestrator.app.sweeper import every
 from atelier_orchestrator.domain.schedule import ScheduleState
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ the deadline lives in the read model, not in a timer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -17,6 +16,7 @@ from typing import Protocol
 
 from atelier_contracts.commands import Command, ExpireDeadlines
 from atelier_contracts.envelope import Envelope
+from atelier_contracts.runtime.service import every
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +60,3 @@ class DeadlineSweeper:
 
     async def run(self, stop: asyncio.Event) -> None:
         await every(self.interval_s, self.sweep_once, stop, "deadline sweep")
-
-
-async def every(
-    interval_s: float, once: Callable[[], Awaitable[int]], stop: asyncio.Event, what: str
-) -> None:
-    """``once()`` every ``interval_s`` until ``stop``; a failed round is tried again at the next."""
-    while not stop.is_set():
-        try:
-            if found := await once():
-                log.debug("%s: %d due", what, found)
-        except Exception:
-            log.exception("%s failed", what)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
+import msgspec
+
+from atelier_contracts.audio import AudioCacheEntry, cache_key
 from atelier_contracts.blobstore import BlobNotFound, BlobStore, BlobStoreUnavailable
 from atelier_contracts.common import Artifact, BlobRef
 from atelier_contracts.faults import FaultInjection
@@ -126,6 +132,31 @@ def _store(blobs: BlobStore, routed: Routed[Any], data: bytes, content_type: str
         ) from exc
 
 
+def _cache_entry(
+    text: str,
+    voice: str,
+    provider: str,
+    model: str,
+    blob: BlobRef,
+    now: datetime,
+    repaired: AudioCacheEntry | None,
+) -> AudioCacheEntry:
+    key = cache_key(text, voice, provider, model)
+    if repaired is not None and repaired.key == key:
+        return msgspec.structs.replace(repaired, blob=blob, repairs=repaired.repairs + 1, updated_at=now)
+    return AudioCacheEntry(
+        key=key,
+        voice=voice,
+        provider=provider,
+        model=model,
+        text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+        text_preview=text[:80],
+        blob=blob,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def _done(routed: Routed[Any], artifact: Artifact) -> WorkResult:
     return WorkResult(
         outputs=[artifact],
@@ -138,11 +169,26 @@ def _done(routed: Routed[Any], artifact: Artifact) -> WorkResult:
     )
 
 
+class AudioCache(Protocol):
+    """Speech already made (``atelier_contracts.audio``)."""
+
+    async def get(self, key: str) -> AudioCacheEntry | None: ...
+
+    async def put(self, entry: AudioCacheEntry) -> None: ...
+
+    async def served(self, key: str, now: datetime) -> None: ...
+
+
 def handlers(
-    router: Router, blobs: BlobStore, faults: FaultInjection | None = None
+    router: Router,
+    blobs: BlobStore,
+    faults: FaultInjection | None = None,
+    audio_cache: AudioCache | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, WorkHandler]:
     """The provider router's work handlers: each routes its call over the capability's providers.
-    ``faults``: whether jobs may inject failures and delays (default: as the environment says)."""
+    ``faults``: whether jobs may inject failures and delays (default: as the environment says);
+    ``audio_cache``: where speech already made is found instead of calling a provider again."""
     faults = FaultInjection.from_env() if faults is None else faults
 
     async def text_generate(item: WorkItem) -> WorkResult:
@@ -184,11 +230,32 @@ def handlers(
     async def tts(item: WorkItem) -> WorkResult:
         await simulate_faults(item, faults)
         text = _input_text(blobs, item)  # Markdown: the provider decides how to speak it
-        request = SpeechRequest(text=text, seed=int(param(item, "seed", 0)))
+        seed = int(param(item, "seed", 0))
+        voice = str(param(item, "voice", "default") or "default")
+        request = SpeechRequest(text=text, seed=seed, voice=voice)
+        spoken_as = voice if seed == 0 else f"{voice}#{seed}"  # the built-in voice differs by seed
+        repairing: AudioCacheEntry | None = None
+        if audio_cache is not None:
+            for route in router.order("tts", item.params.get("sticky_provider")):
+                key = cache_key(text, spoken_as, route.provider, route.model)
+                entry = await audio_cache.get(key)
+                if entry is None:
+                    continue
+                if blobs.exists(entry.blob.key):
+                    await audio_cache.served(key, clock())
+                    artifact = Artifact(name="audio", kind="audio", blob=entry.blob, meta={"cached": True})
+                    return WorkResult(outputs=[artifact], provider=route.provider, model=route.model)
+                repairing = entry  # its blob was released: made again below, the entry kept
+                break
         routed = await router.call(
             "tts", item, lambda p, o: p.synthesize_speech(request, o), speech_worst_case(request)
         )
         ref = _store(blobs, routed, routed.result.data, routed.result.content_type)
-        return _done(routed, Artifact(name="audio", kind="audio", blob=ref, meta=dict(routed.result.meta)))
+        if audio_cache is not None:  # keyed by the route's model, as the lookup above is
+            route = routed.route
+            made = _cache_entry(text, spoken_as, route.provider, route.model, ref, clock(), repairing)
+            await audio_cache.put(made)
+        meta = {**routed.result.meta, "cached": False}
+        return _done(routed, Artifact(name="audio", kind="audio", blob=ref, meta=meta))
 
     return {"text.generate": text_generate, "image.generate": image_generate, "tts": tts}
