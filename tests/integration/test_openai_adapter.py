@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import io
 import subprocess
 import sys
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+import av
 import httpx
 import pytest
 from PIL import Image
@@ -26,6 +29,7 @@ from atelier_provider_router.app.ports import (
     ProviderError,
     SpeechRequest,
     TextRequest,
+    VideoRequest,
 )
 from tests.support import eventually
 
@@ -381,3 +385,53 @@ def test_the_fake_server_command_refuses_impossible_faults() -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert done.returncode != 0
     assert "rate_429 must be between 0 and 1" in done.stderr
+
+
+# --- video jobs (OpenAI's /v1/videos): submit, poll, fetch, cancel ----------------------------
+
+CLIP = VideoRequest(image=b"", prompt="a lighthouse at dusk", duration_s=2.0, width=320, height=180)
+
+
+async def test_a_video_job_is_submitted_polled_and_fetched(
+    fake: FakeOpenAI, provider: OpenAICompatibleProvider
+) -> None:
+    fake.set_faults(video_render_s=1.2)
+    result = await provider.image_to_video(dataclasses.replace(CLIP, image=png(64, 64)), OPTIONS)
+    assert result.content_type == "video/mp4"
+    with av.open(io.BytesIO(result.data)) as clip:
+        [stream] = clip.streams.video
+        assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 320, 180)
+        assert float(clip.duration or 0) / 1e6 == pytest.approx(2.0, abs=0.1)
+    requests = fake.stats()["requests"]
+    assert requests["videos"] == 1
+    assert requests["videos.retrieve"] >= 2, "polled while it rendered"
+    assert requests["videos.content"] == 1
+    assert "videos.delete" not in requests
+    assert result.usage.units == {"video_seconds": 2.0}
+
+
+async def test_a_failed_video_job_is_a_server_error(
+    fake: FakeOpenAI, provider: OpenAICompatibleProvider
+) -> None:
+    fake.set_faults(video_render_s=0.1, video_fail=True)
+    with pytest.raises(ProviderError) as failed:
+        await provider.image_to_video(dataclasses.replace(CLIP, image=png(64, 64)), OPTIONS)
+    assert failed.value.error_class == ErrorClass.SERVER_ERROR
+    assert "render failed" in failed.value.message
+    assert "videos.delete" not in fake.stats()["requests"], "nothing left to cancel"
+
+
+async def test_a_video_call_given_up_on_cancels_the_remote_job(
+    fake: FakeOpenAI, provider: OpenAICompatibleProvider
+) -> None:
+    fake.set_faults(video_render_s=60.0)
+    call = asyncio.create_task(provider.image_to_video(dataclasses.replace(CLIP, image=png(64, 64)), OPTIONS))
+
+    async def polling() -> bool:
+        return fake.stats()["requests"].get("videos.retrieve", 0) >= 1
+
+    await eventually(polling, within=10)
+    call.cancel()  # the job was cancelled, or the router's timeout passed
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert fake.stats()["requests"]["videos.delete"] == 1

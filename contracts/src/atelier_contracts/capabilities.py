@@ -72,6 +72,18 @@ class VariantParams(msgspec.Struct, frozen=True, kw_only=True):
     """An export preset's name (``GET /v1/presets``)."""
 
 
+class ClipParams(StepParams, frozen=True, kw_only=True):
+    """A clip: the camera's move over a still (``video.from_image``), or over an image made from
+    the prompt first (``video.from_text``)."""
+
+    prompt: StepPrompt = ""
+    duration_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 4.0
+    fps: Literal[12, 15, 24, 25, 30] = 24
+    width: Annotated[int, msgspec.Meta(ge=64, le=1920, multiple_of=2)] = 640
+    height: Annotated[int, msgspec.Meta(ge=64, le=1080, multiple_of=2)] = 360
+    move: Literal["zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "static"] = "zoom_in"
+
+
 class AudioParams(msgspec.Struct, frozen=True, kw_only=True):
     format: Literal["mp3", "opus", "aac", "wav"] = "mp3"
     """What the speech is delivered as; a WAV master is made beside it."""
@@ -94,6 +106,8 @@ CAPABILITY_PARAMS: dict[str, type[msgspec.Struct]] = {
     "bundle.zip": BundleParams,
     "image.variant": VariantParams,
     "audio.deliver": AudioParams,
+    "video.from_image": ClipParams,
+    "video.from_text": ClipParams,
     "upload": UploadParams,
 }
 

@@ -28,6 +28,8 @@ CAPABILITY_POOLS: dict[str, str] = {
     "text.generate": "ai",
     "image.generate": "ai",
     "tts": "ai",
+    "video.from_image": "ai",
+    "video.from_text": "ai",
     "image.thumbnail": "media",
     "image.variant": "media",
     "audio.deliver": "media",

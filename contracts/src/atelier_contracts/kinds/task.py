@@ -9,13 +9,13 @@ import msgspec
 from atelier_contracts.events import StepSpec
 from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind, shared
 
-CAPABILITIES: tuple[str, ...] = ("text.generate", "image.generate", "tts")
+CAPABILITIES: tuple[str, ...] = ("text.generate", "image.generate", "tts", "video.from_text")
 """What a task may name as ``input.capability``."""
 
 
 class TaskInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=True):
     capability: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    """One of ``text.generate``, ``image.generate``, ``tts``."""
+    """One of ``text.generate``, ``image.generate``, ``tts``, ``video.from_text``."""
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)] | None = None
     """For ``tts``: what to speak (default: the prompt)."""
     timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] | None = None
@@ -46,7 +46,8 @@ def plan(task: TaskInput) -> tuple[StepSpec, ...]:
 
 KIND = JobKind(
     name="task",
-    description="One step on the capability the input names (text.generate, image.generate or tts).",
+    description="One step on the capability the input names (text.generate, image.generate, tts or "
+    "video.from_text).",
     input_type=TaskInput,
     plan=plan,
     check=check,

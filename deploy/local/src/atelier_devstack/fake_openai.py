@@ -79,6 +79,10 @@ class Faults:
     """When set, a 400 ``context_length_exceeded`` for prompts longer than this many characters."""
     models: tuple[str, ...] = ()
     """When set, a 404 ``model_not_found`` for any other model."""
+    video_render_s: float = 1.0
+    """How long a video job (``POST /v1/videos``) takes from queued to completed."""
+    video_fail: bool = False
+    """Video jobs end ``failed`` instead of ``completed``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -125,6 +129,11 @@ class _State:
                 self.billed[idempotency_key] += 1
             self.outcomes[outcome] += 1
             self.by_endpoint.setdefault(endpoint, Counter())[outcome] += 1
+
+    def count(self, endpoint: str) -> None:
+        """A request outside the faults' reach (the video job routes), counted all the same."""
+        with self._lock:
+            self.requests[endpoint] += 1
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -436,6 +445,96 @@ async def _answer(
     return await call.answer()
 
 
+def tiny_mp4(seconds: float, width: int, height: int, colour: tuple[int, int, int]) -> bytes:
+    """A real H.264 MP4 of one colour (PyAV's wheel carries FFmpeg), 12 frames a second."""
+    import av  # only the video routes need it
+
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=12)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        picture = Image.new("RGB", (width, height), colour)
+        for i in range(max(1, round(seconds * 12))):
+            frame = av.VideoFrame.from_image(picture)  # type: ignore[no-untyped-call]
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return out.getvalue()
+
+
+class _Videos:
+    """OpenAI's video jobs: ``POST /v1/videos`` queues one, ``GET /v1/videos/{id}`` shows its
+    status and progress, ``GET …/content`` hands the MP4 over once completed, ``DELETE`` cancels."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+        self.jobs: dict[str, dict[str, Any]] = {}
+
+    def _view(self, job: dict[str, Any]) -> dict[str, Any]:
+        faults = self.state.faults
+        if job["status"] in ("queued", "in_progress"):
+            done = (time.monotonic() - job["started"]) / max(faults.video_render_s, 1e-6)
+            if done >= 1:
+                job["status"] = "failed" if faults.video_fail else "completed"
+                job["progress"] = 100
+                if faults.video_fail:
+                    job["error"] = {"code": "video_generation_failed", "message": "the render failed"}
+            else:
+                job["status"] = "in_progress" if done > 0.05 else "queued"
+                job["progress"] = int(done * 100)
+        return {k: v for k, v in job.items() if k not in ("started", "mp4")}
+
+    async def create(self, request: Request) -> Response:
+        self.state.count("videos")
+        async with request.form() as form:
+            prompt, model = str(form.get("prompt", "")), str(form.get("model", "sora-2"))
+            seconds = float(str(form.get("seconds", "4")))
+            width, height = (int(v) for v in str(form.get("size", "640x360")).split("x"))
+            reference = form.get("input_reference")
+            colour = (200, 120, 40)
+            if isinstance(reference, UploadFile):
+                still = Image.open(io.BytesIO(await reference.read())).convert("RGB")
+                colour = still.resize((1, 1)).getpixel((0, 0))  # type: ignore[assignment]
+        if not prompt:
+            return error(400, "prompt is required", "invalid_request_error", None)
+        job_id = f"video_{len(self.jobs) + 1:04d}"
+        self.jobs[job_id] = {
+            "id": job_id, "object": "video", "model": model, "status": "queued", "progress": 0,
+            "seconds": str(seconds), "size": f"{width}x{height}", "created_at": int(time.time()),
+            "started": time.monotonic(), "mp4": (seconds, width, height, colour),
+        }  # fmt: skip
+        return JSONResponse(self._view(self.jobs[job_id]))
+
+    async def retrieve(self, request: Request) -> Response:
+        self.state.count("videos.retrieve")
+        job = self.jobs.get(request.path_params["video_id"])
+        if job is None:
+            return error(404, "no such video", "invalid_request_error", "video_not_found")
+        return JSONResponse(self._view(job))
+
+    async def content(self, request: Request) -> Response:
+        self.state.count("videos.content")
+        job = self.jobs.get(request.path_params["video_id"])
+        if job is None:
+            return error(404, "no such video", "invalid_request_error", "video_not_found")
+        if self._view(job)["status"] != "completed":
+            return error(400, "the video is not completed", "invalid_request_error", None)
+        seconds, width, height, colour = job["mp4"]
+        data = await asyncio.to_thread(tiny_mp4, seconds, width, height, colour)
+        return Response(data, media_type="video/mp4")
+
+    async def delete(self, request: Request) -> Response:
+        self.state.count("videos.delete")
+        job = self.jobs.get(request.path_params["video_id"])
+        if job is None:
+            return error(404, "no such video", "invalid_request_error", "video_not_found")
+        job["status"] = "cancelled"
+        return JSONResponse({"id": job["id"], "object": "video.deleted", "deleted": True})
+
+
 def build_app(state: _State, transports: dict[_Client, asyncio.Transport]) -> Starlette:
     """The ASGI app; ``transports`` is filled by the server's protocol (see the module's docstring)."""
 
@@ -469,6 +568,8 @@ def build_app(state: _State, transports: dict[_Client, asyncio.Transport]) -> St
     async def get_stats(request: Request) -> Response:
         return JSONResponse(state.stats())
 
+    videos = _Videos(state)
+
     async def models(request: Request) -> Response:
         listed = state.faults.models or ("fake-chat-1", "fake-image-1", "fake-tts-1")
         return JSONResponse({"object": "list", "data": [{"id": m, "object": "model"} for m in listed]})
@@ -479,6 +580,10 @@ def build_app(state: _State, transports: dict[_Client, asyncio.Transport]) -> St
             endpoint("images/generations", _parse_generation),
             endpoint("images/edits", _parse_edit),
             endpoint("audio/speech", _parse_speech),
+            Route("/v1/videos", videos.create, methods=["POST"]),
+            Route("/v1/videos/{video_id}", videos.retrieve, methods=["GET"]),
+            Route("/v1/videos/{video_id}", videos.delete, methods=["DELETE"]),
+            Route("/v1/videos/{video_id}/content", videos.content, methods=["GET"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/_faults", post_faults, methods=["POST"]),
             Route("/_stats", get_stats, methods=["GET"]),

@@ -30,8 +30,12 @@ def parser() -> argparse.ArgumentParser:
         if field.name == "models":
             cli.add_argument("--models", nargs="*", default=[], help="answer 404 for any other model")
             continue
+        flag = f"--{field.name.replace('_', '-')}"
+        if str(field.type) == "bool":
+            cli.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
+            continue
         kind = {"int": int, "float": float, "str": str}[str(field.type)]
-        cli.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=field.default)
+        cli.add_argument(flag, type=kind, default=field.default)
     return cli
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import dataclasses
 import io
 import json as jsonlib
@@ -34,13 +35,18 @@ from atelier_provider_router.app.ports import (
     SpeechRequest,
     TextRequest,
     TextResult,
+    VideoRequest,
 )
 
 KEEPALIVE_EXPIRY_S = 2.0
 """Idle connections are dropped sooner than servers drop them (uvicorn and Node: 5 s), so a
 request never goes out on a connection the server is closing: it would fail unseen by the
 provider and count against it."""
-DEFAULT_CAPABILITIES = frozenset({"text.generate", "image.generate", "image.edit", "tts"})
+DEFAULT_CAPABILITIES = frozenset({"text.generate", "image.generate", "image.edit", "tts", "video.from_image"})
+"""What an OpenAI-compatible endpoint can do (``video.from_image``: OpenAI's video jobs API)."""
+VIDEO_POLL_S = 0.5
+VIDEO_POLL_MAX_S = 10.0
+"""A video job is polled after 0.5 s, then less often, every 10 s at most."""
 # Our port speaks of a "default" voice; OpenAI has no such name.
 _VOICES = {"default": "alloy"}
 _Files = dict[str, tuple[str, bytes, str]]
@@ -126,8 +132,77 @@ class OpenAICompatibleProvider:
         )
         return dataclasses.replace(result, usage=Usage(units={"characters": len(request.text)}))
 
+    async def image_to_video(self, request: VideoRequest, options: CallOptions) -> MediaResult:
+        """OpenAI's video jobs, which run for minutes: submit (the still as ``input_reference``),
+        poll until completed or failed, fetch the MP4. A call given up on (the job cancelled, the
+        route's timeout) deletes the remote job, so it stops costing."""
+        form = {
+            "model": options.model,
+            "prompt": request.prompt or "The camera moves slowly over the still.",
+            "seconds": f"{request.duration_s:g}",
+            "size": f"{request.width}x{request.height}",
+        }
+        files: _Files = {"input_reference": _upload("input_reference", request.image)}
+        # The router bounds the whole call (the route's timeout_s) and cancels it past that.
+        created = _json((await self._request("POST", "/videos", options, data=form, files=files)).content)
+        video_id = created.get("id")
+        if not isinstance(video_id, str) or not video_id:
+            raise malformed("no video id")
+        finished = False
+        try:
+            wait = VIDEO_POLL_S
+            while True:
+                job = _json((await self._request("GET", f"/videos/{video_id}", options)).content)
+                status = job.get("status")
+                if status == "completed":
+                    break
+                if status in ("failed", "cancelled", "expired"):
+                    finished = True
+                    reason = _object(job.get("error") or {}, "error")
+                    message = str(reason.get("message") or f"the video job {status}")
+                    policy = "moderation" in str(reason.get("code", ""))
+                    raise ProviderError(
+                        ErrorClass.CONTENT_POLICY if policy else ErrorClass.SERVER_ERROR, message
+                    )
+                await asyncio.sleep(wait)
+                wait = min(wait * 1.5, VIDEO_POLL_MAX_S)
+            clip = (await self._request("GET", f"/videos/{video_id}/content", options)).content
+            finished = True
+        finally:
+            if not finished:
+                await self._cancel_video(video_id)
+        return MediaResult(
+            data=clip,
+            content_type="video/mp4",
+            model=str(created.get("model") or options.model),
+            meta={"width": request.width, "height": request.height, "remote_id": video_id},
+            usage=Usage(units={"video_seconds": request.duration_s}),
+        )
+
+    async def _cancel_video(self, video_id: str) -> None:
+        """Best effort, shielded from the cancellation that brought us here, and brief."""
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+        async def delete() -> None:
+            with contextlib.suppress(httpx.HTTPError, TimeoutError):
+                await self._client.delete(f"{self._base_url}/videos/{video_id}", headers=headers, timeout=5.0)
+
+        await asyncio.shield(delete())
+
     async def _post(
         self,
+        path: str,
+        options: CallOptions,
+        *,
+        json: dict[str, Any] | None = None,
+        data: dict[str, str] | None = None,
+        files: _Files | None = None,
+    ) -> httpx.Response:
+        return await self._request("POST", path, options, json=json, data=data, files=files)
+
+    async def _request(
+        self,
+        method: str,
         path: str,
         options: CallOptions,
         *,
@@ -144,7 +219,8 @@ class OpenAICompatibleProvider:
             # httpx's timeout bounds each phase (connect, each read); the outer one bounds the whole
             # call, so a server trickling bytes cannot hold us past the router's deadline.
             async with asyncio.timeout(options.timeout_s):
-                response = await self._client.post(
+                response = await self._client.request(
+                    method,
                     self._base_url + path,
                     json=json,
                     data=data,

@@ -15,11 +15,17 @@ import msgspec
 
 from atelier_contracts.audio import AudioCacheEntry, cache_key
 from atelier_contracts.blobstore import BlobNotFound, BlobStore, BlobStoreUnavailable
-from atelier_contracts.common import Artifact, BlobRef
+from atelier_contracts.common import Artifact, BlobRef, Usage
 from atelier_contracts.faults import FaultInjection
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
 from atelier_contracts.work import WorkItem
-from atelier_provider_router.app.ports import ImageRequest, SpeechRequest, TextRequest
+from atelier_provider_router.app.ports import (
+    ImageRequest,
+    MediaResult,
+    SpeechRequest,
+    TextRequest,
+    VideoRequest,
+)
 from atelier_provider_router.app.router import Routed, Router
 
 
@@ -258,4 +264,85 @@ def handlers(
         meta = {**routed.result.meta, "cached": False}
         return _done(routed, Artifact(name="audio", kind="audio", blob=ref, meta=meta))
 
-    return {"text.generate": text_generate, "image.generate": image_generate, "tts": tts}
+    def video_request(item: WorkItem, still: bytes, prompt: str) -> VideoRequest:
+        return VideoRequest(
+            image=still,
+            prompt=prompt,
+            duration_s=float(param(item, "duration_s", 4.0)),
+            fps=int(param(item, "fps", 24)),
+            width=int(param(item, "width", 640)),
+            height=int(param(item, "height", 360)),
+            move=str(param(item, "move", "zoom_in")),
+            seed=int(param(item, "seed", 0)),
+        )
+
+    async def film(item: WorkItem, request: VideoRequest) -> Routed[MediaResult]:
+        return await router.call(
+            "video.from_image",
+            item,
+            lambda p, o: p.image_to_video(request, o),
+            {"video_seconds": request.duration_s},
+        )
+
+    async def video_from_image(item: WorkItem) -> WorkResult:
+        """A still (the image the step needs) becomes a clip."""
+        await simulate_faults(item, faults)
+        still = next((a for a in item.inputs.values() if a.kind == "image"), None)
+        if still is None:
+            raise WorkError("input_missing", f"no image input for {item.step}", retryable=False)
+        try:
+            image_bytes = blobs.read_bytes(still.blob.key)
+        except BlobNotFound as exc:
+            raise WorkError("input_missing", f"blob {still.blob.key} is missing", retryable=True) from exc
+        routed = await film(item, video_request(item, image_bytes, str(param(item, "prompt", "") or "")))
+        ref = _store(blobs, routed, routed.result.data, routed.result.content_type)
+        return _done(routed, Artifact(name="clip", kind="video", blob=ref, meta=dict(routed.result.meta)))
+
+    async def video_from_text(item: WorkItem) -> WorkResult:
+        """An image is made from the prompt, then a clip from it: both are the step's files."""
+        await simulate_faults(item, faults)
+        prompt, title, seed = _prompt(item, blobs)
+        width, height = int(param(item, "width", 640)), int(param(item, "height", 360))
+        size = next((s for s in (512, 1024) if s >= max(width, height)), 1024)
+        picture = ImageRequest(prompt=prompt, title=title, seed=seed, size=size)
+        drawn = await router.call(
+            "image.generate", item, lambda p, o: p.generate_image(picture, o), image_worst_case(size)
+        )
+        still = _store(blobs, drawn, drawn.result.data, drawn.result.content_type)
+        try:
+            filmed = await film(item, video_request(item, drawn.result.data, prompt))
+        except WorkError as exc:  # the image's call is recorded with the clip's failure
+            raise WorkError(
+                exc.code,
+                exc.message,
+                retryable=exc.retryable,
+                attempts=[*drawn.attempts, *exc.attempts],
+                retry_after_s=exc.retry_after_s,
+                alerts=[*drawn.alerts, *exc.alerts],
+            ) from exc
+        clip = _store(blobs, filmed, filmed.result.data, filmed.result.content_type)
+        done = _done(filmed, Artifact(name="clip", kind="video", blob=clip, meta=dict(filmed.result.meta)))
+        image = Artifact(name="image", kind="image", blob=still, meta=dict(drawn.result.meta))
+        return replace(
+            done,
+            outputs=[done.outputs[0], image],
+            usage=_sum_usage(drawn.usage, filmed.usage),
+            attempts=[*drawn.attempts, *filmed.attempts],
+            fallbacks=[*drawn.fallbacks, *filmed.fallbacks],
+            alerts=[*drawn.alerts, *filmed.alerts],
+        )
+
+    return {
+        "text.generate": text_generate,
+        "image.generate": image_generate,
+        "tts": tts,
+        "video.from_image": video_from_image,
+        "video.from_text": video_from_text,
+    }
+
+
+def _sum_usage(a: Usage, b: Usage) -> Usage:
+    units = dict(a.units)
+    for name, value in b.units.items():
+        units[name] = units.get(name, 0.0) + value
+    return Usage(units=units, cost_usd=a.cost_usd + b.cost_usd)

@@ -105,6 +105,23 @@ class SpeechRequest:
 
 
 @dataclass(frozen=True)
+class VideoRequest:
+    """A clip from a still: the camera's move over it, for ``duration_s`` at ``fps``.
+
+    A remote video API's call may run for minutes (submitted, polled, cancelled when the work is):
+    the route's ``timeout_s`` bounds it, and the work pool keeps the work item in progress."""
+
+    image: bytes
+    prompt: str = ""
+    duration_s: float = 4.0
+    fps: int = 24
+    width: int = 640
+    height: int = 360
+    move: str = "zoom_in"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class MediaResult:
     """Bytes a provider made (an image, a sound) and their content type."""
 
@@ -126,6 +143,8 @@ class Provider(Protocol):
     async def edit_image(self, request: ImageEditRequest, options: CallOptions) -> MediaResult: ...
 
     async def synthesize_speech(self, request: SpeechRequest, options: CallOptions) -> MediaResult: ...
+
+    async def image_to_video(self, request: VideoRequest, options: CallOptions) -> MediaResult: ...
 
 
 @dataclass(frozen=True)

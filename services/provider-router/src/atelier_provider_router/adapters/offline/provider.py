@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from atelier_contracts.common import Usage
-from atelier_provider_router.adapters.offline import image, speech, text
+from atelier_provider_router.adapters.offline import image, speech, text, video
 from atelier_provider_router.app.ports import (
     Adapter,
     CallOptions,
@@ -17,12 +17,13 @@ from atelier_provider_router.app.ports import (
     SpeechRequest,
     TextRequest,
     TextResult,
+    VideoRequest,
 )
 
 
 class OfflineProvider:
     name = "offline"
-    capabilities = frozenset({"text.generate", "image.generate", "tts"})
+    capabilities = frozenset({"text.generate", "image.generate", "tts", "video.from_image"})
 
     async def generate_text(self, request: TextRequest, options: CallOptions) -> TextResult:
         if request.items:
@@ -56,6 +57,38 @@ class OfflineProvider:
             model=model,
             meta={"duration_s": round(seconds, 3)},
             usage=Usage(units={"audio_seconds": round(seconds, 3), "characters": len(request.text)}),
+        )
+
+    async def image_to_video(self, request: VideoRequest, options: CallOptions) -> MediaResult:
+        if request.move not in video.MOVES:
+            raise ProviderError(ErrorClass.INVALID_REQUEST, f"no camera move {request.move!r}")
+        try:
+            clip = await asyncio.to_thread(
+                video.render_clip,
+                request.image,
+                request.duration_s,
+                request.fps,
+                request.width,
+                request.height,
+                request.move,
+            )
+        except (OSError, ValueError) as exc:
+            raise ProviderError(ErrorClass.INVALID_REQUEST, f"the still could not be filmed: {exc}") from exc
+        frames = video.frames_for(request.duration_s, request.fps)
+        meta: dict[str, object] = {
+            "width": request.width,
+            "height": request.height,
+            "fps": request.fps,
+            "frames": frames,
+            "duration_s": frames / request.fps,
+            "move": request.move,
+        }
+        return MediaResult(
+            data=clip,
+            content_type="video/mp4",
+            model=video.MODEL,
+            meta=meta,
+            usage=Usage(units={"video_seconds": frames / request.fps}),
         )
 
 
