@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python -m bench.router_http
 	$(BIN)/python -m bench.media
 	$(BIN)/python -m bench.package
+	$(BIN)/python -m bench.composite
 
 fmt: install
 	$(BIN)/ruff format .

@@ -58,3 +58,8 @@ def test_the_media_benchmark_runs() -> None:
 def test_the_package_benchmark_runs() -> None:
     out = run_bench("bench.package", BENCH_PACKAGE_MB="8", BENCH_PACKAGE_FILES="2")
     assert "GET /v1/jobs/{id}/package:" in out, out
+
+
+def test_the_composite_benchmark_runs() -> None:
+    out = run_bench("bench.composite", BENCH_COMPOSITE_S="3", BENCH_COMPOSITE_SIZE="160x90")
+    assert "s per minute of video" in out, out

@@ -452,7 +452,7 @@ async def test_a_job_list_by_an_unknown_kind_is_a_validation_problem(gateway: Ga
 
 async def test_the_kinds_and_their_input_schemas_are_listed(gateway: Gateway) -> None:
     listed = (await gateway.client.get("/v1/kinds")).json()["items"]
-    assert [k["name"] for k in listed] == ["clip", "export", "gallery", "story", "task"]
+    assert [k["name"] for k in listed] == ["clip", "export", "gallery", "reel", "story", "task"]
     task = (await gateway.client.get("/v1/kinds/task")).json()
     schema = task["input_schema"]
     definition = schema["$defs"][schema["$ref"].rsplit("/", 1)[-1]]

@@ -84,6 +84,26 @@ class ClipParams(StepParams, frozen=True, kw_only=True):
     move: Literal["zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "static"] = "zoom_in"
 
 
+class TimelineShot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    clip: str
+    """The step whose video is the shot's picture."""
+    duration_s: Annotated[float, msgspec.Meta(gt=0, le=600)]
+    """How long the shot lasts: its clip cut there or its last frame held."""
+    audio: str | None = None
+    """The step whose audio is the shot's sound (cut or padded with silence to the shot)."""
+    text: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    """The shot's line: a subtitle cue (or burned in)."""
+
+
+class CompositeParams(msgspec.Struct, frozen=True, kw_only=True):
+    shots: Annotated[list[TimelineShot], msgspec.Meta(min_length=1, max_length=500)]
+    fps: Literal[12, 15, 24, 25, 30] = 24
+    width: Annotated[int, msgspec.Meta(ge=64, le=1920, multiple_of=2)] = 640
+    height: Annotated[int, msgspec.Meta(ge=64, le=1080, multiple_of=2)] = 360
+    burn_subtitles: bool = False
+    """Draw each line on the picture instead of a soft subtitle track."""
+
+
 class AudioParams(msgspec.Struct, frozen=True, kw_only=True):
     format: Literal["mp3", "opus", "aac", "wav"] = "mp3"
     """What the speech is delivered as; a WAV master is made beside it."""
@@ -108,6 +128,7 @@ CAPABILITY_PARAMS: dict[str, type[msgspec.Struct]] = {
     "audio.deliver": AudioParams,
     "video.from_image": ClipParams,
     "video.from_text": ClipParams,
+    "video.composite": CompositeParams,
     "upload": UploadParams,
 }
 

@@ -35,6 +35,7 @@ CAPABILITY_POOLS: dict[str, str] = {
     "audio.deliver": "media",
     "review.auto": "media",
     "bundle.zip": "export",
+    "video.composite": "export",
 }
 
 

@@ -1,19 +1,25 @@
-"""Export work handlers: the job's ZIP bundle with a manifest."""
+"""Export work handlers: the job's ZIP bundle with a manifest, and composites of shots."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from atelier_contracts.blobstore import BlobStore, FileBlobStore, extension_for
+from atelier_contracts.capabilities import CompositeParams
 from atelier_contracts.common import Artifact, BlobRef
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
 from atelier_contracts.work import WorkItem
 from atelier_export.domain.bundle import BundleEntry, write_bundle
+from atelier_export.domain.composite import Composite, Shot, render
 
 MODEL = "zip-bundle-1"
+COMPOSITE_MODEL = "ffmpeg-composite-1"
 
 
 def manifest_for(item: WorkItem, files: list[dict[str, Any]]) -> dict[str, Any]:
@@ -59,7 +65,63 @@ def handlers(blobs: FileBlobStore) -> dict[str, WorkHandler]:
         artifact = Artifact(name="bundle", kind="bundle", blob=ref, meta={"files": len(entries) + 1})
         return WorkResult(outputs=[artifact], provider="export", model=MODEL)
 
-    return {"bundle.zip": bundle}
+    async def composite(item: WorkItem) -> WorkResult:
+        """A timeline of shots (each a clip, its speech and a line) into one MP4."""
+        try:
+            timeline = msgspec.convert(item.params, CompositeParams)
+        except msgspec.ValidationError as exc:
+            raise WorkError("input_invalid", f"the timeline is not one: {exc}", retryable=False) from exc
+
+        def file_of(step: str | None, kind: str) -> Path | None:
+            if step is None:
+                return None
+            found = next(
+                (a for k, a in item.inputs.items() if k.split(".", 1)[0] == step and a.kind == kind), None
+            )
+            if found is None:
+                raise WorkError("input_missing", f"no {kind} from step {step!r}", retryable=False)
+            path = blobs.path_of(found.blob.key)
+            if not path.exists():
+                raise WorkError("input_missing", f"the {kind} of step {step!r} is missing", retryable=True)
+            return path
+
+        shots = []
+        for shot in timeline.shots:
+            clip = file_of(shot.clip, "video")
+            assert clip is not None
+            shots.append(
+                Shot(
+                    clip=clip, duration_s=shot.duration_s, audio=file_of(shot.audio, "audio"), text=shot.text
+                )
+            )
+        ref, made = await asyncio.to_thread(_composite, blobs, shots, timeline)
+        meta = {
+            "frames": made.frames,
+            "fps": made.fps,
+            "duration_s": made.duration_s,
+            "width": made.width,
+            "height": made.height,
+            "cues": [dataclasses.asdict(cue) for cue in made.cues],
+            "burned": timeline.burn_subtitles,
+        }
+        artifact = Artifact(name="episode", kind="video", blob=ref, meta=meta)
+        return WorkResult(outputs=[artifact], provider="export", model=COMPOSITE_MODEL)
+
+    return {"bundle.zip": bundle, "video.composite": composite}
+
+
+def _composite(blobs: BlobStore, shots: list[Shot], timeline: CompositeParams) -> tuple[BlobRef, Composite]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "composite.mp4"
+        made = render(
+            shots,
+            out,
+            fps=timeline.fps,
+            width=timeline.width,
+            height=timeline.height,
+            burn_subtitles=timeline.burn_subtitles,
+        )
+        return blobs.put_file(out, "video/mp4"), made
 
 
 def _input_order(item: WorkItem, key: str) -> tuple[str, int]:
