@@ -4,7 +4,10 @@ used without a restart."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -66,6 +69,18 @@ def test_upload_then_export_in_two_presets(tmp_path: Path) -> None:
             red, _, blue = img.convert("RGB").getpixel((size[0] // 2, size[1] // 2))  # type: ignore[misc]
             assert blue > red, "the product is where it was, in its colour"
             assert blue > 90
+
+        # The export as one package: every file in it, each checked by its content and hash.
+        package = client.get(f"/v1/jobs/{done['id']}/package", params=[("kind", "image")])
+        assert package.status_code == 200
+        with zipfile.ZipFile(io.BytesIO(package.content)) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+            sizes = {}
+            for entry in manifest["files"]:
+                data = archive.read(entry["path"])
+                assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+                sizes[entry["name"]] = Image.open(io.BytesIO(data)).size
+        assert sizes == {"original": (3000, 2000), "web-1080": (1080, 720), "market-1500": (1500, 1000)}
 
         # A new preset, added while everything runs: the next export uses it.
         presets.write_text(presets.read_text() + "[presets.square-800]\nformat = 'png'\nlong_edge = 800\n")
