@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python -m bench.media
 	$(BIN)/python -m bench.package
 	$(BIN)/python -m bench.composite
+	$(BIN)/python -m bench.blobstore
 
 fmt: install
 	$(BIN)/ruff format .

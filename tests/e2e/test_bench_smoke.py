@@ -63,3 +63,8 @@ def test_the_package_benchmark_runs() -> None:
 def test_the_composite_benchmark_runs() -> None:
     out = run_bench("bench.composite", BENCH_COMPOSITE_S="3", BENCH_COMPOSITE_SIZE="160x90")
     assert "s per minute of video" in out, out
+
+
+def test_the_blob_store_benchmark_runs() -> None:
+    out = run_bench("bench.blobstore", BENCH_BLOB_N="2")
+    assert "object store put" in out, out
