@@ -1,6 +1,7 @@
 """Blob stores beside each other: the filesystem store and the JetStream object store (nats-py).
 
-python -m bench.blobstore  # BENCH_BLOB_N (default 20) objects per size
+python -m bench.blobstore  # BENCH_BLOB_N (default 20) objects per size,
+                           # BENCH_BLOB_SIZES_KIB (default 256,4096,65536) their sizes
 
 Puts and gets of 256 KiB, 4 MiB and 64 MiB of random bytes through nats-py's object store on a
 nats-server from the wheel, beside ``FileBlobStore`` puts on the same disk. What decided which
@@ -23,7 +24,7 @@ from atelier_contracts.blobstore import FileBlobStore
 from atelier_devstack.natsserver import start_nats
 
 N = int(os.environ.get("BENCH_BLOB_N", "20"))
-SIZES = (256 << 10, 4 << 20, 64 << 20)
+SIZES = tuple(int(k) << 10 for k in os.environ.get("BENCH_BLOB_SIZES_KIB", "256,4096,65536").split(","))
 
 
 async def measure(url: str, scratch: Path) -> None:

@@ -66,5 +66,5 @@ def test_the_composite_benchmark_runs() -> None:
 
 
 def test_the_blob_store_benchmark_runs() -> None:
-    out = run_bench("bench.blobstore", BENCH_BLOB_N="2")
+    out = run_bench("bench.blobstore", BENCH_BLOB_N="2", BENCH_BLOB_SIZES_KIB="64,256")
     assert "object store put" in out, out
