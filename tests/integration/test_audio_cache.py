@@ -53,11 +53,11 @@ async def cache(nats_server: NatsServer) -> AsyncIterator[KvAudioCache]:
         await nc.close()
 
 
-def tts_item(text: str, n: int, seed: int = 0) -> WorkItem:
+def tts_item(text: str, n: int, seed: int = 0, tenant: str = "t1") -> WorkItem:
     return WorkItem(
         work_id=f"job_1.narration.{n}",
         job_id="job_1",
-        tenant="t1",
+        tenant=tenant,
         step="narration",
         attempt=n,
         capability="tts",
@@ -89,7 +89,7 @@ async def test_a_repeated_narration_is_a_hit_and_costs_no_call(cache: KvAudioCac
     assert counted.calls == 2, "another voice is another narration"
     assert other_voice.outputs[0].blob != first.outputs[0].blob
 
-    [entry, *_] = [e for e in await cache.entries(10) if e.blob == first.outputs[0].blob]
+    [entry, *_] = [e for e in await cache.entries("t1", 10) if e.blob == first.outputs[0].blob]
     assert (entry.hits, entry.repairs, entry.voice) == (1, 0, "default")
     assert entry.text_preview.startswith("Once upon a time")
     assert entry.blob.size == first.outputs[0].blob.size
@@ -107,7 +107,7 @@ async def test_a_missing_blob_is_made_again_and_the_entry_repaired(
     assert counted.calls == 2, "made again, not an error"
     assert repaired.outputs[0].meta["cached"] is False
     assert blobs.exists(repaired.outputs[0].blob.key)
-    [entry] = [e for e in await cache.entries(10) if e.text_preview.startswith("The moon garden")]
+    [entry] = [e for e in await cache.entries("t1", 10) if e.text_preview.startswith("The moon garden")]
     assert (entry.hits, entry.repairs) == (1, 1), "the entry is kept, its hits too"
     await tts(tts_item("The moon garden bloomed at night.", 4))
     assert counted.calls == 2
@@ -118,13 +118,16 @@ async def test_entries_are_evicted_and_pruned_by_age(cache: KvAudioCache, tmp_pa
     tts, counted = speech(blobs, cache)
     for n, text in enumerate(["one fox", "two foxes", "three foxes"], start=1):
         await tts(tts_item(text, n))
-    entries = await cache.entries(10)
+    entries = await cache.entries("t1", 10)
     assert len(entries) == 3
-    assert await cache.evict(entries[0].key)
-    assert not await cache.evict(entries[0].key)
+    assert await cache.evict("t1", entries[0].key)
+    assert not await cache.evict("t1", entries[0].key)
+    assert not await cache.evict("someone-else", entries[1].key), (
+        "another tenant's entry is not yours to evict"
+    )
     assert await cache.prune(NOW - timedelta(seconds=1)) == 0, "used just now"
     assert await cache.prune(NOW + timedelta(seconds=1)) == 2
-    assert await cache.entries(10) == []
+    assert await cache.entries("t1", 10) == []
     await tts(tts_item("one fox", 9))
     assert counted.calls == 4, "a pruned narration is made again"
 
@@ -133,9 +136,10 @@ async def test_the_api_lists_shows_and_evicts_entries(
     gateway: Gateway, cache: KvAudioCache, tmp_path: Path
 ) -> None:
     tts, _ = speech(FileBlobStore(tmp_path / "blobs"), cache)
-    await tts(tts_item("A lighthouse cat keeps watch.", 1))
-    await tts(tts_item("A lighthouse cat keeps watch.", 2))
-    [listed] = (await gateway.client.get("/v1/audio-cache")).json()["entries"]
+    await tts(tts_item("A lighthouse cat keeps watch.", 1, tenant="default"))
+    await tts(tts_item("A lighthouse cat keeps watch.", 2, tenant="default"))
+    await tts(tts_item("Another tenant's secret text.", 3, tenant="someone-else"))
+    [listed] = (await gateway.client.get("/v1/audio-cache")).json()["entries"]  # only this tenant's
     assert listed["hits"] == 1
     assert listed["size"] > 1000
     assert listed["content_type"] == "audio/wav"

@@ -195,3 +195,44 @@ async def test_an_upload_while_the_store_refuses_writes_is_a_503(gateway: Gatewa
         temp.unlink()
         temp.mkdir()
     assert (await upload(gateway, image("PNG"))).status_code == 201, "and fine once it is back"
+
+
+async def test_no_request_can_name_blobs_for_a_job_itself(gateway: Gateway) -> None:
+    """``input.attached`` is the gateway's to fill from real uploads: a client naming any blob
+    there (another tenant's, one never made safe) is refused, however the job would be made."""
+    forged = {
+        "upload": "upl_" + "0" * 24,
+        "presets": ["web-1080"],
+        "attached": {
+            "upl_" + "0" * 24: {
+                "name": "original",
+                "kind": "image",
+                "blob": {"key": "a" * 64, "size": 1, "content_type": "text/html"},
+            }
+        },
+    }
+    job = await gateway.client.post("/v1/jobs", json={"kind": "export", "input": forged})
+    assert_problem(job, 422, "validation_failed")
+    schedule = await gateway.client.post(
+        "/v1/schedules", json={"cron": "0 9 * * *", "template": {"kind": "export", "input": forged}}
+    )
+    assert_problem(schedule, 422, "validation_failed")
+    assert ["body", "input", "attached"] in [e["loc"] for e in job.json()["errors"]]
+    assert any(e["loc"][-1] == "attached" for e in schedule.json()["errors"]), schedule.json()
+
+
+async def test_a_body_cut_before_its_closing_boundary_is_refused(gateway: Gateway) -> None:
+    cut = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n' + image("PNG")
+    response = await gateway.client.post(
+        "/v1/uploads", content=cut, headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert_problem(response, 422, "validation_failed")
+    assert staged(gateway) == []
+
+
+async def test_the_same_file_uploaded_twice_at_once_is_one_upload(gateway: Gateway) -> None:
+    data = jpeg_with_exif(size=(400, 300))
+    first, second = await asyncio.gather(upload(gateway, data, "a.jpg"), upload(gateway, data, "b.jpg"))
+    assert sorted([first.status_code, second.status_code]) in ([200, 201], [201, 201])
+    assert first.json()["id"] == second.json()["id"]
+    assert len((await gateway.client.get("/v1/uploads")).json()["uploads"]) == 1

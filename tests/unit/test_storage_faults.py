@@ -84,13 +84,30 @@ def test_a_storage_outage_makes_the_step_wait_without_using_its_attempts() -> No
     sim = Sim()
     [story] = [e for e in sim.send(submit()) if isinstance(e, StepDispatched)]
     for round_ in range(10):  # far past max_attempts (3): a wait is not a try
-        events = sim.send(storage_failed(story, calls=1))  # type: ignore[arg-type]
+        events = sim.send(storage_failed(story))  # type: ignore[arg-type]
         [retry] = [e for e in events if isinstance(e, StepRetryScheduled)]
         assert retry.waiting
         assert retry.delay_s == min(2.0**round_, 30.0)  # backing off, capped
         [story] = [e for e in events if isinstance(e, StepDispatched)]
     assert sim.state is not None
     assert sim.state.steps["story"].status != StepStatus.FAILED
+
+
+def test_an_outage_that_outlasts_a_paid_call_counts_as_a_try_and_the_calls_are_recorded() -> None:
+    """The worker held the provider's output as long as it would; the call was billed, so its
+    retries are bounded by max_attempts rather than by the deadline alone."""
+    sim = Sim()
+    [story] = [e for e in sim.send(submit()) if isinstance(e, StepDispatched)]
+    for _ in range(3):
+        events = sim.send(storage_failed(story, calls=1))  # type: ignore[arg-type]
+        retries = [e for e in events if isinstance(e, StepRetryScheduled)]
+        assert all(not r.waiting for r in retries)
+        dispatched = [e for e in events if isinstance(e, StepDispatched)]
+        if not dispatched:
+            break
+        [story] = dispatched
+    assert sim.state is not None
+    assert sim.state.steps["story"].status == StepStatus.FAILED
     recorded = [e for e in sim.events() if isinstance(e, ProviderCalled)]
-    assert len(recorded) == 10, "every provider call is recorded, its output stored or not"
-    assert sum(e.call.usage.cost_usd for e in recorded) == pytest.approx(0.1)
+    assert len(recorded) == 3, "every provider call is recorded, its output stored or not"
+    assert sum(e.call.usage.cost_usd for e in recorded) == pytest.approx(0.03)

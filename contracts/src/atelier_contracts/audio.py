@@ -17,13 +17,15 @@ import msgspec
 from atelier_contracts.common import BlobRef
 
 
-def cache_key(text: str, voice: str, provider: str, model: str) -> str:
-    """A KV key (hex) for the four things that make the same speech."""
-    return hashlib.sha256("\x1f".join((text, voice, provider, model)).encode()).hexdigest()[:40]
+def cache_key(tenant: str, text: str, voice: str, provider: str, model: str) -> str:
+    """A KV key (hex) for the four things that make the same speech, within one tenant (whose
+    texts other tenants must neither see nor evict)."""
+    return hashlib.sha256("\x1f".join((tenant, text, voice, provider, model)).encode()).hexdigest()[:40]
 
 
 class AudioCacheEntry(msgspec.Struct, frozen=True, kw_only=True):
     key: str
+    tenant: str
     voice: str
     provider: str
     model: str

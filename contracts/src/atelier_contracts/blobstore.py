@@ -58,6 +58,10 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def keep(self, key: str) -> bool:
+        """``exists``, and the blob is in use again: the clean-up spares it for its grace period."""
+        ...
+
     def stage(self) -> Staging: ...
 
     def open_staged(self, key: str) -> BinaryIO: ...
@@ -103,8 +107,12 @@ class _FileStaging:
             self._file.close()
 
     def abort(self) -> None:
-        self._file.close()
-        self._path.unlink(missing_ok=True)
+        try:
+            self._file.close()
+        except OSError:
+            pass  # what it could not write is dropped with the file
+        finally:
+            self._path.unlink(missing_ok=True)
 
 
 class FileBlobStore:
@@ -123,12 +131,21 @@ class FileBlobStore:
         key = hashlib.sha256(data).hexdigest()
         target = self.path_of(key)
         with _storage_errors():
-            if not target.exists():
+            if not self.keep(key):
                 with self._temp() as (f, tmp):
                     f.write(data)
                     f.close()
                     self._publish(tmp, target)
         return BlobRef(key=key, size=len(data), content_type=content_type)
+
+    def keep(self, key: str) -> bool:
+        """Whether the blob is here; if so, marked as just written, so the clean-up's grace period
+        spares it (a blob written again, or handed out again by a cache, is in use once more)."""
+        try:
+            os.utime(self.path_of(key))
+        except (FileNotFoundError, BlobNotFound):
+            return False
+        return True
 
     def put_file(self, path: Path, content_type: str) -> BlobRef:
         """Copy a file in by streaming it; the caller keeps ``path``."""
@@ -142,9 +159,8 @@ class FileBlobStore:
                     out.write(chunk)
             out.close()
             key = digest.hexdigest()
-            target = self.path_of(key)
-            if not target.exists():
-                self._publish(tmp, target)
+            if not self.keep(key):
+                self._publish(tmp, self.path_of(key))
         return BlobRef(key=key, size=size, content_type=content_type)
 
     @contextmanager
@@ -188,8 +204,10 @@ class FileBlobStore:
         return _FileStaging(self._staged_path(key), key)
 
     def open_staged(self, key: str) -> BinaryIO:
+        path = self._staged_path(key)
         try:
-            return self._staged_path(key).open("rb")
+            with _storage_errors():
+                return path.open("rb")
         except FileNotFoundError as exc:
             raise BlobNotFound(key) from exc
 
@@ -215,7 +233,10 @@ class FileBlobStore:
         """Every blob's key and the time it was last written (epoch seconds)."""
         for path in self.root.glob("??/??/*"):
             if len(path.name) == 64:
-                yield path.name, path.stat().st_mtime
+                try:
+                    yield path.name, path.stat().st_mtime
+                except FileNotFoundError:  # released meanwhile (by another replica's clean-up)
+                    continue
 
     def delete(self, key: str) -> bool:
         try:

@@ -1,8 +1,9 @@
 """Packages: a ZIP of a job's files with a manifest, and the rules every ZIP Atelier writes keeps.
 
-The gateway streams a job's package as it is built (``GET /v1/jobs/{id}/package``); the export
-service writes a story's bundle. Both name members with ``member_name`` and check them with
-``sanitize_arcname``, and put ``manifest.json`` first, listing each file with its SHA-256.
+The gateway streams a job's package as it is built (``GET /v1/jobs/{id}/package``), naming
+members with ``member_name``; the export service writes a story's bundle, with flat names of its
+own. Both check every name with ``sanitize_arcname`` and put ``manifest.json`` first, listing
+each file with its SHA-256.
 """
 
 from __future__ import annotations

@@ -75,19 +75,20 @@ class KvAudioCache:
                 pruned += 1
         return pruned
 
-    async def entries(self, limit: int) -> list[AudioCacheEntry]:
-        """Up to ``limit`` entries, the most recently used first."""
+    async def entries(self, tenant: str, limit: int) -> list[AudioCacheEntry]:
+        """Up to ``limit`` of the tenant's entries, the most recently used first."""
         try:
             keys = await (await self._bucket()).keys()
         except NoKeysError:
             return []
-        found = [e for e in [await self.get(k) for k in keys] if e is not None]
+        found = [e for e in [await self.get(k) for k in keys] if e is not None and e.tenant == tenant]
         found.sort(key=lambda e: (e.updated_at, e.key), reverse=True)
         return found[:limit]
 
-    async def evict(self, key: str) -> bool:
-        """Remove an entry; False when there was none."""
-        if await self.get(key) is None:
+    async def evict(self, tenant: str, key: str) -> bool:
+        """Remove one of the tenant's entries; False when it has none of that key."""
+        entry = await self.get(key)
+        if entry is None or entry.tenant != tenant:
             return False
         await (await self._bucket()).delete(key)
         return True

@@ -160,12 +160,12 @@ async def bootstrap(settings: Settings, clock: Clock = utc_now) -> Orchestrator:
     ticker = ScheduleTicker(SqlDueSchedules(engine), bus.to_aggregate, clock, settings.schedule_tick_s)
     sweeper = DeadlineSweeper(SqlDeadlines(engine), bus.send, clock, settings.sweep_interval_s)
 
+    blobs = FileBlobStore(Path(settings.blob_dir)) if settings.blob_dir else None
+
     async def release() -> int:
-        if not settings.blob_dir:
+        if blobs is None:
             return 0
-        report = await release_blobs(
-            engine, FileBlobStore(Path(settings.blob_dir)), settings.blob_grace_s, dry_run=False
-        )
+        report = await release_blobs(engine, blobs, settings.blob_grace_s, dry_run=False)
         if report.released:
             log.info("blobs released", extra=dataclasses.asdict(report))
         return report.released

@@ -39,11 +39,18 @@ class SqlUploads(SqlAdapter):
             "info": msgspec.json.encode(upload.info).decode(),
             "created_at": upload.created_at,
         }
-        async with self._begin() as conn:
-            existing = await self._get(conn, upload.tenant, upload.id)
-            if existing is not None:
-                return existing
-            await conn.execute(sa.insert(uploads).values(**row))
+        try:
+            async with self._begin() as conn:
+                existing = await self._get(conn, upload.tenant, upload.id)
+                if existing is not None:
+                    return existing
+                await conn.execute(sa.insert(uploads).values(**row))
+        except sa.exc.IntegrityError:  # the same file, uploaded twice at once: the other one won
+            async with self._connect() as conn:
+                existing = await self._get(conn, upload.tenant, upload.id)
+            if existing is None:
+                raise
+            return existing
         return upload
 
     async def get(self, tenant: str, upload_id: str) -> Upload | None:

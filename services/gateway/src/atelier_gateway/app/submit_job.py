@@ -75,7 +75,7 @@ async def submit_job(
     presets: PresetRegistry,
 ) -> SubmitJobResult:
     job_input = await attach_uploads(cmd.tenant, kind_named(cmd.kind), cmd.input, uploads)
-    check_presets(check_input(cmd.kind, job_input, faults), presets)
+    check_presets(check_input(cmd.kind, job_input, faults, uploads_resolved=True), presets)
     job_id = job_id_for(cmd.tenant, cmd.idempotency_key)
     if cmd.idempotency_key:
         existing = await existing_job(cmd.tenant, job_id, cmd.request_hash, reader, joblog, read_wait_s)
@@ -126,10 +126,16 @@ def check_presets(steps: Sequence[StepSpec], presets: PresetRegistry) -> None:
             )
 
 
-def check_input(kind_name: str, job_input: dict[str, Any], faults: FaultInjection) -> tuple[StepSpec, ...]:
+def check_input(
+    kind_name: str, job_input: dict[str, Any], faults: FaultInjection, *, uploads_resolved: bool = False
+) -> tuple[StepSpec, ...]:
     """The input as the kind's schema takes it, and fault injection only where it is allowed;
-    the steps it makes."""
+    the steps it makes. ``attached`` is refused unless this gateway resolved it (a submit's
+    ``attach_uploads``): a session's round or a schedule's template cannot name blobs."""
     kind = kind_named(kind_name)
+    if "attached" in job_input and not uploads_resolved:
+        forged = Issue(loc=("attached",), msg="set by the gateway, not by clients", type="forbidden")
+        raise InputInvalid([_issue(forged)])
     nul = _nul_at(job_input)
     if nul is not None:
         raise InputInvalid(

@@ -16,7 +16,13 @@ from atelier_contracts import ids
 from atelier_contracts.common import Artifact
 from atelier_contracts.kinds import InvalidInput, JobKind
 from atelier_contracts.uploads import IngestRefused, IngestRequest
-from atelier_gateway.app.errors import UPLOAD_REFUSALS, InputInvalid, MediaInvalid, UploadNotFound
+from atelier_gateway.app.errors import (
+    UPLOAD_REFUSALS,
+    InputInvalid,
+    MediaInvalid,
+    Unavailable,
+    UploadNotFound,
+)
 from atelier_gateway.app.ports import Ingest, Upload, UploadStore
 
 MAX_FILENAME = 255
@@ -39,7 +45,8 @@ async def ingest_upload(
     """The upload the staged bytes make, and whether it is new (False: the same file before)."""
     reply = await ingest.ingest(IngestRequest(tenant=tenant, staged=staged, filename=filename))
     if isinstance(reply, IngestRefused):
-        raise UPLOAD_REFUSALS.get(reply.code, MediaInvalid)(reply.detail)
+        refusal = UPLOAD_REFUSALS.get(reply.code) or (Unavailable if reply.status >= 500 else MediaInvalid)
+        raise refusal(reply.detail)
     made = Upload(
         id=upload_id(tenant, reply.original.key),
         tenant=tenant,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
+import nats.errors
 from fastapi import APIRouter, Query, Response
 
 from atelier_contracts.audio import AudioCacheEntry
-from atelier_gateway.app.errors import CacheEntryNotFound
+from atelier_gateway.app.errors import CacheEntryNotFound, Unavailable
 from atelier_gateway.entrypoints.deps import DepsDep
 from atelier_gateway.entrypoints.idempotency import IdempotentRoute
 from atelier_gateway.entrypoints.problems import problem_responses
@@ -41,13 +44,16 @@ def _out(entry: AudioCacheEntry) -> AudioCacheEntryOut:
     responses=problem_responses(422, 503),
 )
 async def entries(deps: DepsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> AudioCacheEntries:
-    return AudioCacheEntries(entries=[_out(e) for e in await deps.audio_cache.entries(limit)])
+    async with _nats():
+        found = await deps.audio_cache.entries(deps.settings.tenant, limit)
+    return AudioCacheEntries(entries=[_out(e) for e in found])
 
 
 @router.get("/{key}", summary="One narration cache entry", responses=problem_responses(404, 422, 503))
 async def entry(key: str, deps: DepsDep) -> AudioCacheEntryOut:
-    found = await deps.audio_cache.get(key) if _plausible(key) else None
-    if found is None:
+    async with _nats():
+        found = await deps.audio_cache.get(key) if _plausible(key) else None
+    if found is None or found.tenant != deps.settings.tenant:
         raise CacheEntryNotFound(f"No narration cache entry {key!r}.")
     return _out(found)
 
@@ -60,9 +66,19 @@ async def entry(key: str, deps: DepsDep) -> AudioCacheEntryOut:
     responses=problem_responses(404, 503),
 )
 async def evict(key: str, deps: DepsDep) -> Response:
-    if not (_plausible(key) and await deps.audio_cache.evict(key)):
+    async with _nats():
+        evicted = _plausible(key) and await deps.audio_cache.evict(deps.settings.tenant, key)
+    if not evicted:
         raise CacheEntryNotFound(f"No narration cache entry {key!r}.")
     return Response(status_code=204)
+
+
+@asynccontextmanager
+async def _nats() -> AsyncIterator[None]:
+    try:
+        yield
+    except (nats.errors.Error, TimeoutError) as exc:
+        raise Unavailable(f"NATS did not answer ({type(exc).__name__}); try again.") from None
 
 
 def _plausible(key: str) -> bool:

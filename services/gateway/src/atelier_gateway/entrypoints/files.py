@@ -32,7 +32,7 @@ async def download(
     asset_id: str,
     request: Request,
     deps: DepsDep,
-    # Plain strings: a malformed link must get the same 404 as a forged one, never a 422.
+    # Plain strings: a malformed link must get the same 403 url_invalid as a forged one, never a 422.
     expires: Annotated[str | None, Query(description="Unix time the link expires.")] = None,
     sig: Annotated[str | None, Query(description="HMAC-SHA256 signature, hex.")] = None,
 ) -> Response:

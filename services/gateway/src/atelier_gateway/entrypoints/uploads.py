@@ -8,12 +8,13 @@ file of a type that is not allowed is refused (415) before the rest is read; the
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from atelier_contracts.blobstore import BlobStoreUnavailable, Staging
 from atelier_contracts.uploads import SNIFF_BYTES, allowed_types, sniff
@@ -128,6 +129,8 @@ async def _stage_file(request: Request, deps: Deps) -> tuple[str, str]:
             async for chunk in request.stream():
                 parser.write(chunk)
             parser.finalize()
+            if parser.state != MultipartState.END:  # finalize() does not check the closing boundary
+                raise InvalidRequest("The multipart body ends before its closing boundary.")
             staging.close()
         except FormParserError as exc:
             raise InvalidRequest(f"The multipart body is malformed: {exc}") from None
@@ -174,7 +177,8 @@ async def create(request: Request, deps: DepsDep) -> JSONResponse:
             deps.settings.tenant, staged, filename, ingest=deps.ingest, store=deps.uploads, now=deps.clock()
         )
     finally:
-        deps.blobs.discard_staged(staged)  # the media service discards it too; either is enough
+        with contextlib.suppress(OSError):  # the media service discards it too; either is enough
+            deps.blobs.discard_staged(staged)
     body = _out(request, deps, upload).model_dump(mode="json")
     return JSONResponse(
         body, status_code=201 if new else 200, headers={"Location": f"/v1/uploads/{upload.id}"}

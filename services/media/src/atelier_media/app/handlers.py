@@ -82,7 +82,7 @@ def handlers(
             raise WorkError("input_missing", f"no image input for {item.step}", retryable=False)
         digest = preset.digest()
         cached = await variants.get(source.blob.key, digest) if variants is not None else None
-        if cached is not None and blobs.exists(cached.key):
+        if cached is not None and blobs.keep(cached.key):
             ref, meta = cached, {"cached": True}
         else:
             try:

@@ -28,6 +28,7 @@ from atelier_contracts.uploads import AUDIO_TYPES, IMAGE_TYPES, SNIFF_BYTES, all
 from atelier_media.domain.thumbnail import DECODE_ERRORS, normalise_mode, shrink, transparent
 
 THUMBNAIL_EDGE = 256
+MAX_AUDIO_RATE = 48_000
 _ORIENTATION = 0x0112
 _STORED_AS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "png"}
 """What each decoded format is stored as: GIF becomes PNG (its first frame, losslessly)."""
@@ -51,7 +52,8 @@ class Limits:
     """Width times height, read from the header; a larger image is refused before decoding."""
     max_edge: int = 4096
     """The stored original's long edge: a larger image is shrunk to it."""
-    max_audio_s: float = 1800.0
+    max_audio_s: float = 600.0
+    """At most 10 minutes (48 kHz stereo: 115 MB of samples while it is made safe)."""
     types: frozenset[str] = frozenset(IMAGE_TYPES) | frozenset(AUDIO_TYPES)
 
     @classmethod
@@ -205,7 +207,8 @@ def sanitize_audio(source: BinaryIO, demuxer: str, limits: Limits) -> CleanAudio
             raise Refused("media_invalid", 422, f"The {demuxer} file holds no audio stream.")
         stream = container.streams.audio[0]
         declared_s = (container.duration or 0) / 1e6 if demuxer != "wav" else 0.0
-        rate = stream.rate or 48_000
+        # Never above 48 kHz: a header may claim any rate, and samples times rate is the memory.
+        rate = min(stream.rate or 48_000, MAX_AUDIO_RATE)
         layout = "mono" if (stream.channels or 1) == 1 else "stereo"
         resampler = av.AudioResampler(format="s16", layout=layout, rate=rate)
         pcm = bytearray()

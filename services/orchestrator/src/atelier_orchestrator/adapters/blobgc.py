@@ -8,6 +8,7 @@ older than it are what a writer that died mid-write left behind, and go too.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -46,13 +47,21 @@ async def release_blobs(
     engine: AsyncEngine, blobs: FileBlobStore, grace_s: float, dry_run: bool
 ) -> BlobReport:
     keep = await referenced_keys(engine)
-    cutoff = time.time() - grace_s
+    # The walk of the store is file system work: off the event loop the consumers share.
+    return await asyncio.to_thread(_sweep, blobs, keep, time.time() - grace_s, dry_run)
+
+
+def _sweep(blobs: FileBlobStore, keep: set[str], cutoff: float, dry_run: bool) -> BlobReport:
+    """Every replica may sweep at once: a file another one took first is skipped, not an error."""
     stored = released = released_bytes = 0
     for key, written in list(blobs.stored()):
         stored += 1
         if key in keep or written > cutoff:
             continue
-        size = blobs.path_of(key).stat().st_size
+        try:
+            size = blobs.path_of(key).stat().st_size
+        except FileNotFoundError:
+            continue
         if dry_run or blobs.delete(key):
             released += 1
             released_bytes += size

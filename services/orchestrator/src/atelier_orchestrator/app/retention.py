@@ -18,6 +18,7 @@ from typing import Protocol
 from atelier_contracts.commands import Command, DeleteJob
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.runtime.service import every
+from atelier_orchestrator.app.sweeper import own_command
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +58,7 @@ class Retention:
             EXPIRING_KINDS, now - timedelta(seconds=self.export_ttl_s), self.batch
         )
         for job_id, tenant in due:
-            msg_id = f"expire-export.{job_id}"
-            await self.send(
-                Envelope[Command](
-                    msg_id=msg_id,
-                    job_id=job_id,
-                    tenant=tenant,
-                    correlation_id=msg_id,
-                    causation_id=None,
-                    sent_at=now,
-                    body=DeleteJob(),
-                )
-            )
+            await self.send(own_command(f"expire-export.{job_id}", job_id, tenant, now, DeleteJob()))
         if due:
             log.info("expired exports deleted", extra={"jobs": len(due)})
         return len(due)

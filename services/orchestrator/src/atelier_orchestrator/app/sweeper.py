@@ -21,6 +21,20 @@ from atelier_contracts.runtime.service import every
 log = logging.getLogger(__name__)
 
 
+def own_command(msg_id: str, job_id: str, tenant: str, now: datetime, body: Command) -> Envelope[Command]:
+    """A command the orchestrator sends itself. Every replica sends the same one, under a message
+    id derived from what it is about, so JetStream keeps one and ``decide`` makes a repeat a no-op."""
+    return Envelope[Command](
+        msg_id=msg_id,
+        job_id=job_id,
+        tenant=tenant,
+        correlation_id=msg_id,
+        causation_id=None,
+        sent_at=now,
+        body=body,
+    )
+
+
 class Deadlines(Protocol):
     async def due(self, now: datetime, limit: int) -> list[tuple[str, str, datetime]]: ...
 
@@ -44,17 +58,8 @@ class DeadlineSweeper:
         now = self.clock()
         due = await self.deadlines.due(now, self.batch)
         for job_id, tenant, deadline in due:
-            msg_id = f"expire.{job_id}.{deadline.isoformat()}"
             await self.send(
-                Envelope[Command](
-                    msg_id=msg_id,
-                    job_id=job_id,
-                    tenant=tenant,
-                    correlation_id=msg_id,
-                    causation_id=None,
-                    sent_at=now,
-                    body=ExpireDeadlines(),
-                )
+                own_command(f"expire.{job_id}.{deadline.isoformat()}", job_id, tenant, now, ExpireDeadlines())
             )
         return len(due)
 

@@ -478,9 +478,11 @@ def _review_timed_out(d: _Decision, gate: StepSnapshot) -> None:
 
 def _only_waited(report: WorkFailed) -> bool:
     """A wait, not a try: every provider was cooling down or at its limits, so none was called;
-    or the blob store was out (the step is not at fault, however often it happens)."""
+    or the blob store was out before any provider was paid. An outage that outlasted the worker's
+    patience with a provider's output in hand counts as a try: its calls were billed, and a wait
+    without end would bill them again and again."""
     if report.code == "storage_unavailable":
-        return True
+        return not any(a.outcome == "succeeded" for a in report.attempts)
     return (
         report.code == "providers_unavailable"
         and bool(report.attempts)

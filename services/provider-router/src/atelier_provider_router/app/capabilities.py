@@ -127,18 +127,36 @@ def speech_worst_case(request: SpeechRequest) -> dict[str, float]:
     return {"characters": chars, "audio_seconds": chars / SPEECH_CHARS_PER_S}
 
 
-def _store(blobs: BlobStore, routed: Routed[Any], data: bytes, content_type: str) -> BlobRef:
-    """The provider's output in the blob store; when the store is out, the step waits — and the
-    calls just made are reported with it, so their usage and cost are recorded all the same."""
-    try:
-        return blobs.put_bytes(data, content_type)
-    except BlobStoreUnavailable as exc:
-        raise WorkError(
-            "storage_unavailable", str(exc), retryable=True, attempts=routed.attempts, alerts=routed.alerts
-        ) from exc
+STORE_PATIENCE_S = 30.0
+"""How long a provider's output is held while the blob store refuses it, before the attempt
+fails: a short outage costs no second call."""
+
+
+async def _store(
+    blobs: BlobStore, routed: Routed[Any], data: bytes, content_type: str, before: Routed[Any] | None = None
+) -> BlobRef:
+    """The provider's output in the blob store, tried again (0.5 s, doubling, to 4 s) while the
+    store refuses, for ``STORE_PATIENCE_S``. Past that the attempt fails as
+    ``storage_unavailable`` with the calls just made (and ``before``'s), so their usage and cost
+    are recorded all the same."""
+    deadline = asyncio.get_running_loop().time() + STORE_PATIENCE_S
+    wait = 0.5
+    while True:
+        try:
+            return blobs.put_bytes(data, content_type)
+        except BlobStoreUnavailable as exc:
+            if asyncio.get_running_loop().time() + wait > deadline:
+                calls = [*(before.attempts if before else []), *routed.attempts]
+                alerts = [*(before.alerts if before else []), *routed.alerts]
+                raise WorkError(
+                    "storage_unavailable", str(exc), retryable=True, attempts=calls, alerts=alerts
+                ) from exc
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, 4.0)
 
 
 def _cache_entry(
+    tenant: str,
     text: str,
     voice: str,
     provider: str,
@@ -147,11 +165,12 @@ def _cache_entry(
     now: datetime,
     repaired: AudioCacheEntry | None,
 ) -> AudioCacheEntry:
-    key = cache_key(text, voice, provider, model)
+    key = cache_key(tenant, text, voice, provider, model)
     if repaired is not None and repaired.key == key:
         return msgspec.structs.replace(repaired, blob=blob, repairs=repaired.repairs + 1, updated_at=now)
     return AudioCacheEntry(
         key=key,
+        tenant=tenant,
         voice=voice,
         provider=provider,
         model=model,
@@ -217,10 +236,10 @@ def handlers(
         text = routed.result.text
         if count:  # a list the job plans from (``WorkSucceeded.data``), and the list as a file
             items = list_items(text, count)
-            ref = _store(blobs, routed, "\n".join(items).encode(), "text/markdown")
+            ref = await _store(blobs, routed, "\n".join(items).encode(), "text/markdown")
             artifact = Artifact(name="list", kind="text", blob=ref, meta={"items": len(items)})
             return replace(_done(routed, artifact), data={"items": items})
-        ref = _store(blobs, routed, text.encode(), "text/markdown")
+        ref = await _store(blobs, routed, text.encode(), "text/markdown")
         return _done(routed, Artifact(name="story", kind="text", blob=ref, meta={"words": len(text.split())}))
 
     async def image_generate(item: WorkItem) -> WorkResult:
@@ -230,7 +249,7 @@ def handlers(
         routed = await router.call(
             "image.generate", item, lambda p, o: p.generate_image(request, o), image_worst_case(request.size)
         )
-        ref = _store(blobs, routed, routed.result.data, routed.result.content_type)
+        ref = await _store(blobs, routed, routed.result.data, routed.result.content_type)
         return _done(routed, Artifact(name="image", kind="image", blob=ref, meta=dict(routed.result.meta)))
 
     async def tts(item: WorkItem) -> WorkResult:
@@ -243,11 +262,11 @@ def handlers(
         repairing: AudioCacheEntry | None = None
         if audio_cache is not None:
             for route in router.order("tts", item.params.get("sticky_provider")):
-                key = cache_key(text, spoken_as, route.provider, route.model)
+                key = cache_key(item.tenant, text, spoken_as, route.provider, route.model)
                 entry = await audio_cache.get(key)
                 if entry is None:
                     continue
-                if blobs.exists(entry.blob.key):
+                if blobs.keep(entry.blob.key):
                     await audio_cache.served(key, clock())
                     artifact = Artifact(name="audio", kind="audio", blob=entry.blob, meta={"cached": True})
                     return WorkResult(outputs=[artifact], provider=route.provider, model=route.model)
@@ -256,10 +275,12 @@ def handlers(
         routed = await router.call(
             "tts", item, lambda p, o: p.synthesize_speech(request, o), speech_worst_case(request)
         )
-        ref = _store(blobs, routed, routed.result.data, routed.result.content_type)
+        ref = await _store(blobs, routed, routed.result.data, routed.result.content_type)
         if audio_cache is not None:  # keyed by the route's model, as the lookup above is
             route = routed.route
-            made = _cache_entry(text, spoken_as, route.provider, route.model, ref, clock(), repairing)
+            made = _cache_entry(
+                item.tenant, text, spoken_as, route.provider, route.model, ref, clock(), repairing
+            )
             await audio_cache.put(made)
         meta = {**routed.result.meta, "cached": False}
         return _done(routed, Artifact(name="audio", kind="audio", blob=ref, meta=meta))
@@ -295,7 +316,7 @@ def handlers(
         except BlobNotFound as exc:
             raise WorkError("input_missing", f"blob {still.blob.key} is missing", retryable=True) from exc
         routed = await film(item, video_request(item, image_bytes, str(param(item, "prompt", "") or "")))
-        ref = _store(blobs, routed, routed.result.data, routed.result.content_type)
+        ref = await _store(blobs, routed, routed.result.data, routed.result.content_type)
         return _done(routed, Artifact(name="clip", kind="video", blob=ref, meta=dict(routed.result.meta)))
 
     async def video_from_text(item: WorkItem) -> WorkResult:
@@ -308,7 +329,7 @@ def handlers(
         drawn = await router.call(
             "image.generate", item, lambda p, o: p.generate_image(picture, o), image_worst_case(size)
         )
-        still = _store(blobs, drawn, drawn.result.data, drawn.result.content_type)
+        still = await _store(blobs, drawn, drawn.result.data, drawn.result.content_type)
         try:
             filmed = await film(item, video_request(item, drawn.result.data, prompt))
         except WorkError as exc:  # the image's call is recorded with the clip's failure
@@ -320,7 +341,7 @@ def handlers(
                 retry_after_s=exc.retry_after_s,
                 alerts=[*drawn.alerts, *exc.alerts],
             ) from exc
-        clip = _store(blobs, filmed, filmed.result.data, filmed.result.content_type)
+        clip = await _store(blobs, filmed, filmed.result.data, filmed.result.content_type, before=drawn)
         done = _done(filmed, Artifact(name="clip", kind="video", blob=clip, meta=dict(filmed.result.meta)))
         image = Artifact(name="image", kind="image", blob=still, meta=dict(drawn.result.meta))
         return replace(
