@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from minio import Minio
+from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from atelier_devstack.stack import Stack
@@ -99,3 +101,49 @@ def test_upload_then_export_in_two_presets(tmp_path: Path) -> None:
         assert (refused.status_code, refused.json()["code"]) == (415, "unsupported_media")
         turned = client.post("/v1/uploads", files={"file": ("p.jpg", jpeg_with_exif(), "image/jpeg")}).json()
         assert (turned["width"], turned["height"]) == (40, 80)
+
+
+def test_the_same_on_an_s3_blob_store_every_machine_could_reach(tmp_path: Path) -> None:
+    """Each service with its own local cache of one S3 bucket (moto's server speaks S3): the
+    upload staged by the gateway is read by media, the variants made by media are packaged by
+    the gateway, and a story runs through all five services."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "ATELIER_BLOB_STORE": "s3",
+        "ATELIER_S3_ENDPOINT": f"{host}:{port}",
+        "ATELIER_S3_BUCKET": "atelier-e2e",
+        "ATELIER_S3_ACCESS_KEY": "test",
+        "ATELIER_S3_SECRET_KEY": "test-secret",
+    }
+    try:
+        with (
+            running(e2e_stack(tmp_path, **env)) as stack,
+            httpx.Client(base_url=stack.gateway_url, timeout=30) as client,
+        ):
+            sent = client.post("/v1/uploads", files={"file": ("chair.jpg", product_photo(), "image/jpeg")})
+            assert sent.status_code == 201, sent.text
+            body = {"kind": "export", "input": {"upload": sent.json()["id"], "presets": ["web-1080"]}}
+            done = wait_terminal(client, client.post("/v1/jobs", json=body).json()["id"])
+            assert done["status"] == "succeeded", done
+            package = client.get(f"/v1/jobs/{done['id']}/package")
+            with zipfile.ZipFile(io.BytesIO(package.content)) as archive:
+                names = archive.namelist()
+            assert names == ["manifest.json", "source/original.jpg", "variant-web-1080/web-1080.webp"]
+            story = client.post(
+                "/v1/jobs", json={"kind": "story", "title": "S3", "input": {"prompt": "a fox on a cloud"}}
+            )
+            assert wait_terminal(client, story.json()["id"])["status"] == "succeeded"
+        in_bucket = bucket_keys(f"http://{host}:{port}")
+        assert len([k for k in in_bucket if len(k) == 64]) >= 8, "the blobs are in the bucket"
+        assert not [k for k in in_bucket if k.startswith("staging/")], "no staged upload left behind"
+    finally:
+        server.stop()
+
+
+def bucket_keys(endpoint: str) -> list[str]:
+    client = Minio(
+        endpoint.removeprefix("http://"), access_key="test", secret_key="test-secret", secure=False
+    )
+    return [o.object_name or "" for o in client.list_objects("atelier-e2e")]

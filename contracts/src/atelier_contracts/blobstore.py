@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -67,6 +67,38 @@ class BlobStore(Protocol):
     def open_staged(self, key: str) -> BinaryIO: ...
 
     def discard_staged(self, key: str) -> None: ...
+
+
+class Blobs(BlobStore, Protocol):
+    """A store whose blobs this machine can have as files, and that the clean-up can sweep:
+    ``FileBlobStore``, or ``S3BlobStore`` (``atelier_contracts.blobstore_s3``) with its local cache.
+    ``open_blobs`` picks one from the environment."""
+
+    def path_of(self, key: str) -> Path:
+        """The blob as a file here (it may not exist); ``BlobNotFound`` for a malformed key."""
+        ...
+
+    def stored(self) -> Iterator[tuple[str, float]]: ...
+
+    def delete(self, key: str) -> bool: ...
+
+    def size_of(self, key: str) -> int: ...
+
+    def leftovers(self, older_than: float) -> Iterator[Path]: ...
+
+
+def open_blobs(blob_dir: Path, env: Mapping[str, str] | None = None) -> Blobs:
+    """``ATELIER_BLOB_STORE``: ``file`` (the default: ``blob_dir`` on this machine) or ``s3``
+    (the bucket every machine reaches, ``ATELIER_S3_*``, with ``blob_dir`` as its local cache)."""
+    env = os.environ if env is None else env
+    kind = env.get("ATELIER_BLOB_STORE", "file")
+    if kind == "s3":
+        from atelier_contracts.blobstore_s3 import S3BlobStore, S3Settings
+
+        return S3BlobStore(S3Settings.from_env(env), blob_dir)
+    if kind != "file":
+        raise ValueError(f"ATELIER_BLOB_STORE must be file or s3, not {kind!r}")
+    return FileBlobStore(blob_dir)
 
 
 class Staging(Protocol):
@@ -237,6 +269,9 @@ class FileBlobStore:
                     yield path.name, path.stat().st_mtime
                 except FileNotFoundError:  # released meanwhile (by another replica's clean-up)
                     continue
+
+    def size_of(self, key: str) -> int:
+        return self.path_of(key).stat().st_size
 
     def delete(self, key: str) -> bool:
         try:

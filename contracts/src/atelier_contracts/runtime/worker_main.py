@@ -13,7 +13,7 @@ from pathlib import Path
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.blobstore import Blobs, open_blobs
 from atelier_contracts.runtime import logs
 from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams, ready_check
 from atelier_contracts.runtime.ops import ReadyCheck, serve_ops
@@ -59,7 +59,7 @@ class WorkerSetup:
     cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
-SetupFactory = Callable[[FileBlobStore, WorkerSettings, Client], WorkerSetup]
+SetupFactory = Callable[[Blobs, WorkerSettings, Client], WorkerSetup]
 
 
 async def serve_worker(
@@ -70,7 +70,7 @@ async def serve_worker(
     nc = await connect(settings.nats_url, name=f"atelier-{service}")
     js: JetStreamContext = nc.jetstream()
     await ensure_streams(js)
-    blobs = FileBlobStore(settings.blob_dir)
+    blobs = open_blobs(settings.blob_dir)
     parts = setup(blobs, settings, nc)
     work = WorkPool(
         nc,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from nats.aio.client import Client
 
-from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.blobstore import Blobs
 from atelier_contracts.runtime.worker_main import WorkerSettings, WorkerSetup, main_for
 from atelier_export.app.handlers import handlers
 
 
-def setup(blobs: FileBlobStore, _settings: WorkerSettings, _nc: Client) -> WorkerSetup:
+def setup(blobs: Blobs, _settings: WorkerSettings, _nc: Client) -> WorkerSetup:
     return WorkerSetup(handlers=handlers(blobs))
 
 

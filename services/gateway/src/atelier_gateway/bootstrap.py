@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.blobstore import open_blobs
 from atelier_contracts.presets import PresetRegistry
 from atelier_contracts.readmodel import make_engine
 from atelier_contracts.readmodel import schedules as schedules_table
@@ -111,7 +111,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             tags=SqlTagRegistry(engine),
             idempotency=idempotency,
             signer=HmacUrlSigner(settings.url_secret, settings.url_ttl_s),
-            blobs=FileBlobStore(settings.blob_dir),
+            blobs=open_blobs(settings.blob_dir),
             checks={"nats": ready_check(nc), "sql": reader.ping},
             analytics=SqlAnalytics(engine, nc, js),
             budgets=KvBudgetStore(nc, js),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nats.aio.client import Client
 
-from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.blobstore import Blobs
 from atelier_contracts.presets import PresetRegistry
 from atelier_contracts.runtime.worker_main import WorkerSettings, WorkerSetup, main_for
 from atelier_media.adapters.variants import KvVariantCache
@@ -13,7 +13,7 @@ from atelier_media.app.ingest import IngestResponder
 from atelier_media.domain.sanitize import Limits
 
 
-def setup(blobs: FileBlobStore, _settings: WorkerSettings, nc: Client) -> WorkerSetup:
+def setup(blobs: Blobs, _settings: WorkerSettings, nc: Client) -> WorkerSetup:
     ingest = IngestResponder(nc, blobs, Limits.from_env())
     return WorkerSetup(
         handlers=handlers(blobs, PresetRegistry.from_env(), KvVariantCache(nc.jetstream())),

@@ -16,7 +16,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.blobstore import open_blobs
 from atelier_contracts.commands import CommandOutcome
 from atelier_contracts.envelope import command_decoder, encode, report_decoder
 from atelier_contracts.readmodel import make_engine
@@ -160,7 +160,7 @@ async def bootstrap(settings: Settings, clock: Clock = utc_now) -> Orchestrator:
     ticker = ScheduleTicker(SqlDueSchedules(engine), bus.to_aggregate, clock, settings.schedule_tick_s)
     sweeper = DeadlineSweeper(SqlDeadlines(engine), bus.send, clock, settings.sweep_interval_s)
 
-    blobs = FileBlobStore(Path(settings.blob_dir)) if settings.blob_dir else None
+    blobs = open_blobs(Path(settings.blob_dir)) if settings.blob_dir else None
 
     async def release() -> int:
         if blobs is None:

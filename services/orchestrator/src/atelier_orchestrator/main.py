@@ -18,7 +18,7 @@ import msgspec
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.blobstore import open_blobs
 from atelier_contracts.envelope import commit_decoder
 from atelier_contracts.readmodel import dump, make_engine
 from atelier_contracts.runtime import deadletter, logs, service
@@ -197,7 +197,7 @@ async def _redrive(nc: Client, projections: LogProjections, letter: deadletter.D
 async def gc_blobs(settings: Settings, blob_dir: str, grace_s: float, dry_run: bool) -> None:
     engine = make_engine(settings.database_url)
     try:
-        report = await release_blobs(engine, FileBlobStore(Path(blob_dir)), grace_s, dry_run)
+        report = await release_blobs(engine, open_blobs(Path(blob_dir)), grace_s, dry_run)
     finally:
         await engine.dispose()
     print(json.dumps(dataclasses.asdict(report)))

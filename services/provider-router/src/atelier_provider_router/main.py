@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nats.aio.client import Client
 
-from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.blobstore import Blobs
 from atelier_contracts.runtime.audiocache import KvAudioCache
 from atelier_contracts.runtime.nats import audio_cache, budgets, provider_states, rate_limits
 from atelier_contracts.runtime.service import every
@@ -50,7 +50,7 @@ def shared_gate(nc: Client) -> Gate:
     )
 
 
-def setup(blobs: FileBlobStore, settings: WorkerSettings, nc: Client) -> WorkerSetup:
+def setup(blobs: Blobs, settings: WorkerSettings, nc: Client) -> WorkerSetup:
     path = matrix_file()
     try:
         matrix = load(path)

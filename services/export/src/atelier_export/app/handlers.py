@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from atelier_contracts.blobstore import BlobStore, FileBlobStore, extension_for
+from atelier_contracts.blobstore import Blobs, BlobStore, extension_for
 from atelier_contracts.capabilities import CompositeParams
 from atelier_contracts.common import Artifact, BlobRef
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
@@ -34,7 +34,7 @@ def manifest_for(item: WorkItem, files: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def handlers(blobs: FileBlobStore) -> dict[str, WorkHandler]:
+def handlers(blobs: Blobs) -> dict[str, WorkHandler]:
     async def bundle(item: WorkItem) -> WorkResult:
         entries: list[BundleEntry] = []
         files: list[dict[str, Any]] = []

@@ -182,7 +182,7 @@ class UrlSigner(Protocol):
 
 
 class BlobLocator(Protocol):
-    """Where a blob's bytes live on this machine (``FileBlobStore`` is one)."""
+    """Where a blob's bytes live on this machine (``atelier_contracts.blobstore.Blobs``)."""
 
     def path_of(self, key: str) -> Path:
         """The path for ``key``; raises ``BlobNotFound`` for a malformed key."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from atelier_contracts.blobstore import FileBlobStore
+from atelier_contracts.blobstore import BlobNotFound, Blobs
 from atelier_contracts.readmodel import assets, jobs, uploads
 
 
@@ -43,15 +43,13 @@ async def referenced_keys(engine: AsyncEngine) -> set[str]:
     return keys
 
 
-async def release_blobs(
-    engine: AsyncEngine, blobs: FileBlobStore, grace_s: float, dry_run: bool
-) -> BlobReport:
+async def release_blobs(engine: AsyncEngine, blobs: Blobs, grace_s: float, dry_run: bool) -> BlobReport:
     keep = await referenced_keys(engine)
     # The walk of the store is file system work: off the event loop the consumers share.
     return await asyncio.to_thread(_sweep, blobs, keep, time.time() - grace_s, dry_run)
 
 
-def _sweep(blobs: FileBlobStore, keep: set[str], cutoff: float, dry_run: bool) -> BlobReport:
+def _sweep(blobs: Blobs, keep: set[str], cutoff: float, dry_run: bool) -> BlobReport:
     """Every replica may sweep at once: a file another one took first is skipped, not an error."""
     stored = released = released_bytes = 0
     for key, written in list(blobs.stored()):
@@ -59,8 +57,8 @@ def _sweep(blobs: FileBlobStore, keep: set[str], cutoff: float, dry_run: bool) -
         if key in keep or written > cutoff:
             continue
         try:
-            size = blobs.path_of(key).stat().st_size
-        except FileNotFoundError:
+            size = blobs.size_of(key)
+        except (FileNotFoundError, BlobNotFound):
             continue
         if dry_run or blobs.delete(key):
             released += 1
