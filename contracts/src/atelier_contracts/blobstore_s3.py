@@ -124,14 +124,8 @@ class S3BlobStore:
         if not local.exists():
             fd, name = tempfile.mkstemp(dir=self.cache / "tmp")
             try:
-                with os.fdopen(fd, "wb") as out, _s3_errors(key):
-                    response = self.client.get_object(self.bucket, key)
-                    try:
-                        for chunk in response.stream(1 << 20):
-                            out.write(chunk)
-                    finally:
-                        response.close()
-                        response.release_conn()
+                with os.fdopen(fd, "wb") as out:
+                    self._download(key, key, out)
                 local.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(name, local)
             except BlobNotFound:
@@ -209,18 +203,11 @@ class S3BlobStore:
         if not _STAGED.fullmatch(key):
             raise BlobNotFound(key)
         out = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
-        with _s3_errors(key):
-            try:
-                response = self.client.get_object(self.bucket, STAGING + key)
-            except BaseException:
-                out.close()
-                raise
-            try:
-                for chunk in response.stream(1 << 20):
-                    out.write(chunk)
-            finally:
-                response.close()
-                response.release_conn()
+        try:
+            self._download(STAGING + key, key, out)
+        except BaseException:
+            out.close()
+            raise
         out.seek(0)
         return out
 
@@ -263,6 +250,17 @@ class S3BlobStore:
                     yield path
             except FileNotFoundError:
                 continue
+
+    def _download(self, name: str, key: str, out: BinaryIO) -> None:
+        """The object ``name`` into ``out``, 1 MiB at a time; ``BlobNotFound(key)`` if absent."""
+        with _s3_errors(key):
+            response = self.client.get_object(self.bucket, name)
+            try:
+                for chunk in response.stream(1 << 20):
+                    out.write(chunk)
+            finally:
+                response.close()
+                response.release_conn()
 
     def _valid(self, key: str) -> str:
         if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
