@@ -3,7 +3,6 @@ provider call is recorded, and no temporary file stays behind."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 
@@ -24,9 +23,10 @@ def storage_waits(events: list[JobEvent]) -> list[StepFailed]:
 async def test_steps_wait_out_a_storage_outage_and_no_call_is_paid_twice(
     nats_server: NatsServer, database_url: str, tmp_path: Path
 ) -> None:
-    """Writes refused for 3 s: the router holds what the providers made (its work slots full, so
-    the rest waits in the queue) and stores it when the store is back; the media steps (a
-    thumbnail, no provider) wait and resume."""
+    """Writes refused until work holds an output it cannot store: the router keeps what the
+    providers made (its work slots full, so the rest waits in the queue) and stores it when the
+    store is back, with no second call; without that patience the refused attempt would be
+    retried and its provider paid again."""
     async with platform(nats_server.url, database_url, tmp_path) as p:
         p.workers()
         temp = p.blobs.root / "tmp"
@@ -41,8 +41,7 @@ async def test_steps_wait_out_a_storage_outage_and_no_call_is_paid_twice(
                 snaps = [await p.snapshot(j) for j in jobs + stories]
                 return any(s is not None and s.status != "queued" for s in snaps)
 
-            await eventually(held, within=30)
-            await asyncio.sleep(3.0)  # the outage lasts: this is the length of it, not a wait for anything
+            await eventually(held, within=30)  # the store comes back once work holds an output
         finally:
             temp.unlink()
             temp.mkdir()  # the store is back

@@ -78,6 +78,16 @@ def shared(job_input: BaseInput) -> dict[str, Any]:
     return out
 
 
+def attached_upload(job_input: BaseInput, upload_id: str, field: str = "upload") -> Artifact:
+    """The file of an upload the input names, as the gateway resolved it (``attached``); an
+    input that did not come through a submit has none: ``upload_not_found``."""
+    found = (job_input.attached or {}).get(upload_id)
+    if found is None:
+        message = f"upload {upload_id} was not resolved to its file"
+        raise InvalidInput("upload_not_found", [Issue(loc=(field,), msg=message, type="not_found")])
+    return found
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a step's result planned: new steps, and existing steps that now need them."""

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from atelier_contracts.events import StepSpec
-from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind, shared
+from atelier_contracts.kinds.base import BaseInput, JobKind, attached_upload, shared
 from atelier_contracts.kinds.export import SOURCE_STEP, UploadId
 
 
@@ -24,10 +24,7 @@ class ClipInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 
 def plan(clip: ClipInput) -> tuple[StepSpec, ...]:
-    original = (clip.attached or {}).get(clip.upload)
-    if original is None:
-        message = f"upload {clip.upload} was not resolved to its file"
-        raise InvalidInput("upload_not_found", [Issue(loc=("upload",), msg=message, type="not_found")])
+    original = attached_upload(clip, clip.upload)
     params = {
         "prompt": clip.prompt,
         "duration_s": clip.duration_s,

@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 
 from atelier_contracts.events import StepSpec
-from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind
+from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind, attached_upload
 from atelier_contracts.presets import PresetName
 
 UploadId = Annotated[str, msgspec.Meta(pattern=r"^upl_[0-9a-f]{24}$")]
@@ -40,10 +40,7 @@ def check(export: ExportInput) -> None:
 
 
 def plan(export: ExportInput) -> tuple[StepSpec, ...]:
-    original = (export.attached or {}).get(export.upload)
-    if original is None:
-        message = f"upload {export.upload} was not resolved to its file"
-        raise InvalidInput("upload_not_found", [Issue(loc=("upload",), msg=message, type="not_found")])
+    original = attached_upload(export, export.upload)
     source = StepSpec(name=SOURCE_STEP, capability="upload", given=(original,))
     variants = tuple(
         StepSpec(

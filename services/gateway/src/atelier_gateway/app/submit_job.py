@@ -115,11 +115,14 @@ def kind_named(name: str, loc: Sequence[str] = ("body", "kind")) -> JobKind[Any]
 
 
 def check_presets(steps: Sequence[StepSpec], presets: PresetRegistry) -> None:
-    """Every export preset the steps name is one the presets file defines (now)."""
+    """Every export preset the steps name is one the presets file defines (now). The file is
+    looked at only for steps that name one: other submits do no file system work for it."""
+    named = [s.params["preset"] for s in steps if s.capability == "image.variant" and "preset" in s.params]
+    if not named:
+        return
     known = presets.presets()
-    for step in steps:
-        name = step.params.get("preset") if step.capability == "image.variant" else None
-        if name is not None and name not in known:
+    for name in named:
+        if name not in known:
             raise PresetNotFound(
                 [{"loc": ["body", "input", "presets"], "msg": f"no preset {name!r}", "type": "enum"}],
                 f"No export preset {name!r}; presets: {', '.join(sorted(known))} (GET /v1/presets).",
