@@ -50,6 +50,8 @@ ERROR_CODES: dict[str, str] = {
     "preset_not_found": "No export preset of that name (GET /v1/presets lists them).",
     "url_expired": "The signed link has expired: ask the API for a fresh one.",
     "url_invalid": "The signed link was altered or is not a link this deployment made.",
+    "stream_position_invalid": "Last-Event-ID or ?after is not a position in the log (<seq>.<index>, "
+    "as a stream's event ids and the events' ``position`` give it).",
     # Step and job failures (ErrorInfo.code)
     "provider_error": "A provider failed in a way worth retrying.",
     "providers_unavailable": "Every provider of the capability is cooling down or at its limits.",

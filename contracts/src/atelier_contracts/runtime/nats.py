@@ -13,6 +13,7 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
+from atelier_contracts.progress import PROGRESS_BUCKET, PROGRESS_TTL_S
 from atelier_contracts.subjects import (
     AUDIO_CACHE_BUCKET,
     BUDGETS_BUCKET,
@@ -116,12 +117,14 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
     )
 
 
-async def _bucket(js: JetStreamContext, name: str, ttl: float | None = None) -> KeyValue:
+async def _bucket(
+    js: JetStreamContext, name: str, ttl: float | None = None, direct: bool = False
+) -> KeyValue:
     """The KV bucket ``name``, created (one value per key) if missing."""
     try:
         return await js.key_value(name)
     except BucketNotFoundError:
-        return await js.create_key_value(bucket=name, ttl=ttl, history=1)
+        return await js.create_key_value(bucket=name, ttl=ttl, history=1, direct=direct)
 
 
 async def cancelled_jobs(js: JetStreamContext) -> KeyValue:
@@ -147,6 +150,11 @@ async def budgets(js: JetStreamContext) -> KeyValue:
 async def audio_cache(js: JetStreamContext) -> KeyValue:
     """The KV bucket of cached narrations (``AUDIO_CACHE_BUCKET``): pruned by the router, by age."""
     return await _bucket(js, AUDIO_CACHE_BUCKET)
+
+
+async def progress_bucket(js: JetStreamContext) -> KeyValue:
+    """The KV bucket of running steps' latest progress (``atelier_contracts.progress``)."""
+    return await _bucket(js, PROGRESS_BUCKET, ttl=PROGRESS_TTL_S, direct=True)  # read in batches
 
 
 async def variants(js: JetStreamContext) -> KeyValue:

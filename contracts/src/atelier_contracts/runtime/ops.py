@@ -149,6 +149,8 @@ async def serve(
         host=host,
         port=port,
         http=protocol,
+        # websockets' own sans-I/O protocol: uvicorn's "auto" picks the legacy one, deprecated.
+        ws="websockets-sansio",
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(grace_s),

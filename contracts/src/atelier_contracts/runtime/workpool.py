@@ -33,6 +33,7 @@ from atelier_contracts.common import Artifact, BudgetAlert, ProviderAttempt, Usa
 from atelier_contracts.envelope import Envelope, encode, work_item_decoder
 from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outcome, Retry
 from atelier_contracts.runtime.nats import cancelled_jobs
+from atelier_contracts.runtime.progress import ProgressPublisher
 from atelier_contracts.subjects import (
     MSG_ID_HEADER,
     PRIORITY_BANDS,
@@ -121,16 +122,20 @@ class WorkPool:
         self.consumer = Consumer(nc, specs[0], self.handle, lower=specs[1:], doorbell=pool_filter(pool))
         self._running: dict[str, dict[asyncio.Task[WorkResult], WorkItem]] = {}
         self._cancelled: KeyValue | None = None
+        self.progress = ProgressPublisher(self.js)
 
     async def run(self, stop: asyncio.Event) -> None:
         self._cancelled = await cancelled_jobs(self.js)
         with contextlib.suppress(NotFoundError):  # the single-band consumer of earlier versions
             await self.js.delete_consumer(WORK_STREAM, f"workers-{self.pool}")
         sub = await self.nc.subscribe(cancel_subject("*"), cb=self._on_cancel)
+        ticks = asyncio.create_task(self.progress.run(stop), name=f"progress-{self.pool}")
         try:
             await self.consumer.run(stop)
         finally:
             await sub.unsubscribe()
+            ticks.cancel()
+            await asyncio.gather(ticks, return_exceptions=True)
 
     async def _on_cancel(self, msg: Msg) -> None:
         """``seq:N``: the job was cancelled by commit N; anything else: one work id to abandon."""
@@ -269,16 +274,18 @@ class WorkPool:
         )
 
     async def _run_cancellable(self, item: WorkItem, handler: WorkHandler) -> WorkResult:
-        """Run the handler as its own task, so a cancellation of the job can stop just this work."""
-        task = asyncio.create_task(handler(item), name=item.work_id)
-        running = self._running.setdefault(item.job_id, {})
-        running[task] = item
-        try:
-            return await task
-        finally:
-            running.pop(task, None)
-            if not running:
-                self._running.pop(item.job_id, None)
+        """Run the handler as its own task, so a cancellation of the job can stop just this work;
+        its ``report_progress`` calls tick this step."""
+        with self.progress.following(item):
+            task = asyncio.create_task(handler(item), name=item.work_id)
+            running = self._running.setdefault(item.job_id, {})
+            running[task] = item
+            try:
+                return await task
+            finally:
+                running.pop(task, None)
+                if not running:
+                    self._running.pop(item.job_id, None)
 
 
 def failed_report(item: WorkItem, started: datetime, code: str, message: str, retryable: bool) -> WorkFailed:

@@ -22,6 +22,7 @@ from atelier_contracts.sessions import SessionView
 from atelier_gateway.adapters.analytics import SqlAnalytics
 from atelier_gateway.adapters.budgets import KvBudgetStore
 from atelier_gateway.adapters.documents import SqlDocuments
+from atelier_gateway.adapters.feeds import NatsLogFeeds
 from atelier_gateway.adapters.idempotency import SqlIdempotencyStore
 from atelier_gateway.adapters.job_search import SqlJobSearch
 from atelier_gateway.adapters.joblog import JetStreamJobLog
@@ -31,6 +32,7 @@ from atelier_gateway.adapters.signer import HmacUrlSigner
 from atelier_gateway.adapters.tags import SqlTagRegistry
 from atelier_gateway.adapters.uploads import NatsIngest, SqlUploads
 from atelier_gateway.app.housekeeping import prune_idempotency_keys
+from atelier_gateway.app.live import LogFeeds
 from atelier_gateway.app.ports import (
     Analytics,
     BlobLocator,
@@ -76,6 +78,7 @@ class Deps:
     ingest: Ingest
     presets: PresetRegistry
     audio_cache: KvAudioCache
+    feeds: LogFeeds
     clock: Callable[[], datetime] = utc_now
 
 
@@ -102,6 +105,8 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             name="idempotency-pruner",
         )
         stack.push_async_callback(_stop, pruner)
+        feeds = NatsLogFeeds(nc, poll_s=settings.stream_poll_s, queue_max=settings.stream_queue_max)
+        stack.push_async_callback(feeds.close)
         yield Deps(
             settings=settings,
             publisher=publisher,
@@ -121,6 +126,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             ingest=NatsIngest(nc, settings.upload_timeout_s),
             presets=PresetRegistry.from_env(),
             audio_cache=KvAudioCache(lambda: audio_cache(js)),
+            feeds=feeds,
         )
 
 

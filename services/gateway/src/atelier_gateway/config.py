@@ -63,6 +63,14 @@ class Settings:
     idempotency_lock_s: float = 60.0
     """An idempotent request still in progress after this long is taken as abandoned (its gateway
     died), so a retry with the same key may run instead of getting 409 until the key expires."""
+    stream_ping_s: float = 10.0
+    """How often an idle stream sends a ``: ping`` comment (proxies close silent connections)."""
+    stream_retry_ms: int = 3000
+    """The ``retry:`` an event stream sets: how long a browser waits before it reconnects."""
+    stream_poll_s: float = 5.0
+    """How often a followed log is read even without a notice (one lost in a reconnect)."""
+    stream_queue_max: int = 10_000
+    """Events a stream may fall behind before it is closed (its client resumes where it was)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +129,12 @@ class Settings:
                 env, "ATELIER_IDEMPOTENCY_LOCK_S", cls.idempotency_lock_s, low=1.0, high=86400.0
             ),
             faults=_faults(env),
+            stream_ping_s=_float(env, "ATELIER_STREAM_PING_S", cls.stream_ping_s, low=0.05, high=300.0),
+            stream_retry_ms=_int(env, "ATELIER_STREAM_RETRY_MS", cls.stream_retry_ms, low=100, high=600_000),
+            stream_poll_s=_float(env, "ATELIER_STREAM_POLL_S", cls.stream_poll_s, low=0.05, high=300.0),
+            stream_queue_max=_int(
+                env, "ATELIER_STREAM_QUEUE_MAX", cls.stream_queue_max, low=10, high=1_000_000
+            ),
         )
         longest = (
             settings.read_wait_s

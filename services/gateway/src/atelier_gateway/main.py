@@ -50,9 +50,20 @@ async def serve(settings: Settings) -> bool:
             log.info("stopped before start-up finished")
             return True
         app = create_app(settings, build_deps=lambda _: contextlib.nullcontext(deps))
-        return await ops.serve(
-            app, settings.http_host, settings.http_port, stop, header_timeout_s=settings.header_timeout_s
-        )
+        # Open streams end at a stop (their clients resume elsewhere), or the server's graceful
+        # shutdown would wait for them its whole grace period.
+        ending = asyncio.create_task(_end_streams(stop, deps))
+        try:
+            return await ops.serve(
+                app, settings.http_host, settings.http_port, stop, header_timeout_s=settings.header_timeout_s
+            )
+        finally:
+            ending.cancel()
+
+
+async def _end_streams(stop: asyncio.Event, deps: bootstrap.Deps) -> None:
+    await stop.wait()
+    await deps.feeds.close()
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import msgspec
 from atelier_contracts.blobstore import Blobs, BlobStore, extension_for
 from atelier_contracts.capabilities import CompositeParams
 from atelier_contracts.common import Artifact, BlobRef
+from atelier_contracts.runtime.progress import report_progress
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
 from atelier_contracts.work import WorkItem
 from atelier_export.domain.bundle import BundleEntry, write_bundle
@@ -120,6 +121,7 @@ def _composite(blobs: BlobStore, shots: list[Shot], timeline: CompositeParams) -
             width=timeline.width,
             height=timeline.height,
             burn_subtitles=timeline.burn_subtitles,
+            progress=report_progress,
         )
         return blobs.put_file(out, "video/mp4"), made
 

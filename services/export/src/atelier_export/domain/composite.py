@@ -117,9 +117,10 @@ def render(
     width: int = 640,
     height: int = 360,
     burn_subtitles: bool = False,
-    progress: Callable[[float], None] | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> Composite:
-    """Write the composite of ``shots`` to ``out``; ``progress`` hears the share done, per shot."""
+    """Write the composite of ``shots`` to ``out``; ``progress`` hears the share of frames done
+    and the shot being encoded, after every frame."""
     if not shots:
         raise ValueError("a composite needs at least one shot")
     if AUDIO_RATE % fps:
@@ -140,8 +141,9 @@ def render(
         subtitles.codec_context.time_base = Fraction(1, 1000)
         to_aac = av.AudioResampler(format="fltp", layout="mono", rate=AUDIO_RATE, frame_size=AAC_FRAME)
         frame_no = sample_no = 0
-        for shot in shots:
+        for number, shot in enumerate(shots, 1):
             count = frames_of(shot.duration_s, fps)
+            doing = f"shot {number} of {len(shots)}"
             start_s = frame_no / fps
             last: av.VideoFrame | None = None
             made = 0
@@ -153,19 +155,21 @@ def render(
                 frame_no = _put_video(
                     container, video, frame, frame_no, shot.text if burn_subtitles else "", font
                 )
+                if progress is not None:
+                    progress(frame_no / total, doing)
             if last is None:
                 raise ValueError(f"{shot.clip.name} has no frames")
             for _ in range(count - made):  # a clip shorter than its shot: its last frame held
                 frame_no = _put_video(
                     container, video, last, frame_no, shot.text if burn_subtitles else "", font
                 )
+                if progress is not None:
+                    progress(frame_no / total, doing)
             sample_no = _put_audio(
                 container, audio, to_aac, _speech(shot.audio, count * AUDIO_RATE // fps), sample_no
             )
             if shot.text:
                 cues.append(Cue(start_s=start_s, end_s=frame_no / fps, text=shot.text))
-            if progress is not None:
-                progress(frame_no / total)
         for packet in video.encode(None):
             container.mux(packet)
         for rest in to_aac.resample(None):

@@ -48,13 +48,19 @@ class SqlJobReader(SqlAdapter):
             seq: int | None = (await conn.execute(query)).scalar_one_or_none()
         return seq
 
-    async def events(self, tenant: str, job_id: str) -> list[StoredEvent] | None:
+    async def events(
+        self, tenant: str, job_id: str, after: tuple[int, int] | None = None, limit: int | None = None
+    ) -> list[StoredEvent] | None:
         exists = sa.select(jobs.c.id).where(jobs.c.id == job_id, visible(tenant))
         query = (
             sa.select(job_events)
             .where(job_events.c.job_id == job_id)
             .order_by(job_events.c.seq, job_events.c.idx)
         )
+        if after is not None:
+            query = query.where(sa.tuple_(job_events.c.seq, job_events.c.idx) > sa.tuple_(*after))
+        if limit is not None:
+            query = query.limit(limit)
         async with self._connect() as conn:
             if (await conn.execute(exists)).first() is None:
                 return None

@@ -86,8 +86,11 @@ class JobReader(Protocol):
         """The stream sequence the job's row was projected up to, deleted jobs included."""
         ...
 
-    async def events(self, tenant: str, job_id: str) -> list[StoredEvent] | None:
-        """The job's events in log order, or None when the tenant has no such job."""
+    async def events(
+        self, tenant: str, job_id: str, after: tuple[int, int] | None = None, limit: int | None = None
+    ) -> list[StoredEvent] | None:
+        """The job's events in log order (those after position ``after``, at most ``limit``), or
+        None when the tenant has no such job."""
         ...
 
     async def asset(self, tenant: str, asset_id: str) -> StoredAsset | None:

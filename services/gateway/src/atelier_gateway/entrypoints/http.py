@@ -8,7 +8,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
+from starlette.requests import HTTPConnection
 
 from atelier_gateway import bootstrap
 from atelier_gateway.app.errors import UnsupportedMediaType
@@ -30,6 +31,7 @@ from atelier_gateway.entrypoints import (
     problems,
     schedules,
     sessions,
+    streams,
     tags,
     uploads,
 )
@@ -52,10 +54,11 @@ def gateway_version() -> str:
         return "0.0.0+unknown"
 
 
-async def require_json_body(request: Request) -> None:
+async def require_json_body(request: HTTPConnection) -> None:
     """A body that is not JSON is refused as such (415), not misread as invalid JSON (422);
-    uploads are multipart."""
-    if request.method not in ("POST", "PUT", "PATCH") or request.url.path == uploads.UPLOADS_PATH:
+    uploads are multipart. (An ``HTTPConnection``: the WebSocket routes get this too.)"""
+    method = request.scope.get("method")
+    if method not in ("POST", "PUT", "PATCH") or request.url.path == uploads.UPLOADS_PATH:
         return
     has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -97,6 +100,7 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     problems.install(app)
     app.include_router(batch.router)  # before the per-job routes: "batch" is no job id
     app.include_router(package.router)  # before the per-job routes' catch-alls
+    app.include_router(streams.router)  # before the per-job routes too
     app.include_router(jobs.router)
     app.include_router(job_list.router)
     app.include_router(job_commands.router)

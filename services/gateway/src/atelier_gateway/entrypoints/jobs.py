@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from atelier_contracts.snapshot import JobView
 from atelier_gateway.app.get_job import JobDetails, get_job, job_assets
 from atelier_gateway.app.job_events import job_events
+from atelier_gateway.app.streams import Position
 from atelier_gateway.app.submit_job import SubmitJobInput, existing_job, job_id_for, submit_job
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.entrypoints import render
@@ -123,6 +124,20 @@ async def read(
 @router.get(
     "/{job_id}/events", summary="A job's event history", responses=problem_responses(404, 422, 500, 503)
 )
-async def events(job_id: str, deps: DepsDep) -> JobEvents:
-    found = await job_events(deps.settings.tenant, job_id, reader=deps.reader)
-    return render.job_events(job_id, found)
+async def events(
+    job_id: str,
+    deps: DepsDep,
+    after: Annotated[
+        str | None, Query(description="Only the events after this position (`<seq>.<index>`, or `<seq>`).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> JobEvents:
+    start = Position.parse(after) if after else None
+    found = await job_events(
+        deps.settings.tenant,
+        job_id,
+        reader=deps.reader,
+        after=(start.seq, start.index) if start else None,
+        limit=limit + 1,
+    )
+    return render.job_events(job_id, found[:limit], more=len(found) > limit)

@@ -50,9 +50,12 @@ class BodyLimits:
             await refusal(scope, receive, send)
             return
         received = 0
+        body_done = False
 
         async def limited() -> Message:
-            nonlocal received
+            nonlocal received, body_done
+            if body_done:  # what is asked now is whether the client left (a stream's listener)
+                return await receive()
             try:
                 async with asyncio.timeout(self.read_timeout_s):
                     message = await receive()
@@ -61,6 +64,7 @@ class BodyLimits:
                     408, f"No part of the body came for {self.read_timeout_s:g} s.", headers=CLOSE
                 ) from None
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > max_bytes:
                     raise HTTPException(413, f"The body may be at most {max_bytes} bytes.", headers=CLOSE)

@@ -77,13 +77,24 @@ def job_summary(snap: JobView) -> JobSummary:
     return JobSummary(**_summary_fields(snap))
 
 
-def job_events(job_id: str, events: list[StoredEvent]) -> JobEvents:
+def job_events(job_id: str, events: list[StoredEvent], *, more: bool = False) -> JobEvents:
+    """A page of a job's history; ``next`` (when there is more) continues after its last event."""
+    last = f"{events[-1].seq}.{events[-1].index}" if events else None
     return JobEvents(
         job_id=job_id,
         events=[
-            EventOut(event_id=e.event_id, seq=e.seq, index=e.index, type=e.type, at=e.at, data=e.data)
+            EventOut(
+                event_id=e.event_id,
+                seq=e.seq,
+                index=e.index,
+                position=f"{e.seq}.{e.index}",
+                type=e.type,
+                at=e.at,
+                data=e.data,
+            )
             for e in events
         ],
+        next=f"{job_path(job_id)}/events?after={last}" if more and last else None,
     )
 
 

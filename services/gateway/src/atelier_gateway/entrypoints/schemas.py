@@ -238,6 +238,7 @@ class EventOut(BaseModel):
     event_id: str
     seq: int = Field(description="Stream sequence of the commit holding the event.")
     index: int = Field(description="Position of the event inside its commit.")
+    position: str = Field(description="`<seq>.<index>`: the event's id in the live streams.")
     type: str
     at: datetime
     data: dict[str, Any]
@@ -246,6 +247,7 @@ class EventOut(BaseModel):
 class JobEvents(BaseModel):
     job_id: str
     events: list[EventOut]
+    next: str | None = Field(None, description="The next page, when this one is not the last.")
 
 
 class Health(BaseModel):

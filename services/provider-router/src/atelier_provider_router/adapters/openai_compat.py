@@ -22,6 +22,7 @@ import httpx
 from PIL import Image, UnidentifiedImageError
 
 from atelier_contracts.common import Usage
+from atelier_contracts.runtime.progress import report_progress
 from atelier_provider_router.adapters.openai_errors import classify, from_exception, malformed
 from atelier_provider_router.app.matrix import ProviderConfig
 from atelier_provider_router.app.ports import (
@@ -154,6 +155,9 @@ class OpenAICompatibleProvider:
             while True:
                 job = _json((await self._request("GET", f"/videos/{video_id}", options)).content)
                 status = job.get("status")
+                done = job.get("progress")
+                if isinstance(done, int | float) and not isinstance(done, bool):
+                    report_progress(done / 100, f"remote video {status}")
                 if status == "completed":
                     break
                 if status in ("failed", "cancelled", "expired"):

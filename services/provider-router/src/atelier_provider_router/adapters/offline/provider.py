@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from atelier_contracts.common import Usage
+from atelier_contracts.runtime.progress import report_progress
 from atelier_provider_router.adapters.offline import image, speech, text, video
 from atelier_provider_router.app.ports import (
     Adapter,
@@ -71,6 +72,7 @@ class OfflineProvider:
                 request.width,
                 request.height,
                 request.move,
+                report_progress,
             )
         except (OSError, ValueError) as exc:
             raise ProviderError(ErrorClass.INVALID_REQUEST, f"the still could not be filmed: {exc}") from exc

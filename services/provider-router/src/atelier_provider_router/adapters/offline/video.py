@@ -8,6 +8,7 @@ with sub-pixel precision (Pillow's resize ``box``), so the motion is smooth.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Literal
 
 import av
@@ -64,8 +65,10 @@ def render_clip(
     width: int = 640,
     height: int = 360,
     move: Move = "zoom_in",
+    progress: Callable[[float, str], None] | None = None,
 ) -> bytes:
-    """An MP4 (H.264, yuv420p) of ``round(duration_s * fps)`` frames of ``width`` by ``height``."""
+    """An MP4 (H.264, yuv420p) of ``round(duration_s * fps)`` frames of ``width`` by ``height``;
+    ``progress`` hears the share of frames encoded."""
     if width % 2 or height % 2:
         raise ValueError("width and height must be even (yuv420p)")
     source = Image.open(io.BytesIO(image), formats=["PNG", "JPEG", "WEBP"]).convert("RGB")
@@ -83,6 +86,8 @@ def render_clip(
             frame.pts = i
             for packet in stream.encode(frame):
                 container.mux(packet)
+            if progress is not None:
+                progress((i + 1) / count, "filming the still")
         for packet in stream.encode(None):
             container.mux(packet)
     return out.getvalue()
