@@ -38,7 +38,10 @@ class Live:
 
 
 @contextlib.asynccontextmanager
-async def live_gateway(p: Platform, nats_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[str]:
+async def live_gateway(
+    nats_url: str, database_url: str, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[str]:
+    """A gateway on a port of its own (streams need a real server: ASGITransport buffers)."""
     port = free_port()
     settings = Settings(
         url_secret=SECRET,
@@ -48,6 +51,7 @@ async def live_gateway(p: Platform, nats_url: str, database_url: str, tmp_path: 
         http_port=port,
         stream_ping_s=0.2,
         body_timeout_s=0.5,  # a body's pace: a stream open far longer must not be cut by it
+        **overrides,
     )
     stop = asyncio.Event()
     serving = asyncio.create_task(ops.serve(create_app(settings), "127.0.0.1", port, stop))
@@ -69,7 +73,7 @@ async def live_gateway(p: Platform, nats_url: str, database_url: str, tmp_path: 
 async def live(nats_server: NatsServer, database_url: str, tmp_path: Path) -> AsyncIterator[Live]:
     async with (
         platform(nats_server.url, database_url, tmp_path) as p,
-        live_gateway(p, nats_server.url, database_url, tmp_path) as base,
+        live_gateway(nats_server.url, database_url, tmp_path) as base,
         httpx.AsyncClient(base_url=base, timeout=30) as client,
     ):
         yield Live(base, client, p)

@@ -105,11 +105,14 @@ def test_burned_subtitles_are_drawn_and_no_track_is_added(tmp_path: Path) -> Non
     assert ImageStat.Stat(diff.convert("L")).extrema[0][1] > 100, "the line is drawn where subtitles go"
 
 
-def test_progress_is_heard_shot_by_shot(tmp_path: Path) -> None:
-    heard: list[float] = []
-    shots = [Shot(clip=clip(tmp_path, f"c{i}", 1.0, (90, 90, 90)), duration_s=1.0) for i in range(3)]
-    render(shots, tmp_path / "p.mp4", width=320, height=180, progress=heard.append)
-    assert heard == pytest.approx([1 / 3, 2 / 3, 1.0])
+def test_progress_is_heard_frame_by_frame_with_the_shot_encoding(tmp_path: Path) -> None:
+    heard: list[tuple[float, str]] = []
+    shots = [Shot(clip=clip(tmp_path, f"c{i}", 0.5, (90, 90, 90)), duration_s=1.0) for i in range(3)]
+    render(shots, tmp_path / "p.mp4", width=320, height=180, progress=lambda f, m: heard.append((f, m)))
+    total = 3 * 24  # a frame each, the held frames of the short clips too
+    assert [f for f, _ in heard] == pytest.approx([n / total for n in range(1, total + 1)])
+    assert heard[0][1] == "shot 1 of 3"
+    assert heard[-1][1] == "shot 3 of 3"
 
 
 def test_a_frame_rate_that_splits_no_samples_evenly_is_refused(tmp_path: Path) -> None:

@@ -50,6 +50,9 @@ ERROR_CODES: dict[str, str] = {
     "preset_not_found": "No export preset of that name (GET /v1/presets lists them).",
     "url_expired": "The signed link has expired: ask the API for a fresh one.",
     "url_invalid": "The signed link was altered or is not a link this deployment made.",
+    "webhook_not_found": "No webhook endpoint (or delivery of it) with this id.",
+    "webhook_url_refused": "The webhook URL is not http(s), carries credentials, or points at an internal "
+    "address that ATELIER_WEBHOOK_ALLOW_HOSTS does not name.",
     "stream_position_invalid": "Last-Event-ID or ?after is not a position in the log (<seq>.<index>, "
     "as a stream's event ids and the events' ``position`` give it).",
     # Step and job failures (ErrorInfo.code)

@@ -178,6 +178,51 @@ uploads = sa.Table(
 """Sanitised uploads, written by the gateway once the media service ingested them. Their blobs
 count as referenced for the blob clean-up."""
 
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False, index=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.Text, nullable=False),  # JSON list of event types or patterns
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("description", sa.String(500), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""Where a tenant wants events delivered (the gateway's own state, like the tables below)."""
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # derived from (endpoint, event): one each
+    sa.Column("endpoint_id", sa.String(64), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(80), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending, delivered, failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_webhook_deliveries_due", "endpoint_id", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("delivery_id", sa.String(64), primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("error", sa.String(500), nullable=False),
+)
+
 tags = sa.Table(
     "tags",
     metadata,

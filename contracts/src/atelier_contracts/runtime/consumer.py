@@ -86,6 +86,9 @@ class ConsumerSpec:
     a restarting dependency) buries nothing."""
     max_bytes: int | None = None
     """A larger message is a dead letter without being handled."""
+    deliver_new: bool = False
+    """Made for the first time, start at the stream's end (a follower of what happens from now
+    on), not at its start."""
 
 
 def redelivery_delay(num_delivered: int) -> float:
@@ -97,7 +100,7 @@ def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
         durable_name=spec.durable,
         name=spec.durable,
         filter_subject=spec.filter_subject,
-        deliver_policy=DeliverPolicy.ALL,
+        deliver_policy=DeliverPolicy.NEW if spec.deliver_new else DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=spec.ack_wait_s,
         max_deliver=spec.max_deliver,

@@ -9,16 +9,20 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from nats.aio.client import Client
+
 from atelier_contracts.blobstore import open_blobs
 from atelier_contracts.presets import PresetRegistry
 from atelier_contracts.readmodel import make_engine
 from atelier_contracts.readmodel import schedules as schedules_table
 from atelier_contracts.readmodel import sessions as sessions_table
 from atelier_contracts.runtime.audiocache import KvAudioCache
+from atelier_contracts.runtime.consumer import Consumer, ConsumerSpec
 from atelier_contracts.runtime.nats import audio_cache, close_quietly, connect, ensure_streams, ready_check
 from atelier_contracts.runtime.ops import ReadyCheck
 from atelier_contracts.schedules import ScheduleView
 from atelier_contracts.sessions import SessionView
+from atelier_contracts.subjects import JOBS_STREAM, job_subject
 from atelier_gateway.adapters.analytics import SqlAnalytics
 from atelier_gateway.adapters.budgets import KvBudgetStore
 from atelier_gateway.adapters.documents import SqlDocuments
@@ -31,6 +35,8 @@ from atelier_gateway.adapters.readmodel import SqlJobReader
 from atelier_gateway.adapters.signer import HmacUrlSigner
 from atelier_gateway.adapters.tags import SqlTagRegistry
 from atelier_gateway.adapters.uploads import NatsIngest, SqlUploads
+from atelier_gateway.adapters.webhook_http import HttpPoster
+from atelier_gateway.adapters.webhook_store import SqlWebhooks
 from atelier_gateway.app.housekeeping import prune_idempotency_keys
 from atelier_gateway.app.live import LogFeeds
 from atelier_gateway.app.ports import (
@@ -47,6 +53,8 @@ from atelier_gateway.app.ports import (
     UploadStore,
     UrlSigner,
 )
+from atelier_gateway.app.webhook_dispatch import WebhookDispatch
+from atelier_gateway.app.webhooks import Destinations, RetryPolicy
 from atelier_gateway.config import Settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +87,9 @@ class Deps:
     presets: PresetRegistry
     audio_cache: KvAudioCache
     feeds: LogFeeds
+    webhooks: SqlWebhooks
+    destinations: Destinations
+    dispatch: WebhookDispatch
     clock: Callable[[], datetime] = utc_now
 
 
@@ -107,6 +118,22 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
         stack.push_async_callback(_stop, pruner)
         feeds = NatsLogFeeds(nc, poll_s=settings.stream_poll_s, queue_max=settings.stream_queue_max)
         stack.push_async_callback(feeds.close)
+        webhooks = SqlWebhooks(engine)
+        destinations = Destinations(settings.webhook_allow_hosts)
+        poster = HttpPoster(destinations, settings.webhook_timeout_s)
+        stack.push_async_callback(poster.close)
+        dispatch = WebhookDispatch(
+            webhooks,
+            poster,
+            utc_now,
+            policy=RetryPolicy(
+                settings.webhook_retry_base_s, settings.webhook_retry_cap_s, settings.webhook_give_up_s
+            ),
+            timeout_s=settings.webhook_timeout_s,
+            per_endpoint=settings.webhook_per_endpoint,
+        )
+        if settings.webhooks:
+            await stack.enter_async_context(_running(nc, dispatch))
         yield Deps(
             settings=settings,
             publisher=publisher,
@@ -127,7 +154,32 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             presets=PresetRegistry.from_env(),
             audio_cache=KvAudioCache(lambda: audio_cache(js)),
             feeds=feeds,
+            webhooks=webhooks,
+            destinations=destinations,
+            dispatch=dispatch,
         )
+
+
+@asynccontextmanager
+async def _running(nc: Client, dispatch: WebhookDispatch) -> AsyncIterator[None]:
+    """The webhook fan-out (a durable consumer on the job log, shared by the replicas, from the
+    log's end when first made) and the sender, until the block ends."""
+    spec = ConsumerSpec(
+        stream=JOBS_STREAM, durable="gateway-webhooks", filter_subject=job_subject("*"), deliver_new=True
+    )
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(Consumer(nc, spec, dispatch.on_commit).run(stop), name="webhook-fanout"),
+        asyncio.create_task(dispatch.run(stop), name="webhook-sender"),
+    ]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait(tasks, timeout=10)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

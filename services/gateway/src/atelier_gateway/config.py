@@ -71,6 +71,20 @@ class Settings:
     """How often a followed log is read even without a notice (one lost in a reconnect)."""
     stream_queue_max: int = 10_000
     """Events a stream may fall behind before it is closed (its client resumes where it was)."""
+    webhooks: bool = True
+    """Whether this gateway fans the log out to webhook endpoints and sends their deliveries."""
+    webhook_timeout_s: float = 10.0
+    """How long a receiver has to answer one delivery."""
+    webhook_retry_base_s: float = 30.0
+    """The wait after a delivery's first failure; it doubles after each, up to ``webhook_retry_cap_s``."""
+    webhook_retry_cap_s: float = 4 * 3600.0
+    webhook_give_up_s: float = 26 * 3600.0
+    """A delivery is tried until this long after its event (over a day), then marked failed."""
+    webhook_allow_hosts: tuple[str, ...] = ()
+    """Hosts (names, IPs, CIDR networks) deliveries may go to although they are internal; any
+    other internal address is refused (no requests to the cloud's metadata, or to us)."""
+    webhook_per_endpoint: int = 4
+    """Deliveries in flight to one endpoint at most: a slow receiver holds no more than these."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +146,25 @@ class Settings:
             stream_ping_s=_float(env, "ATELIER_STREAM_PING_S", cls.stream_ping_s, low=0.05, high=300.0),
             stream_retry_ms=_int(env, "ATELIER_STREAM_RETRY_MS", cls.stream_retry_ms, low=100, high=600_000),
             stream_poll_s=_float(env, "ATELIER_STREAM_POLL_S", cls.stream_poll_s, low=0.05, high=300.0),
+            webhooks=env.get("ATELIER_WEBHOOKS", "1") != "0",
+            webhook_timeout_s=_float(
+                env, "ATELIER_WEBHOOK_TIMEOUT_S", cls.webhook_timeout_s, low=0.05, high=120.0
+            ),
+            webhook_retry_base_s=_float(
+                env, "ATELIER_WEBHOOK_RETRY_BASE_S", cls.webhook_retry_base_s, low=0.01, high=3600.0
+            ),
+            webhook_retry_cap_s=_float(
+                env, "ATELIER_WEBHOOK_RETRY_CAP_S", cls.webhook_retry_cap_s, low=0.01, high=86400.0
+            ),
+            webhook_give_up_s=_float(
+                env, "ATELIER_WEBHOOK_GIVE_UP_S", cls.webhook_give_up_s, low=1.0, high=30 * 86400.0
+            ),
+            webhook_allow_hosts=tuple(
+                h.strip() for h in env.get("ATELIER_WEBHOOK_ALLOW_HOSTS", "").split(",") if h.strip()
+            ),
+            webhook_per_endpoint=_int(
+                env, "ATELIER_WEBHOOK_PER_ENDPOINT", cls.webhook_per_endpoint, low=1, high=256
+            ),
             stream_queue_max=_int(
                 env, "ATELIER_STREAM_QUEUE_MAX", cls.stream_queue_max, low=10, high=1_000_000
             ),

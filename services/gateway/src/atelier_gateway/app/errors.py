@@ -200,6 +200,10 @@ class PresetNotFound(InputInvalid):
     code = "preset_not_found"
 
 
+class WebhookNotFound(AppError):
+    code = "webhook_not_found"
+
+
 class UrlExpired(AppError):
     code = "url_expired"
 

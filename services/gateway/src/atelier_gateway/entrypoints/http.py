@@ -34,6 +34,7 @@ from atelier_gateway.entrypoints import (
     streams,
     tags,
     uploads,
+    webhooks,
 )
 from atelier_gateway.entrypoints.limits import BodyLimits
 from atelier_gateway.entrypoints.middleware import RequestContextMiddleware
@@ -114,5 +115,6 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(uploads.router)
     app.include_router(presets.router)
     app.include_router(audio_cache.router)
+    app.include_router(webhooks.router)
     app.include_router(ops.router)
     return app

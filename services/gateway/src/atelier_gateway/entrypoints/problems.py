@@ -59,6 +59,7 @@ from atelier_gateway.app.errors import (
     UploadNotFound,
     UrlExpired,
     UrlInvalid,
+    WebhookNotFound,
 )
 from atelier_gateway.entrypoints.context import current_request_id
 
@@ -102,6 +103,7 @@ STATUS_OF: dict[type[AppError], int] = {
     PresetNotFound: 422,
     UrlExpired: 403,
     UrlInvalid: 403,
+    WebhookNotFound: 404,
 }
 _CODE_OF_STATUS = {
     404: "not_found",

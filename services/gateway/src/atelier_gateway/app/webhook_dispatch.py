@@ -1,0 +1,191 @@
+"""Webhook delivery: the job log fanned out into deliveries, and the deliveries sent.
+
+The fan-out is a durable consumer on the job log (``gateway-webhooks``, shared by the gateway
+replicas): each commit's events become one delivery per matching endpoint, stored before the
+commit is acked. The sender claims due deliveries endpoint by endpoint, at most
+``per_endpoint`` in flight each, so a slow or dead receiver holds only its own slots; every
+attempt is bounded by the poster's timeout and recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol
+
+from nats.aio.msg import Msg
+from prometheus_client import Counter, Histogram
+
+from atelier_contracts import ids
+from atelier_contracts.envelope import commit_decoder
+from atelier_contracts.runtime.consumer import ACK, Outcome
+from atelier_contracts.runtime.pull import stream_sequence
+from atelier_gateway.app.webhooks import Attempt, Delivery, Endpoint, RetryPolicy, events_of, matches
+
+log = logging.getLogger(__name__)
+
+DELIVERY_ATTEMPTS = Counter(
+    "atelier_webhook_attempts", "Webhook delivery attempts", ["outcome"]
+)  # outcome: delivered, retry, failed
+DELIVERY_SECONDS = Histogram("atelier_webhook_attempt_seconds", "Time a webhook receiver took to answer")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int | None
+    error: str = ""
+
+
+class Poster(Protocol):
+    """Sends one signed delivery and says how it went (never raises; bounded by a timeout)."""
+
+    async def post(self, endpoint: Endpoint, delivery: Delivery, attempt: int) -> Answer: ...
+
+
+class Store(Protocol):
+    async def endpoints(self, tenant: str | None = None) -> list[Endpoint]: ...
+
+    async def add_deliveries(self, deliveries: list[Delivery]) -> int: ...
+
+    async def claim_due(
+        self, endpoint_id: str, now: datetime, lease_s: float, limit: int
+    ) -> list[Delivery]: ...
+
+    async def finish_attempt(
+        self, delivery: Delivery, attempt: Attempt, *, status: str, next_attempt_at: datetime | None
+    ) -> None: ...
+
+
+class EndpointCache:
+    """The endpoints, read again at most every ``ttl_s`` (another replica's change shows then;
+    this one's at once, by ``invalidate``)."""
+
+    def __init__(self, store: Store, ttl_s: float = 2.0) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self._endpoints: list[Endpoint] = []
+        self._read_at = float("-inf")
+
+    async def current(self) -> list[Endpoint]:
+        if time.monotonic() - self._read_at > self.ttl_s:
+            self._endpoints = await self.store.endpoints()
+            self._read_at = time.monotonic()
+        return self._endpoints
+
+    def invalidate(self) -> None:
+        self._read_at = float("-inf")
+
+
+class WebhookDispatch:
+    def __init__(
+        self,
+        store: Store,
+        poster: Poster,
+        clock: Callable[[], datetime],
+        *,
+        policy: RetryPolicy,
+        timeout_s: float,
+        per_endpoint: int = 4,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.poster = poster
+        self.clock = clock
+        self.policy = policy
+        self.lease_s = timeout_s + 10.0
+        self.per_endpoint = per_endpoint
+        self.poll_s = poll_s
+        self.endpoints = EndpointCache(store)
+        self._wake = asyncio.Event()
+        self._flying: dict[str, set[asyncio.Task[None]]] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- the fan-out -----------------------------------------------------------------------
+    async def on_commit(self, msg: Msg) -> Outcome:
+        commit = commit_decoder.decode(msg.data)
+        targets = [e for e in await self.endpoints.current() if e.enabled and e.tenant == commit.tenant]
+        if not targets:
+            return ACK
+        now = self.clock()
+        deliveries = [
+            Delivery(
+                id=ids.derived_id("dlv", endpoint.id, event_id),
+                endpoint_id=endpoint.id,
+                tenant=commit.tenant,
+                event_id=event_id,
+                event_type=event_type,
+                job_id=commit.job_id,
+                payload=json.dumps(body, separators=(",", ":")),
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for event_id, event_type, body in events_of(stream_sequence(msg), commit)
+            for endpoint in targets
+            if matches(endpoint.events, event_type) and commit.at >= endpoint.created_at
+        ]
+        if await self.store.add_deliveries(deliveries):
+            self.wake()
+        return ACK
+
+    # -- the sender --------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    await self._claim_and_send()
+                except Exception:  # SQL away: try again at the next poll
+                    log.warning("webhook sender could not claim deliveries", exc_info=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+        finally:
+            flying = [t for tasks in self._flying.values() for t in tasks]
+            for task in flying:
+                task.cancel()
+            await asyncio.gather(*flying, return_exceptions=True)
+
+    async def _claim_and_send(self) -> None:
+        for endpoint in await self.endpoints.current():
+            flying = self._flying.setdefault(endpoint.id, set())
+            free = self.per_endpoint - len(flying)
+            if not endpoint.enabled or free <= 0:
+                continue
+            for delivery in await self.store.claim_due(endpoint.id, self.clock(), self.lease_s, free):
+                task = asyncio.create_task(self._send(endpoint, delivery))
+                flying.add(task)
+                task.add_done_callback(flying.discard)
+
+    async def _send(self, endpoint: Endpoint, delivery: Delivery) -> None:
+        n = delivery.attempts + 1
+        at = self.clock()
+        t0 = time.perf_counter()
+        answer = await self.poster.post(endpoint, delivery, n)
+        took = time.perf_counter() - t0
+        DELIVERY_SECONDS.observe(took)
+        attempt = Attempt(
+            n=n, at=at, status_code=answer.status_code, latency_ms=took * 1000, error=answer.error
+        )
+        code = answer.status_code
+        if code is not None and 200 <= code < 300:
+            status, due, outcome = "delivered", None, "delivered"
+        else:
+            due = self.policy.next_at(n, delivery.created_at, self.clock())
+            status, outcome = ("pending", "retry") if due is not None else ("failed", "failed")
+        DELIVERY_ATTEMPTS.labels(outcome).inc()
+        try:
+            await self.store.finish_attempt(
+                replace(delivery, attempts=n), attempt, status=status, next_attempt_at=due
+            )
+        except Exception:  # its lease runs out and it is tried again: a repeat the id makes harmless
+            log.warning("could not record a webhook attempt", exc_info=True, extra={"delivery": delivery.id})
+        self.wake()  # a slot is free: more of this endpoint's may be due
