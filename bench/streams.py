@@ -152,12 +152,16 @@ async def measure(stack: Stack) -> None:
 
     o50, o95 = percentiles(own)
     f50, f95 = percentiles(fanned)
-    print(f"{CLIENTS} clients opened in {opened_s:.1f} s ({CLIENTS / opened_s:,.0f}/s, each with its backlog)")
+    print(
+        f"{CLIENTS} clients opened in {opened_s:.1f} s ({CLIENTS / opened_s:,.0f}/s, each with its backlog)"
+    )
     print(
         f"gateway RSS: {idle / 1024:.0f} MiB idle, {connected / 1024:.0f} MiB with {CLIENTS} streams: "
         f"{(connected - idle) / CLIENTS:.0f} KiB a client"
     )
-    print(f"a commit on each of {CLIENTS} jobs → its client: p50 {o50 * 1000:.1f} ms, p95 {o95 * 1000:.1f} ms")
+    print(
+        f"a commit on each of {CLIENTS} jobs → its client: p50 {o50 * 1000:.1f} ms, p95 {o95 * 1000:.1f} ms"
+    )
     print(f"one commit → {CLIENTS} clients of its job: p50 {f50 * 1000:.1f} ms, p95 {f95 * 1000:.1f} ms")
 
 
