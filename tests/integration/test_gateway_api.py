@@ -917,7 +917,7 @@ async def test_unexpected_errors_are_internal_error_problems(
         async def job(self, tenant: str, job_id: str) -> None:
             raise RuntimeError("boom")
 
-        async def events(self, tenant: str, job_id: str) -> None:
+        async def events(self, tenant: str, job_id: str, *_: object) -> None:
             raise Unavailable()
 
     @asynccontextmanager

@@ -141,7 +141,9 @@ class FakeReader:
     async def last_seq(self, tenant: str, job_id: str) -> int | None:
         return self.seq
 
-    async def events(self, tenant: str, job_id: str) -> list[StoredEvent] | None:
+    async def events(
+        self, tenant: str, job_id: str, after: tuple[int, int] | None = None, limit: int | None = None
+    ) -> list[StoredEvent] | None:
         raise NotImplementedError
 
     async def asset(self, tenant: str, asset_id: str) -> StoredAsset | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,10 +29,11 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from atelier_contracts.runtime.deadletter import bury
 from atelier_contracts.runtime.pull import PullRequests
+from atelier_contracts.runtime.telemetry import consuming, consuming_batch, failed
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,20 @@ class GiveUp:
 
 ACK = None
 Outcome = Retry | GiveUp | None
+
+HANDLED = Counter("atelier_handled", "Messages handled, by consumer and outcome", ["consumer", "outcome"])
+HANDLE_SECONDS = Histogram(
+    "atelier_handle_seconds",
+    "Time a consumer's handler took over a message (or a batch)",
+    ["consumer"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0),
+)
+
+
+def _outcome_name(outcome: Outcome) -> str:
+    return "acked" if outcome is None else "retried" if isinstance(outcome, Retry) else "dead"
+
+
 Handler = Callable[[Msg], Awaitable[Outcome]]
 BatchHandler = Callable[[list[Msg]], Awaitable[list[Outcome]]]
 
@@ -311,15 +327,20 @@ class Consumer:
         assert self.handler is not None
         outcome: Outcome = self._too_large(msg)
         if outcome is None:
-            try:
-                outcome = await self.handler(msg)
-            except Exception as exc:
-                delay = redelivery_delay(msg.metadata.num_delivered)
-                log.exception(
-                    "handler failed; redelivering",
-                    extra={"subject": msg.subject, "durable": self.spec.durable, "delay_s": delay},
-                )
-                outcome = Retry(delay, f"{type(exc).__name__}: {exc}")
+            with consuming(msg, self.spec.durable) as span:
+                t0 = time.perf_counter()
+                try:
+                    outcome = await self.handler(msg)
+                except Exception as exc:
+                    delay = redelivery_delay(msg.metadata.num_delivered)
+                    log.exception(
+                        "handler failed; redelivering",
+                        extra={"subject": msg.subject, "durable": self.spec.durable, "delay_s": delay},
+                    )
+                    outcome = Retry(delay, f"{type(exc).__name__}: {exc}")
+                    failed(span, outcome.reason)
+                HANDLED.labels(self.spec.durable, _outcome_name(outcome)).inc()
+                HANDLE_SECONDS.labels(self.spec.durable).observe(time.perf_counter() - t0)
         await self._settle(msg, outcome)
 
     async def _handle_batch(self, msgs: list[Msg]) -> None:
@@ -328,15 +349,21 @@ class Consumer:
         fit = [m for m in msgs if id(m) not in large]
         outcomes: list[Outcome] = []
         if fit:
-            try:
-                outcomes = await self.batch_handler(fit)
-            except Exception as exc:
-                delay = redelivery_delay(min(m.metadata.num_delivered for m in fit))
-                log.exception(
-                    "batch handler failed; redelivering",
-                    extra={"durable": self.spec.durable, "messages": len(fit), "delay_s": delay},
-                )
-                outcomes = [Retry(delay, f"{type(exc).__name__}: {exc}")] * len(fit)
+            with consuming_batch(fit, self.spec.durable) as span:
+                t0 = time.perf_counter()
+                try:
+                    outcomes = await self.batch_handler(fit)
+                except Exception as exc:
+                    delay = redelivery_delay(min(m.metadata.num_delivered for m in fit))
+                    log.exception(
+                        "batch handler failed; redelivering",
+                        extra={"durable": self.spec.durable, "messages": len(fit), "delay_s": delay},
+                    )
+                    outcomes = [Retry(delay, f"{type(exc).__name__}: {exc}")] * len(fit)
+                    failed(span, f"{type(exc).__name__}: {exc}")
+                for outcome in outcomes:
+                    HANDLED.labels(self.spec.durable, _outcome_name(outcome)).inc()
+                HANDLE_SECONDS.labels(self.spec.durable).observe(time.perf_counter() - t0)
         for msg, outcome in [
             *zip(fit, outcomes, strict=True),
             *((m, large[id(m)]) for m in msgs if id(m) in large),

@@ -19,6 +19,7 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from atelier_contracts.runtime.publish import publish
 from atelier_contracts.runtime.pull import read_stream, stream_sequence
 from atelier_contracts.subjects import DEAD_STREAM, LOG_STREAMS, MSG_ID_HEADER, dead_subject
 
@@ -75,7 +76,7 @@ async def bury(nc: Client, durable: str, msg: Msg, error: str, deliveries: int) 
     if len(data) > limit:
         headers[TRUNCATED] = str(len(data))
         data = data[:limit]
-    await nc.jetstream().publish(dead_subject(durable), data, headers=headers)
+    await publish(nc.jetstream(), dead_subject(durable), data, headers=headers)
 
 
 def _origin(msg: Msg) -> tuple[str, int]:
@@ -136,8 +137,8 @@ async def redrive(nc: Client, letter: DeadLetter) -> None:
     if not letter.subject:
         raise NotRedrivable(f"dead letter {letter.seq} does not say where it came from")
     js = nc.jetstream()
-    headers = {**letter.headers, MSG_ID_HEADER: f"redrive:{letter.stream}:{letter.origin_seq}:{letter.seq}"}
-    await js.publish(letter.subject, letter.data, headers=headers)
+    msg_id = f"redrive:{letter.stream}:{letter.origin_seq}:{letter.seq}"
+    await publish(js, letter.subject, letter.data, msg_id=msg_id, headers=letter.headers)
     await js.delete_msg(DEAD_STREAM, letter.seq)
 
 

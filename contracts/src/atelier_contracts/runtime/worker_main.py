@@ -14,7 +14,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from atelier_contracts.blobstore import Blobs, open_blobs
-from atelier_contracts.runtime import logs
+from atelier_contracts.runtime import logs, telemetry
 from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams, ready_check
 from atelier_contracts.runtime.ops import ReadyCheck, serve_ops
 from atelier_contracts.runtime.service import Part, install_stop_signals, run, run_until_stopped
@@ -104,4 +104,5 @@ async def serve_worker(
 def main_for(service: str, dist: str, pool: str, default_ops_port: int, setup: SetupFactory) -> None:
     settings = WorkerSettings.from_env(service, default_ops_port)
     logs.setup(service, settings.log_level)
+    telemetry.setup(service)
     run(serve_worker(service, dist, pool, settings, setup))

@@ -34,8 +34,8 @@ from atelier_contracts.envelope import Envelope, encode, work_item_decoder
 from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outcome, Retry
 from atelier_contracts.runtime.nats import cancelled_jobs
 from atelier_contracts.runtime.progress import ProgressPublisher
+from atelier_contracts.runtime.publish import publish
 from atelier_contracts.subjects import (
-    MSG_ID_HEADER,
     PRIORITY_BANDS,
     WORK_STREAM,
     cancel_subject,
@@ -316,6 +316,4 @@ async def publish_report(
         sent_at=datetime.now(UTC),
         body=report,
     )
-    await js.publish(
-        report_subject(cause.job_id), encode(envelope), headers={MSG_ID_HEADER: msg_id}, timeout=10
-    )
+    await publish(js, report_subject(cause.job_id), encode(envelope), msg_id=msg_id, wait_s=10)

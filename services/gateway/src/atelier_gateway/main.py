@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from atelier_contracts.runtime import logs, ops, service
+from atelier_contracts.runtime import logs, ops, service, telemetry
 from atelier_contracts.runtime.service import install_stop_signals
 from atelier_gateway import bootstrap
 from atelier_gateway.config import ConfigError, Settings
@@ -73,6 +73,7 @@ def main() -> None:
         print(f"atelier-gateway: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     logs.setup("gateway", settings.log_level)
+    telemetry.setup("gateway")
     if not service.run(serve(settings)):
         raise SystemExit(1)
 

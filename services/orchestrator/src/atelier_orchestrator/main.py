@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from atelier_contracts.blobstore import open_blobs
 from atelier_contracts.envelope import commit_decoder
 from atelier_contracts.readmodel import dump, make_engine
-from atelier_contracts.runtime import deadletter, logs, service
+from atelier_contracts.runtime import deadletter, logs, service, telemetry
 from atelier_contracts.runtime.nats import close_quietly, connect, ready_check
 from atelier_contracts.runtime.ops import serve_ops
 from atelier_contracts.runtime.service import install_stop_signals, run_until_stopped
@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logs.setup("orchestrator", settings.log_level)
+    telemetry.setup("orchestrator")
     if args.cmd == "migrate":
         upgrade(settings.database_url)
     elif args.cmd == "gc-blobs":

@@ -24,7 +24,8 @@ from nats.js import JetStreamContext
 
 from atelier_contracts.commands import Command, CommandOutcome
 from atelier_contracts.envelope import Envelope, encode
-from atelier_contracts.subjects import MSG_ID_HEADER, REPLY_HEADER, command_subject
+from atelier_contracts.runtime.publish import publish
+from atelier_contracts.subjects import REPLY_HEADER, command_subject
 from atelier_gateway.app.errors import OutcomeUnknown, Unavailable
 
 log = logging.getLogger(__name__)
@@ -83,9 +84,7 @@ class JetStreamCommandPublisher:
         if not self.nc.is_connected:
             raise Unavailable("NATS is unreachable; nothing was sent, try again.")
         try:
-            await self.js.publish(
-                subject, payload, headers={MSG_ID_HEADER: msg_id, **headers}, timeout=self.timeout_s
-            )
+            await publish(self.js, subject, payload, msg_id=msg_id, headers=headers, wait_s=self.timeout_s)
         except TimeoutError as exc:  # nats-py's TimeoutError is one too: sent, never confirmed
             raise OutcomeUnknown(about) from exc
         except nats.errors.Error as exc:

@@ -6,11 +6,14 @@ import logging
 import re
 import time
 
+from opentelemetry import context, propagate, trace
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atelier_contracts import ids
+from atelier_contracts.runtime.telemetry import TRACER, failed
 from atelier_gateway.entrypoints.context import request_id_var
 from atelier_gateway.entrypoints.problems import problem
 
@@ -42,6 +45,22 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
+def server_span(scope: Scope, request_id: str) -> Span:
+    """The request's span: a child of the caller's ``traceparent`` if it sent one; the request id
+    goes with it, so a trace and a log line find each other."""
+    caller = propagate.extract(dict(Headers(scope=scope)))
+    return TRACER.start_span(
+        scope["method"],
+        context=caller,
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.request.method": scope["method"],
+            "url.path": scope["path"],
+            "atelier.request_id": request_id,
+        },
+    )
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,6 +71,8 @@ class RequestContextMiddleware:
             return
         request_id = incoming_request_id(scope) or ids.uuid7()
         token = request_id_var.set(request_id)
+        span = server_span(scope, request_id)
+        span_token = context.attach(trace.set_span_in_context(span))
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -79,6 +100,12 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = route_template(scope)
+            span.update_name(f"{method} {route}")
+            span.set_attributes({"http.route": route, "http.response.status_code": status})
+            if status >= 500:
+                failed(span, str(status))
+            span.end()
+            context.detach(span_token)
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_DURATION.labels(method, route).observe(elapsed)
             log.log(

@@ -10,7 +10,8 @@ from nats.js import JetStreamContext
 from atelier_contracts.aggregates import Addressed
 from atelier_contracts.commands import Command
 from atelier_contracts.envelope import Envelope, encode
-from atelier_contracts.subjects import MSG_ID_HEADER, command_subject
+from atelier_contracts.runtime.publish import publish
+from atelier_contracts.subjects import command_subject
 
 
 class JetStreamCommandBus:
@@ -26,4 +27,4 @@ class JetStreamCommandBus:
         await self._publish(subject, command.msg_id, encode(command))
 
     async def _publish(self, subject: str, msg_id: str, payload: bytes) -> None:
-        await self.js.publish(subject, payload, timeout=self.timeout, headers={MSG_ID_HEADER: msg_id})
+        await publish(self.js, subject, payload, msg_id=msg_id, wait_s=self.timeout)

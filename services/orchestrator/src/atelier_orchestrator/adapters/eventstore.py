@@ -12,10 +12,9 @@ from nats.js.errors import APIError, NotFoundError
 
 from atelier_contracts.envelope import commit_decoder, encode
 from atelier_contracts.events import Commit
+from atelier_contracts.runtime.publish import publish
 from atelier_contracts.subjects import (
-    EXPECTED_LAST_SUBJECT_SEQ_HEADER,
     JOBS_STREAM,
-    MSG_ID_HEADER,
     job_subject,
 )
 from atelier_orchestrator.domain.snapshot import JobSnapshot
@@ -52,11 +51,8 @@ async def append_expected(
     """Append ``payload`` to a log subject if its last sequence is still ``prev_seq``; its
     sequence, or ``ConcurrencyConflict`` (another writer got in first, or it is a duplicate)."""
     try:
-        ack = await js.publish(
-            subject,
-            payload,
-            timeout=wait_s,
-            headers={MSG_ID_HEADER: msg_id, EXPECTED_LAST_SUBJECT_SEQ_HEADER: str(prev_seq)},
+        ack = await publish(
+            js, subject, payload, msg_id=msg_id, expected_last_subject_seq=prev_seq, wait_s=wait_s
         )
     except APIError as exc:
         if exc.err_code == WRONG_LAST_SEQUENCE:

@@ -6,7 +6,8 @@ from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
 from atelier_contracts.envelope import Envelope, encode
-from atelier_contracts.subjects import MSG_ID_HEADER, cancel_subject, work_subject
+from atelier_contracts.runtime.publish import publish
+from atelier_contracts.subjects import cancel_subject, work_subject
 from atelier_contracts.work import WorkItem
 
 
@@ -18,11 +19,12 @@ class JetStreamWorkQueue:
         self.timeout = timeout
 
     async def put(self, envelope: Envelope[WorkItem], capability: str, priority: int) -> None:
-        await self.js.publish(
+        await publish(
+            self.js,
             work_subject(capability, priority),
             encode(envelope),
-            timeout=self.timeout,
-            headers={MSG_ID_HEADER: envelope.msg_id},
+            msg_id=envelope.msg_id,
+            wait_s=self.timeout,
         )
 
     async def cancel(self, job_id: str, seq: int) -> None:

@@ -19,6 +19,7 @@ from prometheus_client import Counter, Histogram
 
 from atelier_contracts.budgets import project_of
 from atelier_contracts.common import BudgetAlert, ProviderAttempt, Usage
+from atelier_contracts.runtime.telemetry import TRACER, failed
 from atelier_contracts.runtime.workpool import WorkError
 from atelier_contracts.work import WorkItem
 from atelier_provider_router.app.breaker import Breakers
@@ -35,9 +36,14 @@ PROVIDER_LATENCY = Histogram(
         0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
     )
 )  # fmt: skip
-PROVIDER_ERRORS = Counter("provider_errors_total", "Failed provider calls", ["provider", "reason"])
+PROVIDER_ERRORS = Counter("provider_errors_total", "Failed provider calls", ["provider", "model", "reason"])
 FALLBACKS = Counter(
     "fallbacks_total", "Work answered by a provider other than the first choice", ["capability"]
+)
+ROUTED = Counter(
+    "routed_total",
+    "Work answered by some provider (fallbacks_total / routed_total: the fallback ratio)",
+    ["capability"],
 )
 EWMA_ALPHA = 0.3
 
@@ -174,6 +180,16 @@ class Router:
             t0 = time.perf_counter()
             usage: Usage | None = None
             answered = False  # until the provider is known to have answered, it may bill the call
+            call = TRACER.start_span(
+                f"provider {route.provider}",
+                attributes={
+                    "atelier.provider": route.provider,
+                    "atelier.model": route.model,
+                    "atelier.capability": capability,
+                    "atelier.attempt": item.attempt,
+                    "atelier.fallback": bool(passed_over),
+                },
+            )
             try:
                 async with asyncio.timeout(route.timeout_s):
                     result = await invoke(self.providers[route.provider], options)
@@ -188,17 +204,22 @@ class Router:
                 raise
             finally:
                 latency = (time.perf_counter() - t0) * 1000  # the provider's time, not our bookkeeping
+                call.set_attribute("atelier.outcome", "succeeded" if usage is not None else "failed")
+                if usage is None:
+                    failed(call, "the provider failed (its error class is in the attempt)")
+                call.end()
                 alerts += await self.gate.leave(taken, usage, answered=answered)
             PROVIDER_LATENCY.labels(route.provider, capability).observe(latency / 1000)
             before = breaker.state
             if usage is not None:
                 breaker.succeeded()
             else:
-                PROVIDER_ERRORS.labels(route.provider, str(error.error_class)).inc()
+                PROVIDER_ERRORS.labels(route.provider, route.model, str(error.error_class)).inc()
                 breaker.failed(error.error_class, self.clock(), error.retry_after_s)
             if breaker.state != before:
                 self.changed.set()
             if usage is not None:
+                ROUTED.labels(capability).inc()
                 if passed_over:
                     FALLBACKS.labels(capability).inc()
                 self._observe(route, latency)
