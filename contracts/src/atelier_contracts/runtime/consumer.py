@@ -28,8 +28,9 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from atelier_contracts.runtime.deadletter import bury
 from atelier_contracts.runtime.pull import PullRequests
@@ -67,6 +68,36 @@ HANDLE_SECONDS = Histogram(
     ["consumer"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0),
 )
+
+
+BACKLOG = Gauge(
+    "atelier_consumer_backlog", "Messages stored but not yet delivered, per consumer", ["consumer"]
+)
+UNACKED = Gauge(
+    "atelier_consumer_unacked", "Messages delivered and not yet acked, per consumer", ["consumer"]
+)
+OLDEST_AGE = Gauge(
+    "atelier_consumer_oldest_seconds", "Age of the oldest message a consumer has not acked", ["consumer"]
+)
+BACKLOG_EVERY_S = 10.0
+
+
+async def observe_backlog(js: JetStreamContext, spec: ConsumerSpec) -> None:
+    """Set a consumer's backlog gauges from the server's view of it (a consumer info and, when
+    something waits, one read of the oldest message it has not acked)."""
+    info = await js.consumer_info(spec.stream, spec.durable)
+    waiting = info.num_pending or 0
+    unacked = info.num_ack_pending or 0
+    BACKLOG.labels(spec.durable).set(waiting)
+    UNACKED.labels(spec.durable).set(unacked)
+    age = 0.0
+    if waiting or unacked:
+        floor = info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            oldest = await js.get_msg(spec.stream, seq=floor + 1, next=True, subject=spec.filter_subject)
+            if oldest.time is not None:
+                age = max((datetime.now(UTC) - oldest.time).total_seconds(), 0.0)
+    OLDEST_AGE.labels(spec.durable).set(age)
 
 
 def _outcome_name(outcome: Outcome) -> str:
@@ -170,6 +201,7 @@ class Consumer:
             await p.start()
         bell = await self.nc.subscribe(self.doorbell, cb=self._ring) if self.doorbell else None
         beats = asyncio.create_task(self._beat(stop))
+        gauges = asyncio.create_task(self._watch_backlog(stop))
         stopping = asyncio.create_task(self._wake_on(stop))
         reconnects = self.nc.stats["reconnects"]
         loop = asyncio.get_running_loop()
@@ -209,6 +241,7 @@ class Consumer:
         finally:
             stopping.cancel()
             beats.cancel()
+            gauges.cancel()
             for p in pulls:
                 with contextlib.suppress(Exception):
                     await p.stop()
@@ -310,6 +343,16 @@ class Consumer:
         task = asyncio.create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _watch_backlog(self, stop: asyncio.Event) -> None:
+        """The backlog gauges of each band, every ``BACKLOG_EVERY_S`` (scrapes read the last)."""
+        while not stop.is_set():
+            for spec in self.specs:
+                # NATS away: the gauges keep their last values until it is back
+                with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, TimeoutError):
+                    await observe_backlog(self.js, spec)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), BACKLOG_EVERY_S)
 
     async def _beat(self, stop: asyncio.Event) -> None:
         """In-progress acks for messages held longer than a third of ``ack_wait``."""

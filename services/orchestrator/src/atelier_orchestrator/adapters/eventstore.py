@@ -17,6 +17,7 @@ from atelier_contracts.subjects import (
     JOBS_STREAM,
     job_subject,
 )
+from atelier_orchestrator.adapters import job_metrics
 from atelier_orchestrator.domain.snapshot import JobSnapshot
 from atelier_orchestrator.domain.state import apply_commit
 
@@ -116,6 +117,7 @@ class JetStreamEventStore:
             self.forget(commit.job_id)
             raise
         self._remember(commit.job_id, replace(new_state, version=seq), seq)
+        job_metrics.observe(commit, new_state)
         return seq
 
     async def last_seq(self, job_id: str) -> int:
