@@ -44,6 +44,9 @@ bench: install
 	$(BIN)/python -m bench.package
 	$(BIN)/python -m bench.composite
 	$(BIN)/python -m bench.blobstore
+	$(BIN)/python -m bench.progress
+	$(BIN)/python -m bench.streams
+	$(BIN)/python -m bench.faststream_seam
 
 fmt: install
 	$(BIN)/ruff format .

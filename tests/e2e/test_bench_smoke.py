@@ -68,3 +68,18 @@ def test_the_composite_benchmark_runs() -> None:
 def test_the_blob_store_benchmark_runs() -> None:
     out = run_bench("bench.blobstore", BENCH_BLOB_N="2", BENCH_BLOB_SIZES_KIB="64,256")
     assert "object store put" in out, out
+
+
+def test_the_progress_benchmark_runs() -> None:
+    out = run_bench("bench.progress", BENCH_TICKS="20")
+    assert "ratio log / bucket:" in out, out
+
+
+def test_the_streams_benchmark_runs() -> None:
+    out = run_bench("bench.streams", BENCH_CLIENTS="10")
+    assert "one commit → 10 clients of its job" in out, out
+
+
+def test_the_faststream_seam_benchmark_runs() -> None:
+    out = run_bench("bench.faststream_seam", BENCH_MESSAGES="50")
+    assert "FastStream, nack on error, pull batch 16" in out, out
