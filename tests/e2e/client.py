@@ -97,6 +97,7 @@ def e2e_stack(tmp_path: Path, **extra_env: str) -> Stack:
         "ATELIER_ORCHESTRATOR_ACK_WAIT_S": "3",
         "ATELIER_SWEEP_INTERVAL_S": "0.5",
         "ATELIER_PROVIDER_ROUTER_CONCURRENCY": "8",
+        "ATELIER_PROGRESS_EVERY_S": "0.1",
     }
     return Stack.with_free_ports(tmp_path / "state", **{**defaults, **extra_env})
 

@@ -5,16 +5,17 @@ export service killed -9 while it encodes: the step is done again and the job en
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
 import av
 import httpx
 import pytest
+from httpx_sse import connect_sse
 
 from atelier_devstack.stack import Stack
 from tests.e2e.client import step_successes, wait_terminal
-from tests.support import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -90,12 +91,15 @@ def test_a_reel_of_six_shots_is_one_episode(stack: Stack) -> None:
 def test_the_export_service_killed_while_it_encodes(stack: Stack, tmp_path: Path) -> None:
     with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
         job_id = submit_reel(client, 960, 540)  # a longer encode: a wider window to kill it in
-
-        def encoding() -> bool:
-            steps = {s["name"]: s for s in client.get(f"/v1/jobs/{job_id}").json()["steps"]}
-            return steps["composite"]["status"] == "running"
-
-        eventually_sync(encoding, within=240, every=0.02)
+        # Followed live: the encode's progress shows on the job's stream, and it is killed then.
+        ticks = []
+        with connect_sse(client, "GET", f"/v1/jobs/{job_id}/stream") as source:
+            for sse in source.iter_sse():
+                if sse.event == "progress" and json.loads(sse.data)["step"] == "composite":
+                    ticks.append(json.loads(sse.data))
+                    break
+        assert 0 < ticks[0]["fraction"] < 1
+        assert ticks[0]["message"].startswith("shot ")
         stack.kill("export")
         stack.restart("export")
         job = wait_terminal(client, job_id, within=240)

@@ -14,6 +14,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from atelier_contracts.blobstore import Blobs, open_blobs
+from atelier_contracts.progress import PROGRESS_EVERY_S
 from atelier_contracts.runtime import logs, telemetry
 from atelier_contracts.runtime.nats import close_quietly, connect, ensure_streams, ready_check
 from atelier_contracts.runtime.ops import ReadyCheck, serve_ops
@@ -32,6 +33,8 @@ class WorkerSettings:
     concurrency: int
     ack_wait_s: float
     log_level: str
+    progress_every_s: float = PROGRESS_EVERY_S
+    """How often a running step's newest progress tick is put (``ATELIER_PROGRESS_EVERY_S``)."""
 
     @classmethod
     def from_env(cls, service: str, default_ops_port: int) -> WorkerSettings:
@@ -45,6 +48,7 @@ class WorkerSettings:
             concurrency=int(env.get(prefix + "CONCURRENCY", "4")),
             ack_wait_s=float(env.get("ATELIER_WORK_ACK_WAIT_S", "30")),
             log_level=env.get("ATELIER_LOG_LEVEL", "INFO"),
+            progress_every_s=float(env.get("ATELIER_PROGRESS_EVERY_S", str(PROGRESS_EVERY_S))),
         )
 
 
@@ -78,6 +82,7 @@ async def serve_worker(
         parts.handlers,
         concurrency=settings.concurrency,
         ack_wait_s=settings.ack_wait_s,
+        progress_every_s=settings.progress_every_s,
     )
 
     async def check_blobs() -> None:

@@ -33,6 +33,7 @@ from atelier_contracts.common import Artifact, BudgetAlert, ProviderAttempt, Usa
 from atelier_contracts.envelope import Envelope, encode, work_item_decoder
 from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outcome, Retry
 from atelier_contracts.runtime.nats import cancelled_jobs
+from atelier_contracts.progress import PROGRESS_EVERY_S
 from atelier_contracts.runtime.progress import ProgressPublisher
 from atelier_contracts.runtime.publish import publish
 from atelier_contracts.subjects import (
@@ -102,6 +103,7 @@ class WorkPool:
         concurrency: int = 4,
         ack_wait_s: float = 30.0,
         max_deliver: int = 5,
+        progress_every_s: float = PROGRESS_EVERY_S,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -122,7 +124,7 @@ class WorkPool:
         self.consumer = Consumer(nc, specs[0], self.handle, lower=specs[1:], doorbell=pool_filter(pool))
         self._running: dict[str, dict[asyncio.Task[WorkResult], WorkItem]] = {}
         self._cancelled: KeyValue | None = None
-        self.progress = ProgressPublisher(self.js)
+        self.progress = ProgressPublisher(self.js, progress_every_s)
 
     async def run(self, stop: asyncio.Event) -> None:
         self._cancelled = await cancelled_jobs(self.js)
