@@ -114,7 +114,12 @@ def test_a_story_job_is_one_trace_through_all_five_services(
         packaged = any(str(s["name"]).startswith("handle workers-export") for s in mine)
         return mine if services >= SERVICES and ended and packaged else None
 
-    spans = eventually_sync(whole_trace, within=30, every=0.2)
+    try:
+        spans = eventually_sync(whole_trace, within=30, every=0.2)
+    except AssertionError:
+        with collected.lock:
+            seen = sorted({(str(s["service"]), str(s["name"])) for s in collected.spans})
+        raise AssertionError(f"the trace never covered the five services; spans seen: {seen}") from None
     ids = {s["id"] for s in spans}
     roots = [s for s in spans if s["parent"] == ""]
     assert [r["name"] for r in roots] == ["POST /v1/jobs"], "one root: the request that submitted the job"
