@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats.js.errors
 import pytest
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
@@ -21,7 +22,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from atelier_contracts.runtime import ops
+from atelier_contracts.subjects import JOBS_STREAM
 from atelier_devstack.natsserver import NatsServer, free_port
+from atelier_gateway.app.webhook_dispatch import FANOUT
 from tests.integration.harness import Platform, platform
 from tests.integration.test_gateway_api import assert_problem
 from tests.integration.test_streams import live_gateway, submit
@@ -197,8 +200,18 @@ async def test_deliveries_go_only_where_allowed(hooks: Hooks) -> None:
     assert_problem(r, 422, "validation_failed")
 
 
+async def fan_out_exists(hooks: Hooks) -> bool:
+    try:
+        await hooks.platform.nc.jetstream().consumer_info(JOBS_STREAM, FANOUT)
+    except nats.js.errors.NotFoundError:
+        return False
+    return True
+
+
 async def test_endpoints_are_listed_changed_and_removed(hooks: Hooks) -> None:
+    assert not await fan_out_exists(hooks), "no endpoint: nothing reads the log for webhooks"
     made = await register(hooks.client, "https://example.com/a", ["step.*", "job.failed"])
+    await eventually(lambda: fan_out_exists(hooks), within=10)
     listed = (await hooks.client.get("/v1/webhooks")).json()["items"]
     assert [e["id"] for e in listed] == [made["id"]]
     assert listed[0]["secret"] is None, "the secret is shown once"
@@ -206,4 +219,9 @@ async def test_endpoints_are_listed_changed_and_removed(hooks: Hooks) -> None:
     assert r.json()["enabled"] is False
     assert r.json()["events"] == ["*"]
     assert (await hooks.client.delete(f"/v1/webhooks/{made['id']}")).status_code == 204
+
+    async def gone() -> bool:
+        return not await fan_out_exists(hooks)
+
+    await eventually(gone, within=10)
     assert_problem(await hooks.client.get(f"/v1/webhooks/{made['id']}"), 404, "webhook_not_found")

@@ -133,9 +133,9 @@ class ConsumerSpec:
     a restarting dependency) buries nothing."""
     max_bytes: int | None = None
     """A larger message is a dead letter without being handled."""
-    deliver_new: bool = False
-    """Made for the first time, start at the stream's end (a follower of what happens from now
-    on), not at its start."""
+    start_at: datetime | None = None
+    """Made for the first time, start at the first message stored at or after this time (a
+    follower of what happened since), not at the stream's start."""
 
 
 def redelivery_delay(num_delivered: int) -> float:
@@ -147,7 +147,8 @@ def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
         durable_name=spec.durable,
         name=spec.durable,
         filter_subject=spec.filter_subject,
-        deliver_policy=DeliverPolicy.NEW if spec.deliver_new else DeliverPolicy.ALL,
+        deliver_policy=DeliverPolicy.ALL if spec.start_at is None else DeliverPolicy.BY_START_TIME,
+        opt_start_time=spec.start_at,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=spec.ack_wait_s,
         max_deliver=spec.max_deliver,

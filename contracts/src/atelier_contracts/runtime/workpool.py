@@ -31,9 +31,9 @@ from prometheus_client import Counter, Histogram
 from atelier_contracts.blobstore import BlobStoreUnavailable
 from atelier_contracts.common import Artifact, BudgetAlert, ProviderAttempt, Usage
 from atelier_contracts.envelope import Envelope, encode, work_item_decoder
+from atelier_contracts.progress import PROGRESS_EVERY_S
 from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outcome, Retry
 from atelier_contracts.runtime.nats import cancelled_jobs
-from atelier_contracts.progress import PROGRESS_EVERY_S
 from atelier_contracts.runtime.progress import ProgressPublisher
 from atelier_contracts.runtime.publish import publish
 from atelier_contracts.subjects import (

@@ -17,12 +17,10 @@ from atelier_contracts.readmodel import make_engine
 from atelier_contracts.readmodel import schedules as schedules_table
 from atelier_contracts.readmodel import sessions as sessions_table
 from atelier_contracts.runtime.audiocache import KvAudioCache
-from atelier_contracts.runtime.consumer import Consumer, ConsumerSpec
 from atelier_contracts.runtime.nats import audio_cache, close_quietly, connect, ensure_streams, ready_check
 from atelier_contracts.runtime.ops import ReadyCheck
 from atelier_contracts.schedules import ScheduleView
 from atelier_contracts.sessions import SessionView
-from atelier_contracts.subjects import JOBS_STREAM, job_subject
 from atelier_gateway.adapters.analytics import SqlAnalytics
 from atelier_gateway.adapters.budgets import KvBudgetStore
 from atelier_gateway.adapters.documents import SqlDocuments
@@ -162,14 +160,10 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
 
 @asynccontextmanager
 async def _running(nc: Client, dispatch: WebhookDispatch) -> AsyncIterator[None]:
-    """The webhook fan-out (a durable consumer on the job log, shared by the replicas, from the
-    log's end when first made) and the sender, until the block ends."""
-    spec = ConsumerSpec(
-        stream=JOBS_STREAM, durable="gateway-webhooks", filter_subject=job_subject("*"), deliver_new=True
-    )
+    """The webhook fan-out and the sender, until the block ends."""
     stop = asyncio.Event()
     tasks = [
-        asyncio.create_task(Consumer(nc, spec, dispatch.on_commit).run(stop), name="webhook-fanout"),
+        asyncio.create_task(dispatch.fan_out(nc, stop), name="webhook-fanout"),
         asyncio.create_task(dispatch.run(stop), name="webhook-sender"),
     ]
     try:

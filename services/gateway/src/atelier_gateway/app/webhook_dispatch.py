@@ -2,9 +2,12 @@
 
 The fan-out is a durable consumer on the job log (``gateway-webhooks``, shared by the gateway
 replicas): each commit's events become one delivery per matching endpoint, stored before the
-commit is acked. The sender claims due deliveries endpoint by endpoint, at most
-``per_endpoint`` in flight each, so a slow or dead receiver holds only its own slots; every
-attempt is bounded by the poster's timeout and recorded.
+commit is acked. It exists only while some endpoint is enabled, so a deployment without
+webhooks pays nothing per commit; made again, it starts at the earliest endpoint's creation.
+
+The sender claims due deliveries endpoint by endpoint, at most ``per_endpoint`` in flight each,
+so a slow or dead receiver holds only its own slots; every attempt is bounded by the poster's
+timeout and recorded.
 """
 
 from __future__ import annotations
@@ -19,16 +22,22 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from prometheus_client import Counter, Histogram
 
 from atelier_contracts import ids
 from atelier_contracts.envelope import commit_decoder
-from atelier_contracts.runtime.consumer import ACK, Outcome
+from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outcome
 from atelier_contracts.runtime.pull import stream_sequence
+from atelier_contracts.subjects import JOBS_STREAM, job_subject
 from atelier_gateway.app.webhooks import Attempt, Delivery, Endpoint, RetryPolicy, events_of, matches
 
 log = logging.getLogger(__name__)
+
+FANOUT = "gateway-webhooks"
 
 DELIVERY_ATTEMPTS = Counter(
     "atelier_webhook_attempts", "Webhook delivery attempts", ["outcome"]
@@ -103,10 +112,53 @@ class WebhookDispatch:
         self.poll_s = poll_s
         self.endpoints = EndpointCache(store)
         self._wake = asyncio.Event()
+        self._endpoints_changed = asyncio.Event()
         self._flying: dict[str, set[asyncio.Task[None]]] = {}
 
     def wake(self) -> None:
         self._wake.set()
+
+    def endpoints_changed(self) -> None:
+        """An endpoint was made, changed or removed here: read them again now."""
+        self.endpoints.invalidate()
+        self._endpoints_changed.set()
+        self._wake.set()
+
+    # -- whether to fan out at all --------------------------------------------------------
+    async def fan_out(self, nc: Client, stop: asyncio.Event, check_every_s: float = 2.0) -> None:
+        """Run the fan-out consumer while some endpoint is enabled, and remove it when none is."""
+        running: tuple[asyncio.Event, asyncio.Task[None]] | None = None
+        try:
+            while not stop.is_set():
+                self._endpoints_changed.clear()
+                try:
+                    enabled: list[Endpoint] | None = [e for e in await self.endpoints.current() if e.enabled]
+                except Exception:  # SQL away: keep things as they are
+                    enabled = None
+                if enabled and running is None:
+                    spec = ConsumerSpec(
+                        stream=JOBS_STREAM,
+                        durable=FANOUT,
+                        filter_subject=job_subject("*"),
+                        start_at=min(e.created_at for e in enabled),
+                    )
+                    halt = asyncio.Event()
+                    running = (halt, asyncio.create_task(Consumer(nc, spec, self.on_commit).run(halt)))
+                elif enabled == [] and running is not None:
+                    await _halt(*running)
+                    running = None
+                    with contextlib.suppress(nats.errors.Error, nats.js.errors.Error):
+                        await nc.jetstream().delete_consumer(JOBS_STREAM, FANOUT)
+                waits = {
+                    asyncio.ensure_future(stop.wait()),
+                    asyncio.ensure_future(self._endpoints_changed.wait()),
+                }
+                await asyncio.wait(waits, timeout=check_every_s, return_when=asyncio.FIRST_COMPLETED)
+                for w in waits:
+                    w.cancel()
+        finally:
+            if running is not None:
+                await _halt(*running)
 
     # -- the fan-out -----------------------------------------------------------------------
     async def on_commit(self, msg: Msg) -> Outcome:
@@ -189,3 +241,11 @@ class WebhookDispatch:
         except Exception:  # its lease runs out and it is tried again: a repeat the id makes harmless
             log.warning("could not record a webhook attempt", exc_info=True, extra={"delivery": delivery.id})
         self.wake()  # a slot is free: more of this endpoint's may be due
+
+
+async def _halt(halt: asyncio.Event, task: asyncio.Task[None]) -> None:
+    halt.set()
+    try:
+        await asyncio.wait_for(task, 10)
+    except (TimeoutError, asyncio.CancelledError):
+        task.cancel()

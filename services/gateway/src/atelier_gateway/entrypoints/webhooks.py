@@ -133,7 +133,7 @@ async def create(body: EndpointBody, deps: DepsDep, response: Response) -> Endpo
         created_at=deps.clock(),
     )
     await deps.webhooks.add_endpoint(endpoint)
-    deps.dispatch.endpoints.invalidate()
+    deps.dispatch.endpoints_changed()
     response.headers["Location"] = f"/v1/webhooks/{endpoint.id}"
     return _out(endpoint, with_secret=True)
 
@@ -163,7 +163,7 @@ async def patch_endpoint(endpoint_id: EndpointId, body: EndpointPatch, deps: Dep
         }
     )
     await deps.webhooks.update_endpoint(changed)
-    deps.dispatch.endpoints.invalidate()
+    deps.dispatch.endpoints_changed()
     return _out(changed)
 
 
@@ -172,7 +172,7 @@ async def patch_endpoint(endpoint_id: EndpointId, body: EndpointPatch, deps: Dep
 async def delete_endpoint(endpoint_id: EndpointId, deps: DepsDep) -> Response:
     if not await deps.webhooks.remove_endpoint(deps.settings.tenant, endpoint_id):
         raise WebhookNotFound(f"No webhook endpoint {endpoint_id!r}.")
-    deps.dispatch.endpoints.invalidate()
+    deps.dispatch.endpoints_changed()
     return Response(status_code=204)
 
 
