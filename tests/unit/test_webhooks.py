@@ -8,13 +8,16 @@ import pytest
 
 from atelier_gateway.adapters.webhook_http import HttpPoster
 from atelier_gateway.app.errors import InvalidRequest
+from atelier_gateway.app.webhook_dispatch import Answer, WebhookDispatch
 from atelier_gateway.app.webhooks import (
+    Attempt,
     Delivery,
     Destinations,
     Endpoint,
     RetryPolicy,
     WebhookUrlRefused,
     check_patterns,
+    check_secret,
     matches,
     new_secret,
     webhook_type,
@@ -85,3 +88,65 @@ async def test_a_name_resolving_to_an_internal_address_gets_no_request() -> None
         await poster.close()
     assert answer.status_code is None
     assert answer.error.startswith("refused: 127.0.0.1 is an internal address")
+
+
+def test_ipv6_forms_that_reach_an_internal_ipv4_are_refused() -> None:
+    strict = Destinations()
+    for address in (
+        "::ffff:127.0.0.1",
+        "64:ff9b::a00:1",
+        "64:ff9b::a9fe:a9fe",
+        "2002:a9fe:a9fe::",
+        "::127.0.0.1",
+    ):
+        with pytest.raises(WebhookUrlRefused):
+            strict.check_address(address)
+    strict.check_address("64:ff9b::5db8:d70e")  # NAT64 of a public address is public
+    with pytest.raises(WebhookUrlRefused):
+        strict.check_url("http://" + "a" * 64 + ".example/")  # no resolver takes it: refused, not a crash
+
+
+def test_a_given_secret_must_be_one_the_signing_library_reads() -> None:
+    assert check_secret(new_secret()).startswith("whsec_")
+    for bad in ("whsec_" + "A" * 25, "whsec_" + "=" * 24):
+        with pytest.raises(InvalidRequest):
+            check_secret(bad)
+
+
+class RecordingStore:
+    def __init__(self) -> None:
+        self.finished: list[tuple[Attempt, str, datetime | None]] = []
+
+    async def finish_attempt(
+        self, delivery: Delivery, attempt: Attempt, *, status: str, next_attempt_at: datetime | None
+    ) -> None:
+        self.finished.append((attempt, status, next_attempt_at))
+
+
+class BrokenPoster:
+    async def post(self, endpoint: Endpoint, delivery: Delivery, attempt: int) -> Answer:
+        raise RuntimeError("a bug in sending")
+
+
+async def test_a_send_that_crashes_is_an_attempt_in_the_log_with_backoff_not_a_lost_task() -> None:
+    store = RecordingStore()
+    dispatch = WebhookDispatch(
+        store,  # type: ignore[arg-type]
+        BrokenPoster(),
+        lambda: T0,
+        policy=RetryPolicy(base_s=30),
+        timeout_s=1.0,
+    )
+    endpoint = Endpoint(
+        id="whk_1", tenant="t", url="https://example.com/h", events=["*"], secret=new_secret(),
+        description="", enabled=True, created_at=T0,
+    )  # fmt: skip
+    delivery = Delivery(
+        id="dlv_1", endpoint_id="whk_1", tenant="t", event_id="e:0", event_type="job.queued", job_id="job_1",
+        payload="{}", status="pending", attempts=0, next_attempt_at=T0, created_at=T0,
+    )  # fmt: skip
+    await dispatch._send(endpoint, delivery)
+    [(attempt, status, due)] = store.finished
+    assert status == "pending"
+    assert due == T0 + timedelta(seconds=30)
+    assert "a bug in sending" in attempt.error

@@ -49,6 +49,3 @@ def progress_key(job_id: str, step: str) -> str:
 def progress_subject(job_id: str) -> str:
     """Where every put of a job's progress is published (a wildcard over its steps)."""
     return f"$KV.{PROGRESS_BUCKET}.{job_id}.*"
-
-
-ALL_PROGRESS_SUBJECT = f"$KV.{PROGRESS_BUCKET}.>"

@@ -55,6 +55,11 @@ class StepTicks:
             self._changed = False
             return self._latest
 
+    def unput(self) -> None:
+        """The put of the last take failed: put it (or a newer one) next time."""
+        with self._lock:
+            self._changed = self._latest is not None
+
 
 _current: ContextVar[StepTicks | None] = ContextVar("atelier_step_ticks", default=None)
 
@@ -98,23 +103,29 @@ class ProgressPublisher:
                 await self.flush()
 
     async def flush(self) -> None:
-        """Put every tick not yet put (one put per step that moved)."""
+        """Put every tick not yet put (one put per step that moved); one that fails is put
+        again next time, and the others are still tried."""
         try:
             if self._kv is None:
                 self._kv = await progress_bucket(self._js)
-            for ticks in list(self._steps):
-                latest = ticks.take()
-                if latest is None:
-                    continue
-                item = ticks.item
-                value = StepProgress(
-                    job_id=item.job_id,
-                    step=item.step,
-                    attempt=item.attempt,
-                    fraction=latest[0],
-                    message=latest[1],
-                    at=datetime.now(UTC),
-                )
-                await self._kv.put(progress_key(item.job_id, item.step), encode(value))
         except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
-            log.debug("progress not put: %s", exc)
+            log.debug("no progress bucket: %s", exc)
+            return
+        for ticks in list(self._steps):
+            latest = ticks.take()
+            if latest is None:
+                continue
+            item = ticks.item
+            value = StepProgress(
+                job_id=item.job_id,
+                step=item.step,
+                attempt=item.attempt,
+                fraction=latest[0],
+                message=latest[1],
+                at=datetime.now(UTC),
+            )
+            try:
+                await self._kv.put(progress_key(item.job_id, item.step), encode(value))
+            except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+                log.debug("progress not put: %s", exc)
+                ticks.unput()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,6 @@ from prometheus_client import Gauge
 from atelier_contracts.envelope import commit_decoder
 from atelier_contracts.events import Commit
 from atelier_contracts.progress import (
-    ALL_PROGRESS_SUBJECT,
     PROGRESS_BUCKET,
     StepProgress,
     progress_decoder,
@@ -53,7 +53,8 @@ FOLLOWERS = Gauge("atelier_stream_followers", "Streams open on this gateway (SSE
 @dataclass(eq=False)
 class _Feed:
     subject: str
-    progress: str
+    progress: str | None
+    """The progress subjects heard (None: a list of jobs shows no ticks)."""
     last_seq: int = 0
     followers: set[Follower] = field(default_factory=set)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -131,14 +132,20 @@ class NatsLogFeeds:
                 return feed
             feed = _Feed(
                 subject=ALL_JOBS if job_id is None else job_subject(job_id),
-                progress=ALL_PROGRESS_SUBJECT if job_id is None else progress_subject(job_id),
+                progress=None if job_id is None else progress_subject(job_id),
             )
-            async with reachable(self.nc, "the job log"):
-                feed.subs.append(await self.nc.subscribe(feed.subject, cb=self._rang(feed)))
-                feed.subs.append(await self.nc.subscribe(feed.progress, cb=self._ticked(feed)))
-                # Subscribed first: a commit after this read rings the feed.
-                feed.last_seq = await self._end_of(feed.subject)
+            try:
+                async with reachable(self.nc, "the job log"):
+                    feed.subs.append(await self.nc.subscribe(feed.subject, cb=self._rang(feed)))
+                    if feed.progress is not None:
+                        feed.subs.append(await self.nc.subscribe(feed.progress, cb=self._ticked(feed)))
+                    # Subscribed first: a commit after this read rings the feed.
+                    feed.last_seq = await self._end_of(feed.subject)
+            except BaseException:
+                await _unsubscribe(feed)
+                raise
             feed.task = asyncio.create_task(self._run(feed), name=f"feed-{key}")
+            feed.task.add_done_callback(functools.partial(self._died, key, feed))
             self._feeds[key] = feed
             FEEDS_OPEN.inc()
             return feed
@@ -151,9 +158,19 @@ class NatsLogFeeds:
         if feed.task is not None:
             feed.task.cancel()
             await asyncio.gather(feed.task, return_exceptions=True)
-        for sub in feed.subs:
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
+        await _unsubscribe(feed)
+
+    def _died(self, key: str, feed: _Feed, _task: asyncio.Task[None]) -> None:
+        """A feed's task ended by itself (a bug): its followers end (their clients resume with a
+        new feed) rather than wait for ever on a dead one."""
+        if feed.task is None or feed.task.cancelled() or self._feeds.get(key) is not feed:
+            return
+        log.error("feed %s stopped", feed.subject, exc_info=feed.task.exception())
+        for follower in list(feed.followers):
+            follower.end("feed stopped")
+        self._feeds.pop(key, None)
+        FEEDS_OPEN.dec()
+        asyncio.get_running_loop().create_task(_unsubscribe(feed))
 
     async def _end_of(self, subject: str) -> int:
         """The sequence the feed starts after: the last commit on ``subject`` now."""
@@ -177,10 +194,14 @@ class NatsLogFeeds:
                 log.debug("feed %s could not read: %s", feed.subject, exc)
                 continue  # NATS is away: the next notice or poll reads from the same place
             for msg in stored:
-                commit = commit_decoder.decode(msg.data)
+                feed.last_seq = msg.seq
+                try:
+                    commit = commit_decoder.decode(msg.data)
+                except msgspec.DecodeError:  # a newer writer's event this gateway cannot read
+                    log.warning("skipped a commit this gateway cannot decode", extra={"seq": msg.seq})
+                    continue
                 for follower in list(feed.followers):
                     follower.put(Arrival(seq=msg.seq, commit=commit))
-                feed.last_seq = msg.seq
 
     @staticmethod
     def _rang(feed: _Feed) -> Callable[[Msg], Awaitable[None]]:
@@ -202,6 +223,13 @@ class NatsLogFeeds:
                 follower.put(Arrival(progress=tick))
 
         return on_tick
+
+
+async def _unsubscribe(feed: _Feed) -> None:
+    for sub in feed.subs:
+        with contextlib.suppress(nats.errors.Error):
+            await sub.unsubscribe()
+    feed.subs.clear()
 
 
 def _decode_progress(data: bytes) -> StepProgress:

@@ -20,6 +20,18 @@ from atelier_gateway.app.webhook_dispatch import Answer
 from atelier_gateway.app.webhooks import Delivery, Destinations, Endpoint, WebhookUrlRefused
 
 USER_AGENT = "Atelier-Webhooks/1"
+SAID_MAX = 1024
+"""Of a receiver's answer, only this much is read (for the delivery log): a hostile receiver
+cannot make us hold more."""
+
+
+async def _first(response: httpx.Response, limit: int) -> bytes:
+    got = b""
+    async for chunk in response.aiter_raw():
+        got += chunk
+        if len(got) >= limit:
+            break
+    return got[:limit]
 
 
 class HttpPoster:
@@ -37,7 +49,8 @@ class HttpPoster:
                 await self._check(endpoint.url)
                 sent_at = datetime.now(UTC)
                 signature = Webhook(endpoint.secret).sign(delivery.id, sent_at, delivery.payload)
-                response = await self._client.post(
+                request = self._client.build_request(
+                    "POST",
                     endpoint.url,
                     content=delivery.payload.encode(),
                     headers={
@@ -50,13 +63,20 @@ class HttpPoster:
                         "atelier-attempt": str(attempt),
                     },
                 )
+                response = await self._client.send(request, stream=True)
+                try:
+                    said = await _first(response, SAID_MAX)
+                finally:
+                    await response.aclose()
         except WebhookUrlRefused as exc:
             return Answer(None, f"refused: {exc}")
         except TimeoutError:
             return Answer(None, f"no answer within {self.timeout_s:g} s")
         except httpx.HTTPError as exc:
             return Answer(None, f"{type(exc).__name__}: {exc}"[:500])
-        return Answer(response.status_code, "" if response.is_success else response.text[:200])
+        except (ValueError, UnicodeError) as exc:  # a host no resolver takes, a secret not base64
+            return Answer(None, f"refused: {type(exc).__name__}: {exc}"[:500])
+        return Answer(response.status_code, "" if response.is_success else said.decode(errors="replace"))
 
     async def _check(self, url: str) -> None:
         host = self.destinations.check_url(url)

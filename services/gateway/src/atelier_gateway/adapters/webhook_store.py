@@ -56,6 +56,8 @@ class SqlWebhooks(SqlAdapter):
                     webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.tenant == tenant
                 )
             )
+            if not gone.rowcount:  # not this tenant's: its log stays too
+                return False
             ids = sa.select(webhook_deliveries.c.id).where(webhook_deliveries.c.endpoint_id == endpoint_id)
             await conn.execute(sa.delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(ids)))
             await conn.execute(
@@ -113,20 +115,27 @@ class SqlWebhooks(SqlAdapter):
         self, delivery: Delivery, attempt: Attempt, *, status: str, next_attempt_at: datetime | None
     ) -> None:
         """Record an attempt and what follows it: delivered, failed for good, or tried again."""
-        values: dict[str, object] = {"attempts": attempt.n, "status": status, "claimed_until": None}
-        if next_attempt_at is not None:
-            values["next_attempt_at"] = next_attempt_at
-        if status != PENDING:
-            values["finished_at"] = attempt.at
         async with self._begin() as conn:
+            # Numbered from the log itself: an attempt of a replay may overlap one in flight.
+            done = await conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(webhook_attempts.c.n), 0)).where(
+                    webhook_attempts.c.delivery_id == delivery.id
+                )
+            )
+            n = int(done.scalar_one()) + 1
+            values: dict[str, object] = {"attempts": n, "status": status, "claimed_until": None}
+            if next_attempt_at is not None:
+                values["next_attempt_at"] = next_attempt_at
+            if status != PENDING:
+                values["finished_at"] = attempt.at
             await conn.execute(
                 sa.insert(webhook_attempts).values(
                     delivery_id=delivery.id,
-                    n=attempt.n,
+                    n=n,
                     at=attempt.at,
                     status_code=attempt.status_code,
                     latency_ms=attempt.latency_ms,
-                    error=attempt.error[:500],
+                    error=_printable(attempt.error)[:500],
                 )
             )
             await conn.execute(
@@ -242,3 +251,8 @@ def _delivery(row: Row[tuple[object, ...]]) -> Delivery:
         created_at=utc(row.created_at),
         finished_at=utc(row.finished_at) if row.finished_at else None,
     )
+
+
+def _printable(text: str) -> str:
+    """What a receiver said, without the control characters PostgreSQL's text refuses (NUL)."""
+    return "".join(c if c.isprintable() else " " for c in text)

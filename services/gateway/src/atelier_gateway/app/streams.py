@@ -56,7 +56,7 @@ class Position:
     def parse(cls, text: str) -> Position:
         """``<seq>.<index>`` as sent; a bare ``<seq>`` is after every event of that commit."""
         found = _POSITION.fullmatch(text.strip())
-        if found is None:
+        if found is None or int(found.group(1)) >= 1 << 63:
             raise StreamPositionInvalid(f"{text[:40]!r} is no stream position (<seq>.<index>).")
         seq, index = found.groups()
         return cls(int(seq), int(index) if index is not None else 1 << 30)
@@ -116,17 +116,19 @@ class JobStream:
     _follower: Follower | None = None
 
     async def open(self) -> None:
+        """Follow the job, then fold its whole log (which steps run, whether it ended, whose it
+        is: what a resume from the middle must know too), keeping what comes after ``after``."""
         try:
             self._follower = await self._exit.enter_async_context(self.feeds.follow(self.job_id))
             self._last = self.after or START
             seen = False
-            async for page in self.feeds.history(self.job_id, max(self._last.seq - 1, 0)):
+            async for page in self.feeds.history(self.job_id, 0):
                 for seq, commit in page:
-                    seen = True
                     if commit.tenant != self.tenant:
                         raise JobNotFound(f"No job {self.job_id!r}.")
+                    seen = True
                     self.backlog.extend(self._take(seq, commit))
-            if not seen and not await self._exists():
+            if not seen and not await self.joblog.command_pending(self.job_id):
                 raise JobNotFound(f"No job {self.job_id!r}.")
             if not self.finished:
                 ticks = await self.feeds.progress_now(self.job_id)
@@ -134,12 +136,6 @@ class JobStream:
         except BaseException:
             await self.close()
             raise
-
-    async def _exists(self) -> bool:
-        """A job whose log holds nothing after ``after``: is there a log, or a submit to come?"""
-        if await self.joblog.head(self.job_id) is not None:
-            return True
-        return await self.joblog.command_pending(self.job_id)
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         for event in self.backlog:
@@ -164,14 +160,17 @@ class JobStream:
 
     def _take(self, seq: int, commit: Commit) -> list[StreamEvent]:
         """The events of a commit not sent yet; notes which steps run and whether the job ended."""
-        out = []
+        out: list[StreamEvent] = []
+        if commit.tenant != self.tenant:
+            return out
         for position, kind, event in job_events(seq, commit):
             step = event.data.get("step")
             if kind in _STEP_RUNNING and isinstance(step, str):
                 self._running[step] = int(event.data.get("attempt", 0))
             elif kind in _STEP_DONE and isinstance(step, str):
                 self._running.pop(step, None)
-            self.finished = kind in TERMINAL
+            if kind in JOB_STATUS_OF:  # a late report after the end is news, not a new state
+                self.finished = kind in TERMINAL
             if position <= self._last:
                 continue
             self._last = position
@@ -211,22 +210,32 @@ class JobListStream:
     after: Position | None
     _meta: OrderedDict[str, _Meta] = field(default_factory=OrderedDict)
     _last: Position = START
+    _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
+    _follower: Follower | None = None
+
+    async def open(self) -> None:
+        """Follow the log (``Unavailable`` now, before any answer, when NATS is away)."""
+        self._follower = await self._exit.enter_async_context(self.feeds.follow(None))
 
     async def events(self) -> AsyncIterator[StreamEvent]:
-        async with self.feeds.follow(None) as follower:
-            if self.after is not None:
-                self._last = self.after
-                async for page in self.feeds.history(None, max(self.after.seq - 1, 0)):
-                    for seq, commit in page:
-                        for event in await self._take(seq, commit):
-                            yield event
-            while True:
-                arrival = await follower.next()
-                if arrival is None:
-                    return
-                if arrival.commit is not None:
-                    for event in await self._take(arrival.seq, arrival.commit):
+        """What happened after ``after`` (read page by page from the log), then what happens."""
+        assert self._follower is not None
+        if self.after is not None:
+            self._last = self.after
+            async for page in self.feeds.history(None, max(self.after.seq - 1, 0)):
+                for seq, commit in page:
+                    for event in await self._take(seq, commit):
                         yield event
+        while True:
+            arrival = await self._follower.next()
+            if arrival is None:
+                return
+            if arrival.commit is not None:
+                for event in await self._take(arrival.seq, arrival.commit):
+                    yield event
+
+    async def close(self) -> None:
+        await self._exit.aclose()
 
     async def _take(self, seq: int, commit: Commit) -> list[StreamEvent]:
         if commit.tenant != self.tenant:

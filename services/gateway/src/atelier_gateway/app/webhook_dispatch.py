@@ -135,6 +135,12 @@ class WebhookDispatch:
                     enabled: list[Endpoint] | None = [e for e in await self.endpoints.current() if e.enabled]
                 except Exception:  # SQL away: keep things as they are
                     enabled = None
+                if running is not None and running[1].done():  # it died (NATS away at its start)
+                    if not running[1].cancelled() and running[1].exception() is not None:
+                        log.warning(
+                            "webhook fan-out stopped; starting it again", exc_info=running[1].exception()
+                        )
+                    running = None
                 if enabled and running is None:
                     spec = ConsumerSpec(
                         stream=JOBS_STREAM,
@@ -221,7 +227,11 @@ class WebhookDispatch:
         n = delivery.attempts + 1
         at = self.clock()
         t0 = time.perf_counter()
-        answer = await self.poster.post(endpoint, delivery, n)
+        try:
+            answer = await self.poster.post(endpoint, delivery, n)
+        except Exception as exc:  # a bug in sending: recorded like any failure, retried with backoff
+            log.exception("webhook post failed", extra={"delivery": delivery.id})
+            answer = Answer(None, f"{type(exc).__name__}: {exc}")
         took = time.perf_counter() - t0
         DELIVERY_SECONDS.observe(took)
         attempt = Attempt(
@@ -249,3 +259,5 @@ async def _halt(halt: asyncio.Event, task: asyncio.Task[None]) -> None:
         await asyncio.wait_for(task, 10)
     except (TimeoutError, asyncio.CancelledError):
         task.cancel()
+    except Exception:
+        log.warning("webhook fan-out ended with an error", exc_info=True)

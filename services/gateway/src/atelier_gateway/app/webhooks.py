@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from standardwebhooks import Webhook
+
 from atelier_contracts.events import Commit
 from atelier_gateway.app.errors import InvalidRequest
 from atelier_gateway.app.streams import job_events
@@ -88,6 +90,15 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
+def check_secret(secret: str) -> str:
+    """A secret Standard Webhooks' libraries can use (``whsec_`` and base64 of some bytes)."""
+    try:
+        Webhook(secret)
+    except Exception as exc:
+        raise InvalidRequest(f"The secret is no whsec_ secret: {exc}") from None
+    return secret
+
+
 def webhook_type(kind: str, stream_name: str) -> str | None:
     """The webhook type of a log event (None: not delivered, e.g. log lines)."""
     if kind.startswith("step_") or kind in ("steps_planned", "review_requested"):
@@ -142,6 +153,10 @@ class Destinations:
         if parts.username or parts.password:
             raise WebhookUrlRefused("A webhook URL may not carry credentials; sign with the secret instead.")
         host = parts.hostname.lower()
+        try:
+            host.encode("idna")
+        except UnicodeError as exc:
+            raise WebhookUrlRefused(f"{host[:80]!r} is no host name: {exc}") from None
         if not self.allowed(host):
             with contextlib.suppress(ValueError):  # a name: judged by what it resolves to, each time
                 self.check_address(host)
@@ -159,12 +174,33 @@ class Destinations:
         return False
 
     def check_address(self, address: str) -> None:
-        """Refuse an internal address (``ValueError`` when ``address`` is no IP at all)."""
+        """Refuse an internal address (``ValueError`` when ``address`` is no IP at all), also one
+        inside an IPv6 form that reaches IPv4 (mapped, 6to4, Teredo, NAT64, compatible)."""
         ip = ipaddress.ip_address(address)
         if self.allowed(str(ip)):
             return
+        inner = _embedded_ipv4(ip)
+        if inner is not None and not self.allowed(str(inner)) and (not inner.is_global or inner.is_multicast):
+            raise WebhookUrlRefused(f"{address} reaches {inner}, an internal address.")
         if not ip.is_global or ip.is_multicast:
             raise WebhookUrlRefused(
                 f"{address} is an internal address; deliveries go there only when "
                 "ATELIER_WEBHOOK_ALLOW_HOSTS names it."
             )
+
+
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in net for net in _NAT64) or int(ip) >> 32 == 0:  # NAT64, or ::a.b.c.d
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Header, Query, Request, Response, WebSocket, WebSocketDisconnect
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 
 from atelier_gateway.app.errors import AppError, JobNotFound
 from atelier_gateway.app.streams import JobListStream, JobStream, ListFilter, Position, StreamEvent
@@ -76,7 +77,7 @@ async def job_stream(
     if stream.finished and not stream.backlog:
         await stream.close()
         return Response(status_code=204)
-    return _sse(deps, _closing(stream.events(), stream.close))
+    return _sse(deps, stream.events(), stream.close)
 
 
 @router.get(
@@ -104,7 +105,8 @@ async def list_stream(
         ListFilter(status=status, kind=kind, tag=tag),
         _position(last_event_id or after),
     )
-    return _sse(deps, stream.events())
+    await stream.open()
+    return _sse(deps, stream.events(), stream.close)
 
 
 @router.websocket("/v1/jobs/{job_id}/ws")
@@ -117,7 +119,7 @@ async def job_socket(websocket: WebSocket, job_id: str, after: str | None = None
     except AppError as exc:
         await _refuse(websocket, exc)
         return
-    await _pump(websocket, _closing(stream.events(), stream.close))
+    await _pump(websocket, stream.events(), stream.close)
 
 
 @router.websocket("/v1/ws")
@@ -131,47 +133,53 @@ async def list_socket(
     deps: Deps = websocket.app.state.deps
     await websocket.accept()
     try:
-        position = _position(after)
+        stream = JobListStream(
+            deps.feeds,
+            deps.reader,
+            stream_tenant(deps),
+            ListFilter(status=status, kind=kind, tag=tag),
+            _position(after),
+        )
+        await stream.open()
     except AppError as exc:
         await _refuse(websocket, exc)
         return
-    stream = JobListStream(
-        deps.feeds, deps.reader, stream_tenant(deps), ListFilter(status=status, kind=kind, tag=tag), position
-    )
-    await _pump(websocket, stream.events())
+    await _pump(websocket, stream.events(), stream.close)
 
 
-def _sse(deps: Deps, events: AsyncIterator[StreamEvent]) -> EventSourceResponse:
+Close = Callable[[], Awaitable[None]]
+
+
+def _sse(deps: Deps, events: AsyncIterator[StreamEvent], close: Close) -> EventSourceResponse:
     settings = deps.settings
 
     async def frames() -> AsyncIterator[ServerSentEvent]:
-        yield ServerSentEvent(retry=settings.stream_retry_ms, comment="atelier")
-        async for event in events:
-            yield ServerSentEvent(data=_json(event.data), event=event.event, id=event.id)
+        try:
+            yield ServerSentEvent(retry=settings.stream_retry_ms, comment="atelier")
+            async for event in events:
+                yield ServerSentEvent(data=_json(event.data), event=event.event, id=event.id)
+        finally:
+            await close()
 
     return EventSourceResponse(
         frames(),
         ping=settings.stream_ping_s,
         ping_message_factory=lambda: ServerSentEvent(comment="ping"),
         headers=SSE_HEADERS,
+        background=BackgroundTask(close),  # also when the client left before the first frame
     )
 
 
-async def _closing(events: AsyncIterator[StreamEvent], close: Any) -> AsyncIterator[StreamEvent]:
-    try:
-        async for event in events:
-            yield event
-    finally:
-        await close()
-
-
-async def _pump(websocket: WebSocket, events: AsyncIterator[StreamEvent]) -> None:
+async def _pump(websocket: WebSocket, events: AsyncIterator[StreamEvent], close: Close) -> None:
     """Send the events until they end or the client goes; a client's messages are ignored."""
 
     async def send() -> None:
-        async for event in events:
-            await websocket.send_text(_json({"id": event.id, "event": event.event, "data": event.data}))
-        await websocket.close(1000)
+        try:
+            async for event in events:
+                await websocket.send_text(_json({"id": event.id, "event": event.event, "data": event.data}))
+            await websocket.close(1000)
+        except AppError as exc:  # the log went away mid-stream: say so, then close
+            await _refuse(websocket, exc)
 
     async def until_gone() -> None:
         while (await websocket.receive())["type"] != "websocket.disconnect":
@@ -187,6 +195,7 @@ async def _pump(websocket: WebSocket, events: AsyncIterator[StreamEvent]) -> Non
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await close()
 
 
 async def _refuse(websocket: WebSocket, exc: AppError) -> None:

@@ -11,7 +11,14 @@ from pydantic import BaseModel, Field
 
 from atelier_contracts import ids
 from atelier_gateway.app.errors import WebhookNotFound
-from atelier_gateway.app.webhooks import Attempt, Delivery, Endpoint, check_patterns, new_secret
+from atelier_gateway.app.webhooks import (
+    Attempt,
+    Delivery,
+    Endpoint,
+    check_patterns,
+    check_secret,
+    new_secret,
+)
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.entrypoints.bodies import Strict
 from atelier_gateway.entrypoints.deps import DepsDep
@@ -122,6 +129,8 @@ async def _endpoint(deps: Deps, endpoint_id: str) -> Endpoint:
 @router.post("", status_code=201, summary="Register a webhook endpoint", responses=problem_responses(422))
 async def create(body: EndpointBody, deps: DepsDep, response: Response) -> EndpointOut:
     deps.destinations.check_url(body.url)
+    if body.secret is not None:
+        check_secret(body.secret)
     endpoint = Endpoint(
         id="whk_" + ids.uuid7().replace("-", ""),
         tenant=deps.settings.tenant,
