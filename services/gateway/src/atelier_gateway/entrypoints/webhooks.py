@@ -152,7 +152,7 @@ async def list_endpoints(deps: DepsDep) -> EndpointList:
     return EndpointList(items=[_out(e) for e in await deps.webhooks.endpoints(deps.settings.tenant)])
 
 
-@router.get("/{endpoint_id}", summary="One webhook endpoint", responses=problem_responses(404))
+@router.get("/{endpoint_id}", summary="One webhook endpoint", responses=problem_responses(404, 422))
 async def get_endpoint(endpoint_id: EndpointId, deps: DepsDep) -> EndpointOut:
     return _out(await _endpoint(deps, endpoint_id))
 
@@ -177,7 +177,7 @@ async def patch_endpoint(endpoint_id: EndpointId, body: EndpointPatch, deps: Dep
 
 
 @router.delete("/{endpoint_id}", status_code=204, summary="Remove a webhook endpoint and its log",
-               responses=problem_responses(404))  # fmt: skip
+               responses=problem_responses(404, 422))  # fmt: skip
 async def delete_endpoint(endpoint_id: EndpointId, deps: DepsDep) -> Response:
     if not await deps.webhooks.remove_endpoint(deps.settings.tenant, endpoint_id):
         raise WebhookNotFound(f"No webhook endpoint {endpoint_id!r}.")
@@ -186,7 +186,7 @@ async def delete_endpoint(endpoint_id: EndpointId, deps: DepsDep) -> Response:
 
 
 @router.get(
-    "/{endpoint_id}/deliveries", summary="The endpoint's delivery log", responses=problem_responses(404)
+    "/{endpoint_id}/deliveries", summary="The endpoint's delivery log", responses=problem_responses(404, 422)
 )
 async def deliveries(
     endpoint_id: EndpointId,
@@ -203,7 +203,7 @@ async def deliveries(
     "/{endpoint_id}/deliveries/{delivery_id}/replay",
     status_code=202,
     summary="Send a delivery again now",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 422),
 )
 async def replay(endpoint_id: EndpointId, delivery_id: EndpointId, deps: DepsDep) -> DeliveryOut:
     await _endpoint(deps, endpoint_id)
