@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +32,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import Counter as CounterChild
+from prometheus_client.metrics import Histogram as HistogramChild
 
 from atelier_contracts.runtime.deadletter import bury
 from atelier_contracts.runtime.pull import PullRequests
@@ -98,6 +101,16 @@ async def observe_backlog(js: JetStreamContext, spec: ConsumerSpec) -> None:
             if oldest.time is not None:
                 age = max((datetime.now(UTC) - oldest.time).total_seconds(), 0.0)
     OLDEST_AGE.labels(spec.durable).set(age)
+
+
+@functools.cache
+def _handled(consumer: str, outcome: str) -> CounterChild:  # a label lookup costs more than the count
+    return HANDLED.labels(consumer, outcome)
+
+
+@functools.cache
+def _handle_seconds(consumer: str) -> HistogramChild:
+    return HANDLE_SECONDS.labels(consumer)
 
 
 def _outcome_name(outcome: Outcome) -> str:
@@ -383,8 +396,8 @@ class Consumer:
                     )
                     outcome = Retry(delay, f"{type(exc).__name__}: {exc}")
                     failed(span, outcome.reason)
-                HANDLED.labels(self.spec.durable, _outcome_name(outcome)).inc()
-                HANDLE_SECONDS.labels(self.spec.durable).observe(time.perf_counter() - t0)
+                _handled(self.spec.durable, _outcome_name(outcome)).inc()
+                _handle_seconds(self.spec.durable).observe(time.perf_counter() - t0)
         await self._settle(msg, outcome)
 
     async def _handle_batch(self, msgs: list[Msg]) -> None:
@@ -406,8 +419,8 @@ class Consumer:
                     outcomes = [Retry(delay, f"{type(exc).__name__}: {exc}")] * len(fit)
                     failed(span, f"{type(exc).__name__}: {exc}")
                 for outcome in outcomes:
-                    HANDLED.labels(self.spec.durable, _outcome_name(outcome)).inc()
-                HANDLE_SECONDS.labels(self.spec.durable).observe(time.perf_counter() - t0)
+                    _handled(self.spec.durable, _outcome_name(outcome)).inc()
+                _handle_seconds(self.spec.durable).observe(time.perf_counter() - t0)
         for msg, outcome in [
             *zip(fit, outcomes, strict=True),
             *((m, large[id(m)]) for m in msgs if id(m) in large),

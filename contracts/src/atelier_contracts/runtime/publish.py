@@ -9,14 +9,18 @@ within the stream's window; ``expected_last_subject_seq`` makes it an append tha
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
+from prometheus_client.metrics import Counter as CounterChild
+from prometheus_client.metrics import Histogram as HistogramChild
 
-from atelier_contracts.runtime.telemetry import TRACER, inject, job_of
+from atelier_contracts.runtime.telemetry import TRACER, enabled, inject, job_of
 from atelier_contracts.subjects import EXPECTED_LAST_SUBJECT_SEQ_HEADER, MSG_ID_HEADER
 
 PUBLISHED = Counter("atelier_published", "Messages stored in a stream", ["kind", "outcome"])
@@ -50,22 +54,38 @@ async def publish(
         sent[MSG_ID_HEADER] = msg_id
     if expected_last_subject_seq is not None:
         sent[EXPECTED_LAST_SUBJECT_SEQ_HEADER] = str(expected_last_subject_seq)
-    with TRACER.start_as_current_span(
-        f"publish {kind}",
-        kind=SpanKind.PRODUCER,
-        attributes={
-            "messaging.system": "nats",
-            "messaging.destination.name": subject,
-            "atelier.subject_id": job_of(subject),
-        },
-    ):
-        inject(sent)
+    span = (
+        TRACER.start_as_current_span(
+            f"publish {kind}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": subject,
+                "atelier.subject_id": job_of(subject),
+            },
+        )
+        if enabled()
+        else contextlib.nullcontext()
+    )
+    with span:
+        if enabled():
+            inject(sent)
         t0 = time.perf_counter()
         try:
             ack = await js.publish(subject, payload, headers=sent, timeout=wait_s)
         except Exception:
-            PUBLISHED.labels(kind, "error").inc()
+            _counted(kind, "error").inc()
             raise
-    PUBLISH_SECONDS.labels(kind).observe(time.perf_counter() - t0)
-    PUBLISHED.labels(kind, "duplicate" if ack.duplicate else "stored").inc()
+    _timed(kind).observe(time.perf_counter() - t0)
+    _counted(kind, "duplicate" if ack.duplicate else "stored").inc()
     return ack
+
+
+@functools.cache
+def _counted(kind: str, outcome: str) -> CounterChild:
+    return PUBLISHED.labels(kind, outcome)
+
+
+@functools.cache
+def _timed(kind: str) -> HistogramChild:
+    return PUBLISH_SECONDS.labels(kind)

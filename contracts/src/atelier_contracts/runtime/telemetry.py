@@ -2,11 +2,12 @@
 
 ``setup`` is called once by each service's entry point. With ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) set, spans are batched and exported by OTLP/HTTP (Jaeger
-takes it on 4318); without it nothing is recorded and the API's no-op tracer costs a few
-microseconds a span, so ``make up`` needs no collector. The spans themselves are made in two
-places only: the publish seam (``runtime/publish.py``) and the consume seam (``consuming``,
-around every handler of ``runtime/consumer.py``), plus the gateway's HTTP middleware and the
-router's span per provider call.
+takes it on 4318). Without it nothing is recorded and ``make up`` needs no collector; the seams
+then skip their spans altogether, since even OpenTelemetry's no-op span costs ~17 µs a message
+(``docs/observability.md``). The spans are made in two places only: the publish seam
+(``runtime/publish.py``) and the consume seam (``consuming``, around every handler of
+``runtime/consumer.py``), plus the gateway's HTTP middleware and the router's span per provider
+call.
 """
 
 from __future__ import annotations
@@ -21,10 +22,18 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 TRACER = trace.get_tracer("atelier")
 ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_enabled = False
+_NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
+def enabled() -> bool:
+    """Whether this process records spans (``setup`` found a collector)."""
+    return _enabled
 
 
 def setup(service: str) -> bool:
     """Export this process's spans if a collector is configured; whether one is."""
+    global _enabled
     if not any(os.environ.get(name) for name in ENDPOINT_ENVS):
         return False
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -35,6 +44,7 @@ def setup(service: str) -> bool:
     provider = TracerProvider(resource=Resource.create({"service.name": f"atelier-{service}"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    _enabled = True
     return True
 
 
@@ -49,9 +59,19 @@ def job_of(subject: str) -> str:
     return subject.rsplit(".", 1)[-1]
 
 
+def consuming(msg: Msg, consumer: str) -> contextlib.AbstractContextManager[Span | None]:
+    """The span of one handled message, a child of the span that published it (None: not
+    tracing)."""
+    return _consuming(msg, consumer) if _enabled else _NOTHING
+
+
+def consuming_batch(msgs: list[Msg], consumer: str) -> contextlib.AbstractContextManager[Span | None]:
+    """One span for a batch of messages, linked to each one's publisher (a span has one parent)."""
+    return _consuming_batch(msgs, consumer) if _enabled else _NOTHING
+
+
 @contextlib.contextmanager
-def consuming(msg: Msg, consumer: str) -> Iterator[Span]:
-    """The span of one handled message, a child of the span that published it."""
+def _consuming(msg: Msg, consumer: str) -> Iterator[Span]:
     context = propagate.extract(dict(msg.headers or {}))
     with TRACER.start_as_current_span(
         f"handle {consumer}",
@@ -68,8 +88,7 @@ def consuming(msg: Msg, consumer: str) -> Iterator[Span]:
 
 
 @contextlib.contextmanager
-def consuming_batch(msgs: list[Msg], consumer: str) -> Iterator[Span]:
-    """One span for a batch of messages, linked to each one's publisher (a span has one parent)."""
+def _consuming_batch(msgs: list[Msg], consumer: str) -> Iterator[Span]:
     links = []
     for msg in msgs:
         ctx = trace.get_current_span(propagate.extract(dict(msg.headers or {}))).get_span_context()
@@ -84,5 +103,11 @@ def consuming_batch(msgs: list[Msg], consumer: str) -> Iterator[Span]:
         yield span
 
 
-def failed(span: Span, why: str) -> None:
-    span.set_status(Status(StatusCode.ERROR, why))
+def provider_span(name: str, attributes: dict[str, str | int | bool]) -> Span | None:
+    """A span for one provider call, under the current one (None: not tracing); the caller ends it."""
+    return TRACER.start_span(name, attributes=attributes) if _enabled else None
+
+
+def failed(span: Span | None, why: str) -> None:
+    if span is not None:
+        span.set_status(Status(StatusCode.ERROR, why))

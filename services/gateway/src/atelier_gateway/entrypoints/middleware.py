@@ -13,6 +13,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atelier_contracts import ids
+from atelier_contracts.runtime import telemetry
 from atelier_contracts.runtime.telemetry import TRACER, failed
 from atelier_gateway.entrypoints.context import request_id_var
 from atelier_gateway.entrypoints.problems import problem
@@ -71,8 +72,8 @@ class RequestContextMiddleware:
             return
         request_id = incoming_request_id(scope) or ids.uuid7()
         token = request_id_var.set(request_id)
-        span = server_span(scope, request_id)
-        span_token = context.attach(trace.set_span_in_context(span))
+        span = server_span(scope, request_id) if telemetry.enabled() else None
+        span_token = context.attach(trace.set_span_in_context(span)) if span is not None else None
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -100,12 +101,13 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = route_template(scope)
-            span.update_name(f"{method} {route}")
-            span.set_attributes({"http.route": route, "http.response.status_code": status})
-            if status >= 500:
-                failed(span, str(status))
-            span.end()
-            context.detach(span_token)
+            if span is not None and span_token is not None:
+                span.update_name(f"{method} {route}")
+                span.set_attributes({"http.route": route, "http.response.status_code": status})
+                if status >= 500:
+                    failed(span, str(status))
+                span.end()
+                context.detach(span_token)
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_DURATION.labels(method, route).observe(elapsed)
             log.log(

@@ -19,7 +19,8 @@ from prometheus_client import Counter, Histogram
 
 from atelier_contracts.budgets import project_of
 from atelier_contracts.common import BudgetAlert, ProviderAttempt, Usage
-from atelier_contracts.runtime.telemetry import TRACER, failed
+from atelier_contracts.runtime import telemetry
+from atelier_contracts.runtime.telemetry import failed
 from atelier_contracts.runtime.workpool import WorkError
 from atelier_contracts.work import WorkItem
 from atelier_provider_router.app.breaker import Breakers
@@ -180,7 +181,7 @@ class Router:
             t0 = time.perf_counter()
             usage: Usage | None = None
             answered = False  # until the provider is known to have answered, it may bill the call
-            call = TRACER.start_span(
+            call = telemetry.provider_span(
                 f"provider {route.provider}",
                 attributes={
                     "atelier.provider": route.provider,
@@ -204,10 +205,11 @@ class Router:
                 raise
             finally:
                 latency = (time.perf_counter() - t0) * 1000  # the provider's time, not our bookkeeping
-                call.set_attribute("atelier.outcome", "succeeded" if usage is not None else "failed")
-                if usage is None:
-                    failed(call, "the provider failed (its error class is in the attempt)")
-                call.end()
+                if call is not None:
+                    call.set_attribute("atelier.outcome", "succeeded" if usage is not None else "failed")
+                    if usage is None:
+                        failed(call, "the provider failed (its error class is in the attempt)")
+                    call.end()
                 alerts += await self.gate.leave(taken, usage, answered=answered)
             PROVIDER_LATENCY.labels(route.provider, capability).observe(latency / 1000)
             before = breaker.state
