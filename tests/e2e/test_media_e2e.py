@@ -16,9 +16,11 @@ from minio import Minio
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
+from atelier_contracts.kinds.export import variant_step
 from atelier_devstack.stack import Stack
-from tests.e2e.client import e2e_stack, running, wait_terminal
+from tests.e2e.client import e2e_stack, running, step_successes, wait_terminal
 from tests.hostile_uploads import jpeg_with_exif
+from tests.support import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -147,3 +149,43 @@ def bucket_keys(endpoint: str) -> list[str]:
         endpoint.removeprefix("http://"), access_key="test", secret_key="test-secret", secure=False
     )
     return [o.object_name or "" for o in client.list_objects("atelier-e2e")]
+
+
+def noisy_photo(width: int, height: int) -> bytes:
+    """A photo of grain: slow to encode losslessly, as a big poster is."""
+    img = Image.merge("RGB", [Image.effect_noise((width, height), 80) for _ in range(3)])
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def test_the_media_service_killed_while_it_encodes_a_variant(tmp_path: Path) -> None:
+    presets = tmp_path / "presets.toml"
+    presets.write_text("[presets.poster]\nformat = 'png'\nlong_edge = 4000\n")
+    with (
+        running(e2e_stack(tmp_path, ATELIER_PRESETS_FILE=str(presets))) as stack,
+        httpx.Client(base_url=stack.gateway_url, timeout=30) as client,
+    ):
+        sent = client.post(
+            "/v1/uploads", files={"file": ("grain.jpg", noisy_photo(4000, 3000), "image/jpeg")}
+        )
+        assert sent.status_code == 201, sent.text
+        job = client.post(
+            "/v1/jobs", json={"kind": "export", "input": {"upload": sent.json()["id"], "presets": ["poster"]}}
+        )
+        job_id = job.json()["id"]
+        step = variant_step("poster")
+
+        def encoding() -> bool:
+            steps = {s["name"]: s for s in client.get(f"/v1/jobs/{job_id}").json()["steps"]}
+            return steps[step]["status"] == "running"
+
+        eventually_sync(encoding, within=60, every=0.02)
+        stack.kill("media")  # kill -9 while the PNG is being written
+        stack.restart("media")
+        done = wait_terminal(client, job_id, within=120)
+        assert done["status"] == "succeeded", done
+        assert step_successes(client, job_id)[step] == 1, "done again, recorded once"
+        [poster] = [a for a in done["assets"] if a["name"] == "poster"]
+        img = Image.open(io.BytesIO(client.get(poster["url"]).content))
+        assert (img.format, img.size) == ("PNG", (4000, 3000))

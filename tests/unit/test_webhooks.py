@@ -26,6 +26,20 @@ from atelier_gateway.app.webhooks import (
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 
 
+def endpoint(url: str) -> Endpoint:
+    return Endpoint(
+        id="whk_1", tenant="t", url=url, events=["*"], secret=new_secret(), description="", enabled=True,
+        created_at=T0,
+    )  # fmt: skip
+
+
+def delivery() -> Delivery:
+    return Delivery(
+        id="dlv_1", endpoint_id="whk_1", tenant="t", event_id="e:0", event_type="job.queued", job_id="job_1",
+        payload="{}", status="pending", attempts=0, next_attempt_at=T0, created_at=T0,
+    )  # fmt: skip
+
+
 def test_event_types_have_a_family() -> None:
     assert webhook_type("job_submitted", "queued") == "job.queued"
     assert webhook_type("job_succeeded", "succeeded") == "job.succeeded"
@@ -73,17 +87,9 @@ def test_internal_addresses_are_refused_unless_allowed() -> None:
 
 
 async def test_a_name_resolving_to_an_internal_address_gets_no_request() -> None:
-    endpoint = Endpoint(
-        id="whk_1", tenant="t", url="http://localhost:9/hook", events=["*"], secret=new_secret(),
-        description="", enabled=True, created_at=T0,
-    )  # fmt: skip
-    delivery = Delivery(
-        id="dlv_1", endpoint_id="whk_1", tenant="t", event_id="e:0", event_type="job.queued", job_id="job_1",
-        payload="{}", status="pending", attempts=0, next_attempt_at=T0, created_at=T0,
-    )  # fmt: skip
     poster = HttpPoster(Destinations(), timeout_s=2.0)
     try:
-        answer = await poster.post(endpoint, delivery, 1)
+        answer = await poster.post(endpoint("http://localhost:9/hook"), delivery(), 1)
     finally:
         await poster.close()
     assert answer.status_code is None
@@ -137,15 +143,7 @@ async def test_a_send_that_crashes_is_an_attempt_in_the_log_with_backoff_not_a_l
         policy=RetryPolicy(base_s=30),
         timeout_s=1.0,
     )
-    endpoint = Endpoint(
-        id="whk_1", tenant="t", url="https://example.com/h", events=["*"], secret=new_secret(),
-        description="", enabled=True, created_at=T0,
-    )  # fmt: skip
-    delivery = Delivery(
-        id="dlv_1", endpoint_id="whk_1", tenant="t", event_id="e:0", event_type="job.queued", job_id="job_1",
-        payload="{}", status="pending", attempts=0, next_attempt_at=T0, created_at=T0,
-    )  # fmt: skip
-    await dispatch._send(endpoint, delivery)
+    await dispatch._send(endpoint("https://example.com/h"), delivery())
     [(attempt, status, due)] = store.finished
     assert status == "pending"
     assert due == T0 + timedelta(seconds=30)
