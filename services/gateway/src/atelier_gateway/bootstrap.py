@@ -170,6 +170,7 @@ async def _running(nc: Client, dispatch: WebhookDispatch) -> AsyncIterator[None]
         yield
     finally:
         stop.set()
+        dispatch.wake()  # the sender waits on its bell: ring it, so it sees the stop at once
         await asyncio.wait(tasks, timeout=10)
         for task in tasks:
             task.cancel()
