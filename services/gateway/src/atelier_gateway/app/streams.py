@@ -21,7 +21,7 @@ from atelier_contracts.events import Commit, EventRecord
 from atelier_contracts.progress import StepProgress
 from atelier_gateway.app.errors import InvalidRequest, JobNotFound
 from atelier_gateway.app.live import Arrival, Follower, LogFeeds
-from atelier_gateway.app.ports import JobLog, JobReader
+from atelier_gateway.app.ports import JobLog
 
 _POSITION = re.compile(r"(\d{1,19})(?:\.(\d{1,6}))?")
 
@@ -204,7 +204,6 @@ class JobListStream:
     jobs that match, as one event with the job's summary. Positions are those of the whole log."""
 
     feeds: LogFeeds
-    reader: JobReader
     tenant: str
     filters: ListFilter
     after: Position | None
@@ -247,7 +246,7 @@ class JobListStream:
             self._last = position
             if kind not in JOB_STATUS_OF and kind != "job_updated":
                 continue
-            meta = await self._meta_of(commit.job_id, kind, event.data)
+            meta = await self._meta_of(commit.job_id, seq, kind, event.data)
             if meta is None or not self._matches(meta):
                 continue
             summary = {"job_id": commit.job_id, "position": str(position), "at": event.data["at"]}
@@ -260,23 +259,23 @@ class JobListStream:
             )
         return out
 
-    async def _meta_of(self, job_id: str, kind: str, data: dict[str, Any]) -> _Meta | None:
-        meta: _Meta | None
-        if kind == "job_submitted":
-            meta = _Meta(data["kind"], data["title"], "queued", data["priority"], list(data["tags"]))
-        else:
-            meta = self._meta.get(job_id)
-            if meta is None:  # a job this stream saw no submit of: as the read model has it
-                view = await self.reader.job(self.tenant, job_id)
-                if view is None:  # not projected yet (or another tenant's): its next event retries
-                    return None
-                meta = _Meta(view.kind, view.title, view.status, view.priority, list(view.tags))
-            if kind == "job_updated":
-                meta.title = data.get("title") or meta.title
-                meta.priority = data["priority"] if data.get("priority") is not None else meta.priority
-                meta.tags = list(data["tags"]) if data.get("tags") is not None else meta.tags
-            else:
-                meta.status = JOB_STATUS_OF[kind]
+    async def _meta_of(self, job_id: str, seq: int, kind: str, data: dict[str, Any]) -> _Meta | None:
+        """The job as it stands after this event: from this stream's own fold, or, for a job
+        it saw no submit of, folded from the job's log up to this commit (not the read model,
+        which may not have the job yet)."""
+        meta = self._meta.get(job_id)
+        if meta is None and kind != "job_submitted":
+            async for page in self.feeds.history(job_id, 0):
+                for earlier_seq, commit in page:
+                    if earlier_seq >= seq:
+                        break
+                    for _, earlier, event in job_events(earlier_seq, commit):
+                        meta = _fold(meta, earlier, event.data)
+            if meta is None:  # no submit in its log: nothing to show
+                return None
+        meta = _fold(meta, kind, data)
+        if meta is None:
+            return None
         self._meta[job_id] = meta
         self._meta.move_to_end(job_id)
         while len(self._meta) > 10_000:
@@ -290,6 +289,21 @@ class JobListStream:
             and (f.kind is None or meta.kind == f.kind)
             and (f.tag is None or f.tag in meta.tags)
         )
+
+
+def _fold(meta: _Meta | None, kind: str, data: dict[str, Any]) -> _Meta | None:
+    """A job's summary after one more of its events."""
+    if kind == "job_submitted":
+        return _Meta(data["kind"], data["title"], "queued", data["priority"], list(data["tags"]))
+    if meta is None:
+        return None
+    if kind == "job_updated":
+        meta.title = data.get("title") or meta.title
+        meta.priority = data["priority"] if data.get("priority") is not None else meta.priority
+        meta.tags = list(data["tags"]) if data.get("tags") is not None else meta.tags
+    elif kind in JOB_STATUS_OF:
+        meta.status = JOB_STATUS_OF[kind]
+    return meta
 
 
 def _type_of(record: EventRecord) -> str:

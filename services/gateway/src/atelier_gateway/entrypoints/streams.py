@@ -100,7 +100,6 @@ async def list_stream(
 ) -> Response:
     stream = JobListStream(
         deps.feeds,
-        deps.reader,
         stream_tenant(deps),
         ListFilter(status=status, kind=kind, tag=tag),
         _position(last_event_id or after),
@@ -135,7 +134,6 @@ async def list_socket(
     try:
         stream = JobListStream(
             deps.feeds,
-            deps.reader,
             stream_tenant(deps),
             ListFilter(status=status, kind=kind, tag=tag),
             _position(after),
