@@ -80,14 +80,19 @@ class EndpointCache:
         self.ttl_s = ttl_s
         self._endpoints: list[Endpoint] = []
         self._read_at = float("-inf")
+        self._generation = 0
 
     async def current(self) -> list[Endpoint]:
         if time.monotonic() - self._read_at > self.ttl_s:
-            self._endpoints = await self.store.endpoints()
-            self._read_at = time.monotonic()
+            generation = self._generation
+            endpoints = await self.store.endpoints()
+            self._endpoints = endpoints
+            # A change made while this read ran may be missing from it: then read again next time.
+            self._read_at = time.monotonic() if generation == self._generation else float("-inf")
         return self._endpoints
 
     def invalidate(self) -> None:
+        self._generation += 1
         self._read_at = float("-inf")
 
 
