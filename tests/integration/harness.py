@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import sqlalchemy as sa
 from nats.aio.client import Client
+from starlette.types import ASGIApp
 
 from atelier_contracts.blobstore import FileBlobStore
 from atelier_contracts.commands import Command, CommandOutcome, SubmitJob
@@ -22,9 +24,11 @@ from atelier_contracts.events import JobEvent
 from atelier_contracts.faults import FaultInjection
 from atelier_contracts.ids import new_job_id, new_message_id
 from atelier_contracts.readmodel import assemble, jobs, make_engine, steps_of
+from atelier_contracts.runtime import ops
 from atelier_contracts.runtime.nats import connect
 from atelier_contracts.runtime.workpool import WorkHandler, WorkPool
 from atelier_contracts.subjects import MSG_ID_HEADER, REPLY_HEADER, command_subject
+from atelier_devstack.natsserver import free_port
 from atelier_export.app.handlers import handlers as export_handlers
 from atelier_media.app.handlers import handlers as media_handlers
 from atelier_orchestrator.adapters.eventstore import JetStreamEventStore
@@ -152,3 +156,28 @@ async def platform(
 
 def names(events: list[JobEvent]) -> list[str]:
     return [type(e).__name__ for e in events]
+
+
+@contextlib.asynccontextmanager
+async def served(app: ASGIApp, probe: str = "/health", grace_s: float = 10.0) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on a free port, as the services serve theirs (streams need a real
+    server: httpx's ASGI transport holds a response until it ends); its base URL once it answers."""
+    port = free_port()
+    stop = asyncio.Event()
+    serving = asyncio.create_task(ops.serve(app, "127.0.0.1", port, stop, grace_s=grace_s))
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base) as client:
+
+        async def answers() -> bool:
+            try:
+                await client.get(probe)
+            except httpx.TransportError:
+                return False
+            return True
+
+        await eventually(answers, within=30, every=0.02)
+    try:
+        yield base
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, grace_s + 20)

@@ -17,14 +17,13 @@ import pytest
 import websockets
 from httpx_sse import aconnect_sse
 
-from atelier_contracts.runtime import ops
 from atelier_contracts.runtime.progress import report_progress
 from atelier_contracts.runtime.workpool import WorkHandler, WorkResult
 from atelier_contracts.work import WorkItem
-from atelier_devstack.natsserver import NatsServer, free_port
+from atelier_devstack.natsserver import NatsServer
 from atelier_gateway.config import Settings
 from atelier_gateway.entrypoints.http import create_app
-from tests.integration.harness import Platform, offline_ai_handlers, platform
+from tests.integration.harness import Platform, offline_ai_handlers, platform, served
 from tests.integration.test_gateway_api import SECRET, assert_problem
 
 pytestmark = pytest.mark.integration
@@ -41,32 +40,18 @@ class Live:
 async def live_gateway(
     nats_url: str, database_url: str, tmp_path: Path, **overrides: Any
 ) -> AsyncIterator[str]:
-    """A gateway on a port of its own (streams need a real server: ASGITransport buffers)."""
-    port = free_port()
+    """A gateway on a port of its own."""
     settings = Settings(
         url_secret=SECRET,
         nats_url=nats_url,
         database_url=database_url,
         blob_dir=tmp_path / "blobs",
-        http_port=port,
         stream_ping_s=0.2,
         body_timeout_s=0.5,  # a body's pace: a stream open far longer must not be cut by it
         **overrides,
     )
-    stop = asyncio.Event()
-    serving = asyncio.create_task(ops.serve(create_app(settings), "127.0.0.1", port, stop))
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base) as probe:
-        for _ in range(200):
-            with contextlib.suppress(httpx.TransportError):
-                if (await probe.get("/health")).status_code == 200:
-                    break
-            await asyncio.sleep(0.05)
-    try:
+    async with served(create_app(settings)) as base:
         yield base
-    finally:
-        stop.set()
-        await asyncio.wait_for(serving, 30)
 
 
 @pytest.fixture

@@ -21,11 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from atelier_contracts.runtime import ops
 from atelier_contracts.subjects import JOBS_STREAM
-from atelier_devstack.natsserver import NatsServer, free_port
+from atelier_devstack.natsserver import NatsServer
 from atelier_gateway.app.webhook_dispatch import FANOUT
-from tests.integration.harness import Platform, platform
+from tests.integration.harness import Platform, platform, served
 from tests.integration.test_gateway_api import assert_problem
 from tests.integration.test_streams import live_gateway, submit
 from tests.support import eventually
@@ -56,23 +55,10 @@ class Receiver:
 
 @contextlib.asynccontextmanager
 async def serving(receiver: Receiver) -> AsyncIterator[Receiver]:
-    port = free_port()
     app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
-    stop = asyncio.Event()
-    task = asyncio.create_task(ops.serve(app, "127.0.0.1", port, stop, grace_s=0.1))
-    receiver.url = f"http://127.0.0.1:{port}/hook"
-    async with httpx.AsyncClient() as probe:
-        for _ in range(200):
-            with contextlib.suppress(httpx.TransportError):
-                await probe.get(receiver.url)
-                break
-            await asyncio.sleep(0.02)
-    try:
+    async with served(app, probe="/hook", grace_s=0.1) as base:  # a hanging request is cut at once
+        receiver.url = f"{base}/hook"
         yield receiver
-    finally:
-        stop.set()
-        await asyncio.wait({task}, timeout=5)
-        task.cancel()
 
 
 @dataclass

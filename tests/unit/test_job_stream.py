@@ -17,6 +17,7 @@ from atelier_contracts.events import (
     JobEvent,
     JobStarted,
     JobSubmitted,
+    JobUpdated,
     ProviderCalled,
     StepDispatched,
     StepStarted,
@@ -121,3 +122,12 @@ def test_positions_are_bounded() -> None:
     for bad in ("9223372036854775808", "-1", "1.2.3", "x", ""):
         with pytest.raises(StreamPositionInvalid):
             Position.parse(bad)
+
+
+async def test_a_change_of_title_or_tags_is_sent_as_updated() -> None:
+    feeds = MemoryFeeds()
+    feeds.append(submitted(), seq=1)
+    feeds.append(JobUpdated(tags=["rush"]), seq=2)
+    stream = await opened(feeds)
+    assert [e.event for e in stream.backlog] == ["queued", "updated"]
+    assert stream.backlog[1].data["tags"] == ["rush"]

@@ -208,7 +208,7 @@ webhook_deliveries = sa.Table(
     sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Index("ix_webhook_deliveries_due", "endpoint_id", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),  # few pending, many done
     sa.Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
 )
 

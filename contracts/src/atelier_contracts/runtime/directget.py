@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from nats.aio.client import Client
@@ -69,19 +70,27 @@ async def read_batch(
     return got, (pending if got else 0)
 
 
-async def read_after(
+async def pages_after(
     nc: Client, stream: str, subject: str, after: int, batch: int = 500, timeout_s: float = 5.0
-) -> list[StoredMsg]:
-    """Every message on ``subject`` (wildcards allowed) with a sequence above ``after``, in order."""
-    out: list[StoredMsg] = []
+) -> AsyncIterator[list[StoredMsg]]:
+    """The messages on ``subject`` (wildcards allowed) with a sequence above ``after``, in order,
+    ``batch`` at a time (each page one request)."""
     while True:
         got, pending = await read_batch(
             nc, stream, {"seq": after + 1, "next_by_subj": subject, "batch": batch}, timeout_s
         )
-        out.extend(got)
+        if got:
+            yield got
         if not got or pending == 0:
-            return out
+            return
         after = got[-1].seq
+
+
+async def read_after(
+    nc: Client, stream: str, subject: str, after: int, batch: int = 500, timeout_s: float = 5.0
+) -> list[StoredMsg]:
+    """Every message on ``subject`` (wildcards allowed) with a sequence above ``after``, in order."""
+    return [m async for page in pages_after(nc, stream, subject, after, batch, timeout_s) for m in page]
 
 
 async def last_of_each(nc: Client, stream: str, subject: str, timeout_s: float = 5.0) -> list[StoredMsg]:

@@ -3,7 +3,7 @@
 A handler (or the thread it runs its encode in) calls :func:`report_progress` as often as it
 likes; only the latest tick of each step is kept, and the pool's :class:`ProgressPublisher`
 puts what changed at most every ``PROGRESS_EVERY_S``. Nothing here can fail the work: a put
-that fails is dropped (the next one carries the newer value anyway).
+that fails is tried again at the next flush, with the newest tick by then.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ within the stream's window; ``expected_last_subject_seq`` makes it an append tha
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 
@@ -54,28 +53,29 @@ async def publish(
         sent[MSG_ID_HEADER] = msg_id
     if expected_last_subject_seq is not None:
         sent[EXPECTED_LAST_SUBJECT_SEQ_HEADER] = str(expected_last_subject_seq)
-    span = (
-        TRACER.start_as_current_span(
-            f"publish {kind}",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.destination.name": subject,
-                "atelier.subject_id": job_of(subject),
-            },
-        )
-        if enabled()
-        else contextlib.nullcontext()
-    )
-    with span:
-        if enabled():
-            inject(sent)
-        t0 = time.perf_counter()
-        try:
-            ack = await js.publish(subject, payload, headers=sent, timeout=wait_s)
-        except Exception:
-            _counted(kind, "error").inc()
-            raise
+    if not enabled():
+        return await _stored(js, subject, payload, sent, kind, wait_s)
+    with TRACER.start_as_current_span(
+        f"publish {kind}",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.destination.name": subject,
+            "atelier.subject_id": job_of(subject),
+        },
+    ):
+        return await _stored(js, subject, payload, inject(sent), kind, wait_s)
+
+
+async def _stored(
+    js: JetStreamContext, subject: str, payload: bytes, headers: dict[str, str], kind: str, wait_s: float
+) -> PubAck:
+    t0 = time.perf_counter()
+    try:
+        ack = await js.publish(subject, payload, headers=headers, timeout=wait_s)
+    except Exception:
+        _counted(kind, "error").inc()
+        raise
     _timed(kind).observe(time.perf_counter() - t0)
     _counted(kind, "duplicate" if ack.duplicate else "stored").inc()
     return ack

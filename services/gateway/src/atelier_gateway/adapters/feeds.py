@@ -35,7 +35,7 @@ from atelier_contracts.progress import (
     progress_decoder,
     progress_subject,
 )
-from atelier_contracts.runtime.directget import DirectGetError, last_of_each, read_after, read_batch
+from atelier_contracts.runtime.directget import DirectGetError, last_of_each, pages_after, read_after
 from atelier_contracts.subjects import JOBS_STREAM, job_subject
 from atelier_gateway.adapters.natsio import reachable
 from atelier_gateway.app.live import Arrival, Follower
@@ -71,22 +71,18 @@ class NatsLogFeeds:
         self.queue_max = queue_max
         self._feeds: dict[str, _Feed] = {}
         self._opening: dict[str, asyncio.Lock] = {}
-        self.closing = asyncio.Event()
 
     # -- the log as it is ------------------------------------------------------------------
     async def history(self, job_id: str | None, after: int) -> AsyncIterator[list[tuple[int, Commit]]]:
         """A job's commits (None: all jobs') after stream sequence ``after``, a page at a time."""
         subject = ALL_JOBS if job_id is None else job_subject(job_id)
+        pages = pages_after(self.nc, JOBS_STREAM, subject, after, PAGE)
         while True:
             async with reachable(self.nc, "the job log"):
-                stored, pending = await read_batch(
-                    self.nc, JOBS_STREAM, {"seq": after + 1, "next_by_subj": subject, "batch": PAGE}
-                )
-            if stored:
-                yield [(m.seq, commit_decoder.decode(m.data)) for m in stored]
-                after = stored[-1].seq
-            if not stored or pending == 0:
+                stored = await anext(pages, None)
+            if stored is None:
                 return
+            yield [(m.seq, commit_decoder.decode(m.data)) for m in stored]
 
     async def progress_now(self, job_id: str) -> list[StepProgress]:
         """The latest tick of each of the job's steps that reported one."""
@@ -95,7 +91,7 @@ class NatsLogFeeds:
                 stored = await last_of_each(self.nc, PROGRESS_STREAM, progress_subject(job_id))
             except DirectGetError:  # no worker has made the bucket yet: no progress either
                 return []
-        return [_decode_progress(m.data) for m in stored if m.data]
+        return [progress_decoder.decode(m.data) for m in stored if m.data]
 
     # -- the log as it grows ---------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -118,7 +114,6 @@ class NatsLogFeeds:
                 await self._close(key, feed)
 
     async def close(self) -> None:
-        self.closing.set()
         for key, feed in list(self._feeds.items()):
             for follower in feed.followers:
                 follower.end("closing")
@@ -216,7 +211,7 @@ class NatsLogFeeds:
             if not msg.data:  # a delete or purge marker
                 return
             try:
-                tick = _decode_progress(msg.data)
+                tick = progress_decoder.decode(msg.data)
             except msgspec.DecodeError:
                 return
             for follower in list(feed.followers):
@@ -230,7 +225,3 @@ async def _unsubscribe(feed: _Feed) -> None:
         with contextlib.suppress(nats.errors.Error):
             await sub.unsubscribe()
     feed.subs.clear()
-
-
-def _decode_progress(data: bytes) -> StepProgress:
-    return progress_decoder.decode(data)

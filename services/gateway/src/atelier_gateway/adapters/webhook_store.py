@@ -85,17 +85,18 @@ class SqlWebhooks(SqlAdapter):
                 await conn.execute(sa.insert(webhook_deliveries), [_delivery_row(d) for d in fresh])
         return len(fresh)
 
+    async def due_endpoints(self, now: datetime) -> set[str]:
+        """The endpoints with a delivery due and unclaimed now (one query for all of them)."""
+        query = sa.select(webhook_deliveries.c.endpoint_id).distinct().where(*_due(now))
+        async with self._connect() as conn:
+            return set((await conn.execute(query)).scalars())
+
     async def claim_due(self, endpoint_id: str, now: datetime, lease_s: float, limit: int) -> list[Delivery]:
         """Up to ``limit`` of the endpoint's due deliveries, each claimed for ``lease_s``."""
-        free = sa.or_(webhook_deliveries.c.claimed_until.is_(None), webhook_deliveries.c.claimed_until < now)
+        free = _unclaimed(now)
         due = (
             sa.select(webhook_deliveries)
-            .where(
-                webhook_deliveries.c.endpoint_id == endpoint_id,
-                webhook_deliveries.c.status == PENDING,
-                webhook_deliveries.c.next_attempt_at <= now,
-                free,
-            )
+            .where(webhook_deliveries.c.endpoint_id == endpoint_id, *_due(now))
             .order_by(webhook_deliveries.c.next_attempt_at)
             .limit(limit)
         )
@@ -190,6 +191,18 @@ class SqlWebhooks(SqlAdapter):
                 )
             ).one()
         return _delivery(row)
+
+
+def _unclaimed(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(webhook_deliveries.c.claimed_until.is_(None), webhook_deliveries.c.claimed_until < now)
+
+
+def _due(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        webhook_deliveries.c.status == PENDING,
+        webhook_deliveries.c.next_attempt_at <= now,
+        _unclaimed(now),
+    )
 
 
 def _endpoint_row(e: Endpoint) -> dict[str, object]:

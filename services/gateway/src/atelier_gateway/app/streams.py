@@ -19,6 +19,7 @@ import msgspec
 
 from atelier_contracts.events import Commit, EventRecord
 from atelier_contracts.progress import StepProgress
+from atelier_contracts.snapshot import JobStatus
 from atelier_gateway.app.errors import InvalidRequest, JobNotFound
 from atelier_gateway.app.live import Arrival, Follower, LogFeeds
 from atelier_gateway.app.ports import JobLog
@@ -26,16 +27,18 @@ from atelier_gateway.app.ports import JobLog
 _POSITION = re.compile(r"(\d{1,19})(?:\.(\d{1,6}))?")
 
 JOB_STATUS_OF = {
-    "job_submitted": "queued",
-    "job_started": "running",
-    "job_partial_ready": "partial_ready",
-    "job_succeeded": "succeeded",
-    "job_failed": "failed",
-    "job_cancelled": "cancelled",
-    "job_requeued": "queued",
+    "job_submitted": JobStatus.QUEUED,
+    "job_started": JobStatus.RUNNING,
+    "job_partial_ready": JobStatus.PARTIAL_READY,
+    "job_succeeded": JobStatus.SUCCEEDED,
+    "job_failed": JobStatus.FAILED,
+    "job_cancelled": JobStatus.CANCELLED,
+    "job_requeued": JobStatus.QUEUED,
     "job_deleted": "deleted",
 }
 """A job event's stream event name: the status the job is in after it."""
+UPDATED = "updated"
+"""The stream event name of ``job_updated`` (title, priority or tags changed; not a status)."""
 LOGGED = frozenset({"provider_called", "budget_alerted", "report_ignored"})
 """Events that are news, not a change of state: sent as ``log`` with a line for people."""
 TERMINAL = frozenset({"job_succeeded", "job_failed", "job_cancelled", "job_deleted"})
@@ -86,6 +89,8 @@ def job_events(seq: int, commit: Commit) -> Iterator[tuple[Position, str, Stream
         if kind in JOB_STATUS_OF:
             name = JOB_STATUS_OF[kind]
             data["status"] = name
+        elif kind == "job_updated":
+            name = UPDATED
         elif kind in LOGGED:
             name = "log"
             data["message"] = _line(kind, body)
@@ -244,7 +249,7 @@ class JobListStream:
             if position <= self._last:
                 continue
             self._last = position
-            if kind not in JOB_STATUS_OF and kind != "job_updated":
+            if kind not in JOB_STATUS_OF and event.event != UPDATED:
                 continue
             meta = await self._meta_of(commit.job_id, seq, kind, event.data)
             if meta is None or not self._matches(meta):
@@ -252,11 +257,8 @@ class JobListStream:
             summary = {"job_id": commit.job_id, "position": str(position), "at": event.data["at"]}
             summary.update(kind=meta.kind, title=meta.title, status=meta.status)
             summary.update(priority=meta.priority, tags=meta.tags, type=kind)
-            out.append(
-                StreamEvent(
-                    event=meta.status if kind != "job_updated" else "updated", data=summary, id=str(position)
-                )
-            )
+            name = UPDATED if event.event == UPDATED else meta.status
+            out.append(StreamEvent(event=name, data=summary, id=str(position)))
         return out
 
     async def _meta_of(self, job_id: str, seq: int, kind: str, data: dict[str, Any]) -> _Meta | None:

@@ -62,6 +62,8 @@ class Store(Protocol):
 
     async def add_deliveries(self, deliveries: list[Delivery]) -> int: ...
 
+    async def due_endpoints(self, now: datetime) -> set[str]: ...
+
     async def claim_due(
         self, endpoint_id: str, now: datetime, lease_s: float, limit: int
     ) -> list[Delivery]: ...
@@ -218,10 +220,14 @@ class WebhookDispatch:
             await asyncio.gather(*flying, return_exceptions=True)
 
     async def _claim_and_send(self) -> None:
-        for endpoint in await self.endpoints.current():
+        endpoints = [e for e in await self.endpoints.current() if e.enabled]
+        if not endpoints:
+            return
+        due = await self.store.due_endpoints(self.clock())
+        for endpoint in endpoints:
             flying = self._flying.setdefault(endpoint.id, set())
             free = self.per_endpoint - len(flying)
-            if not endpoint.enabled or free <= 0:
+            if endpoint.id not in due or free <= 0:
                 continue
             for delivery in await self.store.claim_due(endpoint.id, self.clock(), self.lease_s, free):
                 task = asyncio.create_task(self._send(endpoint, delivery))

@@ -104,7 +104,7 @@ def webhook_type(kind: str, stream_name: str) -> str | None:
     if kind.startswith("step_") or kind in ("steps_planned", "review_requested"):
         return "step." + kind.removeprefix("step_")
     if kind.startswith("job_"):
-        return f"job.{stream_name}" if kind != "job_updated" else "job.updated"
+        return f"job.{stream_name}"
     return None
 
 

@@ -73,7 +73,7 @@ class RequestContextMiddleware:
         request_id = incoming_request_id(scope) or ids.uuid7()
         token = request_id_var.set(request_id)
         span = server_span(scope, request_id) if telemetry.enabled() else None
-        span_token = context.attach(trace.set_span_in_context(span)) if span is not None else None
+        attached = context.attach(trace.set_span_in_context(span)) if span is not None else None
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -101,13 +101,13 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = route_template(scope)
-            if span is not None and span_token is not None:
+            if span is not None and attached is not None:
                 span.update_name(f"{method} {route}")
                 span.set_attributes({"http.route": route, "http.response.status_code": status})
                 if status >= 500:
                     failed(span, str(status))
                 span.end()
-                context.detach(span_token)
+                context.detach(attached)
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_DURATION.labels(method, route).observe(elapsed)
             log.log(

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Header, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Header, Query, Response, WebSocket, WebSocketDisconnect
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
@@ -51,10 +51,19 @@ def _position(text: str | None) -> Position | None:
     return Position.parse(text) if text else None
 
 
-def _job_id(job_id: str) -> str:
+async def _job_stream(deps: Deps, job_id: str, after: str | None) -> JobStream:
+    """A job's stream, open (``JobNotFound``, ``Unavailable``… before anything is answered)."""
     if not _JOB_ID.fullmatch(job_id):  # it becomes a subject: no dots, no wildcards
         raise JobNotFound(f"No job {job_id[:80]!r}.")
-    return job_id
+    stream = JobStream(deps.feeds, deps.joblog, stream_tenant(deps), job_id, _position(after))
+    await stream.open()
+    return stream
+
+
+async def _list_stream(deps: Deps, filters: ListFilter, after: str | None) -> JobListStream:
+    stream = JobListStream(deps.feeds, stream_tenant(deps), filters, _position(after))
+    await stream.open()
+    return stream
 
 
 @router.get(
@@ -68,12 +77,9 @@ def _job_id(job_id: str) -> str:
     },
 )
 async def job_stream(
-    job_id: str, request: Request, deps: DepsDep, after: AfterQuery = None, last_event_id: LastEventId = None
+    job_id: str, deps: DepsDep, after: AfterQuery = None, last_event_id: LastEventId = None
 ) -> Response:
-    stream = JobStream(
-        deps.feeds, deps.joblog, stream_tenant(deps), _job_id(job_id), _position(last_event_id or after)
-    )
-    await stream.open()
+    stream = await _job_stream(deps, job_id, last_event_id or after)
     if stream.finished and not stream.backlog:
         await stream.close()
         return Response(status_code=204)
@@ -90,7 +96,6 @@ async def job_stream(
     },
 )
 async def list_stream(
-    request: Request,
     deps: DepsDep,
     status: str | None = None,
     kind: str | None = None,
@@ -98,13 +103,7 @@ async def list_stream(
     after: AfterQuery = None,
     last_event_id: LastEventId = None,
 ) -> Response:
-    stream = JobListStream(
-        deps.feeds,
-        stream_tenant(deps),
-        ListFilter(status=status, kind=kind, tag=tag),
-        _position(last_event_id or after),
-    )
-    await stream.open()
+    stream = await _list_stream(deps, ListFilter(status=status, kind=kind, tag=tag), last_event_id or after)
     return _sse(deps, stream.events(), stream.close)
 
 
@@ -113,8 +112,7 @@ async def job_socket(websocket: WebSocket, job_id: str, after: str | None = None
     deps: Deps = websocket.app.state.deps
     await websocket.accept()
     try:
-        stream = JobStream(deps.feeds, deps.joblog, stream_tenant(deps), _job_id(job_id), _position(after))
-        await stream.open()
+        stream = await _job_stream(deps, job_id, after)
     except AppError as exc:
         await _refuse(websocket, exc)
         return
@@ -132,17 +130,11 @@ async def list_socket(
     deps: Deps = websocket.app.state.deps
     await websocket.accept()
     try:
-        stream = JobListStream(
-            deps.feeds,
-            stream_tenant(deps),
-            ListFilter(status=status, kind=kind, tag=tag),
-            _position(after),
-        )
-        await stream.open()
+        listed = await _list_stream(deps, ListFilter(status=status, kind=kind, tag=tag), after)
     except AppError as exc:
         await _refuse(websocket, exc)
         return
-    await _pump(websocket, stream.events(), stream.close)
+    await _pump(websocket, listed.events(), listed.close)
 
 
 Close = Callable[[], Awaitable[None]]

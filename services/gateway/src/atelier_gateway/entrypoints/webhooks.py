@@ -3,6 +3,7 @@ delivery log (attempts, statuses, latency), and a delivery sent again."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -162,15 +163,10 @@ async def patch_endpoint(endpoint_id: EndpointId, body: EndpointPatch, deps: Dep
     endpoint = await _endpoint(deps, endpoint_id)
     if body.url is not None:
         deps.destinations.check_url(body.url)
-    changed = Endpoint(
-        **{
-            **endpoint.__dict__,
-            "url": body.url if body.url is not None else endpoint.url,
-            "events": check_patterns(body.events) if body.events is not None else endpoint.events,
-            "description": body.description if body.description is not None else endpoint.description,
-            "enabled": body.enabled if body.enabled is not None else endpoint.enabled,
-        }
-    )
+    given = body.model_dump(exclude_none=True)
+    if body.events is not None:
+        given["events"] = check_patterns(body.events)
+    changed = dataclasses.replace(endpoint, **given)
     await deps.webhooks.update_endpoint(changed)
     deps.dispatch.endpoints_changed()
     return _out(changed)
