@@ -205,6 +205,25 @@ async def test_a_websocket_carries_the_same_events_and_resumes_by_after(live: Li
     assert closed.value.rcvd.code == 4404
 
 
+async def test_the_list_over_a_websocket_carries_the_same_events_and_resumes_by_after(live: Live) -> None:
+    live.platform.workers()
+    url = live.base.replace("http://", "ws://")
+    async with websockets.connect(f"{url}/v1/ws?tag=socketed") as ws:
+        await submit(live.client, tags=["other"])
+        job_id = await submit(live.client, tags=["socketed"])
+        got = []
+        while not got or got[-1]["event"] != "succeeded":
+            got.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+    assert {m["data"]["job_id"] for m in got} == {job_id}
+    assert [m["event"] for m in got] == ["queued", "running", "succeeded"]
+    async with websockets.connect(f"{url}/v1/ws?tag=socketed&after={got[0]['id']}") as ws:
+        rest = [json.loads(await asyncio.wait_for(ws.recv(), 30)) for _ in got[1:]]
+    assert [m["id"] for m in rest] == [m["id"] for m in got[1:]]
+    async with websockets.connect(f"{url}/v1/ws?after=x") as ws:
+        refusal = json.loads(await ws.recv())
+    assert refusal["data"]["code"] == "stream_position_invalid"
+
+
 async def test_the_list_stream_shows_matching_jobs_as_they_change(live: Live) -> None:
     live.platform.workers()
     seen: list[dict[str, Any]] = []

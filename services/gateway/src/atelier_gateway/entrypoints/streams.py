@@ -19,6 +19,7 @@ import msgspec
 from fastapi import APIRouter, Header, Query, Response, WebSocket, WebSocketDisconnect
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
+from starlette.websockets import WebSocketState
 
 from atelier_gateway.app.errors import AppError, JobNotFound
 from atelier_gateway.app.streams import JobListStream, JobStream, ListFilter, Position, StreamEvent
@@ -110,12 +111,12 @@ async def list_stream(
 @router.websocket("/v1/jobs/{job_id}/ws")
 async def job_socket(websocket: WebSocket, job_id: str, after: str | None = None) -> None:
     deps: Deps = websocket.app.state.deps
-    await websocket.accept()
-    try:
+    try:  # following before the handshake ends: once connected, a client misses nothing
         stream = await _job_stream(deps, job_id, after)
     except AppError as exc:
         await _refuse(websocket, exc)
         return
+    await websocket.accept()
     await _pump(websocket, stream.events(), stream.close)
 
 
@@ -128,12 +129,12 @@ async def list_socket(
     after: str | None = None,
 ) -> None:
     deps: Deps = websocket.app.state.deps
-    await websocket.accept()
     try:
         listed = await _list_stream(deps, ListFilter(status=status, kind=kind, tag=tag), after)
     except AppError as exc:
         await _refuse(websocket, exc)
         return
+    await websocket.accept()
     await _pump(websocket, listed.events(), listed.close)
 
 
@@ -189,7 +190,10 @@ async def _pump(websocket: WebSocket, events: AsyncIterator[StreamEvent], close:
 
 
 async def _refuse(websocket: WebSocket, exc: AppError) -> None:
-    """A stream that cannot start: the problem as a message, then a close with 4000 + status."""
+    """A stream that cannot start (or go on): the problem as a message, then a close with
+    4000 + status."""
+    if websocket.client_state == WebSocketState.CONNECTING:
+        await websocket.accept()
     status = status_of(exc)
     await websocket.send_text(
         _json({"event": "error", "data": {"code": exc.code, "status": status, "detail": str(exc)}})
