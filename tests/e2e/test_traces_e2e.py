@@ -46,6 +46,9 @@ class Collected:
                                 "parent": span.parent_span_id.hex(),
                                 "subject_id": _text(attributes, "atelier.subject_id"),
                                 "request_id": _text(attributes, "atelier.request_id"),
+                                "status": str(attributes["http.response.status_code"].int_value)
+                                if "http.response.status_code" in attributes
+                                else "",
                             }
                         )
 
@@ -104,10 +107,10 @@ def test_a_story_job_is_one_trace_through_all_five_services(
     def whole_trace() -> list[dict[str, object]] | None:
         with collected.lock:
             spans = list(collected.spans)
-        roots = [s for s in spans if s["name"] == "POST /v1/jobs"]
+        roots = [s for s in spans if s["request_id"] == "trace-me-1"]
         if not roots:
             return None
-        trace_id = roots[-1]["trace"]
+        trace_id = roots[0]["trace"]
         mine = [s for s in spans if s["trace"] == trace_id]
         services = {str(s["service"]) for s in mine}
         ended = any(s["name"] == "publish job" and s["service"] == "atelier-orchestrator" for s in mine)
@@ -118,8 +121,15 @@ def test_a_story_job_is_one_trace_through_all_five_services(
         spans = eventually_sync(whole_trace, within=30, every=0.2)
     except AssertionError:
         with collected.lock:
-            seen = sorted({(str(s["service"]), str(s["name"])) for s in collected.spans})
-        raise AssertionError(f"the trace never covered the five services; spans seen: {seen}") from None
+            traces: dict[object, list[str]] = {}
+            for s in collected.spans:
+                traces.setdefault(s["trace"], []).append(
+                    f"{s['service']}:{s['name']}<{s['parent']}|{s['id']}> {s['status']} {s['request_id']}"
+                )
+        raise AssertionError(f"the trace never covered the five services; traces seen: {traces}") from None
+    with collected.lock:
+        posts = [s for s in collected.spans if s["name"] == "POST /v1/jobs"]
+    assert len(posts) == 1, f"one server span per request, not FastAPI's beside ours: {posts}"
     ids = {s["id"] for s in spans}
     roots = [s for s in spans if s["parent"] == ""]
     assert [r["name"] for r in roots] == ["POST /v1/jobs"], "one root: the request that submitted the job"

@@ -90,6 +90,9 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
         lifespan=lifespan,
         responses=problems.problem_responses(500),
         dependencies=[Depends(require_json_body)],
+        # The request's span, metrics and access line are RequestContextMiddleware's, with the
+        # request id; FastAPI's own would add a second root span per request, in another trace.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.add_middleware(
         BodyLimits,
