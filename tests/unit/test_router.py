@@ -263,7 +263,8 @@ async def test_a_probe_the_gate_refused_does_not_leave_the_breaker_stuck_half_op
 @pytest.mark.parametrize("path", [None, Path(__file__).parents[2] / "deploy/local/providers.fake.toml"])
 def test_the_shipped_matrices_load(path: Path | None) -> None:
     matrix = load(path)
-    assert set(matrix.capabilities) == {"text.generate", "image.generate", "tts", "video.from_image"}
+    studio = {"image.optimize", "image.bg_replace", "image.refine", "image.platform"}
+    assert set(matrix.capabilities) == {"text.generate", "image.generate", "tts", "video.from_image", *studio}
 
 
 async def test_the_api_sees_a_rested_breaker_as_half_open_ready_to_probe() -> None:

@@ -19,6 +19,8 @@ from atelier_contracts.faults import Simulate
 from atelier_contracts.kinds.base import InvalidInput, Issue, Project, Seed, issue_of
 from atelier_contracts.presets import PresetName
 from atelier_contracts.sessions import SessionInput
+from atelier_contracts.studio import Recipe
+from atelier_contracts.studio_catalog import Platform
 
 StepPrompt = Annotated[str, msgspec.Meta(max_length=4000)]
 
@@ -112,6 +114,16 @@ class AudioParams(msgspec.Struct, frozen=True, kw_only=True):
     """Integrated loudness (EBU R128): -16 is what podcasts and voice assistants ship."""
 
 
+class StudioParams(StepParams, frozen=True, kw_only=True):
+    """A studio candidate: the whole look it is rendered with, from the original photo."""
+
+    recipe: Recipe
+    prompt: StepPrompt = ""
+    platform: Platform | None = None
+    """``image.platform``: the marketplace's rules, measured on the file made."""
+    platform_name: str = ""
+
+
 class UploadParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """An upload step runs nothing: its files are given (``StepSpec.given``)."""
 
@@ -130,6 +142,10 @@ CAPABILITY_PARAMS: dict[str, type[msgspec.Struct]] = {
     "video.from_text": ClipParams,
     "video.composite": CompositeParams,
     "upload": UploadParams,
+    "image.optimize": StudioParams,
+    "image.bg_replace": StudioParams,
+    "image.refine": StudioParams,
+    "image.platform": StudioParams,
 }
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import threading
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -20,7 +18,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-log = logging.getLogger(__name__)
+from atelier_contracts.reloading import ReloadingFile
 
 PresetName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,47}$")]
 
@@ -67,20 +65,13 @@ def default_text() -> str:
 
 
 class PresetRegistry:
-    """The presets of ``path`` (the packaged defaults when None), read again when the file's
-    modification time or size changes. A file that turns invalid is logged and the last good
-    presets are kept, so a typo never takes exports down."""
+    """The presets of ``path`` (the packaged defaults when None), read again when the file
+    changes; a file that turns invalid is logged and the last good presets are kept, so a typo
+    never takes exports down (``atelier_contracts.reloading``)."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
-        self._presets: dict[str, Preset] = {}
-        if path is None:
-            self._presets = parse_presets(default_text(), ".toml")
-        else:
-            self._presets = parse_presets(path.read_text(), path.suffix)  # invalid at start: fail
-            self._stamp = self._stat()
+        self._file = ReloadingFile(path, parse_presets, lambda: (default_text(), ".toml"), "presets")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PresetRegistry:
@@ -88,31 +79,8 @@ class PresetRegistry:
         path = env.get("ATELIER_PRESETS_FILE", "")
         return cls(Path(path) if path else None)
 
-    def _stat(self) -> tuple[int, int] | None:
-        assert self.path is not None
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
     def presets(self) -> dict[str, Preset]:
-        if self.path is not None:
-            stamp = self._stat()
-            if stamp != self._stamp:
-                with self._lock:
-                    self._reload(stamp)
-        return self._presets
+        return self._file.current()
 
     def get(self, name: str) -> Preset | None:
         return self.presets().get(name)
-
-    def _reload(self, stamp: tuple[int, int] | None) -> None:
-        assert self.path is not None
-        self._stamp = stamp
-        try:
-            self._presets = parse_presets(self.path.read_text(), self.path.suffix)
-        except (OSError, PresetsInvalid) as exc:
-            log.error("keeping the last good presets: %s", exc, extra={"path": str(self.path)})
-            return
-        log.info("presets reloaded", extra={"path": str(self.path), "presets": sorted(self._presets)})

@@ -61,6 +61,23 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     kind: str
     blob: BlobRef
+    meta: dict[str, Any] = {}
+    """The output's own (a studio candidate's recipe, and the ``context`` adopting it settles)."""
+    provider: str = ""
+    model: str = ""
+    fallbacks: list[str] = []
+    """Why earlier providers were passed over for this one (``WorkSucceeded.fallbacks``)."""
+
+    def settles(self) -> SessionContext | None:
+        """The context adopting this candidate makes the session's: the one it was made with, if
+        its step said so (``meta["context"]``)."""
+        raw = self.meta.get("context")
+        if not isinstance(raw, dict):
+            return None
+        try:
+            return msgspec.convert(raw, SessionContext)
+        except msgspec.ValidationError:
+            return None
 
 
 RoundStatus = Literal["running", "succeeded", "failed", "cancelled"]
@@ -111,6 +128,7 @@ class EndRound(msgspec.Struct, frozen=True, kw_only=True, tag="end_round"):
     status: RoundStatus
     candidates: list[Candidate] = []
     error: str = ""
+    error_code: str = ""
     seq: int = 0
     """The job log's sequence of the commit that ended it: an older end never overwrites a newer."""
 
@@ -157,6 +175,7 @@ class RoundEnded(msgspec.Struct, frozen=True, kw_only=True, tag="round_ended"):
     status: RoundStatus
     candidates: list[Candidate] = []
     error: str = ""
+    error_code: str = ""
     seq: int = 0
 
 
@@ -191,12 +210,17 @@ class Round(msgspec.Struct, frozen=True, kw_only=True):
     """The context the round's job received."""
     base: Candidate | None = None
     """The candidate adopted when the round began (what it refines)."""
+    title: str = ""
+    input: dict[str, Any] = {}
+    """What the round's job was asked (its files' references left out)."""
     started_at: datetime
     ended_at: datetime | None = None
     candidates: list[Candidate] = []
     adopted: str | None = None
     """The asset id of the candidate adopted from this round, if any."""
     error: str = ""
+    error_code: str = ""
+    """The failure's stable code (``docs/errors.md``)."""
     end_seq: int = 0
     """Where in the job's log its latest end is."""
 

@@ -21,6 +21,7 @@ from atelier_contracts.runtime.nats import audio_cache, close_quietly, connect, 
 from atelier_contracts.runtime.ops import ReadyCheck
 from atelier_contracts.schedules import ScheduleView
 from atelier_contracts.sessions import SessionView
+from atelier_contracts.studio_catalog import StudioCatalog
 from atelier_gateway.adapters.analytics import SqlAnalytics
 from atelier_gateway.adapters.budgets import KvBudgetStore
 from atelier_gateway.adapters.documents import SqlDocuments
@@ -83,6 +84,7 @@ class Deps:
     uploads: UploadStore
     ingest: Ingest
     presets: PresetRegistry
+    studio: StudioCatalog
     audio_cache: KvAudioCache
     feeds: LogFeeds
     webhooks: SqlWebhooks
@@ -150,6 +152,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             uploads=SqlUploads(engine),
             ingest=NatsIngest(nc, settings.upload_timeout_s),
             presets=PresetRegistry.from_env(),
+            studio=StudioCatalog.from_env(),
             audio_cache=KvAudioCache(lambda: audio_cache(js)),
             feeds=feeds,
             webhooks=webhooks,

@@ -236,3 +236,23 @@ REFUSALS: dict[str, type[AppError]] = {
     )
 }
 """The orchestrator's refusal codes (``CommandOutcome.code``) and the errors they become."""
+
+
+class ChipNotFound(AppError):
+    code = "chip_not_found"
+
+
+class PlatformNotFound(AppError):
+    code = "platform_not_found"
+
+
+class NothingAdopted(AppError):
+    code = "nothing_adopted"
+
+
+class RefineNotUnderstood(AppError):
+    code = "refine_not_understood"
+
+
+class RefineOneChange(AppError):
+    code = "refine_one_change"

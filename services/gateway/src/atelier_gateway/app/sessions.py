@@ -12,7 +12,9 @@ from atelier_contracts.sessions import CreateSession, SessionContext, SessionVie
 from atelier_contracts.subjects import SESSIONS_STREAM, session_command_subject, session_subject
 from atelier_gateway.app.aggregates import Aggregate, Call, Ports, existing, send
 from atelier_gateway.app.errors import InputInvalid, SessionNotFound
+from atelier_gateway.app.ports import UploadStore
 from atelier_gateway.app.submit_job import check_input, kind_named
+from atelier_gateway.app.uploads import attach_uploads
 
 SESSIONS = Aggregate[SessionView](
     name="session",
@@ -45,11 +47,14 @@ async def create_session(call: Call, body: CreateSession, ports: Ports[SessionVi
 
 
 async def start_round(
-    call: Call, body: StartRound, ports: Ports[SessionView], faults: FaultInjection
+    call: Call, body: StartRound, ports: Ports[SessionView], faults: FaultInjection, uploads: UploadStore
 ) -> SessionView:
+    """A round, its input checked against the session's kind like a submit's, the uploads it
+    names resolved to their files (``attached``) as a submit's are."""
     before = await existing(SESSIONS, call, ports)
-    check_input(before.kind, body.input, faults)  # the round's job must be one its kind takes
-    return await send(SESSIONS, call, body, ports) or before
+    round_input = await attach_uploads(call.tenant, kind_named(before.kind), body.input, uploads)
+    check_input(before.kind, round_input, faults, uploads_resolved=True)
+    return await send(SESSIONS, call, msgspec.structs.replace(body, input=round_input), ports) or before
 
 
 def context_patch(fields: dict[str, Any]) -> SessionContext:

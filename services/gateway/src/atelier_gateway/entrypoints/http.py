@@ -32,6 +32,7 @@ from atelier_gateway.entrypoints import (
     schedules,
     sessions,
     streams,
+    studio,
     tags,
     uploads,
     webhooks,
@@ -114,6 +115,7 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(analytics.router)
     app.include_router(budgets.router)
     app.include_router(sessions.router)
+    app.include_router(studio.router)
     app.include_router(schedules.router)
     app.include_router(uploads.router)
     app.include_router(presets.router)

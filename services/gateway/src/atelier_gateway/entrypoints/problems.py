@@ -22,12 +22,14 @@ from starlette.routing import compile_path
 from atelier_contracts.errors import ERROR_CODES
 from atelier_contracts.schedules import ScheduleList, ScheduleView
 from atelier_contracts.sessions import SessionList, SessionView
+from atelier_contracts.studio import StudioView
 from atelier_gateway.app.errors import (
     AppError,
     AssetAlreadyRunning,
     BudgetNotFound,
     CacheEntryNotFound,
     CandidateNotFound,
+    ChipNotFound,
     FileNotFound,
     IdempotencyInProgress,
     IdempotencyKeyInvalid,
@@ -41,8 +43,12 @@ from atelier_gateway.app.errors import (
     JobNotFound,
     LimitExceeded,
     MediaInvalid,
+    NothingAdopted,
     OutcomeUnknown,
+    PlatformNotFound,
     PresetNotFound,
+    RefineNotUnderstood,
+    RefineOneChange,
     RoundNotFound,
     ScheduleNotFound,
     SessionClosed,
@@ -74,6 +80,11 @@ STATUS_OF: dict[type[AppError], int] = {
     RoundNotFound: 404,
     CandidateNotFound: 404,
     SessionClosed: 409,
+    ChipNotFound: 404,
+    PlatformNotFound: 404,
+    NothingAdopted: 409,
+    RefineNotUnderstood: 422,
+    RefineOneChange: 422,
     LimitExceeded: 409,
     FileNotFound: 404,
     StepNotFound: 404,
@@ -266,7 +277,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-CONTRACT_BODIES: tuple[type, ...] = (SessionView, SessionList, ScheduleView, ScheduleList)
+CONTRACT_BODIES: tuple[type, ...] = (SessionView, SessionList, ScheduleView, ScheduleList, StudioView)
 """Answers whose schema is a contract's msgspec struct, named by it under components/schemas."""
 
 

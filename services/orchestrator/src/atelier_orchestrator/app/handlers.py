@@ -332,9 +332,13 @@ def round_ended(commit: Commit, seq: int, job: JobSnapshot, now: datetime) -> Ad
             name=out.name,
             kind=out.kind,
             blob=out.blob,
+            meta=out.meta,
+            provider=step.provider or "",
+            model=step.model or "",
+            fallbacks=step.fallbacks,
         )
         for step in job.steps.values()
-        if step.status == StepStatus.SUCCEEDED
+        if step.status == StepStatus.SUCCEEDED and not step.given  # a given file is an input
         for out in step.outputs
     ]
     status = _ROUND_STATUS.get(job.status, "failed")
@@ -350,6 +354,7 @@ def round_ended(commit: Commit, seq: int, job: JobSnapshot, now: datetime) -> Ad
             status=status,
             candidates=candidates,
             error=job.last_error.message if job.last_error and status != "succeeded" else "",
+            error_code=job.last_error.code if job.last_error and status != "succeeded" else "",
             seq=seq,
         ),
     )

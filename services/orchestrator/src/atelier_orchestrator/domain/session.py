@@ -106,7 +106,11 @@ def decide(state: SessionState | None, command: SessionCommand, ctx: Ctx) -> lis
                 )
             if state.adopted == found[0]:
                 return []
-            return [CandidateAdopted(round=command.round, candidate=found[0])]
+            adopted: list[SessionEvent] = [CandidateAdopted(round=command.round, candidate=found[0])]
+            settled = found[0].settles()
+            if settled is not None and (changed := state.context.differs_in(settled)):
+                adopted.append(ContextChanged(context=settled, changed=changed))
+            return adopted
         case CloseSession():
             return [SessionClosed()]
     raise AssertionError(f"unhandled command {type(command).__name__}")
@@ -134,6 +138,7 @@ def _end_round(state: SessionState, command: EndRound) -> list[SessionEvent]:
             status=command.status,
             candidates=command.candidates,
             error=command.error,
+            error_code=command.error_code,
             seq=command.seq,
         )
     ]
@@ -169,6 +174,8 @@ def evolve(state: SessionState | None, event: SessionEvent, commit: LogCommit[Se
                 status="running",
                 context=event.context,
                 base=event.base,
+                title=event.title,
+                input={k: v for k, v in event.input.items() if k != "attached"},
                 started_at=at,
             )
             return replace(state, rounds=[*state.rounds, started])
@@ -179,6 +186,7 @@ def evolve(state: SessionState | None, event: SessionEvent, commit: LogCommit[Se
                 status=event.status,
                 candidates=event.candidates,
                 error=event.error,
+                error_code=event.error_code,
                 ended_at=at,
                 end_seq=event.seq,
             )

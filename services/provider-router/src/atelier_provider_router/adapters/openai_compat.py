@@ -43,7 +43,11 @@ KEEPALIVE_EXPIRY_S = 2.0
 """Idle connections are dropped sooner than servers drop them (uvicorn and Node: 5 s), so a
 request never goes out on a connection the server is closing: it would fail unseen by the
 provider and count against it."""
-DEFAULT_CAPABILITIES = frozenset({"text.generate", "image.generate", "image.edit", "tts", "video.from_image"})
+STUDIO_CAPABILITIES = frozenset({"image.optimize", "image.bg_replace", "image.refine", "image.platform"})
+"""Image edits with a mask: the studio's operations (``docs/studio.md``)."""
+DEFAULT_CAPABILITIES = frozenset(
+    {"text.generate", "image.generate", "image.edit", "tts", "video.from_image", *STUDIO_CAPABILITIES}
+)
 """What an OpenAI-compatible endpoint can do (``video.from_image``: OpenAI's video jobs API)."""
 VIDEO_POLL_S = 0.5
 VIDEO_POLL_MAX_S = 10.0

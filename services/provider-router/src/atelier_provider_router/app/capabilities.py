@@ -12,14 +12,23 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import msgspec
+from PIL import Image, ImageOps
 
 from atelier_contracts.audio import AudioCacheEntry, cache_key
 from atelier_contracts.blobstore import BlobNotFound, BlobStore, BlobStoreUnavailable
+from atelier_contracts.capabilities import StudioParams
 from atelier_contracts.common import Artifact, BlobRef, Usage
 from atelier_contracts.faults import FaultInjection
+from atelier_contracts.kinds.studio import LOGO_STEP, ORIGINAL_STEP
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
+from atelier_contracts.sessions import SessionContext
+from atelier_contracts.studio import Recipe, context_of
+from atelier_contracts.studio_catalog import StudioCatalog, Templates, fill_template
 from atelier_contracts.work import WorkItem
+from atelier_provider_router import studio_image
+from atelier_provider_router.adapters.openai_compat import STUDIO_CAPABILITIES
 from atelier_provider_router.app.ports import (
+    ImageEditRequest,
     ImageRequest,
     MediaResult,
     SpeechRequest,
@@ -90,6 +99,24 @@ async def simulate_faults(item: WorkItem, faults: FaultInjection) -> None:
         final = bool(simulate.get("final", False))
         code = "prompt_invalid" if final else "provider_error"
         raise WorkError(code, f"simulated failure of attempt {item.attempt}", retryable=not final)
+
+
+def _read_input(blobs: BlobStore, item: WorkItem, step: str, required: bool = True) -> bytes | None:
+    """The bytes of the file the step ``step`` gave this one (an upload, a candidate)."""
+    found = next((a for key, a in item.inputs.items() if key.startswith(f"{step}.")), None)
+    if found is None:
+        if required:
+            raise WorkError("input_missing", f"no {step} input for {item.step}", retryable=False)
+        return None
+    try:
+        return blobs.read_bytes(found.blob.key)
+    except BlobNotFound as exc:
+        raise WorkError("input_missing", f"blob {found.blob.key} is missing", retryable=True) from exc
+
+
+def studio_prompt(templates: Templates, recipe: Recipe, said: str) -> str:
+    """What a remote model is asked: the operation's template with the recipe filled in."""
+    return fill_template(getattr(templates, recipe.operation), recipe, said)
 
 
 def _input_text(blobs: BlobStore, item: WorkItem, kind: str = "text") -> str:
@@ -210,11 +237,13 @@ def handlers(
     faults: FaultInjection | None = None,
     audio_cache: AudioCache | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    catalog: StudioCatalog | None = None,
 ) -> dict[str, WorkHandler]:
     """The provider router's work handlers: each routes its call over the capability's providers.
     ``faults``: whether jobs may inject failures and delays (default: as the environment says);
     ``audio_cache``: where speech already made is found instead of calling a provider again."""
     faults = FaultInjection.from_env() if faults is None else faults
+    catalog = StudioCatalog.from_env() if catalog is None else catalog
 
     async def text_generate(item: WorkItem) -> WorkResult:
         await simulate_faults(item, faults)
@@ -353,7 +382,64 @@ def handlers(
             alerts=[*drawn.alerts, *filmed.alerts],
         )
 
+    async def studio(item: WorkItem) -> WorkResult:
+        """A studio candidate: the original cut out (here: a remote model gets it as the mask),
+        edited by the capability's providers, the logo placed at its anchor (here, for every
+        provider, so it sits on the same pixel each round), encoded, and for a platform its
+        rules measured on the file."""
+        await simulate_faults(item, faults)
+        params = msgspec.convert(item.params, StudioParams)
+        recipe = params.recipe
+        original = _read_input(blobs, item, ORIGINAL_STEP)
+        assert original is not None  # required
+        logo = _read_input(blobs, item, LOGO_STEP, required=False)
+        prompt = studio_prompt(catalog.current().templates, recipe, params.prompt)
+
+        def cut_out() -> tuple[Image.Image, bytes]:
+            photo = studio_image.open_rgb(original)
+            return photo, studio_image.mask_png(studio_image.segment(photo))
+
+        try:
+            photo, mask = await asyncio.to_thread(cut_out)
+        except (OSError, ValueError) as exc:
+            raise WorkError(
+                "image_unreadable", f"the photo could not be read: {exc}", retryable=False
+            ) from exc
+        canvas = studio_image.canvas_of(photo.size, recipe)
+        request = ImageEditRequest(image=original, prompt=prompt, mask=mask, size=1024, recipe=recipe)
+        routed = await router.call(
+            item.capability, item, lambda p, o: p.edit_image(request, o), image_worst_case(max(canvas))
+        )
+
+        def finish() -> tuple[bytes, list[dict[str, Any]]]:
+            made = studio_image.open_rgb(routed.result.data)
+            if made.size != canvas:  # a remote model answers in its own sizes
+                made = ImageOps.fit(made, canvas, Image.Resampling.LANCZOS)
+            if recipe.logo is not None and logo is not None:
+                made = studio_image.place_logo(made, studio_image.open_rgba(logo), recipe.logo)
+            data = studio_image.encode(made, recipe.format)
+            checks = studio_image.check_platform(data, params.platform) if params.platform else []
+            return data, checks
+
+        data, checks = await asyncio.to_thread(finish)
+        ref = await _store(blobs, routed, data, f"image/{recipe.format}")
+        session = params.session.context if params.session is not None else SessionContext()
+        meta: dict[str, Any] = {
+            "width": canvas[0],
+            "height": canvas[1],
+            "recipe": msgspec.to_builtins(recipe),
+            "context": msgspec.to_builtins(context_of(recipe, session)),
+        }
+        if params.platform is not None:
+            meta |= {
+                "platform": params.platform_name,
+                "checks": checks,
+                "passed": all(c["ok"] for c in checks),
+            }
+        return _done(routed, Artifact(name="image", kind="image", blob=ref, meta=meta))
+
     return {
+        **dict.fromkeys(STUDIO_CAPABILITIES, studio),
         "text.generate": text_generate,
         "image.generate": image_generate,
         "tts": tts,

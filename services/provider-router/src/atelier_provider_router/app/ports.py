@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from atelier_contracts.common import Usage
+from atelier_contracts.studio import Recipe
 
 if TYPE_CHECKING:
     from atelier_provider_router.app.matrix import ProviderConfig
@@ -95,6 +96,9 @@ class ImageEditRequest:
     prompt: str
     mask: bytes | None = None
     size: int = 1024
+    recipe: Recipe | None = None
+    """A studio edit's whole look (``atelier_contracts.studio``): the offline editor renders it;
+    a remote model is asked by the prompt, with the mask."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import asyncio
 
 from atelier_contracts.common import Usage
 from atelier_contracts.runtime.progress import report_progress
+from atelier_provider_router import studio_image
 from atelier_provider_router.adapters.offline import image, speech, text, video
 from atelier_provider_router.app.ports import (
     Adapter,
@@ -24,7 +25,10 @@ from atelier_provider_router.app.ports import (
 
 class OfflineProvider:
     name = "offline"
-    capabilities = frozenset({"text.generate", "image.generate", "tts", "video.from_image"})
+    capabilities = frozenset(
+        {"text.generate", "image.generate", "tts", "video.from_image", "image.optimize", "image.bg_replace"}
+        | {"image.refine", "image.platform"}
+    )
 
     async def generate_text(self, request: TextRequest, options: CallOptions) -> TextResult:
         if request.items:
@@ -47,7 +51,28 @@ class OfflineProvider:
         )
 
     async def edit_image(self, request: ImageEditRequest, options: CallOptions) -> MediaResult:
-        raise ProviderError(ErrorClass.INVALID_REQUEST, "the offline provider does not edit images")
+        """A studio edit, for real: the product cut out, cleaned up, relit and put on its new
+        background as the recipe says (``studio_image``); other edits it does not do."""
+        if request.recipe is None:
+            raise ProviderError(ErrorClass.INVALID_REQUEST, "the offline provider edits studio recipes only")
+        recipe = request.recipe
+
+        def edit() -> tuple[bytes, tuple[int, int]]:
+            original = studio_image.open_rgb(request.image)
+            made, _ = studio_image.render(original, studio_image.segment(original), recipe)
+            return studio_image.encode(made, "png"), made.size
+
+        try:
+            data, (width, height) = await asyncio.to_thread(edit)
+        except (OSError, ValueError) as exc:
+            raise ProviderError(ErrorClass.INVALID_REQUEST, f"the photo could not be edited: {exc}") from exc
+        return MediaResult(
+            data=data,
+            content_type="image/png",
+            model=studio_image.MODEL,
+            meta={"width": width, "height": height},
+            usage=Usage(units={"images": 1}),
+        )
 
     async def synthesize_speech(self, request: SpeechRequest, options: CallOptions) -> MediaResult:
         data, model = await asyncio.to_thread(speech.synthesize, request.text, request.seed)
