@@ -5,8 +5,8 @@ are as they should be."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,4 +84,5 @@ def test_the_router_killed_during_a_refine_round(stack: Stack) -> None:
         ]
         assert len(rounds[1]["candidates"]) == 4
         kelvins = sorted(c["recipe"]["lighting"]["kelvin"] for c in rounds[1]["candidates"])
-        assert len(set(kelvins)) == 4 and max(kelvins) < view["look"]["lighting"]["kelvin"] + 1
+        assert len(set(kelvins)) == 4
+        assert max(kelvins) < view["look"]["lighting"]["kelvin"] + 1
