@@ -161,3 +161,37 @@ def test_upload_bg_replace_adopt_refine_five_times_and_export(stack: Stack) -> N
             "background": True,
             "fill": True,
         }, amazon["checks"]
+
+        # the gallery: every file of the session's rounds, once, through cursor pages
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {
+                "session": session_id,
+                "limit": 5,
+                **({"cursor": cursor} if cursor else {}),
+            }
+            page = client.get("/v1/gallery", params=params)
+            assert page.status_code == 200, page.text
+            seen += [item["id"] for item in page.json()["items"]]
+            cursor = page.json()["next"]
+            if cursor is None:
+                break
+        assert len(seen) == len(set(seen)) == 4 + 5 * 2 + 3
+        exports = client.get("/v1/gallery", params={"session": session_id, "q": "export"}).json()["items"]
+        assert {i["step"] for i in exports} == set(sizes)
+        assert client.get("/v1/gallery", params={"job_kind": "clip"}).json()["items"] == []
+        assert client.get("/v1/gallery", params={"cursor": "nonsense"}).status_code == 422
+
+        # prompt history and saved templates
+        recent = client.get("/v1/studio/prompts").json()
+        assert [p["prompt"] for p in recent["recent"][:2]] == ["softer shadow", "wood-grain table background"]
+        saved = client.put(
+            "/v1/studio/templates/my shoes",
+            json={"operation": "bg_replace", "prompt": "on wood", "chip": "wood-table"},
+        )
+        assert saved.status_code == 200, saved.text
+        assert [t["name"] for t in client.get("/v1/studio/templates").json()["templates"]] == ["my shoes"]
+        assert client.delete("/v1/studio/templates/my shoes").status_code == 204
+        gone = client.delete("/v1/studio/templates/my shoes")
+        assert (gone.status_code, gone.json()["code"]) == (404, "template_not_found")

@@ -452,7 +452,7 @@ async def test_a_job_list_by_an_unknown_kind_is_a_validation_problem(gateway: Ga
 
 async def test_the_kinds_and_their_input_schemas_are_listed(gateway: Gateway) -> None:
     listed = (await gateway.client.get("/v1/kinds")).json()["items"]
-    assert [k["name"] for k in listed] == ["clip", "export", "gallery", "reel", "story", "task"]
+    assert [k["name"] for k in listed] == ["clip", "export", "gallery", "reel", "story", "studio", "task"]
     task = (await gateway.client.get("/v1/kinds/task")).json()
     schema = task["input_schema"]
     definition = schema["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
@@ -472,7 +472,7 @@ async def test_the_kinds_and_their_input_schemas_are_listed(gateway: Gateway) ->
     assert text_params["format"]["enum"] == ["list", "prose"], "what text.generate takes"
     for kind in listed:  # every example is an input its kind takes (an export's names no real upload)
         ok = await gateway.client.post("/v1/jobs", json={"kind": kind["name"], "input": kind["example"]})
-        if kind["name"] in ("clip", "export"):
+        if kind["name"] in ("clip", "export", "studio"):
             assert_problem(ok, 404, "upload_not_found")
             continue
         assert ok.status_code == 202, ok.text
@@ -993,6 +993,19 @@ async def test_openapi_lists_every_route_with_problem_responses(gateway: Gateway
         ("post", "/v1/sessions/{session_id}/rounds"),
         ("post", "/v1/sessions/{session_id}/rounds/{round}/adopt"),
         ("post", "/v1/sessions/{session_id}/close"),
+        ("post", "/v1/studio/sessions"),
+        ("get", "/v1/studio/sessions/{session_id}"),
+        ("post", "/v1/studio/sessions/{session_id}/edit"),
+        ("post", "/v1/studio/sessions/{session_id}/refine"),
+        ("post", "/v1/studio/sessions/{session_id}/adopt"),
+        ("post", "/v1/studio/sessions/{session_id}/export"),
+        ("get", "/v1/studio/chips"),
+        ("get", "/v1/studio/platforms"),
+        ("get", "/v1/studio/prompts"),
+        ("get", "/v1/studio/templates"),
+        ("put", "/v1/studio/templates/{name}"),
+        ("delete", "/v1/studio/templates/{name}"),
+        ("get", "/v1/gallery"),
         ("post", "/v1/schedules"),
         ("get", "/v1/schedules"),
         ("get", "/v1/schedules/{schedule_id}"),

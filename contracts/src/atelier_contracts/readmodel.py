@@ -86,6 +86,7 @@ assets = sa.Table(
     sa.Column("blob_key", sa.String(64), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_assets_blob_key", "blob_key"),
 )
 
 provider_calls = sa.Table(
@@ -177,6 +178,19 @@ uploads = sa.Table(
 )
 """Sanitised uploads, written by the gateway once the media service ingested them. Their blobs
 count as referenced for the blob clean-up."""
+
+studio_templates = sa.Table(
+    "studio_templates",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("operation", sa.String(32), nullable=False),
+    sa.Column("prompt", sa.String(2000), nullable=False),
+    sa.Column("chip", sa.String(48), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""A tenant's saved studio prompts ("my white-shoe look"), written by the gateway."""
 
 webhook_endpoints = sa.Table(
     "webhook_endpoints",

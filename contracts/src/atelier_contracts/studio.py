@@ -41,14 +41,14 @@ class Lighting(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """How much brighter the lit side is than the middle (0: flat light)."""
 
     def text(self) -> str:
-        return f"from {self.direction_deg}°, {self.kelvin} K, strength {self.strength:.2f}"
+        return f"from {self.direction_deg}°, {self.kelvin} K, strength {self.strength:.3f}"
 
 
 class Tone(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     saturation: Annotated[float, msgspec.Meta(ge=0.3, le=2.0)] = 1.0
 
     def text(self) -> str:
-        return f"saturation {self.saturation:.2f}"
+        return f"saturation {self.saturation:.3f}"
 
 
 class LogoAnchor(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -59,7 +59,7 @@ class LogoAnchor(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     scale: Annotated[float, msgspec.Meta(ge=0.03, le=0.5)] = 0.14
 
     def text(self) -> str:
-        return f"at {self.x:.3f}, {self.y:.3f}, scale {self.scale:.3f}"
+        return f"at {self.x:.4f}, {self.y:.4f}, scale {self.scale:.4f}"
 
 
 class Background(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -115,6 +115,17 @@ class ContextUnreadable(ValueError):
 T = TypeVar("T")
 
 
+def _number(text: str, field: str) -> float:
+    """A finite number, or ``ContextUnreadable`` naming the field ("1.2.3", "nan")."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ContextUnreadable(f"{field}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ContextUnreadable(f"{field}: {text!r} is not a number")
+    return value
+
+
 def _convert(raw: Mapping[str, object], kind: type[T], field: str) -> T:
     try:
         return msgspec.convert(raw, kind)
@@ -130,7 +141,7 @@ def parse_lighting(text: str | None) -> Lighting:
         raise ContextUnreadable(f"lighting: say it as 'from 135°, 5200 K', not {text!r}")
     raw: dict[str, object] = {"direction_deg": int(found[1]) % 360, "kelvin": int(found[2])}
     if found[3]:
-        raw["strength"] = float(found[3])
+        raw["strength"] = _number(found[3], "lighting")
     return _convert(raw, Lighting, "lighting")
 
 
@@ -140,7 +151,7 @@ def parse_tone(text: str | None) -> Tone:
     found = _TONE.search(text)
     if found is None:
         raise ContextUnreadable(f"color_tone: say it as 'saturation 1.10', not {text!r}")
-    return _convert({"saturation": float(found[1])}, Tone, "color_tone")
+    return _convert({"saturation": _number(found[1], "color_tone")}, Tone, "color_tone")
 
 
 def parse_logo(text: str | None) -> LogoAnchor:
@@ -149,7 +160,7 @@ def parse_logo(text: str | None) -> LogoAnchor:
     found = _LOGO.search(text)
     if found is None:
         raise ContextUnreadable(f"logo_anchor: say it as 'at 0.85, 0.12, scale 0.14', not {text!r}")
-    raw = {"x": float(found[1]), "y": float(found[2]), "scale": float(found[3])}
+    raw = {name: _number(found[i], "logo_anchor") for i, name in enumerate(("x", "y", "scale"), start=1)}
     return _convert(raw, LogoAnchor, "logo_anchor")
 
 
@@ -157,6 +168,8 @@ def parse_background(text: str | None) -> Background:
     if not text:
         return Background()
     words = text.strip().lower().split()
+    if not words:
+        raise ContextUnreadable("background: blank; say it as 'solid #ffffff' or 'texture wood'")
     if words[0] == "texture" and len(words) > 1:
         return _convert({"kind": "texture", "texture": words[1]}, Background, "background")
     if words[0] == "keep":
@@ -170,12 +183,7 @@ def parse_background(text: str | None) -> Background:
 def recipe_of(context: SessionContext, operation: Operation) -> Recipe:
     """The look a session's context has settled, as the recipe of a new candidate."""
     extra = context.extra
-    try:
-        shadow = float(extra["shadow"]) if extra.get("shadow") else DEFAULT_SHADOW
-    except ValueError:
-        raise ContextUnreadable(
-            f"shadow: say it as a number from 0 to 0.9, not {extra['shadow']!r}"
-        ) from None
+    shadow = _number(extra["shadow"], "shadow") if extra.get("shadow") else DEFAULT_SHADOW
     return Recipe(
         operation=operation,
         background=parse_background(extra.get("background")),
@@ -191,7 +199,7 @@ def context_of(recipe: Recipe, base: SessionContext) -> SessionContext:
     """``base`` with the look ``recipe`` was made with: what adopting its candidate settles."""
     extra = dict(base.extra)
     extra["background"] = recipe.background.text()
-    extra["shadow"] = f"{recipe.shadow:.2f}"
+    extra["shadow"] = f"{recipe.shadow:.3f}"
     return SessionContext(
         lighting=recipe.lighting.text(),
         perspective=recipe.perspective,
@@ -256,7 +264,7 @@ def _clamp(value: float, low: float, high: float) -> float:
 _WORDS = r"(?:(?! and )[^,.;])*"
 """The words that follow, up to a comma, a full stop or an "and": one ask's words."""
 _ASK_WORDS: tuple[tuple[ContextField, str], ...] = (
-    ("logo_anchor", r"\blogo\b{W}"),
+    ("logo_anchor", r"(?:\b(?!and\b)[a-z]+\s+){0,3}?\blogo\b{W}"),
     ("lighting", r"\b(warmer|cooler|colder|warm|cool)\b{W}|\blight(ing)?\b{W}\bfrom\b{W}"),
     ("lighting", r"\b(brighter|dimmer|stronger|softer|harder|flatter)\b\s+(light|lighting)\b"),
     (
@@ -303,10 +311,16 @@ def interpret(prompt: str, recipe: Recipe, count: int) -> Change:
             f"One change per round, please: this asks for {' and '.join(repr(v) for v in asks.values())}.",
         )
     [(field, said)] = asks.items()
-    step = _step(said)
+    step = _step(text)  # one change per round: "a little" anywhere in it is about that change
     spread = _SPREAD[:count]
     make = _CHANGES[field]
     recipes = [msgspec.structs.replace(make(recipe, said, step * s), variant=i) for i, s in enumerate(spread)]
+    if all(msgspec.structs.replace(r, variant=recipe.variant) == recipe for r in recipes):
+        raise RefineUnclear(
+            "refine_not_understood",
+            f"{said!r} changes nothing in the look as it is: it may be so already, or the words do "
+            "not say which way. Try e.g. 'logo a little lower', 'bigger logo' or 'warmer light'.",
+        )
     return Change(field=field, said=said, recipes=recipes)
 
 
@@ -419,25 +433,38 @@ def light_vector(direction_deg: int) -> tuple[float, float]:
 
 
 def kelvin_rgb(kelvin: float) -> tuple[float, float, float]:
-    """The colour of a black body at ``kelvin`` as RGB in 0..1 (Tanner Helland's fit)."""
-    t = kelvin / 100.0
-    if t <= 66:
-        r = 1.0
-        g = _clamp((99.4708025861 * math.log(t) - 161.1195681661) / 255, 0, 1)
-        b = 0.0 if t <= 19 else _clamp((138.5177312231 * math.log(t - 10) - 305.0447927307) / 255, 0, 1)
+    """The colour of a black body at ``kelvin`` in linear sRGB, Y = 1: the Planckian locus by Kim et
+    al.'s cubic fit (1667-25000 K, within 0.0003 in xy), which is smooth and moves monotonically
+    from red to blue (Tanner Helland's popular fit clamps red at 6600 K and cannot be inverted
+    just above it)."""
+    t = min(max(kelvin, 1667.0), 25000.0)
+    if t <= 4000:
+        x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
     else:
-        r = _clamp(329.698727446 * ((t - 60) ** -0.1332047592) / 255, 0, 1)
-        g = _clamp(288.1221695283 * ((t - 60) ** -0.0755148492) / 255, 0, 1)
-        b = 1.0
+        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
+    if t <= 2222:
+        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+    elif t <= 4000:
+        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
+    else:
+        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
+    big_x, big_z = x / y, (1 - x - y) / y
+    r = 3.2406 * big_x - 1.5372 - 0.4986 * big_z
+    g = -0.9689 * big_x + 1.8758 + 0.0415 * big_z
+    b = 0.0557 * big_x - 0.2040 + 1.0570 * big_z
     return r, g, b
 
 
 def kelvin_gains(kelvin: float) -> tuple[float, float, float]:
-    """Per-channel gains that turn neutral (6500 K) light into light of ``kelvin``, green kept."""
+    """Per-channel gains, on gamma-encoded pixels (the 2.2 power of the linear light's), that turn
+    neutral (6500 K) light into light of ``kelvin``, green kept."""
     r, g, b = kelvin_rgb(kelvin)
     r0, g0, b0 = kelvin_rgb(NEUTRAL_KELVIN)
-    gr, gg, gb = r / r0, g / g0, b / b0
+    gr, gg, gb = (r / r0) ** _GAMMA, (g / g0) ** _GAMMA, (b / b0) ** _GAMMA
     return gr / gg, 1.0, gb / gg
+
+
+_GAMMA = 1 / 2.2
 
 
 def kelvin_of_ratio(red_over_blue: float) -> float:

@@ -97,8 +97,10 @@ def parse_catalog(text: str, suffix: str = ".json") -> Catalog:
     for operation in OPERATIONS:
         try:
             fill_template(getattr(catalog.templates, operation), Recipe(operation=operation), "")  # type: ignore[arg-type]
-        except (KeyError, IndexError, ValueError) as exc:
-            raise CatalogInvalid(f"studio catalogue: template {operation}: no placeholder {exc}") from None
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+            raise CatalogInvalid(
+                f"studio catalogue: template {operation}: {type(exc).__name__}: {exc}"
+            ) from None
     for name, chip in catalog.chips.items():
         try:
             parse_background(chip.background)

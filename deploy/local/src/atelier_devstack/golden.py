@@ -45,7 +45,7 @@ class Case:
 _CHIPS = ("white-soft-shadow", "wood-table", "soft-natural-light", "marble-luxe")
 _REFINES = (
     ("warmer light", "logo a little lower"),
-    ("light from the left", "more saturated"),
+    ("light from the right", "more saturated"),  # no edit candidate is lit from the right
     ("cooler light", "logo a little higher"),
     ("softer shadow", "warmer light"),
 )

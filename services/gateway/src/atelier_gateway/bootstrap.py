@@ -26,16 +26,19 @@ from atelier_gateway.adapters.analytics import SqlAnalytics
 from atelier_gateway.adapters.budgets import KvBudgetStore
 from atelier_gateway.adapters.documents import SqlDocuments
 from atelier_gateway.adapters.feeds import NatsLogFeeds
+from atelier_gateway.adapters.gallery import SqlGallery
 from atelier_gateway.adapters.idempotency import SqlIdempotencyStore
 from atelier_gateway.adapters.job_search import SqlJobSearch
 from atelier_gateway.adapters.joblog import JetStreamJobLog
 from atelier_gateway.adapters.publisher import JetStreamCommandPublisher
 from atelier_gateway.adapters.readmodel import SqlJobReader
 from atelier_gateway.adapters.signer import HmacUrlSigner
+from atelier_gateway.adapters.studio_templates import SqlStudioTemplates
 from atelier_gateway.adapters.tags import SqlTagRegistry
 from atelier_gateway.adapters.uploads import NatsIngest, SqlUploads
 from atelier_gateway.adapters.webhook_http import HttpPoster
 from atelier_gateway.adapters.webhook_store import SqlWebhooks
+from atelier_gateway.app.gallery import Gallery
 from atelier_gateway.app.housekeeping import prune_idempotency_keys
 from atelier_gateway.app.live import LogFeeds
 from atelier_gateway.app.ports import (
@@ -52,6 +55,7 @@ from atelier_gateway.app.ports import (
     UploadStore,
     UrlSigner,
 )
+from atelier_gateway.app.studio import Templates
 from atelier_gateway.app.webhook_dispatch import WebhookDispatch
 from atelier_gateway.app.webhooks import Destinations, RetryPolicy
 from atelier_gateway.config import Settings
@@ -72,6 +76,7 @@ class Deps:
     reader: JobReader
     joblog: JobLog
     search: JobSearch
+    gallery: Gallery
     tags: TagRegistry
     idempotency: IdempotencyStore
     signer: UrlSigner
@@ -85,6 +90,7 @@ class Deps:
     ingest: Ingest
     presets: PresetRegistry
     studio: StudioCatalog
+    studio_templates: Templates
     audio_cache: KvAudioCache
     feeds: LogFeeds
     webhooks: SqlWebhooks
@@ -140,6 +146,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             reader=reader,
             joblog=joblog,
             search=SqlJobSearch(engine),
+            gallery=SqlGallery(engine),
             tags=SqlTagRegistry(engine),
             idempotency=idempotency,
             signer=HmacUrlSigner(settings.url_secret, settings.url_ttl_s),
@@ -153,6 +160,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             ingest=NatsIngest(nc, settings.upload_timeout_s),
             presets=PresetRegistry.from_env(),
             studio=StudioCatalog.from_env(),
+            studio_templates=SqlStudioTemplates(engine),
             audio_cache=KvAudioCache(lambda: audio_cache(js)),
             feeds=feeds,
             webhooks=webhooks,

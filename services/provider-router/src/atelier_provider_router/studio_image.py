@@ -323,6 +323,8 @@ def logo_box(canvas: tuple[int, int], logo: tuple[int, int], anchor: LogoAnchor)
     cw, ch = canvas
     width = max(4, round(cw * anchor.scale))
     height = max(1, round(width * logo[1] / max(logo[0], 1)))
+    if height > ch:  # a tall logo: as tall as the frame, no taller
+        width, height = max(1, round(width * ch / height)), ch
     left = min(max(round(cw * anchor.x - width / 2), 0), max(cw - width, 0))
     top = min(max(round(ch * anchor.y - height / 2), 0), max(ch - height, 0))
     return left, top, left + width, top + height

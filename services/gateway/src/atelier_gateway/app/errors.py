@@ -256,3 +256,7 @@ class RefineNotUnderstood(AppError):
 
 class RefineOneChange(AppError):
     code = "refine_one_change"
+
+
+class TemplateNotFound(AppError):
+    code = "template_not_found"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -55,6 +56,47 @@ from atelier_gateway.app.submit_job import check_presets
 
 KIND = "studio"
 DEFAULT_CANDIDATES = 4
+
+
+@dataclass(frozen=True)
+class SavedTemplate:
+    """A prompt a shop owner saved by name, with the operation and chip it goes with."""
+
+    name: str
+    operation: Literal["optimize", "bg_replace"]
+    prompt: str
+    chip: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Templates(Protocol):
+    async def put(self, tenant: str, template: SavedTemplate, now: datetime) -> SavedTemplate: ...
+
+    async def list(self, tenant: str) -> list[SavedTemplate]: ...
+
+    async def get(self, tenant: str, name: str) -> SavedTemplate | None: ...
+
+    async def delete(self, tenant: str, name: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class RecentPrompt:
+    prompt: str
+    operation: str
+    session: str
+    at: datetime
+
+
+def recent_prompts(views: list[SessionView], limit: int) -> list[RecentPrompt]:
+    """What was said in the newest studio rounds, newest first, each prompt once."""
+    said: dict[str, RecentPrompt] = {}
+    rounds = [(r, v) for v in views if v.kind == KIND for r in v.rounds]
+    for r, v in sorted(rounds, key=lambda rv: rv[0].started_at, reverse=True):
+        prompt = str(r.input.get("prompt", "")).strip()
+        if prompt and prompt not in said:
+            said[prompt] = RecentPrompt(prompt, str(r.input.get("operation", "")), v.id, r.started_at)
+    return list(said.values())[:limit]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from atelier_gateway.entrypoints import (
     batch,
     budgets,
     files,
+    gallery,
     job_commands,
     job_list,
     jobs,
@@ -116,6 +117,7 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(budgets.router)
     app.include_router(sessions.router)
     app.include_router(studio.router)
+    app.include_router(gallery.router)
     app.include_router(schedules.router)
     app.include_router(uploads.router)
     app.include_router(presets.router)

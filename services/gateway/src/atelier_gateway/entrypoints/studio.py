@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from atelier_contracts import studio as looks
@@ -19,6 +19,7 @@ from atelier_contracts.sessions import Candidate, SessionView
 from atelier_contracts.studio import ContextUnreadable, StudioCandidate, StudioLook, StudioRound, StudioView
 from atelier_gateway.app import studio as app
 from atelier_gateway.app.aggregates import existing
+from atelier_gateway.app.errors import ChipNotFound, TemplateNotFound
 from atelier_gateway.app.get_job import JobAsset
 from atelier_gateway.app.sessions import SESSIONS
 from atelier_gateway.bootstrap import Deps
@@ -110,7 +111,16 @@ class EditBody(BaseModel):
     operation: Literal["optimize", "bg_replace"] = "bg_replace"
     prompt: str = Field("", max_length=2000, description="May be empty: the chip decides.")
     chip: str | None = Field(None, max_length=48, description="A prompt chip (GET /v1/studio/chips).")
+    template: str | None = Field(
+        None, max_length=64, description="A saved template: its operation, prompt and chip."
+    )
     candidates: Count = app.DEFAULT_CANDIDATES
+
+
+class TemplateBody(BaseModel):
+    operation: Literal["optimize", "bg_replace"] = "bg_replace"
+    prompt: str = Field(max_length=2000)
+    chip: str | None = Field(None, max_length=48)
 
 
 class RefineBody(BaseModel):
@@ -167,9 +177,13 @@ async def read(session_id: str, request: Request, deps: DepsDep) -> Response:
 )
 async def edit(session_id: str, payload: EditBody, request: Request, deps: DepsDep) -> Response:
     call = call_of(deps, request, session_id)
-    view = await app.edit(
-        call, payload.operation, payload.prompt, payload.chip, payload.candidates, _ports(deps)
-    )
+    operation, prompt, chip = payload.operation, payload.prompt, payload.chip
+    if payload.template is not None:
+        saved = await deps.studio_templates.get(deps.settings.tenant, payload.template)
+        if saved is None:
+            raise TemplateNotFound(f"No saved template {payload.template!r} (GET /v1/studio/templates).")
+        operation, prompt, chip = saved.operation, prompt or saved.prompt, chip or saved.chip
+    view = await app.edit(call, operation, prompt, chip, payload.candidates, _ports(deps))
     return _answer(view, request, deps, 202)
 
 
@@ -205,7 +219,7 @@ async def export(session_id: str, payload: ExportBody, request: Request, deps: D
     return _answer(view, request, deps, 202)
 
 
-@router.get("/chips", summary="Prompt chips: one-click looks")
+@router.get("/chips", summary="Prompt chips: one-click looks", responses=problem_responses(500))
 async def chips(deps: DepsDep) -> dict[str, Any]:
     catalog = deps.studio.current()
     return {
@@ -214,7 +228,73 @@ async def chips(deps: DepsDep) -> dict[str, Any]:
     }
 
 
-@router.get("/platforms", summary="Marketplace platforms and their main-image rules")
+@router.get(
+    "/platforms", summary="Marketplace platforms and their main-image rules", responses=problem_responses(500)
+)
 async def platforms(deps: DepsDep) -> dict[str, Any]:
     catalog = deps.studio.current()
     return {"platforms": {name: msgspec.to_builtins(p) for name, p in sorted(catalog.platforms.items())}}
+
+
+def _template_out(t: app.SavedTemplate) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "operation": t.operation,
+        "prompt": t.prompt,
+        "chip": t.chip,
+        "created_at": t.created_at.isoformat() if t.created_at else None,
+        "updated_at": t.updated_at.isoformat() if t.updated_at else None,
+    }
+
+
+TemplateName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
+
+
+@router.put(
+    "/templates/{name}",
+    summary="Save a prompt as a template",
+    responses=problem_responses(404, 422, 500, 503),
+)
+async def save_template(name: TemplateName, payload: TemplateBody, deps: DepsDep) -> dict[str, Any]:
+    if payload.chip is not None:  # a chip it names must be one of the operation's
+        catalog = deps.studio.current()
+        if payload.chip not in catalog.chips or catalog.chips[payload.chip].operation != payload.operation:
+            raise ChipNotFound(f"No {payload.operation} chip {payload.chip!r} (GET /v1/studio/chips).")
+    template = app.SavedTemplate(
+        name=name, operation=payload.operation, prompt=payload.prompt, chip=payload.chip
+    )
+    return _template_out(await deps.studio_templates.put(deps.settings.tenant, template, deps.clock()))
+
+
+@router.get("/templates", summary="The templates saved", responses=problem_responses(500, 503))
+async def list_templates(deps: DepsDep) -> dict[str, Any]:
+    return {"templates": [_template_out(t) for t in await deps.studio_templates.list(deps.settings.tenant)]}
+
+
+@router.delete(
+    "/templates/{name}",
+    status_code=204,
+    summary="Forget a template",
+    responses=problem_responses(404, 422, 500, 503),
+)
+async def delete_template(name: str, deps: DepsDep) -> Response:
+    if not await deps.studio_templates.delete(deps.settings.tenant, name):
+        raise TemplateNotFound(f"No saved template {name!r}.")
+    return Response(status_code=204)
+
+
+@router.get(
+    "/prompts",
+    summary="Recent prompts of the studio's rounds, and the saved templates",
+    responses=problem_responses(422, 500, 503),
+)
+async def prompts(deps: DepsDep, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+    views = await deps.sessions.newest(deps.settings.tenant, None, 100)
+    recent = app.recent_prompts(views, limit)
+    return {
+        "recent": [
+            {"prompt": p.prompt, "operation": p.operation, "session": p.session, "at": p.at.isoformat()}
+            for p in recent
+        ],
+        "templates": [_template_out(t) for t in await deps.studio_templates.list(deps.settings.tenant)],
+    }
