@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from atelier_contracts import ids
+from atelier_contracts.common import Artifact
 from atelier_contracts.snapshot import JobView, StepStatus
 from atelier_gateway.app.errors import JobNotFound
 from atelier_gateway.app.ports import JobLog, JobReader, SignedLink, UrlSigner
@@ -63,15 +64,18 @@ def job_assets(job: JobView, signer: UrlSigner, now: datetime) -> list[JobAsset]
             continue
         for artifact in step.outputs:
             aid = ids.asset_id(job.id, step.name, artifact.name)
-            out.append(
-                JobAsset(
-                    id=aid,
-                    step=step.name,
-                    name=artifact.name,
-                    kind=artifact.kind,
-                    content_type=artifact.blob.content_type,
-                    size=artifact.blob.size,
-                    link=signer.sign(aid, now),
-                )
-            )
+            out.append(signed_asset(signer, now, aid, step.name, artifact))
     return out
+
+
+def signed_asset(signer: UrlSigner, now: datetime, asset_id: str, step: str, artifact: Artifact) -> JobAsset:
+    """A file as the API lists it, with a signed link (a job's, a studio candidate, the gallery's)."""
+    return JobAsset(
+        id=asset_id,
+        step=step,
+        name=artifact.name,
+        kind=artifact.kind,
+        content_type=artifact.blob.content_type,
+        size=artifact.blob.size,
+        link=signer.sign(asset_id, now),
+    )

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from atelier_contracts.common import Artifact, BlobRef
 from atelier_gateway.app.aggregates import existing
-from atelier_gateway.app.gallery import GalleryFilter, gallery_page, session_jobs
-from atelier_gateway.app.get_job import JobAsset
+from atelier_gateway.app.gallery import GalleryFilter, GalleryItem, gallery_page, session_jobs
+from atelier_gateway.app.get_job import signed_asset
 from atelier_gateway.app.sessions import SESSIONS
 from atelier_gateway.entrypoints.aggregates import call_of, ports_of
 from atelier_gateway.entrypoints.deps import DepsDep
@@ -60,17 +61,13 @@ async def gallery(
     items, nxt = await gallery_page(deps.gallery, deps.settings.tenant, flt, cursor, limit)
     url, now = file_urls(request), deps.clock()
 
-    def link(item: Any) -> str:
-        asset = JobAsset(
-            id=item.id,
-            step=item.step,
-            name=item.name,
-            kind=item.kind,
-            content_type=item.content_type,
-            size=item.size,
-            link=deps.signer.sign(item.id, now),
+    def link(item: GalleryItem) -> str:
+        blob = BlobRef(key="", size=item.size, content_type=item.content_type)
+        return url(
+            signed_asset(
+                deps.signer, now, item.id, item.step, Artifact(name=item.name, kind=item.kind, blob=blob)
+            )
         )
-        return url(asset)
 
     return {
         "items": [

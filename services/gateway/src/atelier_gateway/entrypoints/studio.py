@@ -15,12 +15,13 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from atelier_contracts import studio as looks
+from atelier_contracts.common import Artifact
 from atelier_contracts.sessions import Candidate, SessionView
 from atelier_contracts.studio import ContextUnreadable, StudioCandidate, StudioLook, StudioRound, StudioView
 from atelier_gateway.app import studio as app
 from atelier_gateway.app.aggregates import existing
 from atelier_gateway.app.errors import ChipNotFound, TemplateNotFound
-from atelier_gateway.app.get_job import JobAsset
+from atelier_gateway.app.get_job import signed_asset
 from atelier_gateway.app.sessions import SESSIONS
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.entrypoints.aggregates import body, call_of, ports_of
@@ -40,15 +41,8 @@ def studio_view(view: SessionView, url: FileUrl, deps: Deps) -> StudioView:
     now = deps.clock()
 
     def candidate(c: Candidate) -> StudioCandidate:
-        link = deps.signer.sign(c.asset_id, now)
-        asset = JobAsset(
-            id=c.asset_id,
-            step=c.step,
-            name=c.name,
-            kind=c.kind,
-            content_type=c.blob.content_type,
-            size=c.blob.size,
-            link=link,
+        asset = signed_asset(
+            deps.signer, now, c.asset_id, c.step, Artifact(name=c.name, kind=c.kind, blob=c.blob)
         )
         return StudioCandidate(
             asset_id=c.asset_id,
