@@ -452,7 +452,16 @@ async def test_a_job_list_by_an_unknown_kind_is_a_validation_problem(gateway: Ga
 
 async def test_the_kinds_and_their_input_schemas_are_listed(gateway: Gateway) -> None:
     listed = (await gateway.client.get("/v1/kinds")).json()["items"]
-    assert [k["name"] for k in listed] == ["clip", "export", "gallery", "reel", "story", "studio", "task"]
+    assert [k["name"] for k in listed] == [
+        "clip",
+        "episode",
+        "export",
+        "gallery",
+        "reel",
+        "story",
+        "studio",
+        "task",
+    ]
     task = (await gateway.client.get("/v1/kinds/task")).json()
     schema = task["input_schema"]
     definition = schema["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
@@ -469,7 +478,7 @@ async def test_the_kinds_and_their_input_schemas_are_listed(gateway: Gateway) ->
     ideas = steps["ideas"]
     assert ideas["params"]["format"] == "list"
     text_params = ideas["params_schema"]["$defs"]["TextParams"]["properties"]
-    assert text_params["format"]["enum"] == ["list", "prose"], "what text.generate takes"
+    assert text_params["format"]["enum"] == ["list", "prose", "shots"], "what text.generate takes"
     for kind in listed:  # every example is an input its kind takes (an export's names no real upload)
         ok = await gateway.client.post("/v1/jobs", json={"kind": kind["name"], "input": kind["example"]})
         if kind["name"] in ("clip", "export", "studio"):

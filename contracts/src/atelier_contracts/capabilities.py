@@ -39,7 +39,8 @@ class StepParams(msgspec.Struct, frozen=True, kw_only=True):
 class TextParams(StepParams, frozen=True, kw_only=True):
     prompt: StepPrompt = ""
     age: Annotated[int, msgspec.Meta(ge=1, le=18)] | None = None
-    format: Literal["prose", "list"] = "prose"
+    format: Literal["prose", "list", "shots"] = "prose"
+    """``shots``: a shot list of the prompt (a script), as ``kinds.episode.ShotList``."""
     count: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
     """With ``format: list``: how many items to ask for."""
 
@@ -48,6 +49,8 @@ class ImageParams(StepParams, frozen=True, kw_only=True):
     prompt: StepPrompt = ""
     """Empty: drawn from the text the step needs."""
     size: Literal[256, 512, 1024] = 512
+    look: Literal["cel", "soft", "sketch", "ink", "plain"] = "plain"
+    """How the offline painter finishes the picture (an episode's style)."""
 
 
 class SpeechParams(StepParams, frozen=True, kw_only=True):

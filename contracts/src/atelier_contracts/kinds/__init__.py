@@ -8,11 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from atelier_contracts.kinds import clip, export, gallery, reel, story, studio, task
+from atelier_contracts.kinds import clip, episode, export, gallery, reel, story, studio, task
 from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind, Plan, PlanInvalid
 
 KINDS: dict[str, JobKind[Any]] = {
-    k.name: k for k in (story.KIND, task.KIND, gallery.KIND, export.KIND, clip.KIND, reel.KIND, studio.KIND)
+    k.name: k
+    for k in (
+        story.KIND,
+        task.KIND,
+        gallery.KIND,
+        export.KIND,
+        clip.KIND,
+        reel.KIND,
+        studio.KIND,
+        episode.KIND,
+    )
 }
 
 __all__ = ["KINDS", "BaseInput", "InvalidInput", "Issue", "JobKind", "Plan", "PlanInvalid"]

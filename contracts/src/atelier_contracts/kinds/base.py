@@ -126,6 +126,9 @@ class JobKind(Generic[In]):
     planners: Mapping[str, Callable[[In, Mapping[str, Any]], Plan]] = field(default_factory=dict)
     """By name (``StepSpec.planner``): the steps a step's result (``WorkSucceeded.data``) plans,
     given the job's input. Pure and deterministic: a plan cut short by a crash is made again."""
+    resolve: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    """What the gateway fills into an input before it is checked, from what only it reads (a style
+    preset's look): the recorded input then plans the same after any crash."""
     uploads: Callable[[In], tuple[str, ...]] | None = None
     """The upload ids an input names: the gateway resolves each (or refuses the job with
     ``upload_not_found``) and hands the files to the plan as ``input.attached``."""

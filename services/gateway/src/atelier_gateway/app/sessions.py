@@ -52,7 +52,9 @@ async def start_round(
     """A round, its input checked against the session's kind like a submit's, the uploads it
     names resolved to their files (``attached``) as a submit's are."""
     before = await existing(SESSIONS, call, ports)
-    round_input = await attach_uploads(call.tenant, kind_named(before.kind), body.input, uploads)
+    kind = kind_named(before.kind)
+    resolved = kind.resolve(body.input) if kind.resolve is not None else body.input
+    round_input = await attach_uploads(call.tenant, kind, resolved, uploads)
     check_input(before.kind, round_input, faults, uploads_resolved=True)
     return await send(SESSIONS, call, msgspec.structs.replace(body, input=round_input), ports) or before
 

@@ -74,7 +74,9 @@ async def submit_job(
     uploads: UploadStore,
     presets: PresetRegistry,
 ) -> SubmitJobResult:
-    job_input = await attach_uploads(cmd.tenant, kind_named(cmd.kind), cmd.input, uploads)
+    kind = kind_named(cmd.kind)
+    resolved = kind.resolve(cmd.input) if kind.resolve is not None else cmd.input
+    job_input = await attach_uploads(cmd.tenant, kind, resolved, uploads)
     check_presets(check_input(cmd.kind, job_input, faults, uploads_resolved=True), presets)
     job_id = job_id_for(cmd.tenant, cmd.idempotency_key)
     if cmd.idempotency_key:

@@ -26,6 +26,7 @@ from atelier_contracts.runtime.progress import report_progress
 from atelier_provider_router.adapters.openai_errors import classify, from_exception, malformed
 from atelier_provider_router.app.matrix import ProviderConfig
 from atelier_provider_router.app.ports import (
+    SHOTS_ASK,
     Adapter,
     CallOptions,
     ErrorClass,
@@ -89,7 +90,8 @@ class OpenAICompatibleProvider:
             await self._client.aclose()
 
     async def generate_text(self, request: TextRequest, options: CallOptions) -> TextResult:
-        user = f'Write a story titled "{request.title}" about: {request.prompt}'
+        story = f'Write a story titled "{request.title}" about: {request.prompt}'
+        user = SHOTS_ASK + request.prompt if request.shots else story
         payload = {
             "model": options.model,
             "messages": [{"role": "system", "content": request.system}, {"role": "user", "content": user}],

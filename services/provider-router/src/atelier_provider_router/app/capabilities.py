@@ -19,6 +19,8 @@ from atelier_contracts.blobstore import BlobNotFound, BlobStore, BlobStoreUnavai
 from atelier_contracts.capabilities import StudioParams
 from atelier_contracts.common import Artifact, BlobRef, Usage
 from atelier_contracts.faults import FaultInjection
+from atelier_contracts.kinds.base import PlanInvalid
+from atelier_contracts.kinds.episode import parse_shots
 from atelier_contracts.kinds.studio import LOGO_STEP, ORIGINAL_STEP
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
 from atelier_contracts.sessions import SessionContext
@@ -250,6 +252,8 @@ def handlers(
         prompt, title, seed = _prompt(item)
         count = int(param(item, "count", 0)) if param(item, "format") == "list" else 0
         request = TextRequest(prompt=prompt, title=title, seed=seed)
+        if param(item, "format") == "shots":
+            return await shot_list(item, prompt, title, seed)
         if count:
             request = TextRequest(
                 prompt=f"List {count} distinct ideas, one per line, about: {prompt}",
@@ -271,10 +275,38 @@ def handlers(
         ref = await _store(blobs, routed, text.encode(), "text/markdown")
         return _done(routed, Artifact(name="story", kind="text", blob=ref, meta={"words": len(text.split())}))
 
+    async def shot_list(item: WorkItem, script: str, title: str, seed: int) -> WorkResult:
+        """A script as structured shots (``kinds.episode.ShotList``): the job plans from them
+        (``data``), and they are a file of the job. An answer that is no shot list fails the
+        attempt (another attempt or provider may do better), saying what was wrong."""
+        request = TextRequest(
+            prompt=script,
+            title=title,
+            seed=seed,
+            system="You are a storyboard artist. You answer with JSON only.",
+            max_tokens=4000,
+            shots=True,
+        )
+        routed = await router.call(
+            "text.generate", item, lambda p, o: p.generate_text(request, o), text_worst_case(request)
+        )
+        try:
+            shots = parse_shots(routed.result.text)
+        except PlanInvalid as exc:
+            raise WorkError(
+                "shots_invalid", str(exc), retryable=True, attempts=routed.attempts, alerts=routed.alerts
+            ) from None
+        listed = msgspec.to_builtins(shots)
+        body = msgspec.json.encode({"shots": listed})
+        ref = await _store(blobs, routed, body, "application/json")
+        artifact = Artifact(name="shots", kind="text", blob=ref, meta={"shots": len(shots)})
+        return replace(_done(routed, artifact), data={"shots": listed})
+
     async def image_generate(item: WorkItem) -> WorkResult:
         await simulate_faults(item, faults)
         prompt, title, seed = _prompt(item, blobs)
-        request = ImageRequest(prompt=prompt, title=title, seed=seed, size=int(item.params.get("size", 1024)))
+        size, look = int(item.params.get("size", 1024)), str(item.params.get("look", "plain"))
+        request = ImageRequest(prompt=prompt, title=title, seed=seed, size=size, look=look)
         routed = await router.call(
             "image.generate", item, lambda p, o: p.generate_image(request, o), image_worst_case(request.size)
         )

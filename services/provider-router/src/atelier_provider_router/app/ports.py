@@ -62,6 +62,14 @@ class CallOptions:
     """Sent where the provider's API accepts one, so a retry after a lost reply is not billed twice."""
 
 
+SHOTS_ASK = (  # what a chat model is asked for a shot list, before the script
+    'Break this script into shots. Answer JSON: {"shots": [{"description": what the shot shows, '
+    '"duration_s": seconds (0.5-30), "line": the dialogue or narration spoken over it, or "", '
+    '"move": one of zoom_in, zoom_out, pan_left, pan_right, pan_up, pan_down, static}]}, one shot '
+    "per beat of the script, in order.\n\nScript:\n"
+)
+
+
 @dataclass(frozen=True)
 class TextRequest:
     prompt: str
@@ -71,6 +79,8 @@ class TextRequest:
     max_tokens: int = 1200
     items: int = 0
     """Above 0: a list of this many items, one per line, instead of prose."""
+    shots: bool = False
+    """A shot list of the prompt (a script) as JSON, instead of prose (``SHOTS_ASK`` says how)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,8 @@ class ImageRequest:
     title: str
     seed: int = 0
     size: int = 1024
+    look: str = "plain"
+    """The offline painter's finish (a style's: cel, soft, sketch, ink); remote models read the prompt."""
 
 
 @dataclass(frozen=True)

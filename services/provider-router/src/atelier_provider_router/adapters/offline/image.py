@@ -15,7 +15,7 @@ import random
 import re
 from dataclasses import dataclass, replace
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 MODEL = "offline-painter-1"
 
@@ -72,7 +72,9 @@ THEMES: dict[str, frozenset[str]] = {
 _WORD = re.compile(r"[a-z]+")
 
 
-def render_illustration(prompt: str, title: str, seed: int = 0, size: int = 1024) -> bytes:
+def render_illustration(
+    prompt: str, title: str, seed: int = 0, size: int = 1024, look: str = "plain"
+) -> bytes:
     """Paint a ``size`` pixel square PNG for the prompt, titled on a banner; same inputs, same bytes."""
     if not 64 <= size <= 4096:
         raise ValueError(f"size must be between 64 and 4096 pixels, got {size}")
@@ -87,11 +89,37 @@ def render_illustration(prompt: str, title: str, seed: int = 0, size: int = 1024
         _sea(img, palette, horizon, rng)
     else:
         _hills(img, palette, horizon, rng)
+    img = finish(img, look)
     _banner(img, title)
     out = io.BytesIO()
     # Fixed options and no pnginfo: Pillow then writes no timestamp or text chunks.
     img.save(out, format="PNG", compress_level=6)
     return out.getvalue()
+
+
+def finish(img: Image.Image, look: str) -> Image.Image:
+    """A style's finish (``atelier_contracts.styles``): flat cel colours with dark outlines, soft
+    rendered light, pencil on paper, or ink washes; ``plain`` leaves the painting as it is."""
+    if look == "cel":
+        flat = ImageOps.posterize(img.filter(ImageFilter.ModeFilter(5)), 3)
+        edges = img.convert("L").filter(ImageFilter.FIND_EDGES).point(lambda v: 255 if v > 24 else 0)
+        return Image.composite(
+            Image.new("RGB", img.size, (28, 22, 30)), flat, edges.filter(ImageFilter.MaxFilter(3))
+        )
+    if look == "soft":
+        glow = img.filter(ImageFilter.GaussianBlur(max(2, img.width // 120)))
+        return ImageEnhance.Contrast(Image.blend(img, glow, 0.55)).enhance(1.1)
+    if look == "sketch":
+        lines = ImageOps.invert(img.convert("L").filter(ImageFilter.FIND_EDGES)).point(
+            lambda v: min(255, v + 30)
+        )
+        paper = Image.new("RGB", img.size, (246, 238, 222))
+        wash = Image.blend(paper, img, 0.35)
+        return ImageChops.multiply(wash, Image.merge("RGB", [lines] * 3))
+    if look == "ink":
+        grey = ImageOps.autocontrast(img.convert("L").filter(ImageFilter.GaussianBlur(1.5)))
+        return ImageOps.colorize(ImageOps.posterize(grey, 3), (24, 24, 28), (242, 236, 224))
+    return img
 
 
 def _theme(words: set[str], rng: random.Random) -> str:

@@ -31,7 +31,9 @@ class OfflineProvider:
     )
 
     async def generate_text(self, request: TextRequest, options: CallOptions) -> TextResult:
-        if request.items:
+        if request.shots:
+            story = await asyncio.to_thread(text.write_shots, request.prompt, request.seed)
+        elif request.items:
             story = await asyncio.to_thread(text.write_list, request.prompt, request.seed, request.items)
         else:
             story = await asyncio.to_thread(text.write_story, request.prompt, request.title, request.seed)
@@ -40,7 +42,7 @@ class OfflineProvider:
 
     async def generate_image(self, request: ImageRequest, options: CallOptions) -> MediaResult:
         data = await asyncio.to_thread(
-            image.render_illustration, request.prompt, request.title, request.seed, request.size
+            image.render_illustration, request.prompt, request.title, request.seed, request.size, request.look
         )
         return MediaResult(
             data=data,

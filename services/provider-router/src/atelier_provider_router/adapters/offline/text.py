@@ -380,3 +380,44 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 def _article(phrase: str) -> str:
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+_BEAT = re.compile(r"[^.!?\n]+(?:[.!?]+[\"\u201d\u2019']?|$)")
+_QUOTED = re.compile(r"[\"“]([^\"”]+)[\"”]")
+_MOVES = ("zoom_in", "pan_right", "zoom_out", "pan_left", "pan_up", "static", "pan_down")
+_FRAMINGS = ("wide shot of", "close-up of", "medium shot of", "over-the-shoulder view of", "low angle on")
+
+
+def write_shots(script: str, seed: int = 0) -> str:
+    """A script as a shot list, JSON ``{"shots": [...]}``: one shot per sentence (a beat), its
+    dialogue when it quotes someone (else the sentence as narration), a duration from how long
+    the line takes to say, a camera move and a framing that vary from shot to shot. The same
+    ``(script, seed)`` always gives the same list."""
+    beats = [b.strip() for b in _BEAT.findall(script) if b.strip(" .!?\"'")]
+    if not beats:
+        raise ValueError("the script has no sentence to film")
+    rng = random.Random(
+        int.from_bytes(hashlib.sha256(json.dumps([script, seed]).encode()).digest()[:8], "big")
+    )
+    offset = rng.randrange(len(_MOVES))
+    shots = []
+    setting = ""
+    for i, beat in enumerate(beats[:48]):
+        quoted = _QUOTED.search(beat)
+        line = quoted[1].strip(" ,") if quoted else beat
+        words = len(line.split())
+        duration = min(max(round((1.2 + words * 0.38) * 2) / 2, 2.0), 8.0)  # half seconds, 2-8 s
+        scene = _QUOTED.sub("", beat).strip(" ,.") or beat
+        if quoted and setting:  # who speaks, where the narration last left us
+            scene = f"{setting}, as {scene}"
+        elif not quoted:
+            setting = scene
+        shots.append(
+            {
+                "description": f"{_FRAMINGS[(i + offset) % len(_FRAMINGS)]} {scene}",
+                "duration_s": duration,
+                "line": line,
+                "move": _MOVES[(i + offset) % len(_MOVES)],
+            }
+        )
+    return json.dumps({"shots": shots}, ensure_ascii=False)

@@ -1,0 +1,90 @@
+"""An anime episode through the services: a 12-sentence script becomes a shot list (its length
+from the script), every shot an image in the episode's style, a clip of it and its spoken line,
+and one composited MP4 checked with PyAV — its duration the sum of the shots' to the frame,
+audio, and a subtitle track whose cues are the lines — then the episode's package."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any
+
+import av
+import httpx
+import pytest
+
+from atelier_devstack.stack import Stack
+from tests.e2e.client import step_successes, wait_terminal
+
+pytestmark = pytest.mark.e2e
+
+SCRIPT = (
+    "Mika wakes before dawn in the harbour town. "
+    '"Today the lantern boat sails," she whispers. '
+    "She runs down the hill past the sleeping shops. "
+    "The old fisherman is already untying the ropes. "
+    '"You are late, little one," he laughs. '
+    "The boat slides out over the silver water. "
+    "Lanterns bob on the waves like fallen stars. "
+    "A great whale rises beside the boat. "
+    '"Do not be afraid," says the fisherman. '
+    "Mika reaches out and touches the whale's cool skin. "
+    "The whale sings and dives into the deep. "
+    "At sunrise the whole town cheers from the shore."
+)
+
+
+def episode_job(client: httpx.Client, **extra: Any) -> str:
+    body = {
+        "kind": "episode",
+        "title": "The Lantern Boat",
+        "input": {"script": SCRIPT, "style": "anime", "width": 320, "height": 180, **extra},
+    }
+    response = client.post("/v1/jobs", json=body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def test_a_twelve_shot_episode_from_a_script(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+        job = wait_terminal(client, episode_job(client), within=300)
+        assert job["status"] == "succeeded", job
+        assets = {a["step"]: a for a in job["assets"] if a["step"] != "package"}
+        shotlist = json.loads(client.get(assets["shotlist"]["url"]).content)["shots"]
+        assert len(shotlist) == 12, "one shot per sentence of the script"
+        assert job["input"]["look"]["look"] == "cel", "the style preset's look, fixed at submission"
+        successes = step_successes(client, job["id"])
+        for i in range(1, 13):
+            assert (
+                successes[f"image_{i:03d}"] == successes[f"clip_{i:03d}"] == successes[f"voice_{i:03d}"] == 1
+            )
+        images = {a["url"].split("?")[0] for s, a in assets.items() if s.startswith("image_")}
+        assert len(images) == 12, "shots that differ"
+
+        data = client.get(assets["composite"]["url"]).content
+        frames = sum(round(s["duration_s"] * 24) for s in shotlist)
+        with av.open(io.BytesIO(data)) as container:
+            kinds = {s.type: s.codec_context.name for s in container.streams}
+            assert kinds == {"video": "h264", "audio": "aac", "subtitle": "mov_text"}
+            assert sum(1 for _ in container.decode(video=0)) == frames, "to the frame"
+            container.seek(0)
+            cues = [
+                bytes(p)[2:].decode() for p in container.demux(container.streams.subtitles[0]) if p.size > 2
+            ]
+        assert cues == [s["line"] for s in shotlist]
+        assert cues[1] == "Today the lantern boat sails", "dialogue is the quoted words"
+
+        [package] = [a for a in job["assets"] if a["step"] == "package"]
+        with zipfile.ZipFile(io.BytesIO(client.get(package["url"]).content)) as zf:
+            names = zf.namelist()
+            assert zf.testzip() is None, "every member's checksum is right"
+        assert sum(1 for n in names if n.endswith(".mp4")) >= 13, "the episode and every clip"
+
+
+def test_an_unknown_style_is_refused_at_the_door(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+        r = client.post("/v1/jobs", json={"kind": "episode", "input": {"script": "A cat.", "style": "oil"}})
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "validation_failed"
+        assert "anime" in r.text, "the refusal names the styles there are"

@@ -1,0 +1,120 @@
+"""The episode kind: a model's shot list read or refused, the fan-out it plans, the style fixed
+at the door; the offline storyboard artist's shot list."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+
+from atelier_contracts.kinds import KINDS
+from atelier_contracts.kinds.base import InvalidInput, PlanInvalid
+from atelier_contracts.kinds.episode import EpisodeInput, ShotList, parse_shots, resolve, shots
+from atelier_contracts.styles import STYLES, parse_styles
+from atelier_provider_router.adapters.offline.text import write_shots
+
+KIND = KINDS["episode"]
+SHOT = {"description": "a whale rises", "duration_s": 2.5, "line": "Look!", "move": "pan_up"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        json.dumps({"shots": [SHOT]}),
+        "```json\n" + json.dumps({"shots": [SHOT]}) + "\n```",
+        "Here is your shot list:\n" + json.dumps([SHOT]) + "\nEnjoy!",
+    ],
+    ids=["json", "fenced", "bare list in prose"],
+)
+def test_a_shot_list_is_read_from_what_models_answer(answer: str) -> None:
+    [shot] = parse_shots(answer)
+    assert (shot.description, shot.duration_s, shot.line, shot.move) == (
+        "a whale rises",
+        2.5,
+        "Look!",
+        "pan_up",
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ("Once upon a time there was a whale.", "no JSON"),
+        ('{"shots": [{"description": "x", "duration_s": 2}', "not JSON"),
+        ('{"shots": []}', "not a shot list"),
+        ('{"shots": [{"description": "x", "duration_s": 99}]}', "not a shot list"),
+        ('{"shots": [{"description": "x", "duration_s": 2, "move": "dolly_zoom"}]}', "not a shot list"),
+    ],
+)
+def test_what_is_no_shot_list_is_refused_saying_why(answer: str, said: str) -> None:
+    with pytest.raises(PlanInvalid, match=said):
+        parse_shots(answer)
+
+
+def episode(**extra: object) -> EpisodeInput:
+    raw = resolve({"script": "A whale. A boat.", "style": "ink-wash", **extra})
+    return KIND.parse(raw)
+
+
+def test_the_door_fixes_the_style_so_a_plan_made_again_is_the_same() -> None:
+    fixed = episode()
+    assert fixed.look == STYLES.current()["ink-wash"]
+    assert resolve({"script": "x", "look": {"label": "mine", "look": "soft"}})["look"]["label"] == "mine"
+    with pytest.raises(InvalidInput, match="no style 'oil'"):
+        KIND.parse(resolve({"script": "x", "style": "oil"}))
+
+
+def test_the_shots_plan_an_image_a_clip_and_a_voice_each_then_the_composite() -> None:
+    listed = msgspec.to_builtins(ShotList(shots=parse_shots(json.dumps([SHOT] * 3))))
+    plan = shots(episode(), listed)
+    names = [s.name for s in plan.steps]
+    assert names == [
+        "image_001", "clip_001", "voice_001",
+        "image_002", "clip_002", "voice_002",
+        "image_003", "clip_003", "voice_003",
+        "composite",
+    ]  # fmt: skip
+    by_name = {s.name: s for s in plan.steps}
+    assert by_name["clip_002"].needs == ("image_002",)
+    assert by_name["image_001"].params["prompt"].startswith("East Asian ink wash painting")
+    assert by_name["image_001"].params["look"] == "ink"
+    assert [e["clip"] for e in by_name["composite"].params["shots"]] == ["clip_001", "clip_002", "clip_003"]
+    assert plan.width == 3
+    assert plan.needs["package"][-1] == "composite"
+
+
+def test_with_review_no_clip_is_filmed_before_the_verdict() -> None:
+    listed = {"shots": [SHOT, SHOT]}
+    plan = shots(episode(review="manual"), listed)
+    by_name = {s.name: s for s in plan.steps}
+    assert by_name["clip_001"].needs == ("image_001", "review")
+    assert plan.needs["review"] == ("image_001", "image_002")
+    steps = {s.name: s for s in KIND.steps(resolve({"script": "A whale.", "review": "manual"}))}
+    assert steps["review"].review is not None
+    assert steps["review"].review.keeps == ("shotlist",)
+
+
+def test_a_shot_list_that_is_not_one_is_plan_invalid() -> None:
+    with pytest.raises(PlanInvalid):
+        shots(episode(), {"shots": "twelve"})
+
+
+def test_the_offline_storyboard_is_one_shot_per_sentence_the_same_every_time() -> None:
+    script = 'Mika wakes. "Hurry," says Grandpa. The boat sails at dawn!'
+    first = write_shots(script, seed=1)
+    assert first == write_shots(script, seed=1)
+    listed = parse_shots(first)
+    assert [s.line for s in listed] == ["Mika wakes.", "Hurry", "The boat sails at dawn!"]
+    assert len({s.move for s in listed}) == 3
+    assert all(2.0 <= s.duration_s <= 8.0 and s.duration_s * 2 == int(s.duration_s * 2) for s in listed)
+    with pytest.raises(ValueError, match="no sentence"):
+        write_shots("   ...  ")
+
+
+def test_a_styles_file_is_checked() -> None:
+    assert {"anime", "3d", "hand-drawn", "ink-wash"} <= set(STYLES.current())
+    with pytest.raises(ValueError, match="invalid"):
+        parse_styles('{"Anime!": {"label": "x"}}')
+    with pytest.raises(ValueError, match="no style"):
+        parse_styles("{}")
