@@ -88,3 +88,50 @@ def test_an_unknown_style_is_refused_at_the_door(stack: Stack) -> None:
         assert r.status_code == 422, r.text
         assert r.json()["code"] == "validation_failed"
         assert "anime" in r.text, "the refusal names the styles there are"
+
+
+def test_a_project_renders_its_episodes_in_its_style_on_its_budget(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+        r = client.post("/v1/projects", json={"name": "Harbour Tales", "style": "ink-wash", "budget_usd": 5})
+        assert r.status_code == 201, r.text
+        project = r.json()
+        pid = project["id"]
+        assert (
+            client.post("/v1/projects", json={"name": "x", "style": "oil"}).json()["code"]
+            == "validation_failed"
+        )
+        r = client.post(
+            f"/v1/projects/{pid}/episodes",
+            json={"title": "Fog", "script": 'Fog rolls in. "Ring the bell," says Mika. The bell rings.'},
+        )
+        assert r.status_code == 201, r.text
+        eid = r.json()["id"]
+        rendered = client.post(f"/v1/projects/{pid}/episodes/{eid}/render")
+        assert rendered.status_code == 202, rendered.text
+        job = wait_terminal(client, rendered.json()["id"], within=120)
+        assert job["status"] == "succeeded", job
+        assert job["input"]["look"]["look"] == "ink"
+        assert job["input"]["project"] == pid
+
+        episode = client.get(f"/v1/projects/{pid}/episodes/{eid}").json()
+        assert episode["job"]["status"] == "succeeded"
+        assert any(a["step"] == "composite" for a in episode["job"]["assets"])
+        usage = client.get(f"/v1/projects/{pid}").json()["usage"]
+        assert usage["calls"] == 1 + 3 * 3, "the shot list, then per shot an image, a clip and a voice"
+        assert usage["units"]["images"] == 3
+        assert usage["units"]["video_seconds"] == sum(s["duration_s"] for s in job_shots(client, job))
+        budgets = {b["project"]: b for b in client.get("/v1/budgets").json()["items"]}
+        assert budgets[pid]["limit_usd"] == 5
+
+        assert client.patch(f"/v1/projects/{pid}", json={"review": "auto"}).json()["review"] == "auto"
+        assert [p["id"] for p in client.get("/v1/projects").json()["items"]] == [pid]
+        assert client.delete(f"/v1/projects/{pid}/episodes/{eid}").status_code == 204
+        gone = client.get(f"/v1/projects/{pid}/episodes/{eid}")
+        assert (gone.status_code, gone.json()["code"]) == (404, "episode_not_found")
+        assert client.delete(f"/v1/projects/{pid}").status_code == 204
+        assert client.get(f"/v1/projects/{pid}").json()["code"] == "project_not_found"
+
+
+def job_shots(client: httpx.Client, job: dict[str, Any]) -> list[dict[str, Any]]:
+    [shotlist] = [a for a in job["assets"] if a["step"] == "shotlist"]
+    return list(json.loads(client.get(shotlist["url"]).content)["shots"])

@@ -13,6 +13,8 @@ ERROR_CODES: dict[str, str] = {
     "round_not_found": "The session has no round of that number (rounds count from 1).",
     "candidate_not_found": "The round produced no candidate with that asset id.",
     "session_closed": "The session is closed: it takes no more rounds or changes.",
+    "project_not_found": "No project with this id is visible to the caller.",
+    "episode_not_found": "The project has no episode with this id.",
     "template_not_found": "No saved studio template of that name (GET /v1/studio/templates).",
     "chip_not_found": "No prompt chip of that name for this operation (GET /v1/studio/chips).",
     "platform_not_found": "No marketplace platform of that name (GET /v1/studio/platforms).",

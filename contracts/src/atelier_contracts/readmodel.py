@@ -192,6 +192,35 @@ studio_templates = sa.Table(
 )
 """A tenant's saved studio prompts ("my white-shoe look"), written by the gateway."""
 
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("style", sa.String(48), nullable=False),
+    sa.Column("review", sa.String(16), nullable=False),
+    sa.Column("budget_usd", sa.Float, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_projects_tenant_created", "tenant", "created_at"),
+)
+episodes = sa.Table(
+    "episodes",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("script", sa.Text, nullable=False),
+    sa.Column("job_id", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_episodes_project", "project_id", "created_at"),
+)
+"""The anime studio's projects (a style, a review mode, a budget) and their episodes (a script, the
+job that rendered it last), written by the gateway."""
+
 webhook_endpoints = sa.Table(
     "webhook_endpoints",
     metadata,

@@ -30,6 +30,7 @@ from atelier_gateway.adapters.gallery import SqlGallery
 from atelier_gateway.adapters.idempotency import SqlIdempotencyStore
 from atelier_gateway.adapters.job_search import SqlJobSearch
 from atelier_gateway.adapters.joblog import JetStreamJobLog
+from atelier_gateway.adapters.projects import SqlProjects
 from atelier_gateway.adapters.publisher import JetStreamCommandPublisher
 from atelier_gateway.adapters.readmodel import SqlJobReader
 from atelier_gateway.adapters.signer import HmacUrlSigner
@@ -55,6 +56,7 @@ from atelier_gateway.app.ports import (
     UploadStore,
     UrlSigner,
 )
+from atelier_gateway.app.projects import Projects
 from atelier_gateway.app.studio import Templates
 from atelier_gateway.app.webhook_dispatch import WebhookDispatch
 from atelier_gateway.app.webhooks import Destinations, RetryPolicy
@@ -91,6 +93,7 @@ class Deps:
     presets: PresetRegistry
     studio: StudioCatalog
     studio_templates: Templates
+    projects: Projects
     audio_cache: KvAudioCache
     feeds: LogFeeds
     webhooks: SqlWebhooks
@@ -161,6 +164,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             presets=PresetRegistry.from_env(),
             studio=StudioCatalog.from_env(),
             studio_templates=SqlStudioTemplates(engine),
+            projects=SqlProjects(engine),
             audio_cache=KvAudioCache(lambda: audio_cache(js)),
             feeds=feeds,
             webhooks=webhooks,

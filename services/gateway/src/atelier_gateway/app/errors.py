@@ -260,3 +260,11 @@ class RefineOneChange(AppError):
 
 class TemplateNotFound(AppError):
     code = "template_not_found"
+
+
+class ProjectNotFound(AppError):
+    code = "project_not_found"
+
+
+class EpisodeNotFound(AppError):
+    code = "episode_not_found"

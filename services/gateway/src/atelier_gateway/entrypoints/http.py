@@ -30,10 +30,12 @@ from atelier_gateway.entrypoints import (
     package,
     presets,
     problems,
+    projects,
     schedules,
     sessions,
     streams,
     studio,
+    styles,
     tags,
     uploads,
     webhooks,
@@ -118,6 +120,8 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(sessions.router)
     app.include_router(studio.router)
     app.include_router(gallery.router)
+    app.include_router(projects.router)
+    app.include_router(styles.router)
     app.include_router(schedules.router)
     app.include_router(uploads.router)
     app.include_router(presets.router)

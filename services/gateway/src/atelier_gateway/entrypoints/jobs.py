@@ -28,7 +28,8 @@ from atelier_gateway.entrypoints.schemas import Job, JobEvents, SubmitJobBody
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=IdempotentRoute)
 
 
-def _job(request: Request, deps: Deps, job: JobView) -> Job:
+def job_out(request: Request, deps: Deps, job: JobView) -> Job:
+    """A job as the API answers it, with signed links to its files."""
     details = JobDetails(job=job, assets=job_assets(job, deps.signer, deps.clock()))
     return render.job(details, render.file_urls(request))
 
@@ -47,7 +48,7 @@ async def _submitted_already(request: Request, key: IdempotentRequest) -> Respon
     )
     if job is None:
         return None
-    body = _job(request, deps, job).model_dump(mode="json")
+    body = job_out(request, deps, job).model_dump(mode="json")
     return JSONResponse(body, status_code=202, headers={"Location": render.job_path(job.id)})
 
 
@@ -90,7 +91,7 @@ async def submit(body: SubmitJobBody, request: Request, response: Response, deps
         presets=deps.presets,
     )
     response.headers["Location"] = render.job_path(result.job.id)
-    return _job(request, deps, result.job)
+    return job_out(request, deps, result.job)
 
 
 @router.get(

@@ -1,0 +1,278 @@
+"""The anime studio's projects and episodes over HTTP.
+
+A project has a style preset, a review mode and a budget (the router's: an alert, then refusals;
+``docs/providers.md``); its episodes have scripts. ``POST …/episodes/{id}/render`` submits the
+episode as an ``episode`` job, in the project's style and review mode, counted toward the project
+— followed like any job, and shown on the episode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from atelier_contracts import ids
+from atelier_contracts.budgets import BudgetLimit
+from atelier_contracts.styles import STYLES
+from atelier_gateway.app.errors import EpisodeNotFound, InputInvalid, ProjectNotFound
+from atelier_gateway.app.get_job import get_job
+from atelier_gateway.app.projects import Episode, Project, changed, episode_input
+from atelier_gateway.app.submit_job import SubmitJobInput, submit_job
+from atelier_gateway.bootstrap import Deps
+from atelier_gateway.entrypoints import render
+from atelier_gateway.entrypoints.context import current_request_id
+from atelier_gateway.entrypoints.deps import DepsDep
+from atelier_gateway.entrypoints.idempotency import IdempotentRoute, idempotent_request
+from atelier_gateway.entrypoints.jobs import job_out
+from atelier_gateway.entrypoints.problems import problem_responses
+
+router = APIRouter(prefix="/v1/projects", tags=["projects"], route_class=IdempotentRoute)
+_ANSWERS: dict[int | str, dict[str, Any]] = problem_responses(404, 422, 500, 503)
+Review = Literal["none", "manual", "auto", "both"]
+
+
+class ProjectBody(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    style: str = Field("anime", max_length=48, description="A style preset (GET /v1/styles).")
+    review: Review = "none"
+    budget_usd: float | None = Field(None, gt=0, le=1e9, description="Per calendar month (UTC).")
+
+
+class ProjectPatch(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    style: str | None = Field(None, max_length=48)
+    review: Review | None = None
+    budget_usd: float | None = Field(None, gt=0, le=1e9)
+
+
+class EpisodeBody(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    script: str = Field(min_length=1, max_length=20000)
+
+
+class EpisodePatch(BaseModel):
+    title: str | None = Field(None, min_length=1, max_length=200)
+    script: str | None = Field(None, min_length=1, max_length=20000)
+
+
+def _style_known(style: str | None) -> None:
+    if style is not None and style not in STYLES.current():
+        known = ", ".join(sorted(STYLES.current()))
+        raise InputInvalid(
+            [{"loc": ["body", "style"], "msg": f"one of {known}", "type": "enum"}], f"No style {style!r}."
+        )
+
+
+def _project_out(p: Project, usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": p.id,
+        "name": p.name,
+        "style": p.style,
+        "review": p.review,
+        "budget_usd": p.budget_usd,
+        "created_at": p.created_at.isoformat(),
+        "updated_at": p.updated_at.isoformat(),
+    }
+    if usage is not None:
+        out["usage"] = usage
+    return out
+
+
+def _episode_out(e: Episode, job: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "project_id": e.project_id,
+        "title": e.title,
+        "script": e.script,
+        "job_id": e.job_id,
+        "job": job,
+        "created_at": e.created_at.isoformat(),
+        "updated_at": e.updated_at.isoformat(),
+    }
+
+
+async def _project(deps: Deps, project_id: str) -> Project:
+    found = await deps.projects.project(deps.settings.tenant, project_id)
+    if found is None:
+        raise ProjectNotFound(f"No project {project_id!r}.")
+    return found
+
+
+async def _episode(deps: Deps, project_id: str, episode_id: str) -> Episode:
+    found = await deps.projects.episode(deps.settings.tenant, project_id, episode_id)
+    if found is None:
+        raise EpisodeNotFound(f"Project {project_id!r} has no episode {episode_id!r}.")
+    return found
+
+
+async def _budget(deps: Deps, project: Project) -> None:
+    if project.budget_usd is not None:
+        await deps.budgets.put(deps.settings.tenant, project.id, BudgetLimit(limit_usd=project.budget_usd))
+
+
+async def _usage(deps: Deps, project_id: str) -> dict[str, Any]:
+    groups = await deps.analytics.usage(deps.settings.tenant, None, None, "project")
+    mine = next((g for g in groups if g["project"] == project_id), None)
+    return {k: v for k, v in (mine or {"calls": 0, "cost_usd": 0.0, "units": {}}).items() if k != "project"}
+
+
+def _new_id(prefix: str, request: Request, deps: Deps) -> str:
+    keyed = idempotent_request(request)
+    return (
+        ids.derived_id(prefix, deps.settings.tenant, keyed.key)
+        if keyed
+        else f"{prefix}_{ids.uuid7().replace('-', '')}"
+    )
+
+
+@router.post("", status_code=201, summary="Create a project", responses=_ANSWERS)
+async def create_project(body: ProjectBody, request: Request, deps: DepsDep) -> dict[str, Any]:
+    _style_known(body.style)
+    now = deps.clock()
+    project = Project(
+        id=_new_id("prj", request, deps),
+        name=body.name,
+        style=body.style,
+        review=body.review,
+        budget_usd=body.budget_usd,
+        created_at=now,
+        updated_at=now,
+    )
+    await deps.projects.put_project(deps.settings.tenant, project)
+    await _budget(deps, project)
+    return _project_out(project)
+
+
+@router.get("", summary="List projects, newest first", responses=_ANSWERS)
+async def list_projects(deps: DepsDep) -> dict[str, Any]:
+    return {"items": [_project_out(p) for p in await deps.projects.projects(deps.settings.tenant)]}
+
+
+@router.get("/{project_id}", summary="Read a project, with its usage", responses=_ANSWERS)
+async def read_project(project_id: str, deps: DepsDep) -> dict[str, Any]:
+    return _project_out(await _project(deps, project_id), await _usage(deps, project_id))
+
+
+@router.patch("/{project_id}", summary="Change a project", responses=_ANSWERS)
+async def update_project(project_id: str, body: ProjectPatch, deps: DepsDep) -> dict[str, Any]:
+    _style_known(body.style)
+    project = changed(await _project(deps, project_id), deps.clock(), **body.model_dump(exclude_none=True))
+    await deps.projects.put_project(deps.settings.tenant, project)
+    await _budget(deps, project)
+    return _project_out(project)
+
+
+@router.delete(
+    "/{project_id}", status_code=204, summary="Delete a project and its episodes", responses=_ANSWERS
+)
+async def delete_project(project_id: str, deps: DepsDep) -> Response:
+    if not await deps.projects.delete_project(deps.settings.tenant, project_id):
+        raise ProjectNotFound(f"No project {project_id!r}.")
+    return Response(status_code=204)
+
+
+@router.post("/{project_id}/episodes", status_code=201, summary="Add an episode", responses=_ANSWERS)
+async def create_episode(
+    project_id: str, body: EpisodeBody, request: Request, deps: DepsDep
+) -> dict[str, Any]:
+    await _project(deps, project_id)
+    now = deps.clock()
+    episode = Episode(
+        id=_new_id("epi", request, deps),
+        project_id=project_id,
+        title=body.title,
+        script=body.script,
+        job_id=None,
+        created_at=now,
+        updated_at=now,
+    )
+    await deps.projects.put_episode(deps.settings.tenant, episode)
+    return _episode_out(episode)
+
+
+@router.get("/{project_id}/episodes", summary="A project's episodes", responses=_ANSWERS)
+async def list_episodes(project_id: str, deps: DepsDep) -> dict[str, Any]:
+    await _project(deps, project_id)
+    return {
+        "items": [_episode_out(e) for e in await deps.projects.episodes(deps.settings.tenant, project_id)]
+    }
+
+
+@router.get(
+    "/{project_id}/episodes/{episode_id}", summary="Read an episode and its last render", responses=_ANSWERS
+)
+async def read_episode(project_id: str, episode_id: str, request: Request, deps: DepsDep) -> dict[str, Any]:
+    episode = await _episode(deps, project_id, episode_id)
+    job = None
+    if episode.job_id is not None:
+        details = await get_job(
+            deps.settings.tenant,
+            episode.job_id,
+            reader=deps.reader,
+            joblog=deps.joblog,
+            signer=deps.signer,
+            now=deps.clock(),
+            wait_s=deps.settings.read_wait_s,
+        )
+        job = render.job(details, render.file_urls(request)).model_dump(mode="json", by_alias=True)
+    return _episode_out(episode, job)
+
+
+@router.patch("/{project_id}/episodes/{episode_id}", summary="Change an episode", responses=_ANSWERS)
+async def update_episode(
+    project_id: str, episode_id: str, body: EpisodePatch, deps: DepsDep
+) -> dict[str, Any]:
+    episode = await _episode(deps, project_id, episode_id)
+    fields: dict[str, Any] = body.model_dump(exclude_none=True)
+    episode = Episode(**{**episode.__dict__, **fields, "updated_at": deps.clock()})
+    await deps.projects.put_episode(deps.settings.tenant, episode)
+    return _episode_out(episode)
+
+
+@router.delete(
+    "/{project_id}/episodes/{episode_id}", status_code=204, summary="Delete an episode", responses=_ANSWERS
+)
+async def delete_episode(project_id: str, episode_id: str, deps: DepsDep) -> Response:
+    if not await deps.projects.delete_episode(deps.settings.tenant, project_id, episode_id):
+        raise EpisodeNotFound(f"Project {project_id!r} has no episode {episode_id!r}.")
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{project_id}/episodes/{episode_id}/render",
+    status_code=202,
+    summary="Render an episode: an episode job in the project's style and review mode",
+    responses=_ANSWERS,
+)
+async def render_episode(
+    project_id: str, episode_id: str, request: Request, response: Response, deps: DepsDep
+) -> Any:
+    project = await _project(deps, project_id)
+    episode = await _episode(deps, project_id, episode_id)
+    keyed = idempotent_request(request)
+    result = await submit_job(
+        SubmitJobInput(
+            tenant=deps.settings.tenant,
+            request_id=current_request_id(),
+            kind="episode",
+            title=f"{project.name}: {episode.title}"[:200],
+            input=episode_input(project, episode),
+            idempotency_key=keyed.key if keyed else None,
+            request_hash=keyed.request_hash if keyed else "",
+        ),
+        publisher=deps.publisher,
+        reader=deps.reader,
+        joblog=deps.joblog,
+        clock=deps.clock,
+        wait_s=deps.settings.submit_wait_s,
+        read_wait_s=deps.settings.read_wait_s,
+        faults=deps.settings.faults,
+        uploads=deps.uploads,
+        presets=deps.presets,
+    )
+    rendered = Episode(**{**episode.__dict__, "job_id": result.job.id, "updated_at": deps.clock()})
+    await deps.projects.put_episode(deps.settings.tenant, rendered)
+    response.headers["Location"] = render.job_path(result.job.id)
+    return job_out(request, deps, result.job)
