@@ -16,6 +16,7 @@ import pytest
 
 from atelier_devstack.stack import Stack
 from tests.e2e.client import step_successes, wait_terminal
+from tests.support import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -135,3 +136,51 @@ def test_a_project_renders_its_episodes_in_its_style_on_its_budget(stack: Stack)
 def job_shots(client: httpx.Client, job: dict[str, Any]) -> list[dict[str, Any]]:
     [shotlist] = [a for a in job["assets"] if a["step"] == "shotlist"]
     return list(json.loads(client.get(shotlist["url"]).content)["shots"])
+
+
+def test_shot_images_wait_for_review_and_a_rejection_draws_them_again(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+        pid = client.post(
+            "/v1/projects", json={"name": "Reviewed", "style": "3d", "review": "manual"}
+        ).json()["id"]
+        eid = client.post(
+            f"/v1/projects/{pid}/episodes",
+            json={"title": "Two", "script": "A whale sings. The boat listens."},
+        ).json()["id"]
+        job_id = client.post(f"/v1/projects/{pid}/episodes/{eid}/render").json()["id"]
+        review = f"/v1/jobs/{job_id}/steps/review/review"
+
+        def waiting() -> dict[str, Any] | None:
+            job = client.get(f"/v1/jobs/{job_id}").json()
+            return job if job["status"] == "awaiting_review" else None
+
+        first = eventually_sync(waiting, within=60)
+        steps = {s["name"]: s["status"] for s in first["steps"]}
+        assert steps["image_001"] == steps["image_002"] == "succeeded"
+        assert steps["clip_001"] == steps["clip_002"] == "pending", "no clip before the verdict"
+        r = client.post(review, json={"verdict": "reject", "feedback": "more sunlight", "reviewer": "kai"})
+        assert r.status_code == 202, r.text
+        eventually_sync(waiting, within=60)
+        r = client.post(review, json={"verdict": "approve", "reviewer": "kai"})
+        assert r.status_code == 202, r.text
+        job = wait_terminal(client, job_id, within=120)
+        assert job["status"] == "succeeded", job
+
+        events = client.get(f"/v1/jobs/{job_id}/events", params={"limit": 1000}).json()["events"]
+        drawn = [
+            e["data"] for e in events if e["type"] == "step_dispatched" and e["data"]["step"] == "image_001"
+        ]
+        assert [d["params"].get("feedback") for d in drawn] == [None, "more sunlight"]
+        filmed = [e for e in events if e["type"] == "step_dispatched" and e["data"]["step"] == "clip_001"]
+        [approved] = [
+            i
+            for i, e in enumerate(events)
+            if e["type"] == "step_reviewed" and e["data"].get("verdict") == "approve"
+        ]
+        assert len(filmed) == 1, "filmed once"
+        assert events.index(filmed[0]) > approved, "after the approval"
+        records = client.get(f"/v1/projects/{pid}/episodes/{eid}").json()["job"]["reviews"]
+        assert [(v["round"], v["verdict"], v["feedback"], v["reviewer"]) for v in records] == [
+            (1, "reject", "more sunlight", "kai"),
+            (2, "approve", "", "kai"),
+        ]
