@@ -8,11 +8,13 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections import Counter
 from typing import Any
 
 import av
 import httpx
 import pytest
+from httpx_sse import connect_sse
 
 from atelier_devstack.stack import Stack
 from tests.e2e.client import step_successes, wait_terminal
@@ -184,3 +186,61 @@ def test_shot_images_wait_for_review_and_a_rejection_draws_them_again(stack: Sta
             (1, "reject", "more sunlight", "kai"),
             (2, "approve", "", "kai"),
         ]
+
+
+def all_events(client: httpx.Client, job_id: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 1000}
+    while True:
+        page = client.get(f"/v1/jobs/{job_id}/events", params=params).json()
+        events += page["events"]
+        if not page.get("next"):
+            return events
+        params["after"] = page["next"]
+
+
+def calls_per_attempt(client: httpx.Client, job_id: str) -> Counter[tuple[str, int]]:
+    events = all_events(client, job_id)
+    return Counter(
+        (e["data"]["step"], e["data"]["attempt"])
+        for e in events
+        if e["type"] == "provider_called" and e["data"]["call"]["outcome"] == "succeeded"
+    )
+
+
+def test_the_orchestrator_killed_during_the_fan_out_and_export_during_the_composite(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+        job_id = episode_job(client, width=640, height=360)
+
+        def fanned_out() -> dict[str, Any] | None:
+            job = client.get(f"/v1/jobs/{job_id}").json()
+            planned = [s for s in job["steps"] if s["name"].startswith("clip_")]
+            done = [s for s in planned if s["status"] == "succeeded"]
+            return job if planned and len(done) < len(planned) else None
+
+        eventually_sync(fanned_out, within=120, every=0.05)
+        stack.kill("orchestrator")  # the shots half made
+        stack.restart("orchestrator")
+
+        ticks = []
+        with connect_sse(client, "GET", f"/v1/jobs/{job_id}/stream") as source:
+            for sse in source.iter_sse():
+                if sse.event == "progress" and json.loads(sse.data)["step"] == "composite":
+                    ticks.append(json.loads(sse.data))
+                    break
+        assert 0 < ticks[0]["fraction"] < 1
+        stack.kill("export")  # while it encodes
+        stack.restart("export")
+
+        job = wait_terminal(client, job_id, within=300)
+        assert job["status"] == "succeeded", job
+        successes = step_successes(client, job_id)
+        assert set(successes.values()) == {1}, "every step recorded once"
+        assert len([s for s in successes if s.startswith("clip_")]) == 12
+        made = calls_per_attempt(client, job_id)
+        assert set(made.values()) == {1}, "no attempt billed twice"
+        shots = job_shots(client, job)
+        data = client.get(next(a["url"] for a in job["assets"] if a["step"] == "composite")).content
+        with av.open(io.BytesIO(data)) as container:
+            frames = sum(1 for _ in container.decode(video=0))
+        assert frames == sum(round(s["duration_s"] * 24) for s in shots)
