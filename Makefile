@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python -m bench.progress
 	$(BIN)/python -m bench.streams
 	$(BIN)/python -m bench.faststream_seam
+	$(BIN)/python -m bench.episode
 
 fmt: install
 	$(BIN)/ruff format .

@@ -83,3 +83,10 @@ def test_the_streams_benchmark_runs() -> None:
 def test_the_faststream_seam_benchmark_runs() -> None:
     out = run_bench("bench.faststream_seam", BENCH_MESSAGES="50")
     assert "FastStream, nack on error, pull batch 16" in out, out
+
+
+def test_the_episode_benchmark_runs() -> None:
+    out = run_bench(
+        "bench.episode", BENCH_EPISODE_SIZE="160x90", BENCH_EPISODE_RUNS="1", BENCH_EPISODE_REPLICAS="0"
+    )
+    assert "one of each service: wall" in out

@@ -1,0 +1,112 @@
+"""A 12-shot episode end to end on the offline providers: the wall time from submit to the MP4,
+how much of the work is encoding (the clips' H.264 in the offline camera, the composite), and
+the same with a second replica of the services that encode (the router's camera, media, export).
+
+    .venv/bin/python -m bench.episode
+    BENCH_EPISODE_SIZE=640x360 BENCH_EPISODE_RUNS=2 BENCH_EPISODE_REPLICAS=0,1  (the defaults)
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from atelier_devstack.stack import Stack
+
+SCRIPT = (
+    "Mika wakes before dawn in the harbour town. "
+    '"Today the lantern boat sails," she whispers. '
+    "She runs down the hill past the sleeping shops. "
+    "The old fisherman is already untying the ropes. "
+    '"You are late, little one," he laughs. '
+    "The boat slides out over the silver water. "
+    "Lanterns bob on the waves like fallen stars. "
+    "A great whale rises beside the boat. "
+    '"Do not be afraid," says the fisherman. '
+    "Mika reaches out and touches the whale's cool skin. "
+    "The whale sings and dives into the deep. "
+    "At sunrise the whole town cheers from the shore."
+)
+
+
+def _seconds(step: dict[str, Any]) -> float:
+    if not step.get("started_at") or not step.get("finished_at"):
+        return 0.0
+    return (
+        datetime.fromisoformat(step["finished_at"]) - datetime.fromisoformat(step["started_at"])
+    ).total_seconds()
+
+
+def one_episode(client: httpx.Client, width: int, height: int) -> dict[str, float]:
+    body = {"kind": "episode", "input": {"script": SCRIPT, "width": width, "height": height}}
+    started = time.perf_counter()
+    job_id = client.post("/v1/jobs", json=body).json()["id"]
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.05)
+    wall = time.perf_counter() - started
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"the episode {job['status']}: {job.get('last_error')}")
+    steps = {s["name"]: s for s in job["steps"]}
+    clips = sum(_seconds(s) for n, s in steps.items() if n.startswith("clip_"))
+    images = sum(_seconds(s) for n, s in steps.items() if n.startswith("image_"))
+    voices = sum(_seconds(s) for n, s in steps.items() if n.startswith("voice_"))
+    return {
+        "wall_s": wall,
+        "shotlist_s": _seconds(steps["shotlist"]),
+        "images_s": images,
+        "clips_s": clips,
+        "voices_s": voices,
+        "composite_s": _seconds(steps["composite"]),
+        "package_s": _seconds(steps["package"]),
+    }
+
+
+def run(replicas: bool, width: int, height: int, runs: int) -> list[dict[str, float]]:
+    tmp = Path(tempfile.mkdtemp(prefix="atelier-bench-episode-"))
+    stack = Stack.with_free_ports(tmp / "state", ATELIER_PROVIDER_ROUTER_CONCURRENCY="8")
+    try:
+        stack.start()
+        if replicas:
+            for service in ("provider-router", "media", "export"):
+                stack.add_replica(service)
+        with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+            one_episode(client, 320, 180)  # warm: imports, codecs, first connections
+            return [one_episode(client, width, height) for _ in range(runs)]
+    finally:
+        stack.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    width, height = (int(v) for v in os.environ.get("BENCH_EPISODE_SIZE", "640x360").split("x"))
+    runs = int(os.environ.get("BENCH_EPISODE_RUNS", "2"))
+    variants = [v == "1" for v in os.environ.get("BENCH_EPISODE_REPLICAS", "0,1").split(",")]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"a 12-shot episode at {width}x{height}, offline providers, best of {runs}")
+    for replicas in variants:
+        results = run(replicas, width, height, runs)
+        best = min(results, key=lambda r: r["wall_s"])
+        work = sum(v for k, v in best.items() if k != "wall_s")
+        encoding = best["clips_s"] + best["composite_s"]
+        label = "a second router, media and export" if replicas else "one of each service"
+        print(
+            f"{label}: wall {best['wall_s']:.1f} s; step time {work:.1f} s, of it encoding "
+            f"{encoding:.1f} s ({encoding / work:.0%}: clips {best['clips_s']:.1f}, composite "
+            f"{best['composite_s']:.1f}), images {best['images_s']:.1f}, voices {best['voices_s']:.1f}, "
+            f"shot list {best['shotlist_s']:.2f}, package {best['package_s']:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
