@@ -95,7 +95,17 @@ def test_an_unknown_style_is_refused_at_the_door(stack: Stack) -> None:
 
 def test_a_project_renders_its_episodes_in_its_style_on_its_budget(stack: Stack) -> None:
     with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
-        r = client.post("/v1/projects", json={"name": "Harbour Tales", "style": "ink-wash", "budget_usd": 5})
+        bad = client.post("/v1/projects", json={"name": "x", "shot_template": "{scene} at night"})
+        assert (bad.status_code, bad.json()["code"]) == (422, "validation_failed")
+        r = client.post(
+            "/v1/projects",
+            json={
+                "name": "Harbour Tales",
+                "style": "ink-wash",
+                "budget_usd": 5,
+                "shot_template": "{description}, in the fishing town of Harbourside",
+            },
+        )
         assert r.status_code == 201, r.text
         project = r.json()
         pid = project["id"]
@@ -115,12 +125,32 @@ def test_a_project_renders_its_episodes_in_its_style_on_its_budget(stack: Stack)
         assert job["status"] == "succeeded", job
         assert job["input"]["look"]["look"] == "ink"
         assert job["input"]["project"] == pid
+        events = all_events(client, job["id"])
+        prompts = [
+            e["data"]["params"]["prompt"]
+            for e in events
+            if e["type"] == "step_dispatched" and e["data"]["step"].startswith("image_")
+        ]
+        assert len(prompts) == 3
+        assert all(p.startswith("East Asian ink wash") for p in prompts), "the style around it"
+        assert all("in the fishing town of Harbourside" in p for p in prompts), "the project's template"
+
+        improved = client.post(
+            f"/v1/projects/{pid}/improve-prompt", json={"idea": "a bell in the fog", "shots": 4}
+        )
+        assert improved.status_code == 202, improved.text
+        helped = wait_terminal(client, improved.json()["id"])
+        assert helped["status"] == "succeeded", helped
+        [text] = [a for a in helped["assets"] if a["kind"] == "text"]
+        assert len(client.get(text["url"]).text.split()) > 20, "an idea expanded into a script"
 
         episode = client.get(f"/v1/projects/{pid}/episodes/{eid}").json()
         assert episode["job"]["status"] == "succeeded"
         assert any(a["step"] == "composite" for a in episode["job"]["assets"])
         usage = client.get(f"/v1/projects/{pid}").json()["usage"]
-        assert usage["calls"] == 1 + 3 * 3, "the shot list, then per shot an image, a clip and a voice"
+        assert usage["calls"] == 1 + 3 * 3 + 1, (
+            "the shot list, per shot an image, a clip and a voice; the help"
+        )
         assert usage["units"]["images"] == 3
         assert usage["units"]["video_seconds"] == sum(s["duration_s"] for s in job_shots(client, job))
         budgets = {b["project"]: b for b in client.get("/v1/budgets").json()["items"]}

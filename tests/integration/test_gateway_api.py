@@ -1026,6 +1026,7 @@ async def test_openapi_lists_every_route_with_problem_responses(gateway: Gateway
         ("patch", "/v1/projects/{project_id}/episodes/{episode_id}"),
         ("delete", "/v1/projects/{project_id}/episodes/{episode_id}"),
         ("post", "/v1/projects/{project_id}/episodes/{episode_id}/render"),
+        ("post", "/v1/projects/{project_id}/improve-prompt"),
         ("get", "/v1/styles"),
         ("post", "/v1/schedules"),
         ("get", "/v1/schedules"),

@@ -118,3 +118,13 @@ def test_a_styles_file_is_checked() -> None:
         parse_styles('{"Anime!": {"label": "x"}}')
     with pytest.raises(ValueError, match="no style"):
         parse_styles("{}")
+
+
+def test_a_shot_template_frames_every_shots_prompt() -> None:
+    plan = shots(episode(shot_template="{description}, in Harbourside"), {"shots": [SHOT]})
+    prompt = plan.steps[0].params["prompt"]
+    assert prompt.startswith("East Asian ink wash painting")
+    assert "a whale rises, in Harbourside" in prompt
+    for bad in ("no placeholder", "{description} at {time}"):
+        with pytest.raises(InvalidInput, match="shot template"):
+            episode(shot_template=bad)

@@ -73,6 +73,9 @@ class EpisodeInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=T
     look: Style | None = None
     """The style as it stood at submission (the gateway fills it from the presets, so a plan made
     again after a crash is the same plan); a client may give its own instead of a preset's name."""
+    shot_template: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)] = "{description}"
+    """How every shot's description becomes its picture's prompt (a project's: "{description}, in
+    Harbourside, late autumn"); the style is laid around it."""
     review: Literal["none", "manual", "auto", "both"] = "none"
     review_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] = 86400.0
     on_review_timeout: TimeoutPolicy = "fail"
@@ -103,6 +106,14 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check(episode: EpisodeInput) -> None:
+    if (
+        episode.shot_template.replace("{description}", "").count("{")
+        or "{description}" not in episode.shot_template
+    ):
+        message = "a shot template names {description} and no other placeholder"
+        raise InvalidInput(
+            "validation_failed", [Issue(loc=("shot_template",), msg=message, type="value_error")]
+        )
     if episode.look is None and episode.style not in STYLES.current():
         known = ", ".join(sorted(STYLES.current()))
         message = f"no style {episode.style!r}; styles: {known}"
@@ -154,7 +165,8 @@ def shots(episode: EpisodeInput, data: Mapping[str, Any]) -> Plan:
     images: list[str] = []
     gate = ("review",) if episode.review != "none" else ()
     for i, shot in enumerate(listed, start=1):
-        prompt = style_prompt(style, shot.description) if style else shot.description
+        described = episode.shot_template.replace("{description}", shot.description)
+        prompt = style_prompt(style, described) if style else described
         size = 512 if max(episode.width, episode.height) <= 512 else 1024
         seed = {"seed": episode.seed + i}
         image = {

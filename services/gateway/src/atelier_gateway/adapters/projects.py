@@ -18,6 +18,7 @@ def _project(r: Any) -> Project:
         name=r.name,
         style=r.style,
         review=r.review,
+        shot_template=r.shot_template,
         budget_usd=r.budget_usd,
         created_at=utc(r.created_at),
         updated_at=utc(r.updated_at),

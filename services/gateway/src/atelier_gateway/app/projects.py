@@ -18,6 +18,7 @@ class Project:
     name: str
     style: str
     review: Review
+    shot_template: str
     budget_usd: float | None
     created_at: datetime
     updated_at: datetime
@@ -62,4 +63,24 @@ def changed(project: Project, now: datetime, **fields: object) -> Project:
 def episode_input(project: Project, episode: Episode) -> dict[str, object]:
     """What rendering the episode submits: its script in the project's style and review mode,
     counted toward the project."""
-    return {"script": episode.script, "style": project.style, "review": project.review, "project": project.id}
+    return {
+        "script": episode.script,
+        "style": project.style,
+        "review": project.review,
+        "shot_template": project.shot_template,
+        "project": project.id,
+    }
+
+
+IMPROVE_ASK = (
+    "Rewrite this idea as a short film script of {shots} sentences, one beat each, concrete and "
+    "visual (who, where, what happens), with a line of dialogue in quotes where someone speaks. "
+    "Style: {style}. Idea: {idea}"
+)
+
+
+def improve_input(project: Project, idea: str, shots: int) -> dict[str, object]:
+    """ "Improve my prompt": a text job that expands a short idea into a script the shot list
+    reads well (one visual beat per sentence), in the project's style, counted toward it."""
+    ask = IMPROVE_ASK.format(shots=shots, style=project.style, idea=idea.strip())
+    return {"prompt": ask, "capability": "text.generate", "project": project.id}

@@ -15,10 +15,11 @@ from pydantic import BaseModel, Field
 
 from atelier_contracts import ids
 from atelier_contracts.budgets import BudgetLimit
+from atelier_contracts.snapshot import JobView
 from atelier_contracts.styles import STYLES
 from atelier_gateway.app.errors import EpisodeNotFound, InputInvalid, ProjectNotFound
 from atelier_gateway.app.get_job import get_job
-from atelier_gateway.app.projects import Episode, Project, changed, episode_input
+from atelier_gateway.app.projects import Episode, Project, changed, episode_input, improve_input
 from atelier_gateway.app.submit_job import SubmitJobInput, submit_job
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.entrypoints import render
@@ -37,6 +38,11 @@ class ProjectBody(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     style: str = Field("anime", max_length=48, description="A style preset (GET /v1/styles).")
     review: Review = "none"
+    shot_template: str = Field(
+        "{description}",
+        max_length=1000,
+        description="Every shot's prompt: {description} and the words around it.",
+    )
     budget_usd: float | None = Field(None, gt=0, le=1e9, description="Per calendar month (UTC).")
 
 
@@ -44,6 +50,7 @@ class ProjectPatch(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     style: str | None = Field(None, max_length=48)
     review: Review | None = None
+    shot_template: str | None = Field(None, max_length=1000)
     budget_usd: float | None = Field(None, gt=0, le=1e9)
 
 
@@ -55,6 +62,29 @@ class EpisodeBody(BaseModel):
 class EpisodePatch(BaseModel):
     title: str | None = Field(None, min_length=1, max_length=200)
     script: str | None = Field(None, min_length=1, max_length=20000)
+
+
+def _template_fits(template: str | None) -> None:
+    if template is not None and (
+        "{description}" not in template or template.replace("{description}", "").count("{")
+    ):
+        raise InputInvalid(
+            [
+                {
+                    "loc": ["body", "shot_template"],
+                    "msg": "names {description}, no other placeholder",
+                    "type": "value_error",
+                }
+            ],
+            "A shot template names {description} and no other placeholder.",
+        )
+
+
+class ImproveBody(BaseModel):
+    idea: str = Field(
+        min_length=1, max_length=2000, description="A short idea: 'a cat who keeps a lighthouse'."
+    )
+    shots: int = Field(8, ge=1, le=48, description="How many beats (sentences) to write.")
 
 
 def _style_known(style: str | None) -> None:
@@ -71,6 +101,7 @@ def _project_out(p: Project, usage: dict[str, Any] | None = None) -> dict[str, A
         "name": p.name,
         "style": p.style,
         "review": p.review,
+        "shot_template": p.shot_template,
         "budget_usd": p.budget_usd,
         "created_at": p.created_at.isoformat(),
         "updated_at": p.updated_at.isoformat(),
@@ -130,12 +161,14 @@ def _new_id(prefix: str, request: Request, deps: Deps) -> str:
 @router.post("", status_code=201, summary="Create a project", responses=_ANSWERS)
 async def create_project(body: ProjectBody, request: Request, deps: DepsDep) -> dict[str, Any]:
     _style_known(body.style)
+    _template_fits(body.shot_template)
     now = deps.clock()
     project = Project(
         id=_new_id("prj", request, deps),
         name=body.name,
         style=body.style,
         review=body.review,
+        shot_template=body.shot_template,
         budget_usd=body.budget_usd,
         created_at=now,
         updated_at=now,
@@ -158,6 +191,7 @@ async def read_project(project_id: str, deps: DepsDep) -> dict[str, Any]:
 @router.patch("/{project_id}", summary="Change a project", responses=_ANSWERS)
 async def update_project(project_id: str, body: ProjectPatch, deps: DepsDep) -> dict[str, Any]:
     _style_known(body.style)
+    _template_fits(body.shot_template)
     project = changed(await _project(deps, project_id), deps.clock(), **body.model_dump(exclude_none=True))
     await deps.projects.put_project(deps.settings.tenant, project)
     await _budget(deps, project)
@@ -251,14 +285,43 @@ async def render_episode(
 ) -> Any:
     project = await _project(deps, project_id)
     episode = await _episode(deps, project_id, episode_id)
+    job = await _submit(
+        request, deps, "episode", f"{project.name}: {episode.title}", episode_input(project, episode)
+    )
+    rendered = Episode(**{**episode.__dict__, "job_id": job.id, "updated_at": deps.clock()})
+    await deps.projects.put_episode(deps.settings.tenant, rendered)
+    response.headers["Location"] = render.job_path(job.id)
+    return job_out(request, deps, job)
+
+
+@router.post(
+    "/{project_id}/improve-prompt",
+    status_code=202,
+    summary="Improve my prompt: a short idea expanded into a script the shot list reads well",
+    responses=_ANSWERS,
+)
+async def improve_prompt(
+    project_id: str, body: ImproveBody, request: Request, response: Response, deps: DepsDep
+) -> Any:
+    project = await _project(deps, project_id)
+    job = await _submit(
+        request, deps, "task", f"{project.name}: an idea", improve_input(project, body.idea, body.shots)
+    )
+    response.headers["Location"] = render.job_path(job.id)
+    return job_out(request, deps, job)
+
+
+async def _submit(
+    request: Request, deps: Deps, kind: str, title: str, job_input: dict[str, object]
+) -> JobView:
     keyed = idempotent_request(request)
     result = await submit_job(
         SubmitJobInput(
             tenant=deps.settings.tenant,
             request_id=current_request_id(),
-            kind="episode",
-            title=f"{project.name}: {episode.title}"[:200],
-            input=episode_input(project, episode),
+            kind=kind,
+            title=title[:200],
+            input=job_input,
             idempotency_key=keyed.key if keyed else None,
             request_hash=keyed.request_hash if keyed else "",
         ),
@@ -272,7 +335,4 @@ async def render_episode(
         uploads=deps.uploads,
         presets=deps.presets,
     )
-    rendered = Episode(**{**episode.__dict__, "job_id": result.job.id, "updated_at": deps.clock()})
-    await deps.projects.put_episode(deps.settings.tenant, rendered)
-    response.headers["Location"] = render.job_path(result.job.id)
-    return job_out(request, deps, result.job)
+    return result.job

@@ -21,6 +21,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("style", sa.String(48), nullable=False),
         sa.Column("review", sa.String(16), nullable=False),
+        sa.Column("shot_template", sa.String(1000), nullable=False, server_default="{description}"),
         sa.Column("budget_usd", sa.Float, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
