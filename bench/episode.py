@@ -19,22 +19,8 @@ from typing import Any
 
 import httpx
 
+from atelier_devstack.scripts import LANTERN_BOAT as SCRIPT
 from atelier_devstack.stack import Stack
-
-SCRIPT = (
-    "Mika wakes before dawn in the harbour town. "
-    '"Today the lantern boat sails," she whispers. '
-    "She runs down the hill past the sleeping shops. "
-    "The old fisherman is already untying the ropes. "
-    '"You are late, little one," he laughs. '
-    "The boat slides out over the silver water. "
-    "Lanterns bob on the waves like fallen stars. "
-    "A great whale rises beside the boat. "
-    '"Do not be afraid," says the fisherman. '
-    "Mika reaches out and touches the whale's cool skin. "
-    "The whale sings and dives into the deep. "
-    "At sunrise the whole town cheers from the shore."
-)
 
 
 def _seconds(step: dict[str, Any]) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import subprocess
 import sys
 import zipfile
@@ -15,6 +16,7 @@ from typing import Any
 
 import av
 import httpx
+from httpx_sse import connect_sse
 from PIL import Image
 
 from atelier_devstack.stack import Stack
@@ -40,6 +42,16 @@ def wait_terminal(client: httpx.Client, job_id: str, within: float = 120) -> dic
         return None
 
     return eventually_sync(probe, within=within, every=0.2)
+
+
+def composite_progress(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    """The first progress tick of the job's composite, followed live on its stream (while it
+    encodes: the moment a test kills the export service in)."""
+    with connect_sse(client, "GET", f"/v1/jobs/{job_id}/stream") as source:
+        for sse in source.iter_sse():
+            if sse.event == "progress" and json.loads(sse.data)["step"] == "composite":
+                return dict(json.loads(sse.data))
+    raise AssertionError(f"the stream of {job_id} ended with no composite progress")
 
 
 def step_successes(client: httpx.Client, job_id: str) -> Counter[str]:

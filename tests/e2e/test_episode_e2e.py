@@ -14,28 +14,13 @@ from typing import Any
 import av
 import httpx
 import pytest
-from httpx_sse import connect_sse
 
+from atelier_devstack.scripts import LANTERN_BOAT as SCRIPT
 from atelier_devstack.stack import Stack
-from tests.e2e.client import step_successes, wait_terminal
+from tests.e2e.client import composite_progress, step_successes, wait_terminal
 from tests.support import eventually_sync
 
 pytestmark = pytest.mark.e2e
-
-SCRIPT = (
-    "Mika wakes before dawn in the harbour town. "
-    '"Today the lantern boat sails," she whispers. '
-    "She runs down the hill past the sleeping shops. "
-    "The old fisherman is already untying the ropes. "
-    '"You are late, little one," he laughs. '
-    "The boat slides out over the silver water. "
-    "Lanterns bob on the waves like fallen stars. "
-    "A great whale rises beside the boat. "
-    '"Do not be afraid," says the fisherman. '
-    "Mika reaches out and touches the whale's cool skin. "
-    "The whale sings and dives into the deep. "
-    "At sunrise the whole town cheers from the shore."
-)
 
 
 def episode_job(client: httpx.Client, **extra: Any) -> str:
@@ -252,13 +237,8 @@ def test_the_orchestrator_killed_during_the_fan_out_and_export_during_the_compos
         stack.kill("orchestrator")  # the shots half made
         stack.restart("orchestrator")
 
-        ticks = []
-        with connect_sse(client, "GET", f"/v1/jobs/{job_id}/stream") as source:
-            for sse in source.iter_sse():
-                if sse.event == "progress" and json.loads(sse.data)["step"] == "composite":
-                    ticks.append(json.loads(sse.data))
-                    break
-        assert 0 < ticks[0]["fraction"] < 1
+        tick = composite_progress(client, job_id)
+        assert 0 < tick["fraction"] < 1
         stack.kill("export")  # while it encodes
         stack.restart("export")
 

@@ -5,17 +5,15 @@ export service killed -9 while it encodes: the step is done again and the job en
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import av
 import httpx
 import pytest
-from httpx_sse import connect_sse
 
 from atelier_devstack.stack import Stack
-from tests.e2e.client import step_successes, wait_terminal
+from tests.e2e.client import composite_progress, step_successes, wait_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -92,14 +90,9 @@ def test_the_export_service_killed_while_it_encodes(stack: Stack, tmp_path: Path
     with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
         job_id = submit_reel(client, 960, 540)  # a longer encode: a wider window to kill it in
         # Followed live: the encode's progress shows on the job's stream, and it is killed then.
-        ticks = []
-        with connect_sse(client, "GET", f"/v1/jobs/{job_id}/stream") as source:
-            for sse in source.iter_sse():
-                if sse.event == "progress" and json.loads(sse.data)["step"] == "composite":
-                    ticks.append(json.loads(sse.data))
-                    break
-        assert 0 < ticks[0]["fraction"] < 1
-        assert ticks[0]["message"].startswith("shot ")
+        tick = composite_progress(client, job_id)
+        assert 0 < tick["fraction"] < 1
+        assert tick["message"].startswith("shot ")
         stack.kill("export")
         stack.restart("export")
         job = wait_terminal(client, job_id, within=240)

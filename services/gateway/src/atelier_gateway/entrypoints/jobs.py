@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -67,16 +68,33 @@ async def _submitted_already(request: Request, key: IdempotentRequest) -> Respon
 )
 @while_in_progress(_submitted_already)
 async def submit(body: SubmitJobBody, request: Request, response: Response, deps: DepsDep) -> Job:
+    job = await submitted(
+        request, deps, body.kind, body.title or body.kind, body.input, body.priority, body.tags
+    )
+    response.headers["Location"] = render.job_path(job.id)
+    return job_out(request, deps, job)
+
+
+async def submitted(
+    request: Request,
+    deps: Deps,
+    kind: str,
+    title: str,
+    job_input: dict[str, Any],
+    priority: int = 0,
+    tags: Sequence[str] = (),
+) -> JobView:
+    """A job submitted for this request (under its Idempotency-Key, if it has one), as decided."""
     idempotent = idempotent_request(request)
     result = await submit_job(
         SubmitJobInput(
             tenant=deps.settings.tenant,
             request_id=current_request_id(),
-            kind=body.kind,
-            title=body.title or body.kind,
-            input=body.input,
-            priority=body.priority,
-            tags=tuple(body.tags),
+            kind=kind,
+            title=title[:200],
+            input=job_input,
+            priority=priority,
+            tags=tuple(tags),
             idempotency_key=idempotent.key if idempotent else None,
             request_hash=idempotent.request_hash if idempotent else "",
         ),
@@ -90,8 +108,7 @@ async def submit(body: SubmitJobBody, request: Request, response: Response, deps
         uploads=deps.uploads,
         presets=deps.presets,
     )
-    response.headers["Location"] = render.job_path(result.job.id)
-    return job_out(request, deps, result.job)
+    return result.job
 
 
 @router.get(

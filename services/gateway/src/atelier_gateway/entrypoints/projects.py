@@ -15,18 +15,15 @@ from pydantic import BaseModel, Field
 
 from atelier_contracts import ids
 from atelier_contracts.budgets import BudgetLimit
-from atelier_contracts.snapshot import JobView
 from atelier_contracts.styles import STYLES
 from atelier_gateway.app.errors import EpisodeNotFound, InputInvalid, ProjectNotFound
 from atelier_gateway.app.get_job import get_job
 from atelier_gateway.app.projects import Episode, Project, changed, episode_input, improve_input
-from atelier_gateway.app.submit_job import SubmitJobInput, submit_job
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.entrypoints import render
-from atelier_gateway.entrypoints.context import current_request_id
 from atelier_gateway.entrypoints.deps import DepsDep
 from atelier_gateway.entrypoints.idempotency import IdempotentRoute, idempotent_request
-from atelier_gateway.entrypoints.jobs import job_out
+from atelier_gateway.entrypoints.jobs import job_out, submitted
 from atelier_gateway.entrypoints.problems import problem_responses
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"], route_class=IdempotentRoute)
@@ -285,7 +282,7 @@ async def render_episode(
 ) -> Any:
     project = await _project(deps, project_id)
     episode = await _episode(deps, project_id, episode_id)
-    job = await _submit(
+    job = await submitted(
         request, deps, "episode", f"{project.name}: {episode.title}", episode_input(project, episode)
     )
     rendered = Episode(**{**episode.__dict__, "job_id": job.id, "updated_at": deps.clock()})
@@ -304,35 +301,8 @@ async def improve_prompt(
     project_id: str, body: ImproveBody, request: Request, response: Response, deps: DepsDep
 ) -> Any:
     project = await _project(deps, project_id)
-    job = await _submit(
+    job = await submitted(
         request, deps, "task", f"{project.name}: an idea", improve_input(project, body.idea, body.shots)
     )
     response.headers["Location"] = render.job_path(job.id)
     return job_out(request, deps, job)
-
-
-async def _submit(
-    request: Request, deps: Deps, kind: str, title: str, job_input: dict[str, object]
-) -> JobView:
-    keyed = idempotent_request(request)
-    result = await submit_job(
-        SubmitJobInput(
-            tenant=deps.settings.tenant,
-            request_id=current_request_id(),
-            kind=kind,
-            title=title[:200],
-            input=job_input,
-            idempotency_key=keyed.key if keyed else None,
-            request_hash=keyed.request_hash if keyed else "",
-        ),
-        publisher=deps.publisher,
-        reader=deps.reader,
-        joblog=deps.joblog,
-        clock=deps.clock,
-        wait_s=deps.settings.submit_wait_s,
-        read_wait_s=deps.settings.read_wait_s,
-        faults=deps.settings.faults,
-        uploads=deps.uploads,
-        presets=deps.presets,
-    )
-    return result.job
