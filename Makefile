@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python -m bench.streams
 	$(BIN)/python -m bench.faststream_seam
 	$(BIN)/python -m bench.episode
+	$(BIN)/atelier eval golden --primary fake --out golden-fake.csv --max-p95-s 12 --max-failures 0.03 --min-fallback 0.9
 
 fmt: install
 	$(BIN)/ruff format .

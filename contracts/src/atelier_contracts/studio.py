@@ -417,8 +417,8 @@ _EDIT_LIGHTS = (135, 45, 90, 180, 0, 120, 60, 150)
 
 
 def edit_recipes(base: Recipe, count: int) -> list[Recipe]:
-    """``count`` candidates of an edit: the same background and tone, lit from different sides
-    (the first round settles the light; a later edit keeps the light it settled)."""
+    """``count`` candidates of an edit: the same background and tone, each lit from another side
+    (adopting one settles the light; an edit always offers the sides again)."""
     out = []
     for i in range(count):
         light = msgspec.structs.replace(base.lighting, direction_deg=_EDIT_LIGHTS[i % len(_EDIT_LIGHTS)])

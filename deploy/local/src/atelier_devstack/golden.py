@@ -19,7 +19,7 @@ import io
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,6 @@ class Row:
     direction_error_deg: float | None = None
     logo_drift_px: float | None = None
     final_model: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def judge(images: Sequence[Image.Image]) -> int:
@@ -269,14 +268,12 @@ def summarise(rows: Sequence[Row]) -> Summary:
 
 
 def write_csv(rows: Sequence[Row], out: Path) -> None:
-    names = [f.name for f in fields(Row) if f.name != "extra"]
+    names = [f.name for f in fields(Row)]
     with out.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=names)
         writer.writeheader()
         for row in rows:
-            values = asdict(row)
-            values.pop("extra")
-            writer.writerow(values)
+            writer.writerow(asdict(row))
 
 
 def run(

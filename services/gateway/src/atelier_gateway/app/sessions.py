@@ -8,13 +8,13 @@ import msgspec
 
 from atelier_contracts.aggregates import Outcome
 from atelier_contracts.faults import FaultInjection
+from atelier_contracts.presets import PresetRegistry
 from atelier_contracts.sessions import CreateSession, SessionContext, SessionView, StartRound
 from atelier_contracts.subjects import SESSIONS_STREAM, session_command_subject, session_subject
 from atelier_gateway.app.aggregates import Aggregate, Call, Ports, existing, send
 from atelier_gateway.app.errors import InputInvalid, SessionNotFound
 from atelier_gateway.app.ports import UploadStore
-from atelier_gateway.app.submit_job import check_input, kind_named
-from atelier_gateway.app.uploads import attach_uploads
+from atelier_gateway.app.submit_job import kind_named, prepared_input
 
 SESSIONS = Aggregate[SessionView](
     name="session",
@@ -47,15 +47,17 @@ async def create_session(call: Call, body: CreateSession, ports: Ports[SessionVi
 
 
 async def start_round(
-    call: Call, body: StartRound, ports: Ports[SessionView], faults: FaultInjection, uploads: UploadStore
+    call: Call,
+    body: StartRound,
+    ports: Ports[SessionView],
+    faults: FaultInjection,
+    uploads: UploadStore,
+    presets: PresetRegistry,
 ) -> SessionView:
-    """A round, its input checked against the session's kind like a submit's, the uploads it
-    names resolved to their files (``attached``) as a submit's are."""
+    """A round, its input prepared as a submit's is (``prepared_input``): a round's job is held to
+    everything a submitted job is."""
     before = await existing(SESSIONS, call, ports)
-    kind = kind_named(before.kind)
-    resolved = kind.resolve(body.input) if kind.resolve is not None else body.input
-    round_input = await attach_uploads(call.tenant, kind, resolved, uploads)
-    check_input(before.kind, round_input, faults, uploads_resolved=True)
+    round_input = await prepared_input(call.tenant, before.kind, body.input, faults, uploads, presets)
     return await send(SESSIONS, call, msgspec.structs.replace(body, input=round_input), ports) or before
 
 

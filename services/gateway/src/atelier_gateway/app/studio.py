@@ -17,7 +17,6 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-from atelier_contracts.events import StepSpec
 from atelier_contracts.faults import FaultInjection
 from atelier_contracts.presets import PresetRegistry
 from atelier_contracts.sessions import (
@@ -52,7 +51,6 @@ from atelier_gateway.app.errors import (
     UploadNotFound,
 )
 from atelier_gateway.app.ports import UploadStore
-from atelier_gateway.app.submit_job import check_presets
 
 KIND = "studio"
 DEFAULT_CANDIDATES = 4
@@ -161,7 +159,7 @@ async def edit(
     count: int,
     ports: StudioPorts,
 ) -> SessionView:
-    """An edit round: ``count`` candidates of the chip's look, lit from different sides. Words
+    """An edit round: ``count`` candidates of the chip's look, each lit from another side. Words
     that name a surface ("on a marble slab") choose the background over the chip's."""
     view = await existing(sessions.SESSIONS, call, ports.sessions)
     look, chip_words = _chip_look(ports.catalog.current(), operation, chip, _look(view, operation))
@@ -202,7 +200,12 @@ async def _round(
         body["logo"] = view.context.extra["logo"]
     title = f"{operation}: {said}" if said else operation
     return await sessions.start_round(
-        call, StartRound(input=body, title=title[:200]), ports.sessions, ports.faults, ports.uploads
+        call,
+        StartRound(input=body, title=title[:200]),
+        ports.sessions,
+        ports.faults,
+        ports.uploads,
+        ports.presets,
     )
 
 
@@ -248,10 +251,8 @@ async def export(call: Call, presets: list[str], platforms: list[str], ports: St
     }
     if view.context.extra.get("logo"):
         body["logo"] = view.context.extra["logo"]
-    named = [StepSpec(name=f"variant-{p}", capability="image.variant", params={"preset": p}) for p in presets]
-    check_presets(named, ports.presets)  # a name no preset has is refused before a round is spent
     start = StartRound(input=body, title=f"export: {', '.join([*presets, *platforms])}"[:200])
-    return await sessions.start_round(call, start, ports.sessions, ports.faults, ports.uploads)
+    return await sessions.start_round(call, start, ports.sessions, ports.faults, ports.uploads, ports.presets)
 
 
 # --- what a shop owner reads ------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,10 +74,7 @@ async def submit_job(
     uploads: UploadStore,
     presets: PresetRegistry,
 ) -> SubmitJobResult:
-    kind = kind_named(cmd.kind)
-    resolved = kind.resolve(cmd.input) if kind.resolve is not None else cmd.input
-    job_input = await attach_uploads(cmd.tenant, kind, resolved, uploads)
-    check_presets(check_input(cmd.kind, job_input, faults, uploads_resolved=True), presets)
+    job_input = await prepared_input(cmd.tenant, cmd.kind, cmd.input, faults, uploads, presets)
     job_id = job_id_for(cmd.tenant, cmd.idempotency_key)
     if cmd.idempotency_key:
         existing = await existing_job(cmd.tenant, job_id, cmd.request_hash, reader, joblog, read_wait_s)
@@ -102,6 +99,24 @@ async def submit_job(
     if not outcome.accepted:
         raise REFUSALS.get(outcome.code, IllegalTransition)(outcome.message or None)
     return SubmitJobResult(job=outcome.job or _pending(envelope, body))
+
+
+async def prepared_input(
+    tenant: str,
+    kind_name: str,
+    raw: Mapping[str, Any],
+    faults: FaultInjection,
+    uploads: UploadStore,
+    presets: PresetRegistry,
+) -> dict[str, Any]:
+    """A job's input as it is recorded, from whatever sent it (a submit, a session's round): what
+    the gateway fills in (``JobKind.resolve``), the uploads it names resolved, and checked against
+    its kind, its steps' capabilities and the export presets."""
+    kind = kind_named(kind_name)
+    resolved = kind.resolve(raw) if kind.resolve is not None else raw
+    job_input = await attach_uploads(tenant, kind, resolved, uploads)
+    check_presets(check_input(kind_name, job_input, faults, uploads_resolved=True), presets)
+    return job_input
 
 
 def kind_named(name: str, loc: Sequence[str] = ("body", "kind")) -> JobKind[Any]:

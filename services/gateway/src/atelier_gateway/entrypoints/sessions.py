@@ -125,7 +125,9 @@ async def update(session_id: str, payload: UpdateSessionBody, request: Request, 
 async def start_round(session_id: str, payload: RoundBody, request: Request, deps: DepsDep) -> Response:
     command = StartRound(input=payload.input, title=payload.title, priority=payload.priority)
     call, ports = call_of(deps, request, session_id), ports_of(deps, deps.sessions)
-    return body(await app.start_round(call, command, ports, deps.settings.faults, deps.uploads), 202)
+    return body(
+        await app.start_round(call, command, ports, deps.settings.faults, deps.uploads, deps.presets), 202
+    )
 
 
 @router.post(
