@@ -78,13 +78,16 @@ def test_upload_bg_replace_adopt_refine_five_times_and_export(stack: Stack) -> N
 
         edit = client.post(
             f"/v1/studio/sessions/{session_id}/edit",
-            json={"operation": "bg_replace", "chip": "white-soft-shadow"},
+            json={"operation": "bg_replace"},  # no prompt, no chip: the operation's default chip
             headers={"Idempotency-Key": "studio-e2e-edit"},
         )
         assert edit.status_code == 202, edit.text
         view = round_done(client, session_id, 1)
         first = view["rounds"][0]
         assert first["operation"] == "bg_replace"
+        assert first["said"] == "white background, soft shadow", "the default chip's words"
+        corner = image_at(client, first["candidates"][0]["url"]).convert("RGB").getpixel((2, 2))
+        assert corner == (255, 255, 255), "the default chip's white background"
         assert len(first["candidates"]) == 4
         assert {c["model_used"] for c in first["candidates"]} == {"offline-studio-1"}
         lights = [c["recipe"]["lighting"]["direction_deg"] for c in first["candidates"]]
