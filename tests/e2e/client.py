@@ -54,6 +54,17 @@ def composite_progress(client: httpx.Client, job_id: str) -> dict[str, Any]:
     raise AssertionError(f"the stream of {job_id} ended with no composite progress")
 
 
+def all_events(client: httpx.Client, job_id: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 1000}
+    while True:
+        page = client.get(f"/v1/jobs/{job_id}/events", params=params).json()
+        events += page["events"]
+        if not page.get("next"):
+            return events
+        params["after"] = page["next"]
+
+
 def step_successes(client: httpx.Client, job_id: str) -> Counter[str]:
     r = client.get(f"/v1/jobs/{job_id}/events")
     assert r.status_code == 200, r.text

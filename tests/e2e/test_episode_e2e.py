@@ -17,7 +17,7 @@ import pytest
 
 from atelier_devstack.scripts import LANTERN_BOAT as SCRIPT
 from atelier_devstack.stack import Stack
-from tests.e2e.client import composite_progress, step_successes, wait_terminal
+from tests.e2e.client import all_events, composite_progress, step_successes, wait_terminal
 from tests.support import eventually_sync
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +38,8 @@ def test_a_twelve_shot_episode_from_a_script(stack: Stack) -> None:
     with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
         job = wait_terminal(client, episode_job(client), within=300)
         assert job["status"] == "succeeded", job
-        assets = {a["step"]: a for a in job["assets"] if a["step"] != "package"}
+        assets = {a["step"]: a for a in job["assets"] if a["step"] != "package" and a["name"] != "poster"}
+        assets["composite"] = next(a for a in job["assets"] if a["name"] == "episode")
         shotlist = json.loads(client.get(assets["shotlist"]["url"]).content)["shots"]
         assert len(shotlist) == 12, "one shot per sentence of the script"
         assert job["input"]["look"]["look"] == "cel", "the style preset's look, fixed at submission"
@@ -155,65 +156,6 @@ def job_shots(client: httpx.Client, job: dict[str, Any]) -> list[dict[str, Any]]
     return list(json.loads(client.get(shotlist["url"]).content)["shots"])
 
 
-def test_shot_images_wait_for_review_and_a_rejection_draws_them_again(stack: Stack) -> None:
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
-        pid = client.post(
-            "/v1/projects", json={"name": "Reviewed", "style": "3d", "review": "manual"}
-        ).json()["id"]
-        eid = client.post(
-            f"/v1/projects/{pid}/episodes",
-            json={"title": "Two", "script": "A whale sings. The boat listens."},
-        ).json()["id"]
-        job_id = client.post(f"/v1/projects/{pid}/episodes/{eid}/render").json()["id"]
-        review = f"/v1/jobs/{job_id}/steps/review/review"
-
-        def waiting() -> dict[str, Any] | None:
-            job = client.get(f"/v1/jobs/{job_id}").json()
-            return job if job["status"] == "awaiting_review" else None
-
-        first = eventually_sync(waiting, within=60)
-        steps = {s["name"]: s["status"] for s in first["steps"]}
-        assert steps["image_001"] == steps["image_002"] == "succeeded"
-        assert steps["clip_001"] == steps["clip_002"] == "pending", "no clip before the verdict"
-        r = client.post(review, json={"verdict": "reject", "feedback": "more sunlight", "reviewer": "kai"})
-        assert r.status_code == 202, r.text
-        eventually_sync(waiting, within=60)
-        r = client.post(review, json={"verdict": "approve", "reviewer": "kai"})
-        assert r.status_code == 202, r.text
-        job = wait_terminal(client, job_id, within=120)
-        assert job["status"] == "succeeded", job
-
-        events = client.get(f"/v1/jobs/{job_id}/events", params={"limit": 1000}).json()["events"]
-        drawn = [
-            e["data"] for e in events if e["type"] == "step_dispatched" and e["data"]["step"] == "image_001"
-        ]
-        assert [d["params"].get("feedback") for d in drawn] == [None, "more sunlight"]
-        filmed = [e for e in events if e["type"] == "step_dispatched" and e["data"]["step"] == "clip_001"]
-        [approved] = [
-            i
-            for i, e in enumerate(events)
-            if e["type"] == "step_reviewed" and e["data"].get("verdict") == "approve"
-        ]
-        assert len(filmed) == 1, "filmed once"
-        assert events.index(filmed[0]) > approved, "after the approval"
-        records = client.get(f"/v1/projects/{pid}/episodes/{eid}").json()["job"]["reviews"]
-        assert [(v["round"], v["verdict"], v["feedback"], v["reviewer"]) for v in records] == [
-            (1, "reject", "more sunlight", "kai"),
-            (2, "approve", "", "kai"),
-        ]
-
-
-def all_events(client: httpx.Client, job_id: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"limit": 1000}
-    while True:
-        page = client.get(f"/v1/jobs/{job_id}/events", params=params).json()
-        events += page["events"]
-        if not page.get("next"):
-            return events
-        params["after"] = page["next"]
-
-
 def calls_per_attempt(client: httpx.Client, job_id: str) -> Counter[tuple[str, int]]:
     events = all_events(client, job_id)
     return Counter(
@@ -250,7 +192,7 @@ def test_the_orchestrator_killed_during_the_fan_out_and_export_during_the_compos
         made = calls_per_attempt(client, job_id)
         assert set(made.values()) == {1}, "no attempt billed twice"
         shots = job_shots(client, job)
-        data = client.get(next(a["url"] for a in job["assets"] if a["step"] == "composite")).content
+        data = client.get(next(a["url"] for a in job["assets"] if a["name"] == "episode")).content
         with av.open(io.BytesIO(data)) as container:
             frames = sum(1 for _ in container.decode(video=0))
         assert frames == sum(round(s["duration_s"] * 24) for s in shots)

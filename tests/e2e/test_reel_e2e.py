@@ -59,7 +59,7 @@ def submit_reel(client: httpx.Client, width: int = 320, height: int = 180) -> st
 
 
 def check_episode(client: httpx.Client, job: dict[str, Any]) -> None:
-    [episode] = [a for a in job["assets"] if a["step"] == "composite"]
+    [episode] = [a for a in job["assets"] if a["step"] == "composite" and a["name"] == "episode"]
     data = client.get(episode["url"]).content
     frames = sum(round(s["duration_s"] * 24) for s in SHOTS)  # type: ignore[operator]
     with av.open(io.BytesIO(data)) as container:

@@ -454,9 +454,11 @@ async def test_the_kinds_and_their_input_schemas_are_listed(gateway: Gateway) ->
     listed = (await gateway.client.get("/v1/kinds")).json()["items"]
     assert [k["name"] for k in listed] == [
         "clip",
+        "cut",
         "episode",
         "export",
         "gallery",
+        "package",
         "reel",
         "story",
         "studio",
@@ -483,6 +485,9 @@ async def test_the_kinds_and_their_input_schemas_are_listed(gateway: Gateway) ->
         ok = await gateway.client.post("/v1/jobs", json={"kind": kind["name"], "input": kind["example"]})
         if kind["name"] in ("clip", "export", "studio"):
             assert_problem(ok, 404, "upload_not_found")
+            continue
+        if kind["name"] in ("cut", "package"):  # they name files of earlier jobs
+            assert_problem(ok, 404, "file_not_found")
             continue
         assert ok.status_code == 202, ok.text
     assert_problem(await gateway.client.get("/v1/kinds/sonnet"), 404, "not_found")
@@ -1026,6 +1031,11 @@ async def test_openapi_lists_every_route_with_problem_responses(gateway: Gateway
         ("patch", "/v1/projects/{project_id}/episodes/{episode_id}"),
         ("delete", "/v1/projects/{project_id}/episodes/{episode_id}"),
         ("post", "/v1/projects/{project_id}/episodes/{episode_id}/render"),
+        ("post", "/v1/projects/{project_id}/episodes/{episode_id}/review"),
+        ("post", "/v1/projects/{project_id}/episodes/{episode_id}/package"),
+        ("get", "/v1/projects/{project_id}/episodes/{episode_id}/composite"),
+        ("patch", "/v1/projects/{project_id}/episodes/{episode_id}/composite"),
+        ("post", "/v1/projects/{project_id}/episodes/{episode_id}/composite/export"),
         ("post", "/v1/projects/{project_id}/improve-prompt"),
         ("get", "/v1/styles"),
         ("post", "/v1/schedules"),

@@ -7,14 +7,33 @@ import json
 
 import msgspec
 import pytest
+from msgspec.structs import replace
 
+from atelier_contracts.commands import ReviewStep, SubmitJob
+from atelier_contracts.events import JobEvent, StepDispatched
 from atelier_contracts.kinds import KINDS
 from atelier_contracts.kinds.base import InvalidInput, PlanInvalid
-from atelier_contracts.kinds.episode import EpisodeInput, ShotList, parse_shots, resolve, shots
+from atelier_contracts.kinds.episode import (
+    EpisodeInput,
+    ShotList,
+    image_step,
+    parse_shots,
+    resolve,
+    review_step,
+    shots,
+)
+from atelier_contracts.snapshot import JobStatus, StepStatus
 from atelier_contracts.styles import STYLES, parse_styles
 from atelier_provider_router.adapters.offline.text import write_shots
+from tests.unit.story_sim import Sim, succeeded
 
 KIND = KINDS["episode"]
+
+
+def dispatched(events: list[JobEvent]) -> list[StepDispatched]:
+    return [e for e in events if isinstance(e, StepDispatched)]
+
+
 SHOT = {"description": "a whale rises", "duration_s": 2.5, "line": "Look!", "move": "pan_up"}
 
 
@@ -84,15 +103,58 @@ def test_the_shots_plan_an_image_a_clip_and_a_voice_each_then_the_composite() ->
     assert plan.needs["package"][-1] == "composite"
 
 
-def test_with_review_no_clip_is_filmed_before_the_verdict() -> None:
+def test_with_review_every_shot_has_a_gate_and_its_clip_waits_for_it() -> None:
     listed = {"shots": [SHOT, SHOT]}
     plan = shots(episode(review="manual"), listed)
     by_name = {s.name: s for s in plan.steps}
-    assert by_name["clip_001"].needs == ("image_001", "review")
-    assert plan.needs["review"] == ("image_001", "image_002")
-    steps = {s.name: s for s in KIND.steps(resolve({"script": "A whale.", "review": "manual"}))}
-    assert steps["review"].review is not None
-    assert steps["review"].review.keeps == ("shotlist",)
+    assert by_name["clip_001"].needs == ("image_001", "review_001")
+    assert by_name["review_002"].needs == ("image_002",)
+    assert by_name["review_002"].review is not None
+    assert "clip_review_001" not in by_name
+    both = {s.name: s for s in shots(episode(review="auto", review_clips=True), listed).steps}
+    assert both["clip_review_001"].needs == ("clip_001",)
+    assert both["clip_review_001"].capability == "review.auto"
+    assert set(both["composite"].needs) >= {"clip_review_001", "clip_review_002", "voice_002"}
+
+
+def _to_review(sim: Sim, count: int) -> list[StepDispatched]:
+    """An episode of ``count`` shots (no lines, so no speech) up to its gates."""
+    [shotlist] = dispatched(sim.send(SubmitJob(kind="episode", title="E", input=resolve(
+        {"script": "x", "review": "manual"}))))  # fmt: skip
+    silent = {**SHOT, "line": ""}
+    images = dispatched(sim.send(replace(succeeded(shotlist), data={"shots": [silent] * count})))
+    assert [d.step for d in images] == [image_step(i) for i in range(1, count + 1)]
+    for d in images:
+        sim.send(succeeded(d))
+    return images
+
+
+def verdict(sim: Sim, shot: int, verdict: str, feedback: str = "") -> list[StepDispatched]:
+    command = ReviewStep(step=review_step(shot), verdict=verdict, feedback=feedback, reviewer="kai")  # type: ignore[arg-type]
+    return dispatched(sim.send(command, f"r-{sim.clock}"))  # type: ignore[arg-type]
+
+
+def test_a_rejected_shot_alone_is_drawn_again_and_the_approved_ones_are_filmed() -> None:
+    sim = Sim()
+    _to_review(sim, 3)
+    assert sim.state is not None
+    assert sim.state.status == JobStatus.AWAITING_REVIEW
+    assert [d.step for d in verdict(sim, 1, "approve")] == ["clip_001"], "filmed at once"
+    [again] = verdict(sim, 2, "reject", "more fog")
+    assert (again.step, again.params["feedback"]) == ("image_002", "more fog")
+    assert [d.step for d in verdict(sim, 3, "approve")] == ["clip_003"]
+    assert sim.state.steps["image_001"].attempts == sim.state.steps["image_003"].attempts == 1
+    sim.send(succeeded(again))
+    assert sim.state.steps[review_step(2)].status == StepStatus.AWAITING_REVIEW, "back for review"
+    assert [d.step for d in verdict(sim, 2, "approve")] == ["clip_002"]
+    assert [(r.step, r.round, r.verdict, r.feedback) for r in sim.state.reviews] == [
+        ("review_001", 1, "approve", ""),
+        ("review_002", 1, "reject", "more fog"),
+        ("review_003", 1, "approve", ""),
+        ("review_002", 2, "approve", ""),
+    ]
+    clips = [d for d in sim.state.steps.values() if d.name.startswith("clip_")]
+    assert all(c.status == StepStatus.DISPATCHED and c.attempts == 1 for c in clips), "each filmed once"
 
 
 def test_a_shot_list_that_is_not_one_is_plan_invalid() -> None:

@@ -294,6 +294,7 @@ _EXTENSIONS = {
     "audio/mp4": ".m4a",
     "video/mp4": ".mp4",
     "application/zip": ".zip",
+    "application/x-subrip": ".srt",
 }
 
 

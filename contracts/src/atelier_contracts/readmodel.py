@@ -215,12 +215,31 @@ episodes = sa.Table(
     sa.Column("title", sa.String(200), nullable=False),
     sa.Column("script", sa.Text, nullable=False),
     sa.Column("job_id", sa.String(64), nullable=True),
+    sa.Column("package_kinds", sa.Text, nullable=True),  # JSON: the kinds its package holds
+    sa.Column("marked", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_episodes_project", "project_id", "created_at"),
 )
-"""The anime studio's projects (a style, a review mode, a budget) and their episodes (a script, the
-job that rendered it last), written by the gateway."""
+composites = sa.Table(
+    "composites",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("episode_id", sa.String(64), primary_key=True),
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("render_job", sa.String(64), nullable=False),
+    sa.Column("sources", sa.Text, nullable=False),  # JSON: what the render made of every shot
+    sa.Column("timeline", sa.Text, nullable=False),  # JSON: the cuts, in order
+    sa.Column("exports", sa.Text, nullable=False),  # JSON: every export's job and timeline
+    sa.Column("fps", sa.Integer, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""The anime studio's projects (a style, a review mode, a budget), their episodes (a script, the
+job that rendered it last, a package config, a mark for the project's batch) and the episodes'
+composites (an editable timeline and its exports), written by the gateway."""
 
 webhook_endpoints = sa.Table(
     "webhook_endpoints",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atelier_contracts.kinds import clip, episode, export, gallery, reel, story, studio, task
+from atelier_contracts.kinds import clip, cut, episode, export, gallery, package, reel, story, studio, task
 from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind, Plan, PlanInvalid
 
 KINDS: dict[str, JobKind[Any]] = {
@@ -22,6 +22,8 @@ KINDS: dict[str, JobKind[Any]] = {
         reel.KIND,
         studio.KIND,
         episode.KIND,
+        cut.KIND,
+        package.KIND,
     )
 }
 

@@ -6,8 +6,10 @@ how many there are comes from the script, not from the plan. When it succeeds th
 (the ``shots`` planner): per shot an image in the episode's style (``image.generate``), a clip of
 it with the shot's camera move (``video.from_image``) and its line spoken (``tts``); then the
 composite lays them on one timeline, each line also a subtitle cue; the package holds it all.
-With review (``manual``, ``auto`` or ``both``) the shot images wait for a verdict before any clip
-is made: a rejected image is drawn again with the feedback, and only approved shots are filmed.
+With review (``manual``, ``auto`` or ``both``) every shot's image has a gate of its own
+(``review_001`` …): its clip waits for its verdict, a rejected image is drawn again with the
+feedback and comes back to its gate, and only approved shots are filmed; with ``review_clips``
+every clip has one too (``clip_review_001`` …), and the composite waits for them all.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from atelier_contracts.styles import STYLES, Style, style_prompt
 
 Move = Literal["zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "static"]
 MAX_SHOTS = 48
+IMAGE_CHECKS: dict[str, Any] = {"min_side": 256, "brightness": [0.04, 0.96]}
+"""What the automatic reviewer checks of a shot image."""
+CLIP_CHECKS: dict[str, Any] = {"min_side": 64, "brightness": [0.02, 0.98]}
+"""… and of a clip (its first frame)."""
 
 
 class Shot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -77,6 +83,8 @@ class EpisodeInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=T
     """How every shot's description becomes its picture's prompt (a project's: "{description}, in
     Harbourside, late autumn"); the style is laid around it."""
     review: Literal["none", "manual", "auto", "both"] = "none"
+    review_clips: bool = False
+    """Review every clip as well as every shot image (with ``review`` other than ``none``)."""
     review_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] = 86400.0
     on_review_timeout: TimeoutPolicy = "fail"
     fps: Literal[12, 15, 24, 25, 30] = 24
@@ -95,6 +103,22 @@ def clip_step(i: int) -> str:
 
 def voice_step(i: int) -> str:
     return f"voice_{i:03d}"
+
+
+def review_step(i: int) -> str:
+    """The gate on shot ``i``'s image."""
+    return f"review_{i:03d}"
+
+
+def clip_review_step(i: int) -> str:
+    """The gate on shot ``i``'s clip (``review_clips``)."""
+    return f"clip_review_{i:03d}"
+
+
+def shot_of(step: str) -> int | None:
+    """The shot a step of the fan-out is for (``image_003`` → 3), or None."""
+    head, _, number = step.rpartition("_")
+    return int(number) if head and number.isdigit() else None
 
 
 def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,24 +156,23 @@ def plan(episode: EpisodeInput) -> tuple[StepSpec, ...]:
     package = StepSpec(
         name="package",
         capability="bundle.zip",
-        needs=("shotlist",) if episode.review == "none" else ("shotlist", "review"),
+        needs=("shotlist",),
         params={"request": {"script": episode.script[:2000], "style": episode.style}},
     )
-    return (shotlist, *_review(episode), package)
+    return (shotlist, package)
 
 
-def _review(episode: EpisodeInput) -> tuple[StepSpec, ...]:
-    if episode.review == "none":
-        return ()
+def _gate(episode: EpisodeInput, name: str, reviewed: str, checks: dict[str, Any]) -> StepSpec:
+    """A review gate on one step of one shot: a rejection sends that step (and what needs it)
+    back with the feedback; the other shots go on."""
     spec = ReviewSpec(
-        mode=episode.review,
-        keeps=("shotlist",),  # a rejection draws the images again, from the same shots
+        mode=episode.review,  # type: ignore[arg-type]  # not "none": no gate is made then
         timeout_s=episode.review_timeout_s,
         on_timeout=episode.on_review_timeout,
-        checks={"min_side": 256, "brightness": [0.04, 0.96]},
+        checks=checks,
     )
     capability = "review" if episode.review == "manual" else "review.auto"
-    return (StepSpec(name="review", capability=capability, needs=("shotlist",), review=spec, timeout_s=120),)
+    return StepSpec(name=name, capability=capability, needs=(reviewed,), review=spec, timeout_s=120)
 
 
 def shots(episode: EpisodeInput, data: Mapping[str, Any]) -> Plan:
@@ -162,8 +185,7 @@ def shots(episode: EpisodeInput, data: Mapping[str, Any]) -> Plan:
     style = episode.look
     steps: list[StepSpec] = []
     timeline: list[dict[str, object]] = []
-    images: list[str] = []
-    gate = ("review",) if episode.review != "none" else ()
+    reviewed = episode.review != "none"
     for i, shot in enumerate(listed, start=1):
         described = episode.shot_template.replace("{description}", shot.description)
         prompt = style_prompt(style, described) if style else described
@@ -185,7 +207,10 @@ def shots(episode: EpisodeInput, data: Mapping[str, Any]) -> Plan:
                 timeout_s=180,
             )
         )
-        images.append(image_step(i))
+        gate: tuple[str, ...] = ()
+        if reviewed:
+            steps.append(_gate(episode, review_step(i), image_step(i), IMAGE_CHECKS))
+            gate = (review_step(i),)
         film = {
             "prompt": prompt[:4000],
             "duration_s": shot.duration_s,
@@ -205,6 +230,8 @@ def shots(episode: EpisodeInput, data: Mapping[str, Any]) -> Plan:
                 timeout_s=600,
             )
         )
+        if reviewed and episode.review_clips:
+            steps.append(_gate(episode, clip_review_step(i), clip_step(i), CLIP_CHECKS))
         entry: dict[str, object] = {"clip": clip_step(i), "duration_s": shot.duration_s, "text": shot.line}
         if shot.line:
             steps.append(
@@ -229,10 +256,7 @@ def shots(episode: EpisodeInput, data: Mapping[str, Any]) -> Plan:
     steps.append(
         StepSpec(name="composite", capability="video.composite", needs=made, params=composite, timeout_s=1800)
     )
-    needs: dict[str, tuple[str, ...]] = {"package": (*made, "composite")}
-    if gate:
-        needs["review"] = tuple(images)
-    return Plan(steps=tuple(steps), needs=needs, width=len(listed))
+    return Plan(steps=tuple(steps), needs={"package": (*made, "composite")}, width=len(listed))
 
 
 KIND = JobKind(

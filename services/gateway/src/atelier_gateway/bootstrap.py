@@ -30,7 +30,7 @@ from atelier_gateway.adapters.gallery import SqlGallery
 from atelier_gateway.adapters.idempotency import SqlIdempotencyStore
 from atelier_gateway.adapters.job_search import SqlJobSearch
 from atelier_gateway.adapters.joblog import JetStreamJobLog
-from atelier_gateway.adapters.projects import SqlProjects
+from atelier_gateway.adapters.projects import SqlComposites, SqlProjects
 from atelier_gateway.adapters.publisher import JetStreamCommandPublisher
 from atelier_gateway.adapters.readmodel import SqlJobReader
 from atelier_gateway.adapters.signer import HmacUrlSigner
@@ -39,6 +39,7 @@ from atelier_gateway.adapters.tags import SqlTagRegistry
 from atelier_gateway.adapters.uploads import NatsIngest, SqlUploads
 from atelier_gateway.adapters.webhook_http import HttpPoster
 from atelier_gateway.adapters.webhook_store import SqlWebhooks
+from atelier_gateway.app.composites import Composites
 from atelier_gateway.app.gallery import Gallery
 from atelier_gateway.app.housekeeping import prune_idempotency_keys
 from atelier_gateway.app.live import LogFeeds
@@ -94,6 +95,7 @@ class Deps:
     studio: StudioCatalog
     studio_templates: Templates
     projects: Projects
+    composites: Composites
     audio_cache: KvAudioCache
     feeds: LogFeeds
     webhooks: SqlWebhooks
@@ -165,6 +167,7 @@ async def build(settings: Settings) -> AsyncIterator[Deps]:
             studio=StudioCatalog.from_env(),
             studio_templates=SqlStudioTemplates(engine),
             projects=SqlProjects(engine),
+            composites=SqlComposites(engine),
             audio_cache=KvAudioCache(lambda: audio_cache(js)),
             feeds=feeds,
             webhooks=webhooks,

@@ -17,7 +17,7 @@ from atelier_contracts.runtime.progress import report_progress
 from atelier_contracts.runtime.workpool import WorkError, WorkHandler, WorkResult
 from atelier_contracts.work import WorkItem
 from atelier_export.domain.bundle import BundleEntry, write_bundle
-from atelier_export.domain.composite import Composite, Shot, render
+from atelier_export.domain.composite import Shot, render, srt
 
 MODEL = "zip-bundle-1"
 COMPOSITE_MODEL = "ffmpeg-composite-1"
@@ -95,23 +95,14 @@ def handlers(blobs: Blobs) -> dict[str, WorkHandler]:
                     clip=clip, duration_s=shot.duration_s, audio=file_of(shot.audio, "audio"), text=shot.text
                 )
             )
-        ref, made = await asyncio.to_thread(_composite, blobs, shots, timeline)
-        meta = {
-            "frames": made.frames,
-            "fps": made.fps,
-            "duration_s": made.duration_s,
-            "width": made.width,
-            "height": made.height,
-            "cues": [dataclasses.asdict(cue) for cue in made.cues],
-            "burned": timeline.burn_subtitles,
-        }
-        artifact = Artifact(name="episode", kind="video", blob=ref, meta=meta)
-        return WorkResult(outputs=[artifact], provider="export", model=COMPOSITE_MODEL)
+        outputs = await asyncio.to_thread(_composite, blobs, shots, timeline)
+        return WorkResult(outputs=outputs, provider="export", model=COMPOSITE_MODEL)
 
     return {"bundle.zip": bundle, "video.composite": composite}
 
 
-def _composite(blobs: BlobStore, shots: list[Shot], timeline: CompositeParams) -> tuple[BlobRef, Composite]:
+def _composite(blobs: BlobStore, shots: list[Shot], timeline: CompositeParams) -> list[Artifact]:
+    """The episode, its poster frame and (when a shot speaks) its subtitles as a SubRip file."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "composite.mp4"
         made = render(
@@ -123,7 +114,25 @@ def _composite(blobs: BlobStore, shots: list[Shot], timeline: CompositeParams) -
             burn_subtitles=timeline.burn_subtitles,
             progress=report_progress,
         )
-        return blobs.put_file(out, "video/mp4"), made
+        ref = blobs.put_file(out, "video/mp4")
+    meta = {
+        "frames": made.frames,
+        "fps": made.fps,
+        "duration_s": made.duration_s,
+        "width": made.width,
+        "height": made.height,
+        "cues": [dataclasses.asdict(cue) for cue in made.cues],
+        "burned": timeline.burn_subtitles,
+    }
+    outputs = [Artifact(name="episode", kind="video", blob=ref, meta=meta)]
+    poster = blobs.put_bytes(made.poster, "image/jpeg")
+    outputs.append(Artifact(name="poster", kind="image", blob=poster, meta={"frame": made.poster_frame}))
+    if made.cues:
+        subtitles = blobs.put_bytes(srt(made.cues).encode(), "application/x-subrip")
+        outputs.append(
+            Artifact(name="subtitles", kind="subtitles", blob=subtitles, meta={"cues": len(made.cues)})
+        )
+    return outputs
 
 
 def _input_order(item: WorkItem, key: str) -> tuple[str, int]:

@@ -61,6 +61,9 @@ class Composite:
     width: int
     height: int
     cues: list[Cue]
+    poster: bytes
+    """A JPEG of the first shot's middle frame, as encoded (subtitles burned in, if they are)."""
+    poster_frame: int
 
     @property
     def duration_s(self) -> float:
@@ -69,6 +72,18 @@ class Composite:
 
 def frames_of(duration_s: float, fps: int) -> int:
     return max(1, round(duration_s * fps))
+
+
+def srt(cues: list[Cue]) -> str:
+    """The cues as a SubRip file (what players and marketplaces take beside an MP4)."""
+
+    def stamp(s: float) -> str:
+        ms = round(s * 1000)
+        return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    return "".join(
+        f"{n}\n{stamp(c.start_s)} --> {stamp(c.end_s)}\n{c.text}\n\n" for n, c in enumerate(cues, 1)
+    )
 
 
 def _clip_frames(path: Path, width: int, height: int) -> Iterator[av.VideoFrame]:
@@ -128,6 +143,7 @@ def render(
     font = ImageFont.load_default(size=max(12, height // 18))
     total = sum(frames_of(s.duration_s, fps) for s in shots)
     cues: list[Cue] = []
+    poster_at, poster = frames_of(shots[0].duration_s, fps) // 2, b""
     with av.open(str(out), mode="w", format="mp4") as container:
         video = container.add_stream("libx264", rate=fps)
         assert isinstance(video, av.VideoStream)
@@ -152,6 +168,8 @@ def render(
                     break
                 last = frame
                 made += 1
+                if frame_no == poster_at:
+                    poster = _jpeg(frame, shot.text if burn_subtitles else "", font)
                 frame_no = _put_video(
                     container, video, frame, frame_no, shot.text if burn_subtitles else "", font
                 )
@@ -160,6 +178,8 @@ def render(
             if last is None:
                 raise ValueError(f"{shot.clip.name} has no frames")
             for _ in range(count - made):  # a clip shorter than its shot: its last frame held
+                if frame_no == poster_at:
+                    poster = _jpeg(last, shot.text if burn_subtitles else "", font)
                 frame_no = _put_video(
                     container, video, last, frame_no, shot.text if burn_subtitles else "", font
                 )
@@ -185,7 +205,16 @@ def render(
                 packet.pts = packet.dts = round(cue.start_s * 1000)
                 packet.duration = round((cue.end_s - cue.start_s) * 1000)
                 container.mux(packet)
-    return Composite(frames=total, fps=fps, width=width, height=height, cues=cues)
+    return Composite(
+        frames=total, fps=fps, width=width, height=height, cues=cues, poster=poster, poster_frame=poster_at
+    )
+
+
+def _jpeg(frame: av.VideoFrame, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> bytes:
+    picture = (_burn(frame, text, font) if text else frame).to_image()  # type: ignore[no-untyped-call]
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()
 
 
 def _put_video(

@@ -12,7 +12,8 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from atelier_contracts.readmodel import uploads
+from atelier_contracts.common import Artifact, BlobRef
+from atelier_contracts.readmodel import assets, jobs, uploads
 from atelier_contracts.uploads import (
     INGEST_SUBJECT,
     Ingested,
@@ -20,6 +21,7 @@ from atelier_contracts.uploads import (
     IngestRequest,
     ingest_reply_decoder,
 )
+from atelier_gateway.adapters.readmodel import visible
 from atelier_gateway.adapters.sql import SqlAdapter, utc
 from atelier_gateway.app.errors import Unavailable
 from atelier_gateway.app.ports import Upload
@@ -66,6 +68,19 @@ class SqlUploads(SqlAdapter):
         )
         async with self._connect() as conn:
             return [_upload(row) for row in await conn.execute(query)]
+
+    async def job_file(self, tenant: str, asset_id: str) -> Artifact | None:
+        query = (
+            sa.select(assets)
+            .join(jobs, jobs.c.id == assets.c.job_id)
+            .where(assets.c.id == asset_id, visible(tenant))
+        )
+        async with self._connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        blob = BlobRef(key=row.blob_key, size=row.size, content_type=row.content_type)
+        return Artifact(name=row.name, kind=row.kind, blob=blob, meta={"asset": row.id})
 
     @staticmethod
     async def _get(conn: AsyncConnection, tenant: str, upload_id: str) -> Upload | None:

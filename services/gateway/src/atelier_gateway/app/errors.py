@@ -268,3 +268,19 @@ class ProjectNotFound(AppError):
 
 class EpisodeNotFound(AppError):
     code = "episode_not_found"
+
+
+class EpisodeNotRendered(AppError):
+    code = "episode_not_rendered"
+
+
+class ShotNotFound(AppError):
+    code = "shot_not_found"
+
+
+class TakeNotFound(AppError):
+    code = "take_not_found"
+
+
+class CompositeExporting(AppError):
+    code = "composite_exporting"

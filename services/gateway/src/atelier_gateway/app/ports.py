@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 from atelier_contracts.blobstore import Staging
 from atelier_contracts.budgets import BudgetLimit, BudgetSpend
 from atelier_contracts.commands import Command, CommandOutcome
+from atelier_contracts.common import Artifact
 from atelier_contracts.envelope import Envelope
 from atelier_contracts.snapshot import JobView
 from atelier_contracts.uploads import Ingested, IngestReply, IngestRequest
@@ -217,6 +218,11 @@ class UploadStore(Protocol):
     async def get(self, tenant: str, upload_id: str) -> Upload | None: ...
 
     async def recent(self, tenant: str, limit: int) -> list[Upload]: ...
+
+    async def job_file(self, tenant: str, asset_id: str) -> Artifact | None:
+        """A file a job of the tenant made, as another job's input (an upload's peer: a kind's
+        ``uploads`` may name asset ids); None when there is none, or it is another tenant's."""
+        ...
 
 
 class Ingest(Protocol):

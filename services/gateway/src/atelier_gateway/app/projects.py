@@ -7,7 +7,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+from atelier_contracts.kinds.episode import clip_review_step, clip_step, image_step, review_step
+from atelier_contracts.snapshot import JobView, StepStatus
 
 Review = Literal["none", "manual", "auto", "both"]
 
@@ -33,6 +36,10 @@ class Episode:
     job_id: str | None
     created_at: datetime
     updated_at: datetime
+    package_kinds: tuple[str, ...] | None = None
+    """What ``POST …/package`` packs (``PACKAGE_KINDS``); None: everything."""
+    marked: bool = False
+    """In the project's scheduled batch."""
 
 
 class Projects(Protocol):
@@ -84,3 +91,45 @@ def improve_input(project: Project, idea: str, shots: int) -> dict[str, object]:
     reads well (one visual beat per sentence), in the project's style, counted toward it."""
     ask = IMPROVE_ASK.format(shots=shots, style=project.style, idea=idea.strip())
     return {"prompt": ask, "capability": "text.generate", "project": project.id}
+
+
+def shot_count(job: JobView) -> int:
+    """How many shots the episode's shot list planned (0 before it has)."""
+    return sum(1 for name in job.steps if name.startswith("image_"))
+
+
+def shot_states(job: JobView) -> list[dict[str, Any]]:
+    """Every shot of an episode's render as a reviewer sees it: its image's and clip's state, the
+    gates' (``waiting`` for a person, ``approved``, ``rejected`` until drawn again, ``pending``)
+    and every verdict on them (reviewer, round, verdict, feedback)."""
+    out = []
+    for i in range(1, shot_count(job) + 1):
+        image, clip = job.steps[image_step(i)], job.steps.get(clip_step(i))
+        shot: dict[str, Any] = {
+            "shot": i,
+            "image": image.status,
+            "image_attempts": image.attempts,
+            "clip": clip.status if clip else None,
+            "feedback": image.feedback,
+        }
+        for field, gate_name in (("review", review_step(i)), ("clip_review", clip_review_step(i))):
+            gate = job.steps.get(gate_name)
+            if gate is not None:
+                shot[field] = _gate_state(job, gate_name, gate.status)
+        shot["reviews"] = [
+            {"of": "clip" if r.step.startswith("clip_") else "image", "round": r.round, "verdict": r.verdict,
+             "feedback": r.feedback, "reviewer": r.reviewer, "auto": r.auto, "at": r.at.isoformat()}
+            for r in job.reviews
+            if r.step in (review_step(i), clip_review_step(i))
+        ]  # fmt: skip
+        out.append(shot)
+    return out
+
+
+def _gate_state(job: JobView, name: str, status: str) -> str:
+    if status == StepStatus.AWAITING_REVIEW:
+        return "waiting"
+    if status == StepStatus.SUCCEEDED:
+        return "approved"
+    last = next((r for r in reversed(job.reviews) if r.step == name), None)
+    return "rejected" if last is not None and last.verdict == "reject" else "pending"

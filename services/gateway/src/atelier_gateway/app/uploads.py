@@ -18,6 +18,7 @@ from atelier_contracts.kinds import InvalidInput, JobKind
 from atelier_contracts.uploads import IngestRefused, IngestRequest
 from atelier_gateway.app.errors import (
     UPLOAD_REFUSALS,
+    FileNotFound,
     InputInvalid,
     MediaInvalid,
     Unavailable,
@@ -96,9 +97,15 @@ async def attach_uploads(
     except InvalidInput:
         return dict(job_input)
     attached: dict[str, Any] = {}
-    for upload_id_ in named:
-        found = await store.get(tenant, upload_id_)
+    for named_id in named:
+        if named_id.startswith("ast_"):  # a file an earlier job of the tenant made
+            made = await store.job_file(tenant, named_id)
+            if made is None:
+                raise FileNotFound(f"No file {named_id!r} of any of your jobs.")
+            attached[named_id] = msgspec.to_builtins(made)
+            continue
+        found = await store.get(tenant, named_id)
         if found is None:
-            raise UploadNotFound(f"No upload {upload_id_!r} (POST /v1/uploads makes one).")
-        attached[upload_id_] = msgspec.to_builtins(original_artifact(found))
+            raise UploadNotFound(f"No upload {named_id!r} (POST /v1/uploads makes one).")
+        attached[named_id] = msgspec.to_builtins(original_artifact(found))
     return {**job_input, "attached": attached}

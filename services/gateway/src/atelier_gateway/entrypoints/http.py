@@ -20,6 +20,7 @@ from atelier_gateway.entrypoints import (
     audio_cache,
     batch,
     budgets,
+    composites,
     files,
     gallery,
     job_commands,
@@ -121,6 +122,7 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(studio.router)
     app.include_router(gallery.router)
     app.include_router(projects.router)
+    app.include_router(composites.router)
     app.include_router(styles.router)
     app.include_router(schedules.router)
     app.include_router(uploads.router)

@@ -46,12 +46,17 @@ _ANSWERS = {**_ACCEPTED, **problem_responses(404, 409, 422, 500, 503)}
 StepName = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-async def _send(deps: Deps, request: Request, job_id: str, body: Command) -> JobCommandResult:
-    # Under an Idempotency-Key the command's message id comes from the key and the request, so
-    # a client's retry after a lost answer is the same message: de-duplicated, decided once.
+async def send_command(
+    deps: Deps, request: Request, job_id: str, body: Command, part: str = ""
+) -> JobCommandResult:
+    """``body`` to the job, decided. Under an Idempotency-Key the command's message id comes from
+    the key and the request (and ``part``, for a request that sends several commands), so a
+    client's retry after a lost answer is the same message: de-duplicated, decided once."""
     idempotent = idempotent_request(request)
     msg_id = (
-        ids.derived_id("cmd", deps.settings.tenant, idempotent.key, idempotent.request_hash)
+        ids.derived_id(
+            "cmd", deps.settings.tenant, idempotent.key, idempotent.request_hash, *((part,) if part else ())
+        )
         if idempotent
         else None
     )
@@ -74,7 +79,7 @@ async def _send(deps: Deps, request: Request, job_id: str, body: Command) -> Job
 
 
 async def _job_answer(deps: Deps, request: Request, job_id: str, body: Command) -> Job:
-    result = await _send(deps, request, job_id, body)
+    result = await send_command(deps, request, job_id, body)
     if result.job is None:  # deleted while the command was decided
         raise JobNotFound(f"No job {job_id!r}.")
     details = JobDetails(job=result.job, assets=job_assets(result.job, deps.signer, deps.clock()))
@@ -146,7 +151,7 @@ async def update(
     job_id: str, body: UpdateJobBody, request: Request, response: Response, deps: DepsDep
 ) -> Job:
     command = UpdateJob(title=body.title, priority=body.priority, tags=body.tags)
-    result = await _send(deps, request, job_id, command)
+    result = await send_command(deps, request, job_id, command)
     if result.job is None:
         raise JobNotFound(f"No job {job_id!r}.")
     response.status_code = 200 if result.shows_decision else 202
@@ -161,5 +166,5 @@ async def update(
     responses={202: {"description": "Accepted."}, **problem_responses(404, 409, 422, 500, 503)},
 )
 async def delete(job_id: str, request: Request, deps: DepsDep) -> DeletedJob:
-    result = await _send(deps, request, job_id, DeleteJob())
+    result = await send_command(deps, request, job_id, DeleteJob())
     return DeletedJob(id=job_id, deleted=result.job is None)

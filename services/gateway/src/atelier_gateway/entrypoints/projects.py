@@ -15,19 +15,39 @@ from pydantic import BaseModel, Field
 
 from atelier_contracts import ids
 from atelier_contracts.budgets import BudgetLimit
+from atelier_contracts.commands import ReviewStep
+from atelier_contracts.kinds.episode import MAX_SHOTS, clip_review_step, clip_step, image_step, review_step
+from atelier_contracts.snapshot import StepStatus
 from atelier_contracts.styles import STYLES
-from atelier_gateway.app.errors import EpisodeNotFound, InputInvalid, ProjectNotFound
+from atelier_gateway.app.errors import (
+    EpisodeNotFound,
+    EpisodeNotRendered,
+    IllegalTransition,
+    InputInvalid,
+    ProjectNotFound,
+    ShotNotFound,
+)
 from atelier_gateway.app.get_job import get_job
-from atelier_gateway.app.projects import Episode, Project, changed, episode_input, improve_input
+from atelier_gateway.app.projects import (
+    Episode,
+    Project,
+    changed,
+    episode_input,
+    improve_input,
+    shot_count,
+    shot_states,
+)
+from atelier_gateway.app.read_job import read_job
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.entrypoints import render
 from atelier_gateway.entrypoints.deps import DepsDep
 from atelier_gateway.entrypoints.idempotency import IdempotentRoute, idempotent_request
+from atelier_gateway.entrypoints.job_commands import send_command
 from atelier_gateway.entrypoints.jobs import job_out, submitted
 from atelier_gateway.entrypoints.problems import problem_responses
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"], route_class=IdempotentRoute)
-_ANSWERS: dict[int | str, dict[str, Any]] = problem_responses(404, 422, 500, 503)
+_ANSWERS: dict[int | str, dict[str, Any]] = problem_responses(404, 409, 422, 500, 503)
 Review = Literal["none", "manual", "auto", "both"]
 
 
@@ -51,14 +71,35 @@ class ProjectPatch(BaseModel):
     budget_usd: float | None = Field(None, gt=0, le=1e9)
 
 
+PackageKind = Literal["images", "clips", "audio", "subtitles", "episode"]
+_PACKAGE = "What POST …/package packs (shot images, clips, speech, subtitles, the episode); null: all."
+_MARKED = "In the project's scheduled batch (PUT /v1/projects/{id}/schedule)."
+
+
 class EpisodeBody(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     script: str = Field(min_length=1, max_length=20000)
+    package: list[PackageKind] | None = Field(None, min_length=1, description=_PACKAGE)
+    marked: bool = Field(False, description=_MARKED)
 
 
 class EpisodePatch(BaseModel):
     title: str | None = Field(None, min_length=1, max_length=200)
     script: str | None = Field(None, min_length=1, max_length=20000)
+    package: list[PackageKind] | None = Field(None, min_length=1, description=_PACKAGE)
+    marked: bool | None = Field(None, description=_MARKED)
+
+
+class ShotVerdict(BaseModel):
+    shot: int = Field(ge=1, le=MAX_SHOTS, description="The shot's number (GET the episode: `shots`).")
+    verdict: Literal["approve", "reject"]
+    feedback: str = Field("", max_length=2000, description="On a rejection: what to draw differently.")
+    of: Literal["image", "clip"] = Field("image", description="The shot's image, or its clip (review_clips).")
+
+
+class EpisodeReview(BaseModel):
+    reviewer: str = Field("", max_length=100, description="Who decides (recorded with every verdict).")
+    verdicts: list[ShotVerdict] = Field(min_length=1, max_length=2 * MAX_SHOTS)
 
 
 def _template_fits(template: str | None) -> None:
@@ -108,27 +149,33 @@ def _project_out(p: Project, usage: dict[str, Any] | None = None) -> dict[str, A
     return out
 
 
-def _episode_out(e: Episode, job: dict[str, Any] | None = None) -> dict[str, Any]:
+def _episode_out(
+    e: Episode, job: dict[str, Any] | None = None, shots: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {
         "id": e.id,
         "project_id": e.project_id,
         "title": e.title,
         "script": e.script,
+        "package": list(e.package_kinds) if e.package_kinds else None,
+        "marked": e.marked,
         "job_id": e.job_id,
         "job": job,
+        "shots": shots,
+        "waiting": [s["shot"] for s in shots or [] if "waiting" in (s.get("review"), s.get("clip_review"))],
         "created_at": e.created_at.isoformat(),
         "updated_at": e.updated_at.isoformat(),
     }
 
 
-async def _project(deps: Deps, project_id: str) -> Project:
+async def project_of(deps: Deps, project_id: str) -> Project:
     found = await deps.projects.project(deps.settings.tenant, project_id)
     if found is None:
         raise ProjectNotFound(f"No project {project_id!r}.")
     return found
 
 
-async def _episode(deps: Deps, project_id: str, episode_id: str) -> Episode:
+async def episode_of(deps: Deps, project_id: str, episode_id: str) -> Episode:
     found = await deps.projects.episode(deps.settings.tenant, project_id, episode_id)
     if found is None:
         raise EpisodeNotFound(f"Project {project_id!r} has no episode {episode_id!r}.")
@@ -182,14 +229,14 @@ async def list_projects(deps: DepsDep) -> dict[str, Any]:
 
 @router.get("/{project_id}", summary="Read a project, with its usage", responses=_ANSWERS)
 async def read_project(project_id: str, deps: DepsDep) -> dict[str, Any]:
-    return _project_out(await _project(deps, project_id), await _usage(deps, project_id))
+    return _project_out(await project_of(deps, project_id), await _usage(deps, project_id))
 
 
 @router.patch("/{project_id}", summary="Change a project", responses=_ANSWERS)
 async def update_project(project_id: str, body: ProjectPatch, deps: DepsDep) -> dict[str, Any]:
     _style_known(body.style)
     _template_fits(body.shot_template)
-    project = changed(await _project(deps, project_id), deps.clock(), **body.model_dump(exclude_none=True))
+    project = changed(await project_of(deps, project_id), deps.clock(), **body.model_dump(exclude_none=True))
     await deps.projects.put_project(deps.settings.tenant, project)
     await _budget(deps, project)
     return _project_out(project)
@@ -208,7 +255,7 @@ async def delete_project(project_id: str, deps: DepsDep) -> Response:
 async def create_episode(
     project_id: str, body: EpisodeBody, request: Request, deps: DepsDep
 ) -> dict[str, Any]:
-    await _project(deps, project_id)
+    await project_of(deps, project_id)
     now = deps.clock()
     episode = Episode(
         id=_new_id("epi", request, deps),
@@ -216,6 +263,8 @@ async def create_episode(
         title=body.title,
         script=body.script,
         job_id=None,
+        package_kinds=tuple(body.package) if body.package else None,
+        marked=body.marked,
         created_at=now,
         updated_at=now,
     )
@@ -225,7 +274,7 @@ async def create_episode(
 
 @router.get("/{project_id}/episodes", summary="A project's episodes", responses=_ANSWERS)
 async def list_episodes(project_id: str, deps: DepsDep) -> dict[str, Any]:
-    await _project(deps, project_id)
+    await project_of(deps, project_id)
     return {
         "items": [_episode_out(e) for e in await deps.projects.episodes(deps.settings.tenant, project_id)]
     }
@@ -235,28 +284,42 @@ async def list_episodes(project_id: str, deps: DepsDep) -> dict[str, Any]:
     "/{project_id}/episodes/{episode_id}", summary="Read an episode and its last render", responses=_ANSWERS
 )
 async def read_episode(project_id: str, episode_id: str, request: Request, deps: DepsDep) -> dict[str, Any]:
-    episode = await _episode(deps, project_id, episode_id)
-    job = None
-    if episode.job_id is not None:
-        details = await get_job(
-            deps.settings.tenant,
-            episode.job_id,
-            reader=deps.reader,
-            joblog=deps.joblog,
-            signer=deps.signer,
-            now=deps.clock(),
-            wait_s=deps.settings.read_wait_s,
-        )
-        job = render.job(details, render.file_urls(request)).model_dump(mode="json", by_alias=True)
-    return _episode_out(episode, job)
+    episode = await episode_of(deps, project_id, episode_id)
+    return await _episode_view(request, deps, episode)
+
+
+async def _episode_view(request: Request, deps: Deps, episode: Episode) -> dict[str, Any]:
+    """The episode with its last render and every shot as a reviewer sees it (links to images)."""
+    if episode.job_id is None:
+        return _episode_out(episode)
+    details = await get_job(
+        deps.settings.tenant,
+        episode.job_id,
+        reader=deps.reader,
+        joblog=deps.joblog,
+        signer=deps.signer,
+        now=deps.clock(),
+        wait_s=deps.settings.read_wait_s,
+    )
+    url = render.file_urls(request)
+    images = {a.step: url(a) for a in details.assets if a.step.startswith("image_")}
+    clips = {a.step: url(a) for a in details.assets if a.step.startswith("clip_") and a.kind == "video"}
+    shots = [
+        {**s, "image_url": images.get(image_step(s["shot"])), "clip_url": clips.get(clip_step(s["shot"]))}
+        for s in shot_states(details.job)
+    ]
+    job = render.job(details, url).model_dump(mode="json", by_alias=True)
+    return _episode_out(episode, job, shots)
 
 
 @router.patch("/{project_id}/episodes/{episode_id}", summary="Change an episode", responses=_ANSWERS)
 async def update_episode(
     project_id: str, episode_id: str, body: EpisodePatch, deps: DepsDep
 ) -> dict[str, Any]:
-    episode = await _episode(deps, project_id, episode_id)
+    episode = await episode_of(deps, project_id, episode_id)
     fields: dict[str, Any] = body.model_dump(exclude_none=True)
+    if "package" in fields:
+        fields["package_kinds"] = tuple(fields.pop("package"))
     episode = Episode(**{**episode.__dict__, **fields, "updated_at": deps.clock()})
     await deps.projects.put_episode(deps.settings.tenant, episode)
     return _episode_out(episode)
@@ -280,8 +343,8 @@ async def delete_episode(project_id: str, episode_id: str, deps: DepsDep) -> Res
 async def render_episode(
     project_id: str, episode_id: str, request: Request, response: Response, deps: DepsDep
 ) -> Any:
-    project = await _project(deps, project_id)
-    episode = await _episode(deps, project_id, episode_id)
+    project = await project_of(deps, project_id)
+    episode = await episode_of(deps, project_id, episode_id)
     job = await submitted(
         request, deps, "episode", f"{project.name}: {episode.title}", episode_input(project, episode)
     )
@@ -300,9 +363,44 @@ async def render_episode(
 async def improve_prompt(
     project_id: str, body: ImproveBody, request: Request, response: Response, deps: DepsDep
 ) -> Any:
-    project = await _project(deps, project_id)
+    project = await project_of(deps, project_id)
     job = await submitted(
         request, deps, "task", f"{project.name}: an idea", improve_input(project, body.idea, body.shots)
     )
     response.headers["Location"] = render.job_path(job.id)
     return job_out(request, deps, job)
+
+
+@router.post(
+    "/{project_id}/episodes/{episode_id}/review",
+    status_code=202,
+    summary="Approve or reject shots of the episode's render, each with its feedback",
+    description="Each verdict goes to its shot's gate (`review_003`, or `clip_review_003` for a clip): "
+    "a rejected shot is drawn (or filmed) again with the feedback and comes back for review; the "
+    "others go on. 409 `illegal_transition` names the shots that wait for no review.",
+    responses=_ANSWERS,
+)
+async def review_episode(
+    project_id: str, episode_id: str, body: EpisodeReview, request: Request, deps: DepsDep
+) -> dict[str, Any]:
+    await project_of(deps, project_id)
+    episode = await episode_of(deps, project_id, episode_id)
+    if episode.job_id is None:
+        raise EpisodeNotRendered(f"Episode {episode_id!r} has not been rendered (POST …/render).")
+    tenant, wait = deps.settings.tenant, deps.settings.read_wait_s
+    job = await read_job(tenant, episode.job_id, reader=deps.reader, joblog=deps.joblog, wait_s=wait)
+    if job is None:
+        raise EpisodeNotRendered(f"Episode {episode_id!r}'s render is gone.")
+    gates = [(v, review_step(v.shot) if v.of == "image" else clip_review_step(v.shot)) for v in body.verdicts]
+    missing = [v.shot for v, gate in gates if gate not in job.steps]
+    if missing:
+        raise ShotNotFound(f"The render has no review of shots {missing} ({shot_count(job)} shots).")
+    idle = [v.shot for v, gate in gates if job.steps[gate].status != StepStatus.AWAITING_REVIEW]
+    if idle:
+        raise IllegalTransition(f"Shots {idle} are not waiting for a review.")
+    for verdict, gate in gates:
+        command = ReviewStep(
+            step=gate, verdict=verdict.verdict, feedback=verdict.feedback, reviewer=body.reviewer
+        )
+        await send_command(deps, request, episode.job_id, command, part=gate)
+    return await _episode_view(request, deps, episode)

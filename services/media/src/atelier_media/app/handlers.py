@@ -65,6 +65,8 @@ def handlers(
             step = key.split(".", 1)[0]
             if artifact.kind == "image":
                 problems += await asyncio.to_thread(review.check_image, step, content, checks)
+            elif artifact.kind == "video":
+                problems += await asyncio.to_thread(review.check_video, step, content, checks)
             elif artifact.kind == "text" and "min_words" in checks:
                 problems += review.check_text(step, content.decode(errors="replace"), checks)
         found = review.verdict(problems)

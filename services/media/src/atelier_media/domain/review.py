@@ -1,7 +1,8 @@
 """The automatic reviewer: deterministic checks on the files a review gate looks at.
 
-Images: the short side at least ``min_side`` pixels, the mean brightness (0..1) within
-``brightness``. Texts: at least ``min_words`` words. The verdict names every file that fails.
+Images (and a clip's first frame): the short side at least ``min_side`` pixels, the mean
+brightness (0..1) within ``brightness``. Texts: at least ``min_words`` words. The verdict names
+every file that fails.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import av
 from PIL import Image, ImageStat
 
 MODEL = "auto-review-1"
@@ -34,6 +36,21 @@ def check_image(name: str, data: bytes, checks: Mapping[str, Any]) -> list[str]:
         if not float(low) <= mean <= float(high):
             problems.append(f"{name} has brightness {mean:.2f}, outside {low}..{high}")
     return problems
+
+
+def check_video(name: str, data: bytes, checks: Mapping[str, Any]) -> list[str]:
+    """A clip as its first frame is an image (the size, the brightness); no frame: a problem."""
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            frame = next(container.decode(video=0), None)
+            if frame is None:
+                return [f"{name} holds no frame"]
+            first = frame.to_image()  # type: ignore[no-untyped-call]
+    except (av.FFmpegError, IndexError):
+        return [f"{name} is not a video that decodes"]
+    buffer = io.BytesIO()
+    first.save(buffer, "PNG")
+    return check_image(name, buffer.getvalue(), checks)
 
 
 def check_text(name: str, text: str, checks: Mapping[str, Any]) -> list[str]:

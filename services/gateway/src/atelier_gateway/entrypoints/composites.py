@@ -1,0 +1,248 @@
+"""An episode's composite over HTTP: read it, edit its timeline, export it again.
+
+``GET …/episodes/{id}/composite`` makes it from the episode's last succeeded render the first
+time (``app/composites.py``); ``PATCH`` sets the timeline (the shots in order, each with an
+optional duration and take number: a shot left out is dropped); ``POST …/composite/export``
+submits a ``cut`` job that films only the shots extended past their takes, and answers 202 with
+the composite (``exporting``), or 200 when the timeline is what was last exported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from atelier_contracts.blobstore import BlobNotFound
+from atelier_contracts.kinds.episode import MAX_SHOTS
+from atelier_contracts.snapshot import JobStatus, JobView
+from atelier_gateway.app import composites as cuts
+from atelier_gateway.app.composites import Composite, CutEdit
+from atelier_gateway.app.errors import CompositeExporting, EpisodeNotRendered, InputInvalid
+from atelier_gateway.app.get_job import JobAsset, job_assets
+from atelier_gateway.app.projects import Episode
+from atelier_gateway.app.read_job import read_job
+from atelier_gateway.bootstrap import Deps
+from atelier_gateway.entrypoints import render
+from atelier_gateway.entrypoints.deps import DepsDep
+from atelier_gateway.entrypoints.idempotency import IdempotentRoute
+from atelier_gateway.entrypoints.jobs import job_out, submitted
+from atelier_gateway.entrypoints.problems import problem_responses
+from atelier_gateway.entrypoints.projects import episode_of, project_of
+
+router = APIRouter(prefix="/v1/projects", tags=["projects"], route_class=IdempotentRoute)
+_ANSWERS: dict[int | str, dict[str, Any]] = problem_responses(404, 409, 422, 500, 503)
+_PATH = "/{project_id}/episodes/{episode_id}/composite"
+
+
+class CutBody(BaseModel):
+    shot: int = Field(ge=1, le=MAX_SHOTS, description="The shot's number in the episode.")
+    duration_s: float | None = Field(
+        None, ge=0.5, le=30, description="Trim or extend; left out, the shot keeps its duration."
+    )
+    take: int | None = Field(
+        None, ge=1, description="Which of the shot's takes (1 is the render's); left out, the one it has."
+    )
+
+
+class TimelineBody(BaseModel):
+    timeline: list[CutBody] = Field(
+        min_length=1, max_length=MAX_SHOTS, description="The shots in order; a shot left out is dropped."
+    )
+
+
+async def _job(deps: Deps, job_id: str) -> JobView | None:
+    tenant, wait = deps.settings.tenant, deps.settings.read_wait_s
+    return await read_job(tenant, job_id, reader=deps.reader, joblog=deps.joblog, wait_s=wait)
+
+
+def _shot_list(deps: Deps, render_job: JobView) -> dict[str, Any]:
+    step = render_job.steps.get("shotlist")
+    made = next((a for a in step.outputs if a.name == "shots"), None) if step else None
+    if made is None:
+        raise EpisodeNotRendered("The episode's render has no shot list.")
+    try:
+        return dict(msgspec.json.decode(deps.blobs.path_of(made.blob.key).read_bytes()))
+    except (BlobNotFound, OSError) as exc:
+        raise EpisodeNotRendered("The episode's shot list is gone from the blob store.") from exc
+
+
+async def composite_of(deps: Deps, project_id: str, episode: Episode) -> Composite:
+    """The episode's composite; made from its render the first time, and again when the episode
+    has been rendered anew since (the older one stays while the new render runs)."""
+    tenant = deps.settings.tenant
+    stored = await deps.composites.get(tenant, episode.id)
+    if episode.job_id is None:
+        raise EpisodeNotRendered(f"Episode {episode.id!r} has not been rendered (POST …/render).")
+    if stored is not None and stored.render_job == episode.job_id:
+        return stored
+    made = await _job(deps, episode.job_id)
+    if made is None or made.status != JobStatus.SUCCEEDED:
+        if stored is not None:
+            return stored
+        raise EpisodeNotRendered(f"Episode {episode.id!r}'s render has not succeeded (yet).")
+    fresh = cuts.from_render(episode.id, project_id, made, _shot_list(deps, made), deps.clock())
+    await deps.composites.put(tenant, fresh)
+    return fresh
+
+
+async def _jobs(deps: Deps, composite: Composite) -> dict[str, JobView]:
+    found = {}
+    for export in composite.exports:
+        job = await _job(deps, export.job_id)
+        if job is not None:
+            found[job.id] = job
+    return found
+
+
+def _files(deps: Deps, job: JobView) -> dict[str, JobAsset]:
+    return {a.id: a for a in job_assets(job, deps.signer, deps.clock())}
+
+
+def composite_out(
+    request: Request, deps: Deps, composite: Composite, jobs: dict[str, JobView]
+) -> dict[str, Any]:
+    url = render.file_urls(request)
+    known = cuts.takes(composite, jobs)
+    numbers = {t.asset: t.number for t in known}
+    links = {aid: a for job in jobs.values() for aid, a in _files(deps, job).items()}
+    last = jobs.get(composite.exports[-1].job_id)
+    shown = cuts.newest_video(composite, jobs)
+    video = None
+    if shown is not None:
+        files = {a.name: a for a in job_assets(shown, deps.signer, deps.clock()) if a.step == "composite"}
+        episode = next(a for a in shown.steps["composite"].outputs if a.name == "episode")
+        video = {
+            "job_id": shown.id,
+            "url": url(files["episode"]),
+            "poster_url": url(files["poster"]) if "poster" in files else None,
+            "subtitles_url": url(files["subtitles"]) if "subtitles" in files else None,
+            "frames": episode.meta.get("frames"),
+            "duration_s": episode.meta.get("duration_s"),
+        }
+    return {
+        "episode_id": composite.episode_id,
+        "project_id": composite.project_id,
+        "status": cuts.status(composite, last),
+        "render_job": composite.render_job,
+        "fps": composite.fps,
+        "duration_s": round(sum(c.duration_s for c in composite.timeline), 6),
+        "timeline": [
+            {
+                "shot": c.shot,
+                "duration_s": c.duration_s,
+                "take": numbers.get(c.take),
+                "refilm": cuts.fitting(c, known) is None,
+                "line": composite.source(c.shot).line,
+                "move": composite.source(c.shot).move,
+            }
+            for c in composite.timeline
+        ],
+        "takes": [
+            {
+                "shot": t.shot,
+                "take": t.number,
+                "duration_s": t.duration_s,
+                "job_id": t.job_id,
+                "url": url(links[t.asset]) if t.asset in links else None,
+            }
+            for t in known
+        ],
+        "exports": [
+            {"job_id": e.job_id, "status": jobs[e.job_id].status if e.job_id in jobs else "queued"}
+            for e in composite.exports
+        ],
+        "video": video,
+        "created_at": composite.created_at.isoformat(),
+        "updated_at": composite.updated_at.isoformat(),
+    }
+
+
+@router.get(
+    _PATH, summary="An episode's composite: its timeline, takes, exports and video", responses=_ANSWERS
+)
+async def read_composite(project_id: str, episode_id: str, request: Request, deps: DepsDep) -> dict[str, Any]:
+    await project_of(deps, project_id)
+    composite = await composite_of(deps, project_id, await episode_of(deps, project_id, episode_id))
+    return composite_out(request, deps, composite, await _jobs(deps, composite))
+
+
+@router.patch(
+    _PATH, summary="Edit the timeline: reorder, trim or extend, drop, swap a take", responses=_ANSWERS
+)
+async def edit_composite(
+    project_id: str, episode_id: str, body: TimelineBody, request: Request, deps: DepsDep
+) -> dict[str, Any]:
+    await project_of(deps, project_id)
+    composite = await composite_of(deps, project_id, await episode_of(deps, project_id, episode_id))
+    jobs = await _jobs(deps, composite)
+    if cuts.status(composite, jobs.get(composite.exports[-1].job_id)) == "exporting":
+        raise CompositeExporting()
+    edits = [CutEdit(shot=c.shot, duration_s=c.duration_s, take=c.take) for c in body.timeline]
+    shots = [e.shot for e in edits]
+    if len(set(shots)) != len(shots):
+        twice = sorted({s for s in shots if shots.count(s) > 1})
+        raise InputInvalid(
+            [{"loc": ["body", "timeline"], "msg": f"shots {twice} are on it twice", "type": "value_error"}],
+            "A shot is on the timeline once.",
+        )
+    composite = cuts.edited(composite, edits, cuts.takes(composite, jobs), deps.clock())
+    await deps.composites.put(deps.settings.tenant, composite)
+    return composite_out(request, deps, composite, jobs)
+
+
+@router.post(
+    _PATH + "/export",
+    status_code=202,
+    summary="Export the timeline: a cut job that re-renders only what changed",
+    responses={200: {"description": "Nothing changed since the last export."}, **_ANSWERS},
+)
+async def export_composite(
+    project_id: str, episode_id: str, request: Request, response: Response, deps: DepsDep
+) -> dict[str, Any]:
+    project = await project_of(deps, project_id)
+    episode = await episode_of(deps, project_id, episode_id)
+    composite = await composite_of(deps, project_id, episode)
+    jobs = await _jobs(deps, composite)
+    state = cuts.status(composite, jobs.get(composite.exports[-1].job_id))
+    if state == "exporting":
+        raise CompositeExporting()
+    if state == "done":
+        response.status_code = 200
+        return composite_out(request, deps, composite, jobs)
+    known = cuts.takes(composite, jobs)
+    job_input = cuts.cut_input(composite, known, seed=len(composite.exports))
+    job = await submitted(request, deps, "cut", f"{project.name}: {episode.title} (cut)", job_input)
+    composite = cuts.exported(composite, job.id, known, deps.clock())
+    await deps.composites.put(deps.settings.tenant, composite)
+    jobs[job.id] = job
+    response.headers["Location"] = render.job_path(job.id)
+    return composite_out(request, deps, composite, jobs)
+
+
+@router.post(
+    "/{project_id}/episodes/{episode_id}/package",
+    status_code=202,
+    summary="Package the episode: a job whose ZIP holds what the episode's package config asks for",
+    responses=_ANSWERS,
+)
+async def package_episode(
+    project_id: str, episode_id: str, request: Request, response: Response, deps: DepsDep
+) -> Any:
+    project = await project_of(deps, project_id)
+    episode = await episode_of(deps, project_id, episode_id)
+    composite = await composite_of(deps, project_id, episode)
+    jobs = await _jobs(deps, composite)
+    kinds = episode.package_kinds or cuts.PACKAGE_KINDS
+    files = cuts.package_files(
+        composite, cuts.takes(composite, jobs), cuts.newest_video(composite, jobs), kinds
+    )
+    if not files:
+        raise EpisodeNotRendered(f"Episode {episode.id!r} has none of {', '.join(kinds)} yet.")
+    about = {"episode": episode.id, "title": episode.title, "project": project.id, "kinds": list(kinds)}
+    job_input = {"files": files, "about": about, "project": project.id}
+    job = await submitted(request, deps, "package", f"{project.name}: {episode.title} (package)", job_input)
+    response.headers["Location"] = render.job_path(job.id)
+    return job_out(request, deps, job)
