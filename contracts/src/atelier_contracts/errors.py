@@ -18,6 +18,7 @@ ERROR_CODES: dict[str, str] = {
     "episode_not_rendered": "The episode has no finished render yet (POST …/render, then wait for it).",
     "shot_not_found": "The episode's render has no shot with this number.",
     "take_not_found": "The shot has no take with this number (its takes are on the composite).",
+    "nothing_marked": "No rendered episode of the project is marked for its batch (PATCH an episode).",
     "composite_exporting": "The composite is exporting: edit it again once the export has ended.",
     "template_not_found": "No saved studio template of that name (GET /v1/studio/templates).",
     "chip_not_found": "No prompt chip of that name for this operation (GET /v1/studio/chips).",

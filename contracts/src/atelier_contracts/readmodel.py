@@ -202,6 +202,7 @@ projects = sa.Table(
     sa.Column("review", sa.String(16), nullable=False),
     sa.Column("shot_template", sa.String(1000), nullable=False, server_default="{description}"),
     sa.Column("budget_usd", sa.Float, nullable=True),
+    sa.Column("schedule_id", sa.String(64), nullable=True),  # its batch's, in the engine
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_projects_tenant_created", "tenant", "created_at"),

@@ -225,6 +225,8 @@ class ScheduleView(msgspec.Struct, frozen=True, kw_only=True):
     tenant: str
     spec: ScheduleSpec
     status: Literal["active", "paused", "deleted"]
+    note: str = ""
+    """Why it is paused: the pause's note (empty while active)."""
     next_fire_at: datetime | None = None
     running: list[str] = []
     """Jobs of this schedule not ended yet."""

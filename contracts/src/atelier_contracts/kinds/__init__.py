@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from atelier_contracts.kinds import clip, cut, episode, export, gallery, package, reel, story, studio, task
+from atelier_contracts.kinds import (
+    clip,
+    cut,
+    episode,
+    export,
+    gallery,
+    package,
+    reel,
+    stills,
+    story,
+    studio,
+    task,
+)
 from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind, Plan, PlanInvalid
 
 KINDS: dict[str, JobKind[Any]] = {
@@ -24,6 +36,7 @@ KINDS: dict[str, JobKind[Any]] = {
         episode.KIND,
         cut.KIND,
         package.KIND,
+        stills.KIND,
     )
 }
 

@@ -22,6 +22,7 @@ def _project(r: Any) -> Project:
         review=r.review,
         shot_template=r.shot_template,
         budget_usd=r.budget_usd,
+        schedule_id=r.schedule_id,
         created_at=utc(r.created_at),
         updated_at=utc(r.updated_at),
     )

@@ -45,6 +45,9 @@ class Source:
     move: str
     prompt: str
     duration_s: float
+    size: int = 1024
+    look: str = "plain"
+    """The still's size and look as the render drew it (what the project's batch draws again)."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def from_render(
     count = len(msgspec.convert(listed, ShotList, strict=False).shots)
     sources, timeline = [], []
     for i in range(1, count + 1):
-        film = planned[clip_step(i)].params
+        film, drawn = planned[clip_step(i)].params, planned[image_step(i)].params
         voice = voice_step(i) if voice_step(i) in planned else None
         line = str(planned[voice].params["text"]) if voice else ""
         sources.append(
@@ -124,6 +127,8 @@ def from_render(
                 move=str(film["move"]),
                 prompt=str(film["prompt"]),
                 duration_s=float(film["duration_s"]),
+                size=int(drawn["size"]),
+                look=str(drawn["look"]),
             )
         )
         timeline.append(

@@ -284,3 +284,7 @@ class TakeNotFound(AppError):
 
 class CompositeExporting(AppError):
     code = "composite_exporting"
+
+
+class NothingMarked(AppError):
+    code = "nothing_marked"

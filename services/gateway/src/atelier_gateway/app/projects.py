@@ -25,6 +25,8 @@ class Project:
     budget_usd: float | None
     created_at: datetime
     updated_at: datetime
+    schedule_id: str | None = None
+    """The engine's schedule of the project's batch (``PUT …/schedule``)."""
 
 
 @dataclass(frozen=True)

@@ -11,26 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from atelier_contracts.blobstore import BlobNotFound
 from atelier_contracts.kinds.episode import MAX_SHOTS
-from atelier_contracts.snapshot import JobStatus, JobView
+from atelier_contracts.snapshot import JobView
 from atelier_gateway.app import composites as cuts
 from atelier_gateway.app.composites import Composite, CutEdit
 from atelier_gateway.app.errors import CompositeExporting, EpisodeNotRendered, InputInvalid
 from atelier_gateway.app.get_job import JobAsset, job_assets
-from atelier_gateway.app.projects import Episode
-from atelier_gateway.app.read_job import read_job
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.entrypoints import render
+from atelier_gateway.entrypoints.anime import composite_of, episode_of, jobs_of, project_of
 from atelier_gateway.entrypoints.deps import DepsDep
 from atelier_gateway.entrypoints.idempotency import IdempotentRoute
 from atelier_gateway.entrypoints.jobs import job_out, submitted
 from atelier_gateway.entrypoints.problems import problem_responses
-from atelier_gateway.entrypoints.projects import episode_of, project_of
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"], route_class=IdempotentRoute)
 _ANSWERS: dict[int | str, dict[str, Any]] = problem_responses(404, 409, 422, 500, 503)
@@ -51,50 +47,6 @@ class TimelineBody(BaseModel):
     timeline: list[CutBody] = Field(
         min_length=1, max_length=MAX_SHOTS, description="The shots in order; a shot left out is dropped."
     )
-
-
-async def _job(deps: Deps, job_id: str) -> JobView | None:
-    tenant, wait = deps.settings.tenant, deps.settings.read_wait_s
-    return await read_job(tenant, job_id, reader=deps.reader, joblog=deps.joblog, wait_s=wait)
-
-
-def _shot_list(deps: Deps, render_job: JobView) -> dict[str, Any]:
-    step = render_job.steps.get("shotlist")
-    made = next((a for a in step.outputs if a.name == "shots"), None) if step else None
-    if made is None:
-        raise EpisodeNotRendered("The episode's render has no shot list.")
-    try:
-        return dict(msgspec.json.decode(deps.blobs.path_of(made.blob.key).read_bytes()))
-    except (BlobNotFound, OSError) as exc:
-        raise EpisodeNotRendered("The episode's shot list is gone from the blob store.") from exc
-
-
-async def composite_of(deps: Deps, project_id: str, episode: Episode) -> Composite:
-    """The episode's composite; made from its render the first time, and again when the episode
-    has been rendered anew since (the older one stays while the new render runs)."""
-    tenant = deps.settings.tenant
-    stored = await deps.composites.get(tenant, episode.id)
-    if episode.job_id is None:
-        raise EpisodeNotRendered(f"Episode {episode.id!r} has not been rendered (POST …/render).")
-    if stored is not None and stored.render_job == episode.job_id:
-        return stored
-    made = await _job(deps, episode.job_id)
-    if made is None or made.status != JobStatus.SUCCEEDED:
-        if stored is not None:
-            return stored
-        raise EpisodeNotRendered(f"Episode {episode.id!r}'s render has not succeeded (yet).")
-    fresh = cuts.from_render(episode.id, project_id, made, _shot_list(deps, made), deps.clock())
-    await deps.composites.put(tenant, fresh)
-    return fresh
-
-
-async def _jobs(deps: Deps, composite: Composite) -> dict[str, JobView]:
-    found = {}
-    for export in composite.exports:
-        job = await _job(deps, export.job_id)
-        if job is not None:
-            found[job.id] = job
-    return found
 
 
 def _files(deps: Deps, job: JobView) -> dict[str, JobAsset]:
@@ -166,7 +118,7 @@ def composite_out(
 async def read_composite(project_id: str, episode_id: str, request: Request, deps: DepsDep) -> dict[str, Any]:
     await project_of(deps, project_id)
     composite = await composite_of(deps, project_id, await episode_of(deps, project_id, episode_id))
-    return composite_out(request, deps, composite, await _jobs(deps, composite))
+    return composite_out(request, deps, composite, await jobs_of(deps, composite))
 
 
 @router.patch(
@@ -177,7 +129,7 @@ async def edit_composite(
 ) -> dict[str, Any]:
     await project_of(deps, project_id)
     composite = await composite_of(deps, project_id, await episode_of(deps, project_id, episode_id))
-    jobs = await _jobs(deps, composite)
+    jobs = await jobs_of(deps, composite)
     if cuts.status(composite, jobs.get(composite.exports[-1].job_id)) == "exporting":
         raise CompositeExporting()
     edits = [CutEdit(shot=c.shot, duration_s=c.duration_s, take=c.take) for c in body.timeline]
@@ -205,7 +157,7 @@ async def export_composite(
     project = await project_of(deps, project_id)
     episode = await episode_of(deps, project_id, episode_id)
     composite = await composite_of(deps, project_id, episode)
-    jobs = await _jobs(deps, composite)
+    jobs = await jobs_of(deps, composite)
     state = cuts.status(composite, jobs.get(composite.exports[-1].job_id))
     if state == "exporting":
         raise CompositeExporting()
@@ -234,7 +186,7 @@ async def package_episode(
     project = await project_of(deps, project_id)
     episode = await episode_of(deps, project_id, episode_id)
     composite = await composite_of(deps, project_id, episode)
-    jobs = await _jobs(deps, composite)
+    jobs = await jobs_of(deps, composite)
     kinds = episode.package_kinds or cuts.PACKAGE_KINDS
     files = cuts.package_files(
         composite, cuts.takes(composite, jobs), cuts.newest_video(composite, jobs), kinds

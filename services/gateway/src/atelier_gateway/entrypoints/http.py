@@ -31,6 +31,7 @@ from atelier_gateway.entrypoints import (
     package,
     presets,
     problems,
+    project_schedule,
     projects,
     schedules,
     sessions,
@@ -123,6 +124,7 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
     app.include_router(gallery.router)
     app.include_router(projects.router)
     app.include_router(composites.router)
+    app.include_router(project_schedule.router)
     app.include_router(styles.router)
     app.include_router(schedules.router)
     app.include_router(uploads.router)

@@ -37,14 +37,15 @@ from atelier_gateway.app.projects import (
     shot_count,
     shot_states,
 )
-from atelier_gateway.app.read_job import read_job
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.entrypoints import render
+from atelier_gateway.entrypoints.anime import episode_of, job_view, project_of
 from atelier_gateway.entrypoints.deps import DepsDep
 from atelier_gateway.entrypoints.idempotency import IdempotentRoute, idempotent_request
 from atelier_gateway.entrypoints.job_commands import send_command
 from atelier_gateway.entrypoints.jobs import job_out, submitted
 from atelier_gateway.entrypoints.problems import problem_responses
+from atelier_gateway.entrypoints.project_schedule import refresh_batch, stop_batch
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"], route_class=IdempotentRoute)
 _ANSWERS: dict[int | str, dict[str, Any]] = problem_responses(404, 409, 422, 500, 503)
@@ -141,6 +142,7 @@ def _project_out(p: Project, usage: dict[str, Any] | None = None) -> dict[str, A
         "review": p.review,
         "shot_template": p.shot_template,
         "budget_usd": p.budget_usd,
+        "schedule_id": p.schedule_id,
         "created_at": p.created_at.isoformat(),
         "updated_at": p.updated_at.isoformat(),
     }
@@ -166,20 +168,6 @@ def _episode_out(
         "created_at": e.created_at.isoformat(),
         "updated_at": e.updated_at.isoformat(),
     }
-
-
-async def project_of(deps: Deps, project_id: str) -> Project:
-    found = await deps.projects.project(deps.settings.tenant, project_id)
-    if found is None:
-        raise ProjectNotFound(f"No project {project_id!r}.")
-    return found
-
-
-async def episode_of(deps: Deps, project_id: str, episode_id: str) -> Episode:
-    found = await deps.projects.episode(deps.settings.tenant, project_id, episode_id)
-    if found is None:
-        raise EpisodeNotFound(f"Project {project_id!r} has no episode {episode_id!r}.")
-    return found
 
 
 async def _budget(deps: Deps, project: Project) -> None:
@@ -246,6 +234,8 @@ async def update_project(project_id: str, body: ProjectPatch, deps: DepsDep) -> 
     "/{project_id}", status_code=204, summary="Delete a project and its episodes", responses=_ANSWERS
 )
 async def delete_project(project_id: str, deps: DepsDep) -> Response:
+    project = await project_of(deps, project_id)
+    await stop_batch(deps, project)
     if not await deps.projects.delete_project(deps.settings.tenant, project_id):
         raise ProjectNotFound(f"No project {project_id!r}.")
     return Response(status_code=204)
@@ -320,8 +310,11 @@ async def update_episode(
     fields: dict[str, Any] = body.model_dump(exclude_none=True)
     if "package" in fields:
         fields["package_kinds"] = tuple(fields.pop("package"))
+    was_marked = episode.marked
     episode = Episode(**{**episode.__dict__, **fields, "updated_at": deps.clock()})
     await deps.projects.put_episode(deps.settings.tenant, episode)
+    if episode.marked != was_marked:
+        await refresh_batch(deps, await project_of(deps, project_id))
     return _episode_out(episode)
 
 
@@ -329,8 +322,11 @@ async def update_episode(
     "/{project_id}/episodes/{episode_id}", status_code=204, summary="Delete an episode", responses=_ANSWERS
 )
 async def delete_episode(project_id: str, episode_id: str, deps: DepsDep) -> Response:
+    episode = await episode_of(deps, project_id, episode_id)
     if not await deps.projects.delete_episode(deps.settings.tenant, project_id, episode_id):
         raise EpisodeNotFound(f"Project {project_id!r} has no episode {episode_id!r}.")
+    if episode.marked:
+        await refresh_batch(deps, await project_of(deps, project_id))
     return Response(status_code=204)
 
 
@@ -387,8 +383,7 @@ async def review_episode(
     episode = await episode_of(deps, project_id, episode_id)
     if episode.job_id is None:
         raise EpisodeNotRendered(f"Episode {episode_id!r} has not been rendered (POST …/render).")
-    tenant, wait = deps.settings.tenant, deps.settings.read_wait_s
-    job = await read_job(tenant, episode.job_id, reader=deps.reader, joblog=deps.joblog, wait_s=wait)
+    job = await job_view(deps, episode.job_id)
     if job is None:
         raise EpisodeNotRendered(f"Episode {episode_id!r}'s render is gone.")
     gates = [(v, review_step(v.shot) if v.of == "image" else clip_review_step(v.shot)) for v in body.verdicts]

@@ -200,9 +200,9 @@ def evolve(
             buffered = state.buffered if event.spec.overlap == "buffer_one" else None
             return replace(state, spec=event.spec, next_fire_at=event.next_fire_at, buffered=buffered)
         case SchedulePaused():  # what fell due before the pause does not fire after it either
-            return replace(state, status="paused", next_fire_at=None, buffered=None)
+            return replace(state, status="paused", note=event.note, next_fire_at=None, buffered=None)
         case ScheduleResumed():
-            return replace(state, status="active", next_fire_at=event.next_fire_at)
+            return replace(state, status="active", note="", next_fire_at=event.next_fire_at)
         case ScheduleDeleted():
             return replace(state, status="deleted", next_fire_at=None, buffered=None)
         case ScheduleFired():

@@ -1,5 +1,6 @@
 """The anime studio's composites (an episode's editable timeline and its exports), an episode's
-package config, and its mark for the project's scheduled batch (the gateway's own state).
+package config and its mark for the project's scheduled batch, the project's batch schedule (the
+gateway's own state).
 
 Revision ID: 0011
 Revises: 0010
@@ -30,6 +31,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
+    with op.batch_alter_table("projects") as batch:
+        batch.add_column(sa.Column("schedule_id", sa.String(64), nullable=True))
     with op.batch_alter_table("episodes") as batch:
         batch.add_column(sa.Column("package_kinds", sa.Text, nullable=True))
         batch.add_column(sa.Column("marked", sa.Boolean, nullable=False, server_default=sa.false()))
@@ -39,4 +42,6 @@ def downgrade() -> None:
     with op.batch_alter_table("episodes") as batch:
         batch.drop_column("marked")
         batch.drop_column("package_kinds")
+    with op.batch_alter_table("projects") as batch:
+        batch.drop_column("schedule_id")
     op.drop_table("composites")
