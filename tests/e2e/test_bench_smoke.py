@@ -90,3 +90,5 @@ def test_the_episode_benchmark_runs() -> None:
         "bench.episode", BENCH_EPISODE_SIZE="160x90", BENCH_EPISODE_RUNS="1", BENCH_EPISODE_REPLICAS="0"
     )
     assert "one of each service: wall" in out
+    assert "export after one shot extended" in out, out
+    assert "(1 clip filmed" in out, out
