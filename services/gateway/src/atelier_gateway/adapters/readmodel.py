@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from atelier_contracts.readmodel import assemble, assets, job_events, job_steps, jobs, uploads
 from atelier_contracts.snapshot import JobView
@@ -17,6 +18,28 @@ _ingested = msgspec.json.Decoder(Ingested)
 def visible(tenant: str) -> sa.ColumnElement[bool]:
     """The tenant's jobs that are not deleted: everything the API may show."""
     return sa.and_(jobs.c.tenant == tenant, jobs.c.deleted.is_(sa.false()))
+
+
+async def job_asset(conn: AsyncConnection, tenant: str, asset_id: str) -> StoredAsset | None:
+    """A file a job of the tenant made (not a deleted job's), by its asset id."""
+    query = (
+        sa.select(assets)
+        .join(jobs, jobs.c.id == assets.c.job_id)
+        .where(assets.c.id == asset_id, visible(tenant))
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return StoredAsset(
+        id=row.id,
+        job_id=row.job_id,
+        step=row.step,
+        name=row.name,
+        kind=row.kind,
+        content_type=row.content_type,
+        blob_key=row.blob_key,
+        size=row.size,
+    )
 
 
 class SqlJobReader(SqlAdapter):
@@ -80,25 +103,8 @@ class SqlJobReader(SqlAdapter):
     async def asset(self, tenant: str, asset_id: str) -> StoredAsset | None:
         if asset_id.startswith("upl_"):
             return await self._upload_file(tenant, asset_id)
-        query = (
-            sa.select(assets)
-            .join(jobs, jobs.c.id == assets.c.job_id)
-            .where(assets.c.id == asset_id, visible(tenant))
-        )
         async with self._connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
-            return None
-        return StoredAsset(
-            id=row.id,
-            job_id=row.job_id,
-            step=row.step,
-            name=row.name,
-            kind=row.kind,
-            content_type=row.content_type,
-            blob_key=row.blob_key,
-            size=row.size,
-        )
+            return await job_asset(conn, tenant, asset_id)
 
     async def _upload_file(self, tenant: str, asset_id: str) -> StoredAsset | None:
         """An upload's file: ``<upload id>.original`` or ``<upload id>.thumbnail``."""

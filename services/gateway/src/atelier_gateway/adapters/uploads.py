@@ -13,7 +13,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from atelier_contracts.common import Artifact, BlobRef
-from atelier_contracts.readmodel import assets, jobs, uploads
+from atelier_contracts.readmodel import uploads
 from atelier_contracts.uploads import (
     INGEST_SUBJECT,
     Ingested,
@@ -21,7 +21,7 @@ from atelier_contracts.uploads import (
     IngestRequest,
     ingest_reply_decoder,
 )
-from atelier_gateway.adapters.readmodel import visible
+from atelier_gateway.adapters.readmodel import job_asset
 from atelier_gateway.adapters.sql import SqlAdapter, utc
 from atelier_gateway.app.errors import Unavailable
 from atelier_gateway.app.ports import Upload
@@ -70,17 +70,12 @@ class SqlUploads(SqlAdapter):
             return [_upload(row) for row in await conn.execute(query)]
 
     async def job_file(self, tenant: str, asset_id: str) -> Artifact | None:
-        query = (
-            sa.select(assets)
-            .join(jobs, jobs.c.id == assets.c.job_id)
-            .where(assets.c.id == asset_id, visible(tenant))
-        )
         async with self._connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
+            found = await job_asset(conn, tenant, asset_id)
+        if found is None:
             return None
-        blob = BlobRef(key=row.blob_key, size=row.size, content_type=row.content_type)
-        return Artifact(name=row.name, kind=row.kind, blob=blob, meta={"asset": row.id})
+        blob = BlobRef(key=found.blob_key, size=found.size, content_type=found.content_type)
+        return Artifact(name=found.name, kind=found.kind, blob=blob, meta={"asset": found.id})
 
     @staticmethod
     async def _get(conn: AsyncConnection, tenant: str, upload_id: str) -> Upload | None:
