@@ -38,7 +38,7 @@ def test_a_project_batch_draws_the_marked_episodes_shots_again(stack: Stack) -> 
 
         assert client.patch(f"{base}/episodes/{eids['a']}", json={"marked": True}).json()["marked"] is True
         r = client.put(f"{base}/schedule", json=nightly)
-        assert r.status_code == 200, r.text
+        assert r.status_code == 201, r.text
         schedule = r.json()
         assert schedule["id"] == client.get(base).json()["schedule_id"]
         assert schedule["spec"]["overlap"] == "skip"

@@ -50,6 +50,11 @@ def test_a_twelve_shot_episode_from_a_script(stack: Stack) -> None:
             )
         images = {a["url"].split("?")[0] for s, a in assets.items() if s.startswith("image_")}
         assert len(images) == 12, "shots that differ"
+        spoken = {s: client.get(a["url"]).content for s, a in assets.items() if s.startswith("voice_")}
+        assert len(set(spoken.values())) == len(spoken) == 12, "every shot speaks its own line"
+        with av.open(io.BytesIO(spoken["voice_002"])) as voice:
+            said = float(voice.duration or 0) / 1e6
+        assert said < 8, f"one line, not the whole shot list ({said:.1f} s)"
 
         data = client.get(assets["composite"]["url"]).content
         frames = sum(round(s["duration_s"] * 24) for s in shotlist)

@@ -235,6 +235,7 @@ composites = sa.Table(
     sa.Column("fps", sa.Integer, nullable=False),
     sa.Column("width", sa.Integer, nullable=False),
     sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),  # every write the next (optimistic)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -64,6 +64,11 @@ class BaseInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     the files they are. A client cannot set it."""
 
 
+AssetId = Annotated[str, msgspec.Meta(pattern=r"^ast_[0-9a-f]{24}$")]
+"""A file an earlier job of the tenant made (``ids.asset_id``), named by a kind's ``uploads`` as an
+upload is: the gateway resolves it into ``attached``."""
+
+
 def shared(job_input: BaseInput) -> dict[str, Any]:
     """The fields of ``BaseInput`` every step of a job takes: its seed, the project its usage
     counts toward, any fault injection and a session round's context. A kind adds each step's

@@ -15,10 +15,16 @@ from typing import Annotated, Literal
 import msgspec
 
 from atelier_contracts.events import StepSpec
-from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind, attached_upload, shared
+from atelier_contracts.kinds.base import (
+    AssetId,
+    BaseInput,
+    InvalidInput,
+    Issue,
+    JobKind,
+    attached_upload,
+    shared,
+)
 from atelier_contracts.kinds.episode import MAX_SHOTS, Move, clip_step, voice_step
-
-AssetId = Annotated[str, msgspec.Meta(pattern=r"^ast_[0-9a-f]{24}$")]
 
 
 class CutShot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -115,12 +115,6 @@ def clip_review_step(i: int) -> str:
     return f"clip_review_{i:03d}"
 
 
-def shot_of(step: str) -> int | None:
-    """The shot a step of the fan-out is for (``image_003`` → 3), or None."""
-    head, _, number = step.rpartition("_")
-    return int(number) if head and number.isdigit() else None
-
-
 def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The input with its style preset's look filled in (at the door, from the presets file)."""
     preset = STYLES.current().get(str(raw.get("style", "anime")))

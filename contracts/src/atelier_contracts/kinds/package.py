@@ -15,8 +15,7 @@ from typing import Annotated, Any
 import msgspec
 
 from atelier_contracts.events import StepSpec
-from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind, attached_upload
-from atelier_contracts.kinds.cut import AssetId
+from atelier_contracts.kinds.base import AssetId, BaseInput, InvalidInput, Issue, JobKind, attached_upload
 
 BUNDLE_STEP = "package"
 

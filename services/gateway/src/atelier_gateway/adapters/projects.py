@@ -124,7 +124,7 @@ class SqlProjects(SqlAdapter):
 class SqlComposites(SqlAdapter):
     """Episodes' composites: the sources, the timeline and the exports as JSON columns."""
 
-    async def put(self, tenant: str, composite: Composite) -> None:
+    async def put(self, tenant: str, composite: Composite, expected: int | None) -> bool:
         row = {
             "tenant": tenant,
             "episode_id": composite.episode_id,
@@ -136,13 +136,22 @@ class SqlComposites(SqlAdapter):
             "fps": composite.fps,
             "width": composite.width,
             "height": composite.height,
+            "version": composite.version,
             "created_at": composite.created_at,
             "updated_at": composite.updated_at,
         }
         key = sa.and_(composites.c.tenant == tenant, composites.c.episode_id == composite.episode_id)
-        async with self._connect() as conn, conn.begin():
-            if (await conn.execute(composites.update().where(key).values(**row))).rowcount == 0:
-                await conn.execute(composites.insert().values(**row))
+        try:
+            async with self._connect() as conn, conn.begin():
+                if expected is None:
+                    await conn.execute(composites.insert().values(**row))
+                    return True
+                done = await conn.execute(
+                    composites.update().where(key, composites.c.version == expected).values(**row)
+                )
+                return bool(done.rowcount)
+        except sa.exc.IntegrityError:  # made by a concurrent first read
+            return False
 
     async def get(self, tenant: str, episode_id: str) -> Composite | None:
         query = sa.select(composites).where(
@@ -162,6 +171,7 @@ class SqlComposites(SqlAdapter):
             fps=r.fps,
             width=r.width,
             height=r.height,
+            version=r.version,
             created_at=utc(r.created_at),
             updated_at=utc(r.updated_at),
         )

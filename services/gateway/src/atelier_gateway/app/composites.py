@@ -30,8 +30,6 @@ from atelier_contracts.snapshot import JobStatus, JobView, StepStatus
 from atelier_gateway.app.errors import ShotNotFound, TakeNotFound
 
 Status = Literal["editing", "exporting", "done", "failed"]
-FITS_S = 1e-6
-"""A take at least this close to a cut's duration fits it."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +78,9 @@ class Composite:
     height: int
     created_at: datetime
     updated_at: datetime
+    version: int = 1
+    """Every change writes the next; a write that finds another version is refused
+    (``composite_changed``), so no edit or export is lost to a concurrent one."""
 
     def source(self, shot: int) -> Source:
         found = next((s for s in self.sources if s.shot == shot), None)
@@ -99,7 +100,10 @@ class Take:
 
 
 class Composites(Protocol):
-    async def put(self, tenant: str, composite: Composite) -> None: ...
+    async def put(self, tenant: str, composite: Composite, expected: int | None) -> bool:
+        """Store it if the stored one is at version ``expected`` (None: there is none yet);
+        False when another write came first."""
+        ...
 
     async def get(self, tenant: str, episode_id: str) -> Composite | None: ...
 
@@ -182,13 +186,14 @@ def _planned_duration(export: Export, source: Source) -> float:
 
 
 def status(composite: Composite, last: JobView | None) -> Status:
-    """Where the composite stands, from its last export's job (None: not visible yet)."""
+    """Where the composite stands, from its last export's job (None: there is none — deleted, as
+    a job is only ever read after it was stored)."""
     latest = composite.exports[-1]
-    if last is None or last.status not in JobStatus.TERMINAL:
+    if last is not None and last.status not in JobStatus.TERMINAL:
         return "exporting"
     if composite.timeline != latest.timeline:
         return "editing"
-    return "done" if last.status == JobStatus.SUCCEEDED else "failed"
+    return "done" if last is not None and last.status == JobStatus.SUCCEEDED else "failed"
 
 
 @dataclass(frozen=True)
@@ -202,32 +207,44 @@ class CutEdit:
 
 def edited(composite: Composite, edits: Sequence[CutEdit], known: list[Take], now: datetime) -> Composite:
     """The composite with the timeline ``edits`` give, in their order (a shot left out is
-    dropped; a dropped shot put back takes its newest take)."""
+    dropped; a dropped shot put back takes its newest take; a take swapped in keeps its own
+    length unless a duration is given too)."""
     current = {c.shot: c for c in composite.timeline}
     timeline = []
     for edit in edits:
         source = composite.source(edit.shot)
         mine = [t for t in known if t.shot == edit.shot]
+        before = current.get(edit.shot)
+        duration = before.duration_s if before else source.duration_s
         if edit.take is not None:
             chosen = next((t for t in mine if t.number == edit.take), None)
             if chosen is None:
                 have = ", ".join(str(t.number) for t in mine) or "none yet"
                 raise TakeNotFound(f"Shot {edit.shot} has no take {edit.take} (its takes: {have}).")
-            take = chosen.asset
-        elif edit.shot in current:
-            take = current[edit.shot].take
+            take, duration = chosen.asset, chosen.duration_s  # a take swapped in lasts as it does
+        elif before is not None:
+            take = before.take
         else:
             take = mine[-1].asset if mine else ""
-        before = current.get(edit.shot)
-        duration = edit.duration_s or (before.duration_s if before else source.duration_s)
+        if edit.duration_s is not None:
+            duration = edit.duration_s
         timeline.append(Cut(shot=edit.shot, duration_s=duration, take=take))
-    return dataclasses.replace(composite, timeline=tuple(timeline), updated_at=now)
+    return dataclasses.replace(
+        composite, timeline=tuple(timeline), updated_at=now, version=composite.version + 1
+    )
 
 
-def fitting(cut: Cut, known: list[Take]) -> Take | None:
-    """The take a cut uses as it is (cut to length), or None: it is filmed anew."""
+def fitting(cut: Cut, known: list[Take], fps: int) -> Take | None:
+    """The take a cut uses as it is (cut to length), or None: it is filmed anew. Compared in
+    frames, as the composite lays them (a take one frame short of the cut does not fit)."""
     take = next((t for t in known if t.asset == cut.take), None)
-    return take if take is not None and take.duration_s + FITS_S >= cut.duration_s else None
+    fits = take is not None and frames(take.duration_s, fps) >= frames(cut.duration_s, fps)
+    return take if fits else None
+
+
+def frames(duration_s: float, fps: int) -> int:
+    """How many frames the composite gives a shot of that length (as the export service does)."""
+    return max(1, round(duration_s * fps))
 
 
 def cut_input(composite: Composite, known: list[Take], seed: int) -> dict[str, Any]:
@@ -235,7 +252,7 @@ def cut_input(composite: Composite, known: list[Take], seed: int) -> dict[str, A
     shots_in = []
     for cut in composite.timeline:
         source = composite.source(cut.shot)
-        take = fitting(cut, known)
+        take = fitting(cut, known, composite.fps)
         entry: dict[str, Any] = {
             "shot": cut.shot,
             "still": source.still,
@@ -265,13 +282,17 @@ def exported(composite: Composite, job_id: str, known: list[Take], now: datetime
     (so exporting again without a change films nothing; if the job fails, it is filmed again)."""
     timeline = tuple(
         cut
-        if fitting(cut, known)
+        if fitting(cut, known, composite.fps)
         else dataclasses.replace(cut, take=ids.asset_id(job_id, clip_step(cut.shot), "clip"))
         for cut in composite.timeline
     )
     export = Export(job_id=job_id, timeline=timeline)
     return dataclasses.replace(
-        composite, timeline=timeline, exports=(*composite.exports, export), updated_at=now
+        composite,
+        timeline=timeline,
+        exports=(*composite.exports, export),
+        updated_at=now,
+        version=composite.version + 1,
     )
 
 
@@ -283,14 +304,16 @@ the subtitles (SubRip) and the episode (its MP4 and poster frame)."""
 def package_files(
     composite: Composite, known: list[Take], shown: JobView | None, kinds: Sequence[str]
 ) -> list[dict[str, str]]:
-    """The ``package`` job's files: per shot on the timeline, in its order, what ``kinds`` ask
-    for; then the episode's files from ``shown`` (the newest export that succeeded)."""
+    """The ``package`` job's files: the episode as ``shown`` (the newest export that succeeded)
+    made it — per shot of that export's timeline, in its order, what ``kinds`` ask for, then the
+    episode's own files — so a timeline edited since is not packed half-made."""
     files: list[dict[str, str]] = []
-    for cut in composite.timeline:
+    exported = next((e.timeline for e in composite.exports if shown and e.job_id == shown.id), ())
+    for cut in exported:
         source = composite.source(cut.shot)
         if "images" in kinds:
             files.append({"name": image_step(cut.shot), "file": source.still})
-        take = fitting(cut, known)
+        take = fitting(cut, known, composite.fps)
         if "clips" in kinds and take is not None:
             files.append({"name": clip_step(cut.shot), "file": take.asset})
         if "audio" in kinds and source.voice:

@@ -288,3 +288,7 @@ class CompositeExporting(AppError):
 
 class NothingMarked(AppError):
     code = "nothing_marked"
+
+
+class CompositeChanged(AppError):
+    code = "composite_changed"

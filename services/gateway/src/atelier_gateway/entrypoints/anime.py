@@ -3,6 +3,7 @@ made) for a request, and the jobs behind a composite."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import msgspec
@@ -11,7 +12,7 @@ from atelier_contracts.blobstore import BlobNotFound
 from atelier_contracts.snapshot import JobStatus, JobView
 from atelier_gateway.app import composites as cuts
 from atelier_gateway.app.composites import Composite
-from atelier_gateway.app.errors import EpisodeNotFound, EpisodeNotRendered, ProjectNotFound
+from atelier_gateway.app.errors import CompositeChanged, EpisodeNotFound, EpisodeNotRendered, ProjectNotFound
 from atelier_gateway.app.projects import Episode, Project
 from atelier_gateway.app.read_job import read_job
 from atelier_gateway.bootstrap import Deps
@@ -63,8 +64,14 @@ async def composite_of(deps: Deps, project_id: str, episode: Episode) -> Composi
             return stored
         raise EpisodeNotRendered(f"Episode {episode.id!r}'s render has not succeeded (yet).")
     fresh = cuts.from_render(episode.id, project_id, made, _shot_list(deps, made), deps.clock())
-    await deps.composites.put(tenant, fresh)
-    return fresh
+    if stored is not None:
+        fresh = replace(fresh, version=stored.version + 1, created_at=stored.created_at)
+    if await deps.composites.put(tenant, fresh, stored.version if stored else None):
+        return fresh
+    again = await deps.composites.get(tenant, episode.id)  # a concurrent read made it first
+    if again is None:
+        raise CompositeChanged()
+    return again
 
 
 async def jobs_of(deps: Deps, composite: Composite) -> dict[str, JobView]:

@@ -18,7 +18,7 @@ from atelier_contracts.kinds.episode import MAX_SHOTS
 from atelier_contracts.snapshot import JobView
 from atelier_gateway.app import composites as cuts
 from atelier_gateway.app.composites import Composite, CutEdit
-from atelier_gateway.app.errors import CompositeExporting, EpisodeNotRendered, InputInvalid
+from atelier_gateway.app.errors import CompositeChanged, CompositeExporting, EpisodeNotRendered, InputInvalid
 from atelier_gateway.app.get_job import JobAsset, job_assets
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.entrypoints import render
@@ -86,7 +86,7 @@ def composite_out(
                 "shot": c.shot,
                 "duration_s": c.duration_s,
                 "take": numbers.get(c.take),
-                "refilm": cuts.fitting(c, known) is None,
+                "refilm": cuts.fitting(c, known, composite.fps) is None,
                 "line": composite.source(c.shot).line,
                 "move": composite.source(c.shot).move,
             }
@@ -140,8 +140,10 @@ async def edit_composite(
             [{"loc": ["body", "timeline"], "msg": f"shots {twice} are on it twice", "type": "value_error"}],
             "A shot is on the timeline once.",
         )
+    before = composite.version
     composite = cuts.edited(composite, edits, cuts.takes(composite, jobs), deps.clock())
-    await deps.composites.put(deps.settings.tenant, composite)
+    if not await deps.composites.put(deps.settings.tenant, composite, before):
+        raise CompositeChanged()
     return composite_out(request, deps, composite, jobs)
 
 
@@ -166,9 +168,15 @@ async def export_composite(
         return composite_out(request, deps, composite, jobs)
     known = cuts.takes(composite, jobs)
     job_input = cuts.cut_input(composite, known, seed=len(composite.exports))
-    job = await submitted(request, deps, "cut", f"{project.name}: {episode.title} (cut)", job_input)
+    # One job per version of the composite: exports racing on it submit the same job, and the
+    # one whose write loses answers the composite the other wrote.
+    once = f"composite:{episode.id}:{composite.version}"
+    title = f"{project.name}: {episode.title} (cut)"
+    job = await submitted(request, deps, "cut", title, job_input, once=once)
+    before = composite.version
     composite = cuts.exported(composite, job.id, known, deps.clock())
-    await deps.composites.put(deps.settings.tenant, composite)
+    if not await deps.composites.put(deps.settings.tenant, composite, before):
+        composite = await composite_of(deps, project_id, episode)
     jobs[job.id] = job
     response.headers["Location"] = render.job_path(job.id)
     return composite_out(request, deps, composite, jobs)

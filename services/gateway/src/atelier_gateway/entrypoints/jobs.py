@@ -83,9 +83,14 @@ async def submitted(
     job_input: dict[str, Any],
     priority: int = 0,
     tags: Sequence[str] = (),
+    once: str | None = None,
 ) -> JobView:
-    """A job submitted for this request (under its Idempotency-Key, if it has one), as decided."""
+    """A job submitted for this request (under its Idempotency-Key, if it has one), as decided;
+    ``once`` is a key of the caller's own instead: every submit under it is the one job."""
     idempotent = idempotent_request(request)
+    key, request_hash = (
+        (once, "") if once else (idempotent.key, idempotent.request_hash) if idempotent else (None, "")
+    )
     result = await submit_job(
         SubmitJobInput(
             tenant=deps.settings.tenant,
@@ -95,8 +100,8 @@ async def submitted(
             input=job_input,
             priority=priority,
             tags=tuple(tags),
-            idempotency_key=idempotent.key if idempotent else None,
-            request_hash=idempotent.request_hash if idempotent else "",
+            idempotency_key=key,
+            request_hash=request_hash,
         ),
         publisher=deps.publisher,
         reader=deps.reader,

@@ -122,7 +122,8 @@ async def stop_batch(deps: Deps, project: Project) -> bool:
     if project.schedule_id is None or await _existing(deps, _call(deps, project.schedule_id)) is None:
         return False
     await _send(deps, _call(deps, project.schedule_id), DeleteSchedule())
-    await deps.projects.put_project(deps.settings.tenant, replace(project, schedule_id=None))
+    stopped = replace(project, schedule_id=None, updated_at=deps.clock())
+    await deps.projects.put_project(deps.settings.tenant, stopped)
     return True
 
 
@@ -139,12 +140,17 @@ async def set_batch(project_id: str, payload: ProjectBatchBody, deps: DepsDep) -
     fields = payload.model_dump(exclude={"paused"}) | {"template": _template(project, job_input)}
     spec = engine.checked_spec(fields, deps.settings.faults)
     view = await _existing(deps, _call(deps, project.schedule_id)) if project.schedule_id else None
-    if view is None:  # a new schedule (a deleted one's id is not used again)
-        call = _call(deps, f"sch_{ids.uuid7().replace('-', '')}")
+    if view is None:
+        # A new schedule: its id from the project as it stands, so PUTs racing on it make one
+        # schedule (the engine takes the same create once), and one made after a DELETE (which
+        # changes the project) has another id than the deleted one.
+        call = _call(
+            deps, ids.derived_id("sch", deps.settings.tenant, project.id, project.updated_at.isoformat())
+        )
         create = CreateSchedule(spec=spec, paused=payload.paused)
         await deps.projects.put_project(deps.settings.tenant, replace(project, schedule_id=call.key))
         made = await _send(deps, call, create)
-        return body((made or engine.pending(call, create, deps.clock())).with_upcoming())
+        return body((made or engine.pending(call, create, deps.clock())).with_upcoming(), 201)
     call = _call(deps, view.id)
     answer = await _send(deps, call, UpdateSchedule(spec=spec))
     if payload.paused and view.status == "active":

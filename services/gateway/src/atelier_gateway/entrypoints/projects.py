@@ -17,6 +17,7 @@ from atelier_contracts import ids
 from atelier_contracts.budgets import BudgetLimit
 from atelier_contracts.commands import ReviewStep
 from atelier_contracts.kinds.episode import MAX_SHOTS, clip_review_step, clip_step, image_step, review_step
+from atelier_contracts.kinds.stills import MAX_EPISODES
 from atelier_contracts.snapshot import StepStatus
 from atelier_contracts.styles import STYLES
 from atelier_gateway.app.errors import (
@@ -304,18 +305,22 @@ async def _episode_view(request: Request, deps: Deps, episode: Episode) -> dict[
 
 @router.patch("/{project_id}/episodes/{episode_id}", summary="Change an episode", responses=_ANSWERS)
 async def update_episode(
-    project_id: str, episode_id: str, body: EpisodePatch, deps: DepsDep
+    project_id: str, episode_id: str, body: EpisodePatch, request: Request, deps: DepsDep
 ) -> dict[str, Any]:
     episode = await episode_of(deps, project_id, episode_id)
     fields: dict[str, Any] = body.model_dump(exclude_none=True)
     if "package" in fields:
         fields["package_kinds"] = tuple(fields.pop("package"))
-    was_marked = episode.marked
+    if fields.get("marked") and not episode.marked:
+        others = [e for e in await deps.projects.episodes(deps.settings.tenant, project_id) if e.marked]
+        if len(others) >= MAX_EPISODES:
+            message = f"at most {MAX_EPISODES} episodes of a project are in its batch"
+            raise InputInvalid([{"loc": ["body", "marked"], "msg": message, "type": "value_error"}], message)
     episode = Episode(**{**episode.__dict__, **fields, "updated_at": deps.clock()})
     await deps.projects.put_episode(deps.settings.tenant, episode)
-    if episode.marked != was_marked:
+    if "marked" in fields:  # a retry after a refresh that failed refreshes again
         await refresh_batch(deps, await project_of(deps, project_id))
-    return _episode_out(episode)
+    return await _episode_view(request, deps, episode)
 
 
 @router.delete(
@@ -387,9 +392,19 @@ async def review_episode(
     if job is None:
         raise EpisodeNotRendered(f"Episode {episode_id!r}'s render is gone.")
     gates = [(v, review_step(v.shot) if v.of == "image" else clip_review_step(v.shot)) for v in body.verdicts]
+    named = [gate for _, gate in gates]
+    if len(set(named)) != len(named):
+        twice = sorted({g for g in named if named.count(g) > 1})
+        raise InputInvalid(
+            [{"loc": ["body", "verdicts"], "msg": f"{', '.join(twice)} given twice", "type": "value_error"}],
+            "One verdict per shot (and per clip) in a request.",
+        )
     missing = [v.shot for v, gate in gates if gate not in job.steps]
     if missing:
-        raise ShotNotFound(f"The render has no review of shots {missing} ({shot_count(job)} shots).")
+        raise ShotNotFound(
+            f"The render has no such review for shots {missing}: it has {shot_count(job)} shots, and "
+            "a clip's review only with review_clips."
+        )
     idle = [v.shot for v, gate in gates if job.steps[gate].status != StepStatus.AWAITING_REVIEW]
     if idle:
         raise IllegalTransition(f"Shots {idle} are not waiting for a review.")

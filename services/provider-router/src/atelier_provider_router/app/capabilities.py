@@ -122,7 +122,9 @@ def studio_prompt(templates: Templates, recipe: Recipe, said: str) -> str:
 
 
 def _input_text(blobs: BlobStore, item: WorkItem, kind: str = "text") -> str:
-    own = param(item, "text") or param(item, "prompt")
+    if param(item, "text"):  # the step's own line (an episode's shot), whatever it needs
+        return str(param(item, "text"))
+    own = param(item, "prompt")
     if not item.inputs and own:
         return str(own)  # a task speaks its own text
     for artifact in item.inputs.values():
