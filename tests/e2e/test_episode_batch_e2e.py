@@ -82,6 +82,12 @@ def test_a_project_batch_draws_the_marked_episodes_shots_again(stack: Stack) -> 
         client.patch(f"{base}/episodes/{eids['a']}", json={"marked": True})
         assert client.get(f"{base}/schedule").json()["status"] == "paused", "a pause of the user's own stays"
 
+        # Deleted behind the project's back, then set again: a new schedule, not the deleted one.
+        assert client.delete(f"/v1/schedules/{schedule['id']}").status_code == 200
+        again = client.put(f"{base}/schedule", json=nightly)
+        assert again.status_code == 201, again.text
+        assert again.json()["id"] != schedule["id"]
+        assert again.json()["status"] == "active"
         assert client.delete(f"{base}/schedule").status_code == 204
         assert client.get(f"{base}/schedule").json()["code"] == "schedule_not_found"
-        assert client.get(f"/v1/schedules/{schedule['id']}").json()["code"] == "schedule_not_found"
+        assert client.get(f"/v1/schedules/{again.json()['id']}").json()["code"] == "schedule_not_found"

@@ -142,11 +142,11 @@ async def set_batch(project_id: str, payload: ProjectBatchBody, deps: DepsDep) -
     view = await _existing(deps, _call(deps, project.schedule_id)) if project.schedule_id else None
     if view is None:
         # A new schedule: its id from the project as it stands, so PUTs racing on it make one
-        # schedule (the engine takes the same create once), and one made after a DELETE (which
-        # changes the project) has another id than the deleted one.
-        call = _call(
-            deps, ids.derived_id("sch", deps.settings.tenant, project.id, project.updated_at.isoformat())
-        )
+        # schedule (the engine takes the same create once), and one made after a DELETE (here,
+        # which changes the project, or at /v1/schedules, which leaves the old id on it) has
+        # another id than the deleted one.
+        as_it_stands = (project.id, project.updated_at.isoformat(), project.schedule_id or "")
+        call = _call(deps, ids.derived_id("sch", deps.settings.tenant, *as_it_stands))
         create = CreateSchedule(spec=spec, paused=payload.paused)
         await deps.projects.put_project(deps.settings.tenant, replace(project, schedule_id=call.key))
         made = await _send(deps, call, create)
