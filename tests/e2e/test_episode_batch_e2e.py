@@ -62,7 +62,8 @@ def test_a_project_batch_draws_the_marked_episodes_shots_again(stack: Stack) -> 
         assert job["kind"] == "stills"
         assert sorted(s["name"] for s in job["steps"]) == ["e01_image_001", "e01_image_002"]
         usage = client.get(base).json()["usage"]
-        assert usage["calls"] >= 2 * (1 + 3) + 2, "both renders and the batch count toward the project"
+        renders = 2 * (1 + 3 * 2)  # each: its shot list, and per shot an image, a clip and a voice
+        assert usage["calls"] == renders + 2, "both renders and the batch's two images count toward it"
 
         # Marks rewrite the template; nothing marked pauses the batch, a mark resumes it.
         client.patch(f"{base}/episodes/{eids['b']}", json={"marked": True})

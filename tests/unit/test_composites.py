@@ -12,7 +12,7 @@ from atelier_contracts.common import Artifact, BlobRef
 from atelier_contracts.snapshot import JobView, StepView
 from atelier_gateway.app import composites as cuts
 from atelier_gateway.app.composites import Composite, Cut, CutEdit, Export, Source
-from atelier_gateway.app.errors import ShotNotFound, TakeNotFound
+from atelier_gateway.app.errors import InputInvalid, ShotNotFound, TakeNotFound
 
 T0 = datetime(2026, 12, 2, tzinfo=UTC)
 
@@ -40,7 +40,7 @@ def job(job_id: str, status: str, steps: list[StepView]) -> JobView:
 def composite(fps: int = 24) -> Composite:
     sources = tuple(
         Source(shot=i, still=ids.asset_id("job_r", f"image_{i:03d}", "image"), voice=None, line=f"line {i}",
-               move="zoom_in", prompt=f"shot {i}", duration_s=3.0)
+               move="zoom_in", prompt=f"shot {i}", duration_s=3.0, size=512, look="cel")
         for i in (1, 2, 3)
     )  # fmt: skip
     timeline = tuple(
@@ -68,9 +68,9 @@ def render(seconds: float = 3.0) -> JobView:
 def test_made_from_a_render_it_is_done_and_every_shot_has_its_first_take() -> None:
     made = composite()
     jobs = {"job_r": render()}
-    assert cuts.status(made, jobs["job_r"]) == "done"
+    assert cuts.status(made, jobs) == "done"
     assert [(t.shot, t.number) for t in cuts.takes(made, jobs)] == [(1, 1), (2, 1), (3, 1)]
-    assert cuts.status(made, None) == "failed", "a deleted export's job is no export in flight"
+    assert cuts.status(made, {}) == "failed", "a deleted export's job is no export in flight"
 
 
 def test_an_edit_reorders_trims_and_extends_and_only_the_extension_is_filmed() -> None:
@@ -79,16 +79,16 @@ def test_an_edit_reorders_trims_and_extends_and_only_the_extension_is_filmed() -
     edits = [CutEdit(shot=3), CutEdit(shot=1, duration_s=2.0), CutEdit(shot=2, duration_s=4.5)]
     edited = cuts.edited(made, edits, known, T0)
     assert edited.version == made.version + 1
-    assert cuts.status(edited, jobs["job_r"]) == "editing"
+    assert cuts.status(edited, jobs) == "editing"
     job_input = cuts.cut_input(edited, known, seed=1)
     assert [s["shot"] for s in job_input["shots"]] == [3, 1, 2]
     assert ["take" in s for s in job_input["shots"]] == [True, True, False], "only shot 2 is filmed"
     exported = cuts.exported(edited, "job_c", known, T0)
     assert exported.timeline[2].take == ids.asset_id("job_c", "clip_002", "clip")
     jobs["job_c"] = job("job_c", "running", [])
-    assert cuts.status(exported, jobs["job_c"]) == "exporting"
+    assert cuts.status(exported, jobs) == "exporting"
     jobs["job_c"] = job("job_c", "succeeded", [clip("job_c", "clip_002", 4.5)])
-    assert cuts.status(exported, jobs["job_c"]) == "done"
+    assert cuts.status(exported, jobs) == "done"
     known = cuts.takes(exported, jobs)
     assert [(t.shot, t.number, t.duration_s) for t in known if t.shot == 2] == [(2, 1, 3.0), (2, 2, 4.5)]
     assert all("take" in s for s in cuts.cut_input(exported, known, seed=2)["shots"]), "nothing to film again"
@@ -133,3 +133,12 @@ def test_the_package_is_the_episode_as_its_newest_finished_export_made_it() -> N
     assert [f["name"] for f in files] == [
         "image_001", "clip_001", "image_002", "clip_002", "image_003", "clip_003", "episode",
     ]  # fmt: skip
+
+
+def test_a_shot_on_the_timeline_twice_is_refused_before_anything_changes() -> None:
+    made = composite()
+    with pytest.raises(InputInvalid) as refused:
+        cuts.edited(made, [CutEdit(shot=1), CutEdit(shot=2), CutEdit(shot=1)], [], T0)
+    assert refused.value.errors == [
+        {"loc": ["body", "timeline"], "msg": "1 given twice", "type": "value_error"}
+    ]

@@ -17,6 +17,7 @@ import msgspec
 from atelier_contracts.events import StepSpec
 from atelier_contracts.faults import Simulate
 from atelier_contracts.kinds.base import InvalidInput, Issue, Project, Seed, issue_of
+from atelier_contracts.kinds.timeline import Fps, Move
 from atelier_contracts.presets import PresetName
 from atelier_contracts.sessions import SessionInput
 from atelier_contracts.studio import Recipe
@@ -77,16 +78,22 @@ class VariantParams(msgspec.Struct, frozen=True, kw_only=True):
     """An export preset's name (``GET /v1/presets``)."""
 
 
+def frames_of(duration_s: float, fps: int) -> int:
+    """A duration as whole frames, as every clip is filmed and every composite laid (at least
+    one): what a clip's length and a shot's are compared by."""
+    return max(1, round(duration_s * fps))
+
+
 class ClipParams(StepParams, frozen=True, kw_only=True):
     """A clip: the camera's move over a still (``video.from_image``), or over an image made from
     the prompt first (``video.from_text``)."""
 
     prompt: StepPrompt = ""
     duration_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 4.0
-    fps: Literal[12, 15, 24, 25, 30] = 24
+    fps: Fps = 24
     width: Annotated[int, msgspec.Meta(ge=64, le=1920, multiple_of=2)] = 640
     height: Annotated[int, msgspec.Meta(ge=64, le=1080, multiple_of=2)] = 360
-    move: Literal["zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "static"] = "zoom_in"
+    move: Move = "zoom_in"
 
 
 class TimelineShot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -102,7 +109,7 @@ class TimelineShot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 class CompositeParams(msgspec.Struct, frozen=True, kw_only=True):
     shots: Annotated[list[TimelineShot], msgspec.Meta(min_length=1, max_length=500)]
-    fps: Literal[12, 15, 24, 25, 30] = 24
+    fps: Fps = 24
     width: Annotated[int, msgspec.Meta(ge=64, le=1920, multiple_of=2)] = 640
     height: Annotated[int, msgspec.Meta(ge=64, le=1080, multiple_of=2)] = 360
     burn_subtitles: bool = False

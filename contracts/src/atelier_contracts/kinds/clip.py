@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
 from atelier_contracts.events import StepSpec
 from atelier_contracts.kinds.base import BaseInput, JobKind, attached_upload, shared
 from atelier_contracts.kinds.export import SOURCE_STEP, UploadId
+from atelier_contracts.kinds.timeline import Fps, Move
 
 
 class ClipInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -17,10 +18,10 @@ class ClipInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=True
     upload: UploadId
     """The still (``POST /v1/uploads``)."""
     duration_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 4.0
-    fps: Literal[12, 15, 24, 25, 30] = 24
+    fps: Fps = 24
     width: Annotated[int, msgspec.Meta(ge=64, le=1920, multiple_of=2)] = 640
     height: Annotated[int, msgspec.Meta(ge=64, le=1080, multiple_of=2)] = 360
-    move: Literal["zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "static"] = "zoom_in"
+    move: Move = "zoom_in"
 
 
 def plan(clip: ClipInput) -> tuple[StepSpec, ...]:

@@ -10,7 +10,7 @@ calls a cut makes. Then the composite, in the timeline's order. The anime studio
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
@@ -24,7 +24,8 @@ from atelier_contracts.kinds.base import (
     attached_upload,
     shared,
 )
-from atelier_contracts.kinds.episode import MAX_SHOTS, Move, clip_step, voice_step
+from atelier_contracts.kinds.episode import MAX_SHOTS, clip_step, voice_step
+from atelier_contracts.kinds.timeline import Fps, Move, composite_step, film
 
 
 class CutShot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -49,7 +50,7 @@ class CutInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=True)
     """The episode this is a cut of (a label)."""
     shots: Annotated[list[CutShot], msgspec.Meta(min_length=1, max_length=MAX_SHOTS)]
     """The timeline, in order."""
-    fps: Literal[12, 15, 24, 25, 30] = 24
+    fps: Fps = 24
     width: Annotated[int, msgspec.Meta(ge=64, le=1920, multiple_of=2)] = 640
     height: Annotated[int, msgspec.Meta(ge=64, le=1080, multiple_of=2)] = 360
     burn_subtitles: bool = False
@@ -94,22 +95,22 @@ def plan(cut: CutInput) -> tuple[StepSpec, ...]:
             clip = clip_step(i)
             still = attached_upload(cut, shot.still, "still")
             steps.append(StepSpec(name=still_step(i), capability="upload", given=(still,)))
-            film = {
-                "prompt": shot.prompt,
-                "duration_s": shot.duration_s,
-                "fps": cut.fps,
-                "width": cut.width,
-                "height": cut.height,
-                "move": shot.move,
-                **common,
-                "seed": cut.seed + i,
-            }
+            film_params = film(
+                shot.prompt,
+                shot.duration_s,
+                shot.move,
+                fps=cut.fps,
+                width=cut.width,
+                height=cut.height,
+                common=common,
+                seed=cut.seed + i,
+            )
             steps.append(
                 StepSpec(
                     name=clip,
                     capability="video.from_image",
                     needs=(still_step(i),),
-                    params=film,
+                    params=film_params,
                     timeout_s=600,
                 )
             )
@@ -119,16 +120,11 @@ def plan(cut: CutInput) -> tuple[StepSpec, ...]:
             steps.append(StepSpec(name=voice_step(i), capability="upload", given=(voice,)))
             entry["audio"] = voice_step(i)
         timeline.append(entry)
-    composite = {
-        "shots": timeline,
-        "fps": cut.fps,
-        "width": cut.width,
-        "height": cut.height,
-        "burn_subtitles": cut.burn_subtitles,
-    }
     made = tuple(s.name for s in steps)
     steps.append(
-        StepSpec(name="composite", capability="video.composite", needs=made, params=composite, timeout_s=1800)
+        composite_step(
+            timeline, made, fps=cut.fps, width=cut.width, height=cut.height, burn_subtitles=cut.burn_subtitles
+        )
     )
     return tuple(steps)
 

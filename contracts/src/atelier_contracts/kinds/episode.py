@@ -24,9 +24,9 @@ import msgspec
 from atelier_contracts.common import ReviewSpec, TimeoutPolicy
 from atelier_contracts.events import StepSpec
 from atelier_contracts.kinds.base import BaseInput, InvalidInput, Issue, JobKind, Plan, PlanInvalid, shared
+from atelier_contracts.kinds.timeline import Fps, Move, composite_step, film
 from atelier_contracts.styles import STYLES, Style, style_prompt
 
-Move = Literal["zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "static"]
 MAX_SHOTS = 48
 IMAGE_CHECKS: dict[str, Any] = {"min_side": 256, "brightness": [0.04, 0.96]}
 """What the automatic reviewer checks of a shot image."""
@@ -87,7 +87,7 @@ class EpisodeInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=T
     """Review every clip as well as every shot image (with ``review`` other than ``none``)."""
     review_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] = 86400.0
     on_review_timeout: TimeoutPolicy = "fail"
-    fps: Literal[12, 15, 24, 25, 30] = 24
+    fps: Fps = 24
     width: Annotated[int, msgspec.Meta(ge=64, le=1920, multiple_of=2)] = 640
     height: Annotated[int, msgspec.Meta(ge=64, le=1080, multiple_of=2)] = 360
     burn_subtitles: bool = False
@@ -184,13 +184,12 @@ def shots(episode: EpisodeInput, data: Mapping[str, Any]) -> Plan:
         described = episode.shot_template.replace("{description}", shot.description)
         prompt = style_prompt(style, described) if style else described
         size = 512 if max(episode.width, episode.height) <= 512 else 1024
-        seed = {"seed": episode.seed + i}
         image = {
             "prompt": prompt[:4000],
             "size": size,
             "look": style.look if style else "plain",
             **common,
-            **seed,
+            "seed": episode.seed + i,
         }
         steps.append(
             StepSpec(
@@ -205,22 +204,22 @@ def shots(episode: EpisodeInput, data: Mapping[str, Any]) -> Plan:
         if reviewed:
             steps.append(_gate(episode, review_step(i), image_step(i), IMAGE_CHECKS))
             gate = (review_step(i),)
-        film = {
-            "prompt": prompt[:4000],
-            "duration_s": shot.duration_s,
-            "fps": episode.fps,
-            "width": episode.width,
-            "height": episode.height,
-            "move": shot.move,
-            **common,
-            **seed,
-        }
+        clip = film(
+            prompt,
+            shot.duration_s,
+            shot.move,
+            fps=episode.fps,
+            width=episode.width,
+            height=episode.height,
+            common=common,
+            seed=episode.seed + i,
+        )
         steps.append(
             StepSpec(
                 name=clip_step(i),
                 capability="video.from_image",
                 needs=(image_step(i), *gate),
-                params=film,
+                params=clip,
                 timeout_s=600,
             )
         )
@@ -239,16 +238,16 @@ def shots(episode: EpisodeInput, data: Mapping[str, Any]) -> Plan:
             )
             entry["audio"] = voice_step(i)
         timeline.append(entry)
-    composite = {
-        "shots": timeline,
-        "fps": episode.fps,
-        "width": episode.width,
-        "height": episode.height,
-        "burn_subtitles": episode.burn_subtitles,
-    }
     made = tuple(s.name for s in steps)
     steps.append(
-        StepSpec(name="composite", capability="video.composite", needs=made, params=composite, timeout_s=1800)
+        composite_step(
+            timeline,
+            made,
+            fps=episode.fps,
+            width=episode.width,
+            height=episode.height,
+            burn_subtitles=episode.burn_subtitles,
+        )
     )
     return Plan(steps=tuple(steps), needs={"package": (*made, "composite")}, width=len(listed))
 

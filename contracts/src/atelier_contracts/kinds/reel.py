@@ -7,14 +7,13 @@ subtitle cue. The shots run in parallel; the composite waits for all of them.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
 from atelier_contracts.events import StepSpec
 from atelier_contracts.kinds.base import BaseInput, JobKind, shared
-
-Move = Literal["zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "static"]
+from atelier_contracts.kinds.timeline import Fps, Move, composite_step, film
 
 
 class ReelShot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -29,7 +28,7 @@ class ReelInput(BaseInput, frozen=True, kw_only=True, forbid_unknown_fields=True
     prompt: Annotated[str, msgspec.Meta(max_length=4000)] = ""
     """What the reel is about (a note; each shot has its own prompt)."""
     shots: Annotated[list[ReelShot], msgspec.Meta(min_length=1, max_length=48)]
-    fps: Literal[12, 15, 24, 25, 30] = 24
+    fps: Fps = 24
     width: Annotated[int, msgspec.Meta(ge=64, le=1920, multiple_of=2)] = 640
     height: Annotated[int, msgspec.Meta(ge=64, le=1080, multiple_of=2)] = 360
     burn_subtitles: bool = False
@@ -48,17 +47,18 @@ def plan(reel: ReelInput) -> tuple[StepSpec, ...]:
     steps: list[StepSpec] = []
     timeline: list[dict[str, object]] = []
     for i, shot in enumerate(reel.shots):
-        film = {
-            "prompt": shot.prompt,
-            "duration_s": shot.duration_s,
-            "fps": reel.fps,
-            "width": reel.width,
-            "height": reel.height,
-            "move": shot.move,
-            **common,
-            "seed": common.get("seed", 0) + i,  # shots that differ, also for the same prompt
-        }
-        steps.append(StepSpec(name=shot_step(i), capability="video.from_text", params=film, timeout_s=600))
+        # shots that differ, also for the same prompt
+        clip = film(
+            shot.prompt,
+            shot.duration_s,
+            shot.move,
+            fps=reel.fps,
+            width=reel.width,
+            height=reel.height,
+            common=common,
+            seed=common.get("seed", 0) + i,
+        )
+        steps.append(StepSpec(name=shot_step(i), capability="video.from_text", params=clip, timeout_s=600))
         entry: dict[str, object] = {"clip": shot_step(i), "duration_s": shot.duration_s, "text": shot.line}
         if shot.line:
             steps.append(
@@ -68,20 +68,16 @@ def plan(reel: ReelInput) -> tuple[StepSpec, ...]:
             )
             entry["audio"] = voice_step(i)
         timeline.append(entry)
-    composite = {
-        "shots": timeline,
-        "fps": reel.fps,
-        "width": reel.width,
-        "height": reel.height,
-        "burn_subtitles": reel.burn_subtitles,
-    }
     needs = tuple(s.name for s in steps)
-    return (
-        *steps,
-        StepSpec(
-            name="composite", capability="video.composite", needs=needs, params=composite, timeout_s=1800
-        ),
+    composite = composite_step(
+        timeline,
+        needs,
+        fps=reel.fps,
+        width=reel.width,
+        height=reel.height,
+        burn_subtitles=reel.burn_subtitles,
     )
+    return (*steps, composite)
 
 
 KIND = JobKind(

@@ -20,6 +20,8 @@ from pathlib import Path
 import av
 from PIL import ImageDraw, ImageFont
 
+from atelier_contracts.capabilities import frames_of
+
 AUDIO_RATE = 48_000
 AAC_FRAME = 1024
 _ASS_HEADER = b"""[Script Info]
@@ -68,10 +70,6 @@ class Composite:
     @property
     def duration_s(self) -> float:
         return self.frames / self.fps
-
-
-def frames_of(duration_s: float, fps: int) -> int:
-    return max(1, round(duration_s * fps))
 
 
 def srt(cues: list[Cue]) -> str:

@@ -19,15 +19,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
-
-import msgspec
+from typing import Any, Literal, Protocol, get_args
 
 from atelier_contracts import ids
+from atelier_contracts.capabilities import frames_of
 from atelier_contracts.kinds import KINDS
-from atelier_contracts.kinds.episode import ShotList, clip_step, image_step, shots, voice_step
+from atelier_contracts.kinds.episode import clip_step, image_step, shots, voice_step
 from atelier_contracts.snapshot import JobStatus, JobView, StepStatus
-from atelier_gateway.app.errors import ShotNotFound, TakeNotFound
+from atelier_gateway.app.errors import ShotNotFound, TakeNotFound, once_each
 
 Status = Literal["editing", "exporting", "done", "failed"]
 
@@ -43,8 +42,8 @@ class Source:
     move: str
     prompt: str
     duration_s: float
-    size: int = 1024
-    look: str = "plain"
+    size: int
+    look: str
     """The still's size and look as the render drew it (what the project's batch draws again)."""
 
 
@@ -115,10 +114,10 @@ def from_render(
     ``shotlist`` step made): the render's own plan tells every shot's prompt, move and line."""
     kind = KINDS["episode"]
     episode = kind.parse(render.input)
-    planned = {s.name: s for s in shots(episode, listed).steps}
-    count = len(msgspec.convert(listed, ShotList, strict=False).shots)
+    plan = shots(episode, listed)
+    planned = {s.name: s for s in plan.steps}
     sources, timeline = [], []
-    for i in range(1, count + 1):
+    for i in range(1, plan.width + 1):
         film, drawn = planned[clip_step(i)].params, planned[image_step(i)].params
         voice = voice_step(i) if voice_step(i) in planned else None
         line = str(planned[voice].params["text"]) if voice else ""
@@ -185,10 +184,11 @@ def _planned_duration(export: Export, source: Source) -> float:
     return cut.duration_s if cut else source.duration_s
 
 
-def status(composite: Composite, last: JobView | None) -> Status:
-    """Where the composite stands, from its last export's job (None: there is none — deleted, as
+def status(composite: Composite, jobs: Mapping[str, JobView]) -> Status:
+    """Where the composite stands, from its last export's job (missing from ``jobs``: deleted, as
     a job is only ever read after it was stored)."""
     latest = composite.exports[-1]
+    last = jobs.get(latest.job_id)
     if last is not None and last.status not in JobStatus.TERMINAL:
         return "exporting"
     if composite.timeline != latest.timeline:
@@ -209,6 +209,7 @@ def edited(composite: Composite, edits: Sequence[CutEdit], known: list[Take], no
     """The composite with the timeline ``edits`` give, in their order (a shot left out is
     dropped; a dropped shot put back takes its newest take; a take swapped in keeps its own
     length unless a duration is given too)."""
+    once_each([e.shot for e in edits], ("body", "timeline"), "A shot is on the timeline once.")
     current = {c.shot: c for c in composite.timeline}
     timeline = []
     for edit in edits:
@@ -238,13 +239,8 @@ def fitting(cut: Cut, known: list[Take], fps: int) -> Take | None:
     """The take a cut uses as it is (cut to length), or None: it is filmed anew. Compared in
     frames, as the composite lays them (a take one frame short of the cut does not fit)."""
     take = next((t for t in known if t.asset == cut.take), None)
-    fits = take is not None and frames(take.duration_s, fps) >= frames(cut.duration_s, fps)
+    fits = take is not None and frames_of(take.duration_s, fps) >= frames_of(cut.duration_s, fps)
     return take if fits else None
-
-
-def frames(duration_s: float, fps: int) -> int:
-    """How many frames the composite gives a shot of that length (as the export service does)."""
-    return max(1, round(duration_s * fps))
 
 
 def cut_input(composite: Composite, known: list[Take], seed: int) -> dict[str, Any]:
@@ -296,9 +292,10 @@ def exported(composite: Composite, job_id: str, known: list[Take], now: datetime
     )
 
 
-PACKAGE_KINDS = ("images", "clips", "audio", "subtitles", "episode")
+PackageKind = Literal["images", "clips", "audio", "subtitles", "episode"]
 """What an episode's package may hold: the shot images, the clips the timeline uses, the speech,
 the subtitles (SubRip) and the episode (its MP4 and poster frame)."""
+PACKAGE_KINDS: tuple[PackageKind, ...] = get_args(PackageKind)
 
 
 def package_files(

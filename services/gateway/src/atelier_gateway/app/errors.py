@@ -63,6 +63,15 @@ class InputInvalid(AppError):
         return {"errors": self.errors}
 
 
+def once_each(values: Sequence[object], loc: Sequence[str], detail: str) -> None:
+    """``validation_failed`` at ``loc`` naming every value given more than once."""
+    twice = sorted({str(v) for v in values if values.count(v) > 1})
+    if twice:
+        raise InputInvalid(
+            [{"loc": list(loc), "msg": f"{', '.join(twice)} given twice", "type": "value_error"}], detail
+        )
+
+
 class UnknownCapability(InputInvalid):
     code = "unknown_capability"
 

@@ -5,12 +5,15 @@ style and review, counted toward the project (its usage and its budget, by the r
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from atelier_contracts.commands import ReviewStep
 from atelier_contracts.kinds.episode import clip_review_step, clip_step, image_step, review_step
 from atelier_contracts.snapshot import JobView, StepStatus
+from atelier_gateway.app.errors import IllegalTransition, ShotNotFound, once_each
 
 Review = Literal["none", "manual", "auto", "both"]
 
@@ -126,6 +129,38 @@ def shot_states(job: JobView) -> list[dict[str, Any]]:
         ]  # fmt: skip
         out.append(shot)
     return out
+
+
+@dataclass(frozen=True)
+class ShotVerdict:
+    shot: int
+    verdict: Literal["approve", "reject"]
+    feedback: str = ""
+    of: Literal["image", "clip"] = "image"
+
+
+def review_commands(job: JobView, verdicts: Sequence[ShotVerdict], reviewer: str) -> list[ReviewStep]:
+    """The verdicts as commands to their shots' gates, every one checked before any is sent: a
+    gate given twice, a gate the render has not, or one that waits for no verdict is refused."""
+    gates = [review_step(v.shot) if v.of == "image" else clip_review_step(v.shot) for v in verdicts]
+    once_each(gates, ("body", "verdicts"), "One verdict per shot (and per clip) in a request.")
+    missing = [v.shot for v, gate in zip(verdicts, gates, strict=True) if gate not in job.steps]
+    if missing:
+        raise ShotNotFound(
+            f"The render has no such review for shots {missing}: it has {shot_count(job)} shots, and "
+            "a clip's review only with review_clips."
+        )
+    idle = [
+        v.shot
+        for v, g in zip(verdicts, gates, strict=True)
+        if job.steps[g].status != StepStatus.AWAITING_REVIEW
+    ]
+    if idle:
+        raise IllegalTransition(f"Shots {idle} are not waiting for a review.")
+    return [
+        ReviewStep(step=gate, verdict=v.verdict, feedback=v.feedback, reviewer=reviewer)
+        for v, gate in zip(verdicts, gates, strict=True)
+    ]
 
 
 def _gate_state(job: JobView, name: str, status: str) -> str:

@@ -3,6 +3,7 @@ made) for a request, and the jobs behind a composite."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -38,13 +39,15 @@ async def job_view(deps: Deps, job_id: str) -> JobView | None:
     return await read_job(tenant, job_id, reader=deps.reader, joblog=deps.joblog, wait_s=wait)
 
 
-def _shot_list(deps: Deps, render_job: JobView) -> dict[str, Any]:
+async def _shot_list(deps: Deps, render_job: JobView) -> dict[str, Any]:
+    """The render's shot list, from the file its ``shotlist`` step made (read off the loop)."""
     step = render_job.steps.get("shotlist")
     made = next((a for a in step.outputs if a.name == "shots"), None) if step else None
     if made is None:
         raise EpisodeNotRendered("The episode's render has no shot list.")
     try:
-        return dict(msgspec.json.decode(deps.blobs.path_of(made.blob.key).read_bytes()))
+        data = await asyncio.to_thread(deps.blobs.path_of(made.blob.key).read_bytes)
+        return dict(msgspec.json.decode(data))
     except (BlobNotFound, OSError) as exc:
         raise EpisodeNotRendered("The episode's shot list is gone from the blob store.") from exc
 
@@ -63,7 +66,7 @@ async def composite_of(deps: Deps, project_id: str, episode: Episode) -> Composi
         if stored is not None:
             return stored
         raise EpisodeNotRendered(f"Episode {episode.id!r}'s render has not succeeded (yet).")
-    fresh = cuts.from_render(episode.id, project_id, made, _shot_list(deps, made), deps.clock())
+    fresh = cuts.from_render(episode.id, project_id, made, await _shot_list(deps, made), deps.clock())
     if stored is not None:
         fresh = replace(fresh, version=stored.version + 1, created_at=stored.created_at)
     if await deps.composites.put(tenant, fresh, stored.version if stored else None):

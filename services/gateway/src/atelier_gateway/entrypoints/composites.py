@@ -1,7 +1,7 @@
 """An episode's composite over HTTP: read it, edit its timeline, export it again.
 
-``GET …/episodes/{id}/composite`` makes it from the episode's last succeeded render the first
-time (``app/composites.py``); ``PATCH`` sets the timeline (the shots in order, each with an
+``GET …/episodes/{id}/composite`` makes it from the episode's render once that has succeeded, the
+first time (``app/composites.py``); ``PATCH`` sets the timeline (the shots in order, each with an
 optional duration and take number: a shot left out is dropped); ``POST …/composite/export``
 submits a ``cut`` job that films only the shots extended past their takes, and answers 202 with
 the composite (``exporting``), or 200 when the timeline is what was last exported.
@@ -9,17 +9,20 @@ the composite (``exporting``), or 200 when the timeline is what was last exporte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from atelier_contracts import ids
 from atelier_contracts.kinds.episode import MAX_SHOTS
 from atelier_contracts.snapshot import JobView
 from atelier_gateway.app import composites as cuts
 from atelier_gateway.app.composites import Composite, CutEdit
-from atelier_gateway.app.errors import CompositeChanged, CompositeExporting, EpisodeNotRendered, InputInvalid
-from atelier_gateway.app.get_job import JobAsset, job_assets
+from atelier_gateway.app.errors import CompositeChanged, CompositeExporting, EpisodeNotRendered
+from atelier_gateway.app.get_job import job_assets
+from atelier_gateway.app.projects import Episode, Project
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.entrypoints import render
 from atelier_gateway.entrypoints.anime import composite_of, episode_of, jobs_of, project_of
@@ -49,8 +52,20 @@ class TimelineBody(BaseModel):
     )
 
 
-def _files(deps: Deps, job: JobView) -> dict[str, JobAsset]:
-    return {a.id: a for a in job_assets(job, deps.signer, deps.clock())}
+@dataclass(frozen=True)
+class _Loaded:
+    project: Project
+    episode: Episode
+    composite: Composite
+    jobs: dict[str, JobView]
+    """The jobs of its exports (the render first), by id."""
+
+
+async def _loaded(deps: Deps, project_id: str, episode_id: str) -> _Loaded:
+    project = await project_of(deps, project_id)
+    episode = await episode_of(deps, project_id, episode_id)
+    composite = await composite_of(deps, project_id, episode)
+    return _Loaded(project, episode, composite, await jobs_of(deps, composite))
 
 
 def composite_out(
@@ -59,25 +74,25 @@ def composite_out(
     url = render.file_urls(request)
     known = cuts.takes(composite, jobs)
     numbers = {t.asset: t.number for t in known}
-    links = {aid: a for job in jobs.values() for aid, a in _files(deps, job).items()}
-    last = jobs.get(composite.exports[-1].job_id)
+    now = deps.clock()
+    links = {a.id: url(a) for job in jobs.values() for a in job_assets(job, deps.signer, now)}
     shown = cuts.newest_video(composite, jobs)
     video = None
     if shown is not None:
-        files = {a.name: a for a in job_assets(shown, deps.signer, deps.clock()) if a.step == "composite"}
-        episode = next(a for a in shown.steps["composite"].outputs if a.name == "episode")
+        made = {a.name: a for a in shown.steps["composite"].outputs}
+        link = {name: links.get(ids.asset_id(shown.id, "composite", name)) for name in made}
         video = {
             "job_id": shown.id,
-            "url": url(files["episode"]),
-            "poster_url": url(files["poster"]) if "poster" in files else None,
-            "subtitles_url": url(files["subtitles"]) if "subtitles" in files else None,
-            "frames": episode.meta.get("frames"),
-            "duration_s": episode.meta.get("duration_s"),
+            "url": link["episode"],
+            "poster_url": link.get("poster"),
+            "subtitles_url": link.get("subtitles"),
+            "frames": made["episode"].meta.get("frames"),
+            "duration_s": made["episode"].meta.get("duration_s"),
         }
     return {
         "episode_id": composite.episode_id,
         "project_id": composite.project_id,
-        "status": cuts.status(composite, last),
+        "status": cuts.status(composite, jobs),
         "render_job": composite.render_job,
         "fps": composite.fps,
         "duration_s": round(sum(c.duration_s for c in composite.timeline), 6),
@@ -98,12 +113,12 @@ def composite_out(
                 "take": t.number,
                 "duration_s": t.duration_s,
                 "job_id": t.job_id,
-                "url": url(links[t.asset]) if t.asset in links else None,
+                "url": links.get(t.asset),
             }
             for t in known
         ],
         "exports": [
-            {"job_id": e.job_id, "status": jobs[e.job_id].status if e.job_id in jobs else "queued"}
+            {"job_id": e.job_id, "status": jobs[e.job_id].status if e.job_id in jobs else "deleted"}
             for e in composite.exports
         ],
         "video": video,
@@ -116,9 +131,8 @@ def composite_out(
     _PATH, summary="An episode's composite: its timeline, takes, exports and video", responses=_ANSWERS
 )
 async def read_composite(project_id: str, episode_id: str, request: Request, deps: DepsDep) -> dict[str, Any]:
-    await project_of(deps, project_id)
-    composite = await composite_of(deps, project_id, await episode_of(deps, project_id, episode_id))
-    return composite_out(request, deps, composite, await jobs_of(deps, composite))
+    got = await _loaded(deps, project_id, episode_id)
+    return composite_out(request, deps, got.composite, got.jobs)
 
 
 @router.patch(
@@ -127,24 +141,14 @@ async def read_composite(project_id: str, episode_id: str, request: Request, dep
 async def edit_composite(
     project_id: str, episode_id: str, body: TimelineBody, request: Request, deps: DepsDep
 ) -> dict[str, Any]:
-    await project_of(deps, project_id)
-    composite = await composite_of(deps, project_id, await episode_of(deps, project_id, episode_id))
-    jobs = await jobs_of(deps, composite)
-    if cuts.status(composite, jobs.get(composite.exports[-1].job_id)) == "exporting":
+    got = await _loaded(deps, project_id, episode_id)
+    if cuts.status(got.composite, got.jobs) == "exporting":
         raise CompositeExporting()
     edits = [CutEdit(shot=c.shot, duration_s=c.duration_s, take=c.take) for c in body.timeline]
-    shots = [e.shot for e in edits]
-    if len(set(shots)) != len(shots):
-        twice = sorted({s for s in shots if shots.count(s) > 1})
-        raise InputInvalid(
-            [{"loc": ["body", "timeline"], "msg": f"shots {twice} are on it twice", "type": "value_error"}],
-            "A shot is on the timeline once.",
-        )
-    before = composite.version
-    composite = cuts.edited(composite, edits, cuts.takes(composite, jobs), deps.clock())
-    if not await deps.composites.put(deps.settings.tenant, composite, before):
+    composite = cuts.edited(got.composite, edits, cuts.takes(got.composite, got.jobs), deps.clock())
+    if not await deps.composites.put(deps.settings.tenant, composite, got.composite.version):
         raise CompositeChanged()
-    return composite_out(request, deps, composite, jobs)
+    return composite_out(request, deps, composite, got.jobs)
 
 
 @router.post(
@@ -156,11 +160,9 @@ async def edit_composite(
 async def export_composite(
     project_id: str, episode_id: str, request: Request, response: Response, deps: DepsDep
 ) -> dict[str, Any]:
-    project = await project_of(deps, project_id)
-    episode = await episode_of(deps, project_id, episode_id)
-    composite = await composite_of(deps, project_id, episode)
-    jobs = await jobs_of(deps, composite)
-    state = cuts.status(composite, jobs.get(composite.exports[-1].job_id))
+    got = await _loaded(deps, project_id, episode_id)
+    composite, jobs = got.composite, got.jobs
+    state = cuts.status(composite, jobs)
     if state == "exporting":
         raise CompositeExporting()
     if state == "done":
@@ -170,13 +172,12 @@ async def export_composite(
     job_input = cuts.cut_input(composite, known, seed=len(composite.exports))
     # One job per version of the composite: exports racing on it submit the same job, and the
     # one whose write loses answers the composite the other wrote.
-    once = f"composite:{episode.id}:{composite.version}"
-    title = f"{project.name}: {episode.title} (cut)"
+    once = f"composite:{got.episode.id}:{composite.version}"
+    title = f"{got.project.name}: {got.episode.title} (cut)"
     job = await submitted(request, deps, "cut", title, job_input, once=once)
-    before = composite.version
     composite = cuts.exported(composite, job.id, known, deps.clock())
-    if not await deps.composites.put(deps.settings.tenant, composite, before):
-        composite = await composite_of(deps, project_id, episode)
+    if not await deps.composites.put(deps.settings.tenant, composite, got.composite.version):
+        composite = await composite_of(deps, project_id, got.episode)
     jobs[job.id] = job
     response.headers["Location"] = render.job_path(job.id)
     return composite_out(request, deps, composite, jobs)
@@ -191,10 +192,8 @@ async def export_composite(
 async def package_episode(
     project_id: str, episode_id: str, request: Request, response: Response, deps: DepsDep
 ) -> Any:
-    project = await project_of(deps, project_id)
-    episode = await episode_of(deps, project_id, episode_id)
-    composite = await composite_of(deps, project_id, episode)
-    jobs = await jobs_of(deps, composite)
+    got = await _loaded(deps, project_id, episode_id)
+    project, episode, composite, jobs = got.project, got.episode, got.composite, got.jobs
     kinds = episode.package_kinds or cuts.PACKAGE_KINDS
     files = cuts.package_files(
         composite, cuts.takes(composite, jobs), cuts.newest_video(composite, jobs), kinds

@@ -15,27 +15,25 @@ from pydantic import BaseModel, Field
 
 from atelier_contracts import ids
 from atelier_contracts.budgets import BudgetLimit
-from atelier_contracts.commands import ReviewStep
-from atelier_contracts.kinds.episode import MAX_SHOTS, clip_review_step, clip_step, image_step, review_step
+from atelier_contracts.kinds.episode import MAX_SHOTS, clip_step, image_step
 from atelier_contracts.kinds.stills import MAX_EPISODES
-from atelier_contracts.snapshot import StepStatus
 from atelier_contracts.styles import STYLES
+from atelier_gateway.app.composites import PackageKind
 from atelier_gateway.app.errors import (
     EpisodeNotFound,
     EpisodeNotRendered,
-    IllegalTransition,
     InputInvalid,
     ProjectNotFound,
-    ShotNotFound,
 )
 from atelier_gateway.app.get_job import get_job
 from atelier_gateway.app.projects import (
     Episode,
     Project,
+    ShotVerdict,
     changed,
     episode_input,
     improve_input,
-    shot_count,
+    review_commands,
     shot_states,
 )
 from atelier_gateway.bootstrap import Deps
@@ -73,7 +71,6 @@ class ProjectPatch(BaseModel):
     budget_usd: float | None = Field(None, gt=0, le=1e9)
 
 
-PackageKind = Literal["images", "clips", "audio", "subtitles", "episode"]
 _PACKAGE = "What POST …/package packs (shot images, clips, speech, subtitles, the episode); null: all."
 _MARKED = "In the project's scheduled batch (PUT /v1/projects/{id}/schedule)."
 
@@ -92,7 +89,7 @@ class EpisodePatch(BaseModel):
     marked: bool | None = Field(None, description=_MARKED)
 
 
-class ShotVerdict(BaseModel):
+class ShotVerdictBody(BaseModel):
     shot: int = Field(ge=1, le=MAX_SHOTS, description="The shot's number (GET the episode: `shots`).")
     verdict: Literal["approve", "reject"]
     feedback: str = Field("", max_length=2000, description="On a rejection: what to draw differently.")
@@ -101,7 +98,7 @@ class ShotVerdict(BaseModel):
 
 class EpisodeReview(BaseModel):
     reviewer: str = Field("", max_length=100, description="Who decides (recorded with every verdict).")
-    verdicts: list[ShotVerdict] = Field(min_length=1, max_length=2 * MAX_SHOTS)
+    verdicts: list[ShotVerdictBody] = Field(min_length=1, max_length=2 * MAX_SHOTS)
 
 
 def _template_fits(template: str | None) -> None:
@@ -391,26 +388,9 @@ async def review_episode(
     job = await job_view(deps, episode.job_id)
     if job is None:
         raise EpisodeNotRendered(f"Episode {episode_id!r}'s render is gone.")
-    gates = [(v, review_step(v.shot) if v.of == "image" else clip_review_step(v.shot)) for v in body.verdicts]
-    named = [gate for _, gate in gates]
-    if len(set(named)) != len(named):
-        twice = sorted({g for g in named if named.count(g) > 1})
-        raise InputInvalid(
-            [{"loc": ["body", "verdicts"], "msg": f"{', '.join(twice)} given twice", "type": "value_error"}],
-            "One verdict per shot (and per clip) in a request.",
-        )
-    missing = [v.shot for v, gate in gates if gate not in job.steps]
-    if missing:
-        raise ShotNotFound(
-            f"The render has no such review for shots {missing}: it has {shot_count(job)} shots, and "
-            "a clip's review only with review_clips."
-        )
-    idle = [v.shot for v, gate in gates if job.steps[gate].status != StepStatus.AWAITING_REVIEW]
-    if idle:
-        raise IllegalTransition(f"Shots {idle} are not waiting for a review.")
-    for verdict, gate in gates:
-        command = ReviewStep(
-            step=gate, verdict=verdict.verdict, feedback=verdict.feedback, reviewer=body.reviewer
-        )
-        await send_command(deps, request, episode.job_id, command, part=gate)
+    verdicts = [
+        ShotVerdict(shot=v.shot, verdict=v.verdict, feedback=v.feedback, of=v.of) for v in body.verdicts
+    ]
+    for command in review_commands(job, verdicts, body.reviewer):
+        await send_command(deps, request, episode.job_id, command, part=command.step)
     return await _episode_view(request, deps, episode)

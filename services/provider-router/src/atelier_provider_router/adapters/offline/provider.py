@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from atelier_contracts.capabilities import frames_of
 from atelier_contracts.common import Usage
 from atelier_contracts.runtime.progress import report_progress
 from atelier_provider_router import studio_image
@@ -103,7 +104,7 @@ class OfflineProvider:
             )
         except (OSError, ValueError) as exc:
             raise ProviderError(ErrorClass.INVALID_REQUEST, f"the still could not be filmed: {exc}") from exc
-        frames = video.frames_for(request.duration_s, request.fps)
+        frames = frames_of(request.duration_s, request.fps)
         meta: dict[str, object] = {
             "width": request.width,
             "height": request.height,

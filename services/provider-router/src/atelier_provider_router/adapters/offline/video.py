@@ -14,15 +14,13 @@ from typing import Literal
 import av
 from PIL import Image
 
+from atelier_contracts.capabilities import frames_of
+
 MODEL = "offline-camera-1"
 Move = Literal["zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "static"]
 MOVES: tuple[Move, ...] = ("zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "static")
 ZOOM = 1.18
 """How far the camera moves in (zoom) or how much margin a pan travels across."""
-
-
-def frames_for(duration_s: float, fps: int) -> int:
-    return max(1, round(duration_s * fps))
 
 
 def _window(width: int, height: int, aspect: float) -> tuple[float, float]:
@@ -72,7 +70,7 @@ def render_clip(
     if width % 2 or height % 2:
         raise ValueError("width and height must be even (yuv420p)")
     source = Image.open(io.BytesIO(image), formats=["PNG", "JPEG", "WEBP"]).convert("RGB")
-    count = frames_for(duration_s, fps)
+    count = frames_of(duration_s, fps)
     out = io.BytesIO()
     with av.open(out, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
