@@ -4,6 +4,7 @@ at the door; the offline storyboard artist's shot list."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -23,7 +24,7 @@ from atelier_contracts.kinds.episode import (
     shots,
 )
 from atelier_contracts.snapshot import JobStatus, StepStatus
-from atelier_contracts.styles import STYLES, parse_styles
+from atelier_contracts.styles import STYLES, StyleRegistry, parse_styles, style_prompt
 from atelier_provider_router.adapters.offline.text import write_shots
 from tests.unit.story_sim import Sim, succeeded
 
@@ -180,6 +181,31 @@ def test_a_styles_file_is_checked() -> None:
         parse_styles('{"Anime!": {"label": "x"}}')
     with pytest.raises(ValueError, match="no style"):
         parse_styles("{}")
+
+
+def noir_styles() -> dict[str, dict[str, str]]:
+    """A style another package registers (``atelier.styles``): see the test below."""
+    return {"noir": {"label": "Film noir", "prefix": "black and white film noir still,", "look": "ink"}}
+
+
+def test_a_new_style_is_a_file_and_another_package_s_style_an_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin = tmp_path / "site" / "atelier_noir-1.0.dist-info"
+    plugin.mkdir(parents=True)
+    (plugin / "METADATA").write_text("Metadata-Version: 2.1\nName: atelier-noir\nVersion: 1.0\n")
+    (plugin / "entry_points.txt").write_text("[atelier.styles]\nnoir = tests.unit.test_episode:noir_styles\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    styles = tmp_path / "styles.json"
+    styles.write_text(json.dumps({"watercolour": {"label": "Watercolour", "prefix": "a watercolour of"}}))
+    known = StyleRegistry(styles).current()
+    assert {"watercolour", "noir"} <= set(known), "the file's style and the plugged-in one"
+    assert "anime" not in known, "a styles file of one's own replaces the shipped one"
+    assert (
+        style_prompt(known["noir"], "a harbour at night")
+        == "black and white film noir still, a harbour at night"
+    )
+    assert known["noir"].look == "ink"
 
 
 def test_a_shot_template_frames_every_shots_prompt() -> None:
