@@ -15,7 +15,7 @@ from atelier_gateway.app.ports import StoredAsset, StoredEvent
 _ingested = msgspec.json.Decoder(Ingested)
 
 
-def visible(tenant: str) -> sa.ColumnElement[bool]:
+def visible(tenant: str | sa.BindParameter[str]) -> sa.ColumnElement[bool]:
     """The tenant's jobs that are not deleted: everything the API may show."""
     return sa.and_(jobs.c.tenant == tenant, jobs.c.deleted.is_(sa.false()))
 
@@ -42,22 +42,24 @@ async def job_asset(conn: AsyncConnection, tenant: str, asset_id: str) -> Stored
     )
 
 
+# A job and its steps in one statement, so both come from one state of the read model. Built
+# once: a statement built per call costs its construction and its cache key (~10 % of a GET).
+_JOB = (
+    sa.select(jobs.c.snapshot, job_steps.c.snapshot.label("step"))
+    .outerjoin(job_steps, job_steps.c.job_id == jobs.c.id)
+    .where(jobs.c.id == sa.bindparam("job_id"), visible(sa.bindparam("tenant", type_=sa.String())))
+    .order_by(job_steps.c.position)
+)
+
+
 class SqlJobReader(SqlAdapter):
     async def ping(self) -> None:
         async with self._connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def job(self, tenant: str, job_id: str) -> JobView | None:
-        # One statement, so the job and its steps come from one state of the read model.
-        query = (
-            sa.select(jobs.c.snapshot, job_steps.c.snapshot.label("step"))
-            .outerjoin(job_steps, job_steps.c.job_id == jobs.c.id)
-            .where(jobs.c.id == job_id, visible(tenant))
-            .order_by(job_steps.c.position)
-        )
-
         def read(conn: sa.Connection) -> JobView | None:
-            rows = conn.execute(query).all()
+            rows = conn.execute(_JOB, {"job_id": job_id, "tenant": tenant}).all()
             if not rows:
                 return None
             steps = [(job_id, row.step) for row in rows if row.step is not None]

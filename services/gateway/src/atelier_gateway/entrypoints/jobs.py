@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from atelier_contracts.snapshot import JobView
 from atelier_gateway.app.get_job import JobDetails, get_job, job_assets
@@ -49,13 +48,15 @@ async def _submitted_already(request: Request, key: IdempotentRequest) -> Respon
     )
     if job is None:
         return None
-    body = job_out(request, deps, job).model_dump(mode="json")
-    return JSONResponse(body, status_code=202, headers={"Location": render.job_path(job.id)})
+    return render.json_response(
+        job_out(request, deps, job), status_code=202, headers={"Location": render.job_path(job.id)}
+    )
 
 
 @router.post(
     "",
     status_code=202,
+    response_model=Job,
     summary="Submit a job",
     description="With an `Idempotency-Key`, the job id is derived from the key: one key makes one job.",
     responses={
@@ -67,12 +68,13 @@ async def _submitted_already(request: Request, key: IdempotentRequest) -> Respon
     },
 )
 @while_in_progress(_submitted_already)
-async def submit(body: SubmitJobBody, request: Request, response: Response, deps: DepsDep) -> Job:
+async def submit(body: SubmitJobBody, request: Request, deps: DepsDep) -> Response:
     job = await submitted(
         request, deps, body.kind, body.title or body.kind, body.input, body.priority, body.tags
     )
-    response.headers["Location"] = render.job_path(job.id)
-    return job_out(request, deps, job)
+    return render.json_response(
+        job_out(request, deps, job), status_code=202, headers={"Location": render.job_path(job.id)}
+    )
 
 
 async def submitted(
@@ -118,6 +120,7 @@ async def submitted(
 
 @router.get(
     "/{job_id}",
+    response_model=Job,
     summary="Read a job",
     description="With `at`, the job as it stood after the commit at that sequence (the `seq` of its "
     "events): folded from the job's log, so every past state can be looked at.",
@@ -130,7 +133,7 @@ async def read(
     at: Annotated[
         int | None, Query(ge=1, description="A commit's stream sequence (`seq` of an event).")
     ] = None,
-) -> Job:
+) -> Response:
     details = await get_job(
         deps.settings.tenant,
         job_id,
@@ -141,7 +144,7 @@ async def read(
         wait_s=deps.settings.read_wait_s,
         at=at,
     )
-    return render.job(details, render.file_urls(request))
+    return render.json_response(render.job(details, render.file_urls(request)))
 
 
 @router.get(

@@ -8,7 +8,8 @@ from typing import Any, overload
 from urllib.parse import quote, urlencode
 
 import msgspec
-from fastapi import Request
+from fastapi import Request, Response
+from pydantic import BaseModel
 
 from atelier_contracts.common import BlobRef, ErrorInfo, Origin
 from atelier_contracts.snapshot import JobStatus, JobView, StepStatus, StepView
@@ -30,6 +31,20 @@ from atelier_gateway.entrypoints.schemas import (
 )
 
 FileUrl = Callable[[JobAsset], str]
+
+
+def json_response(
+    model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """``model`` as FastAPI would answer it (by alias), serialised once. A route that returns
+    its response model has it dumped, validated again and serialised by FastAPI: on the hot
+    routes (submit, read a job) that is the larger part of the response's cost."""
+    return Response(
+        model.model_dump_json(by_alias=True),
+        status_code=status_code,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 def file_urls(request: Request) -> FileUrl:
