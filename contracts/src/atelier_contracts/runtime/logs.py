@@ -31,6 +31,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup(service: str, level: str = "INFO") -> None:
+    # A line has none of the caller's file and line, thread or process: a record need not look
+    # them up (the logging docs' "Optimization"; a third of a record's cost).
+    logging._srcfile = None  # documented as the switch for findCaller
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()

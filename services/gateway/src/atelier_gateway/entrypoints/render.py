@@ -57,9 +57,12 @@ def file_urls(request: Request) -> FileUrl:
         path = request.app.state.download_path = request.app.url_path_for(
             "download_file", asset_id="__asset__"
         )
-    template = str(path.make_absolute_url(base_url=request.base_url))
+    template: str | None = None  # made at the first file: most answers (a submit) have none
 
     def url(asset: JobAsset) -> str:
+        nonlocal template
+        if template is None:
+            template = str(path.make_absolute_url(base_url=request.base_url))
         query = urlencode({"expires": asset.link.expires, "sig": asset.link.sig})
         return f"{template.replace('__asset__', quote(asset.id, safe=''))}?{query}"
 
