@@ -16,8 +16,8 @@ from atelier_contracts.commands import CancelJob, DeleteJob, RequeueJob, RetrySt
 from atelier_contracts.events import JobEvent, StepFailed, StepRetryScheduled, StepStarted
 from atelier_contracts.ids import new_job_id
 from atelier_contracts.readmodel import make_engine
-from atelier_contracts.runtime.nats import cancelled_jobs
-from atelier_contracts.runtime.workpool import WorkHandler, WorkResult
+from atelier_contracts.runtime.nats import cancelled_jobs, close_quietly, connect
+from atelier_contracts.runtime.workpool import CancelledJobs, WorkHandler, WorkResult
 from atelier_contracts.snapshot import StepStatus
 from atelier_contracts.subjects import WORK_STREAM, pool_filter
 from atelier_contracts.work import WorkItem
@@ -114,6 +114,33 @@ async def test_queued_work_of_a_cancelled_job_is_skipped(
         await eventually(drained, within=15)
         assert ran == []
         assert "ReportIgnored" not in names(await p.events(job_id))
+
+
+async def test_the_cancelled_jobs_are_mirrored_so_a_check_needs_no_round_trip(
+    nats_server: NatsServer,
+) -> None:
+    nc = await connect(nats_server.url, "test")
+    kv = await cancelled_jobs(nc.jetstream())
+    await kv.put("job_before", b"7")
+    mirror = CancelledJobs(kv)
+    await mirror.start()
+    try:
+        await eventually(lambda: asyncio.sleep(0, mirror.known("job_before") == 7))
+        await kv.put("job_after", b"9")
+        await kv.put("job_unreadable", b"oops")
+        await kv.put("job_gone", b"3")
+        await eventually(lambda: asyncio.sleep(0, mirror.known("job_gone") == 3))
+        await kv.delete("job_gone")
+        await eventually(lambda: asyncio.sleep(0, mirror.known("job_gone") == 0))
+        nats_server.stop()
+        # With the server gone, a check still answers at once: from the mirror, not the bucket.
+        assert await asyncio.wait_for(mirror.seq("job_after"), 1) == 9
+        assert await asyncio.wait_for(mirror.seq("job_before"), 1) == 7
+        assert await asyncio.wait_for(mirror.seq("job_never"), 1) == 0
+        assert await asyncio.wait_for(mirror.seq("job_unreadable"), 1) > 10**9, "unreadable cancels all"
+    finally:
+        await mirror.stop()
+        await close_quietly(nc)
 
 
 async def test_a_step_past_its_deadline_is_timed_out_retried_then_failed(

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -123,19 +124,21 @@ class WorkPool:
         ]
         self.consumer = Consumer(nc, specs[0], self.handle, lower=specs[1:], doorbell=pool_filter(pool))
         self._running: dict[str, dict[asyncio.Task[WorkResult], WorkItem]] = {}
-        self._cancelled: KeyValue | None = None
+        self._cancelled: CancelledJobs | None = None
         self.progress = ProgressPublisher(self.js, progress_every_s)
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._cancelled = await cancelled_jobs(self.js)
+        self._cancelled = CancelledJobs(await cancelled_jobs(self.js))
         with contextlib.suppress(NotFoundError):  # the single-band consumer of earlier versions
             await self.js.delete_consumer(WORK_STREAM, f"workers-{self.pool}")
         sub = await self.nc.subscribe(cancel_subject("*"), cb=self._on_cancel)
+        await self._cancelled.start()
         ticks = asyncio.create_task(self.progress.run(stop), name=f"progress-{self.pool}")
         try:
             await self.consumer.run(stop)
         finally:
             await sub.unsubscribe()
+            await self._cancelled.stop()
             ticks.cancel()
             await asyncio.gather(ticks, return_exceptions=True)
 
@@ -143,24 +146,22 @@ class WorkPool:
         """``seq:N``: the job was cancelled by commit N; anything else: one work id to abandon."""
         job_id = msg.subject.rsplit(".", 1)[-1]
         payload = msg.data.decode()
-        for task, item in list(self._running.get(job_id, {}).items()):
-            if payload.startswith("seq:"):
-                if item.dispatch_seq < int(payload[4:]):
+        if payload.startswith("seq:"):
+            seq = _cancel_seq(msg.data[4:])
+            if self._cancelled is not None:
+                self._cancelled.note(job_id, seq)
+            for task, item in list(self._running.get(job_id, {}).items()):
+                if item.dispatch_seq < seq:
                     task.cancel()
-            elif task.get_name() == payload:
+            return
+        for task in list(self._running.get(job_id, {})):
+            if task.get_name() == payload:
                 task.cancel()
 
     async def _is_cancelled(self, item: WorkItem) -> bool:
         """Was the job cancelled by a commit after the one that dispatched this item?"""
         assert self._cancelled is not None
-        try:
-            entry = await self._cancelled.get(item.job_id)
-        except KeyNotFoundError:
-            return False
-        try:
-            return int(entry.value or b"0") > item.dispatch_seq
-        except ValueError:
-            return True
+        return await self._cancelled.seq(item.job_id) > item.dispatch_seq
 
     async def handle(self, msg: Msg) -> Outcome:
         envelope = work_item_decoder.decode(msg.data)
@@ -282,12 +283,92 @@ class WorkPool:
             task = asyncio.create_task(handler(item), name=item.work_id)
             running = self._running.setdefault(item.job_id, {})
             running[task] = item
+            if self._cancelled is not None and self._cancelled.known(item.job_id) > item.dispatch_seq:
+                task.cancel()  # the cancel came between the check and now: it found no task
             try:
                 return await task
             finally:
                 running.pop(task, None)
                 if not running:
                     self._running.pop(item.job_id, None)
+
+
+def _cancel_seq(value: bytes) -> int:
+    """The cancelling commit's sequence an entry carries; one that cannot be read cancels all."""
+    try:
+        return int(value or b"0")
+    except ValueError:
+        return sys.maxsize
+
+
+class CancelledJobs:
+    """Which jobs were cancelled, and by which commit: the KV bucket's entries, mirrored here.
+
+    Every work item is checked before it runs; a ``get`` from the bucket was a JetStream API
+    round trip per item (the router's and nats-server's CPU for nothing, nearly always). The
+    mirror follows the bucket with a watch (its current entries, then every change) and takes
+    the cancel broadcasts as they come. Until the watch has caught up, and
+    if it ends, a check asks the bucket as before. A check that misses a cancel by a moment
+    costs only work whose report the orchestrator ignores (the job has ended); the broadcast
+    stops it if it is still running. Entries expire from the bucket, not from the watch: past
+    ``limit`` the oldest here are forgotten, and a queued item of a job that old runs in vain.
+    """
+
+    def __init__(self, kv: KeyValue, limit: int = 100_000) -> None:
+        self.kv = kv
+        self.limit = limit
+        self._seqs: dict[str, int] = {}
+        self._ready = False
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self._follower: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._watcher = await self.kv.watchall()
+        self._follower = asyncio.create_task(self._follow(self._watcher), name="cancelled-jobs")
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await self._watcher.stop()  # type: ignore[no-untyped-call]
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+        self._ready = False
+
+    async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
+        try:
+            async for entry in watcher:
+                if entry is None:  # what the bucket held is here: the mirror answers from now on
+                    self._ready = True
+                elif entry.operation is None:
+                    self.note(entry.key, _cancel_seq(entry.value or b""))
+                else:  # deleted or purged
+                    self._seqs.pop(entry.key, None)
+        except Exception:
+            log.warning("the cancelled jobs' watch ended; checks ask the bucket", exc_info=True)
+        finally:
+            self._ready = False
+
+    def note(self, job_id: str, seq: int) -> None:
+        if seq > self._seqs.get(job_id, 0):
+            self._seqs.pop(job_id, None)
+            self._seqs[job_id] = seq
+            if len(self._seqs) > self.limit:
+                del self._seqs[next(iter(self._seqs))]
+
+    def known(self, job_id: str) -> int:
+        """The cancelling commit's sequence as the mirror knows it (0: not cancelled)."""
+        return self._seqs.get(job_id, 0)
+
+    async def seq(self, job_id: str) -> int:
+        """The commit that cancelled ``job_id`` (0: none)."""
+        if self._ready:
+            return self.known(job_id)
+        try:
+            entry = await self.kv.get(job_id)
+        except KeyNotFoundError:
+            return self.known(job_id)
+        return max(_cancel_seq(entry.value or b""), self.known(job_id))
 
 
 def failed_report(item: WorkItem, started: datetime, code: str, message: str, retryable: bool) -> WorkFailed:
