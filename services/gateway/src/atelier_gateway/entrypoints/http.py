@@ -8,11 +8,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 
-from fastapi import Depends, FastAPI
-from starlette.requests import HTTPConnection
+from fastapi import FastAPI
 
 from atelier_gateway import bootstrap
-from atelier_gateway.app.errors import UnsupportedMediaType
 from atelier_gateway.bootstrap import Deps
 from atelier_gateway.config import Settings
 from atelier_gateway.entrypoints import (
@@ -61,18 +59,6 @@ def gateway_version() -> str:
         return "0.0.0+unknown"
 
 
-async def require_json_body(request: HTTPConnection) -> None:
-    """A body that is not JSON is refused as such (415), not misread as invalid JSON (422);
-    uploads are multipart. (An ``HTTPConnection``: the WebSocket routes get this too.)"""
-    method = request.scope.get("method")
-    if method not in ("POST", "PUT", "PATCH") or request.url.path == uploads.UPLOADS_PATH:
-        return
-    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if has_body and media != "application/json" and not media.endswith("+json"):
-        raise UnsupportedMediaType(f"Content-Type {media or '(none)'} is not JSON; send application/json.")
-
-
 def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) -> FastAPI:
     """The gateway app; ``build_deps`` lets tests wire fakes instead of NATS and SQL."""
 
@@ -95,7 +81,6 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
         description=DESCRIPTION,
         lifespan=lifespan,
         responses=problems.problem_responses(500),
-        dependencies=[Depends(require_json_body)],
         # The request's span, metrics and access line are RequestContextMiddleware's, with the
         # request id; FastAPI's own would add a second root span per request, in another trace.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -105,6 +90,7 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
         max_bytes=settings.max_body_bytes,
         read_timeout_s=settings.body_timeout_s,
         larger={uploads.UPLOADS_PATH: settings.upload_max_bytes},
+        not_json=frozenset({uploads.UPLOADS_PATH}),
     )
     app.add_middleware(RequestContextMiddleware)  # added last: outermost, so limits see the request id
     problems.install(app)

@@ -6,6 +6,10 @@ gateway its size in memory several times over before it is refused. Here a decla
 (chunked) is counted as it arrives and refused as soon as it passes the limit; and a body whose
 next chunk takes longer than ``read_timeout_s`` is answered 408. Each of these closes the
 connection, since the rest of the body would otherwise be read as the next request.
+
+A body that is not JSON is refused as such here too (415, not misread as invalid JSON: 422),
+except on the paths that take other bodies (uploads are multipart): checked before anything is
+read, and without a dependency solved on every route.
 """
 
 from __future__ import annotations
@@ -20,25 +24,46 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from atelier_gateway.entrypoints.problems import problem
 
 CLOSE = {"Connection": "close"}
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
 class BodyLimits:
     """``max_bytes`` for every body, except the paths ``larger`` names (uploads) with their own."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, read_timeout_s: float, larger: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        read_timeout_s: float,
+        larger: Mapping[str, int] | None = None,
+        not_json: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.default_max = max_bytes
         self.larger = dict(larger or {})
+        self.not_json = not_json
         self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        max_bytes = self.larger.get(scope["path"].rstrip("/"), self.default_max)
-        declared = Headers(scope=scope).get("content-length")
+        path = scope["path"].rstrip("/")
+        max_bytes = self.larger.get(path, self.default_max)
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        if scope["method"] in _WITH_BODY and path not in self.not_json:
+            has_body = (declared is not None and declared != "0") or "transfer-encoding" in headers
+            media = headers.get("content-type", "").split(";")[0].strip().lower()
+            if has_body and media != "application/json" and not media.endswith("+json"):
+                refusal = problem(
+                    415,
+                    "unsupported_media_type",
+                    instance=scope["path"],
+                    detail=f"Content-Type {media or '(none)'} is not JSON; send application/json.",
+                )
+                await refusal(scope, receive, send)
+                return
         if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
             refusal = problem(
                 413 if declared.isdigit() else 400,
