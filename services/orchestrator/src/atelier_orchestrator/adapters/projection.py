@@ -162,9 +162,16 @@ def apply_in(
     return batch
 
 
+# The statements of every batch, built once with expanding parameters: built per batch, a
+# statement with an IN list cost ~40 µs to construct and key for the compiled cache.
+_APPLIED = sa.select(jobs.c.id, jobs.c.last_seq).where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
+_SNAPSHOTS = sa.select(jobs.c.id, jobs.c.snapshot).where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
+_DELETE_ASSETS = sa.delete(assets).where(assets.c.id.in_(sa.bindparam("ids", expanding=True)))
+_DELETE_TAGS = sa.delete(job_tags).where(job_tags.c.job_id.in_(sa.bindparam("ids", expanding=True)))
+
+
 def _applied_seqs(conn: sa.Connection, ids: list[str]) -> dict[str, int]:
-    query = sa.select(jobs.c.id, jobs.c.last_seq).where(jobs.c.id.in_(ids))
-    return {row.id: row.last_seq for row in conn.execute(query)}
+    return {row.id: row.last_seq for row in conn.execute(_APPLIED, {"ids": ids})}
 
 
 def _known_seqs(conn: sa.Connection, firsts: dict[str, int], cache: SnapshotCache) -> dict[str, int]:
@@ -187,7 +194,7 @@ def _snapshots(
     missing = [job_id for job_id in applied if job_id not in found]
     inline: set[str] = set()
     if missing:
-        rows = conn.execute(sa.select(jobs.c.id, jobs.c.snapshot).where(jobs.c.id.in_(missing))).all()
+        rows = conn.execute(_SNAPSHOTS, {"ids": missing}).all()
         step_rows = conn.execute(steps_of(missing)).all()
         loaded = assemble(
             ((r.id, r.snapshot) for r in rows),
@@ -308,11 +315,11 @@ def _write(conn: sa.Connection, batch: _Batch) -> None:
     if batch.calls:
         conn.execute(sa.insert(provider_calls), batch.calls)
     if batch.assets:
-        conn.execute(sa.delete(assets).where(assets.c.id.in_(list(batch.assets))))
+        conn.execute(_DELETE_ASSETS, {"ids": list(batch.assets)})
         conn.execute(sa.insert(assets), list(batch.assets.values()))
     if batch.tags_changed:
         changed = list(batch.tags_changed)
-        conn.execute(sa.delete(job_tags).where(job_tags.c.job_id.in_(changed)))
+        conn.execute(_DELETE_TAGS, {"ids": changed})
         tag_rows = [
             {"job_id": job.id, "tag": tag, "tenant": job.tenant}
             for job in (batch.states[i] for i in changed)
