@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
+
+import msgspec
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
@@ -27,7 +28,12 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return _encoder.encode(line).decode()
+
+
+# msgspec, not json.dumps: a line costs a fifth as much (a log line per request, per work item);
+# what it cannot encode (an exception, a path) is written as its str, as json's default=str did.
+_encoder = msgspec.json.Encoder(enc_hook=str)
 
 
 def setup(service: str, level: str = "INFO") -> None:
