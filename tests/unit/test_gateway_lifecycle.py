@@ -178,6 +178,9 @@ class FakeJobLog:
     async def projected(self, job_id: str, seq: int, timeout_s: float) -> bool:
         return True
 
+    def announced(self, job_id: str) -> int | None:
+        return None
+
 
 async def send(
     outcome: CommandOutcome | None, *, after: JobView | None = None

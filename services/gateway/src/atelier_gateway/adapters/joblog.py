@@ -85,6 +85,9 @@ class JetStreamJobLog:
             if not waiters:
                 self._waiters.pop(job_id, None)
 
+    def announced(self, job_id: str) -> int | None:
+        return self._seen.get(job_id)
+
     async def job_at(self, tenant: str, job_id: str, at: int) -> JobView | None:
         query = encode(JobAt(job_id=job_id, tenant=tenant, at=at))
         async with reachable(self.nc, "the orchestrator", timeout_s=QUERY_TIMEOUT_S + 1):

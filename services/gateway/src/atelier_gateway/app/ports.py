@@ -293,6 +293,10 @@ class JobLog(Protocol):
         ``timeout_s``."""
         ...
 
+    def announced(self, job_id: str) -> int | None:
+        """The last sequence the projector announced for the job (None: none heard of lately)."""
+        ...
+
     async def log_head(self, stream: str, subject: str) -> int | None:
         """Where any log subject ends (a session's, a schedule's; None: empty)."""
         ...

@@ -5,7 +5,8 @@ before the projector has written either into SQL; a read right after must not sh
 it was (or not at all). So a read looks where the job's log ends (one direct get; for a job
 unknown to SQL and the log, whether its submit waits in the command stream) and, if SQL is
 behind, waits for the projector's notice — briefly: past ``wait_s`` (or with NATS down) it
-answers with what SQL has.
+answers with what SQL has. Where the notices already say SQL is behind, it waits before it
+reads, and reads once.
 """
 
 from __future__ import annotations
@@ -22,15 +23,26 @@ log = logging.getLogger(__name__)
 async def read_job(
     tenant: str, job_id: str, *, reader: JobReader, joblog: JobLog, wait_s: float
 ) -> JobView | None:
-    job = await reader.job(tenant, job_id)
     try:
         head = await joblog.head(job_id)
-        if head is None and job is None:
-            # Submitted but not decided yet (its command waits in the stream): its first commit
-            # is what to wait for. Or decided between the two looks: look again.
-            head = 1 if await joblog.command_pending(job_id) else await joblog.head(job_id)
     except Unavailable:
-        return job  # the log is out of reach: SQL is all there is
+        return await reader.job(tenant, job_id)  # the log is out of reach: SQL is all there is
+    announced = joblog.announced(job_id)
+    if head is not None and announced is not None and announced < head:
+        # The projector has announced this job, not yet its last commit: wait for that and read
+        # once (a read now would be of what is about to change; read right after a job's end, as
+        # clients do, it was a read in two, ~0.4 ms of the gateway's CPU for nothing).
+        if not await joblog.projected(job_id, head, wait_s):
+            log.warning("the read model is behind the log", extra={"job_id": job_id, "head": head})
+        return await reader.job(tenant, job_id)
+    job = await reader.job(tenant, job_id)
+    if head is None and job is None:
+        # Submitted but not decided yet (its command waits in the stream): its first commit is
+        # what to wait for. Or decided between the two looks: look again.
+        try:
+            head = 1 if await joblog.command_pending(job_id) else await joblog.head(job_id)
+        except Unavailable:
+            return job
     if head is None or (job is not None and job.version >= head):
         return job
     if job is None and await reader.last_seq(tenant, job_id) is not None:
