@@ -638,6 +638,57 @@ async def test_a_command_sent_but_not_confirmed_is_504_and_names_its_job(
 # --- reading ----------------------------------------------------------------------------------
 
 
+def without_urls(job: dict[str, Any]) -> dict[str, Any]:
+    """A job's answer without its signed links (they carry the second they were signed in)."""
+    return {**job, "assets": [{k: v for k, v in a.items() if k != "url"} for a in job["assets"]]}
+
+
+async def test_the_hot_routes_answer_as_the_framework_routes_do(
+    gateway: Gateway, js: JetStreamContext
+) -> None:
+    # A query (any) or an Idempotency-Key sends a request through FastAPI's routing; without
+    # them HotRoutes answers: the two must not be told apart.
+    job_id = ids.new_job_id()
+    await insert_job(gateway.engine, story_snapshot(job_id, blobs=gateway.blobs))
+    hot = await gateway.client.get(f"/v1/jobs/{job_id}")
+    framework = await gateway.client.get(f"/v1/jobs/{job_id}?unused=1")
+    assert hot.status_code == framework.status_code == 200
+    assert hot.headers["content-type"] == framework.headers["content-type"]
+    assert without_urls(hot.json()) == without_urls(framework.json())
+
+    missing = ids.new_job_id()
+    hot = await gateway.client.get(f"/v1/jobs/{missing}")
+    framework = await gateway.client.get(f"/v1/jobs/{missing}?unused=1")
+    assert_problem(hot, 404, "job_not_found")
+    assert {**hot.json(), "request_id": ""} == {**framework.json(), "request_id": ""}
+
+    plain = await gateway.client.post("/v1/jobs", json=BODY)
+    keyed = await gateway.client.post("/v1/jobs", json=BODY, headers={"Idempotency-Key": "hot-or-not"})
+    assert plain.status_code == keyed.status_code == 202
+    assert plain.headers["location"] == f"/v1/jobs/{plain.json()['id']}"
+    assert keyed.headers["location"] == f"/v1/jobs/{keyed.json()['id']}"
+    same = {"id", "created_at", "updated_at"}
+    assert {k: v for k, v in plain.json().items() if k not in same | {"links"}} == {
+        k: v for k, v in keyed.json().items() if k not in same | {"links"}
+    }
+    assert (await js.stream_info(COMMANDS_STREAM)).state.messages == 2
+
+    # A body the model refuses goes on to FastAPI, whose 422 names what is wrong; nothing is sent.
+    refused = await gateway.client.post("/v1/jobs", json={**BODY, "priority": "high", "extra": 1})
+    assert_problem(refused, 422, "validation_failed")
+    assert {tuple(e["loc"]) for e in refused.json()["errors"]} == {("body", "priority"), ("body", "extra")}
+    broken = await gateway.client.post(
+        "/v1/jobs", content=b'{"kind": "story", "input": {', headers={"content-type": "application/json"}
+    )
+    assert_problem(broken, 422, "validation_failed")
+    assert (await js.stream_info(COMMANDS_STREAM)).state.messages == 2
+
+    # Metrics and the access line name the route by its template, whichever path answered.
+    metrics = (await gateway.client.get("/metrics")).text
+    assert 'route="/v1/jobs/{job_id}",status="200"' in metrics
+    assert 'method="POST",route="/v1/jobs",status="202"' in metrics
+
+
 async def test_get_job_builds_the_representation_from_the_snapshot(gateway: Gateway) -> None:
     job_id = ids.new_job_id()
     await insert_job(gateway.engine, story_snapshot(job_id, blobs=gateway.blobs))

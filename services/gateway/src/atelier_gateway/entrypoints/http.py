@@ -40,6 +40,7 @@ from atelier_gateway.entrypoints import (
     uploads,
     webhooks,
 )
+from atelier_gateway.entrypoints.hot_routes import HotRoutes
 from atelier_gateway.entrypoints.limits import BodyLimits
 from atelier_gateway.entrypoints.middleware import RequestContextMiddleware
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings, build_deps: DepsFactory = bootstrap.build) ->
         # request id; FastAPI's own would add a second root span per request, in another trace.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.add_middleware(HotRoutes)  # added first: innermost, inside the limits and the request id
     app.add_middleware(
         BodyLimits,
         max_bytes=settings.max_body_bytes,

@@ -69,6 +69,11 @@ async def _submitted_already(request: Request, key: IdempotentRequest) -> Respon
 )
 @while_in_progress(_submitted_already)
 async def submit(body: SubmitJobBody, request: Request, deps: DepsDep) -> Response:
+    return await submit_answer(body, request, deps)
+
+
+async def submit_answer(body: SubmitJobBody, request: Request, deps: Deps) -> Response:
+    """``POST /v1/jobs``'s answer (the route's, and the hot path's: ``hot_routes``)."""
     job = await submitted(
         request, deps, body.kind, body.title or body.kind, body.input, body.priority, body.tags
     )
@@ -134,6 +139,11 @@ async def read(
         int | None, Query(ge=1, description="A commit's stream sequence (`seq` of an event).")
     ] = None,
 ) -> Response:
+    return await read_answer(job_id, request, deps, at)
+
+
+async def read_answer(job_id: str, request: Request, deps: Deps, at: int | None = None) -> Response:
+    """``GET /v1/jobs/{job_id}``'s answer (the route's, and the hot path's: ``hot_routes``)."""
     details = await get_job(
         deps.settings.tenant,
         job_id,

@@ -249,6 +249,10 @@ _BODY_NOT_PARSED = "There was an error parsing the body"
 
 async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)
+    return http_error_problem(request, exc)
+
+
+def http_error_problem(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
     status = exc.status_code
     if status == 400 and exc.detail == _BODY_NOT_PARSED:
         # One answer for a broken body, whether its JSON or its encoding is broken: 422, as for
