@@ -28,6 +28,9 @@ from atelier_contracts.subjects import (
 from atelier_gateway.adapters.natsio import reachable
 from atelier_gateway.app.errors import Unavailable
 
+ANNOUNCED_FRESH_S = 1.0
+"""How long a projector's notice of a job counts as where SQL is (``announced``)."""
+
 QUERY_TIMEOUT_S = 5.0
 """How long a job-at query waits for an orchestrator (folding a long log takes a while)."""
 
@@ -38,6 +41,7 @@ class JetStreamJobLog:
         self.js = js
         self._remember = remember
         self._seen: OrderedDict[str, int] = OrderedDict()
+        self._heard: dict[str, float] = {}  # when each job's last notice came (loop time)
         self._waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
         self._sub: Subscription | None = None
 
@@ -86,6 +90,11 @@ class JetStreamJobLog:
                 self._waiters.pop(job_id, None)
 
     def announced(self, job_id: str) -> int | None:
+        # Only a notice of the last second: notices are core messages and can be lost (a
+        # reconnect, a slow consumer), and an old one says little about what SQL has now.
+        heard = self._heard.get(job_id)
+        if heard is None or asyncio.get_running_loop().time() - heard > ANNOUNCED_FRESH_S:
+            return None
         return self._seen.get(job_id)
 
     async def job_at(self, tenant: str, job_id: str, at: int) -> JobView | None:
@@ -99,11 +108,14 @@ class JetStreamJobLog:
 
     async def _on_projected(self, msg: Msg) -> None:
         notice = projected_decoder.decode(msg.data)
+        now = asyncio.get_running_loop().time()
         for job_id, seq in notice.jobs.items():
             self._seen[job_id] = seq
             self._seen.move_to_end(job_id)
+            self._heard[job_id] = now
             for wanted, future in self._waiters.get(job_id, ()):
                 if wanted <= seq and not future.done():
                     future.set_result(None)
         while len(self._seen) > self._remember:
-            self._seen.popitem(last=False)
+            forgotten, _ = self._seen.popitem(last=False)
+            self._heard.pop(forgotten, None)

@@ -294,7 +294,8 @@ class JobLog(Protocol):
         ...
 
     def announced(self, job_id: str) -> int | None:
-        """The last sequence the projector announced for the job (None: none heard of lately)."""
+        """The last sequence the projector announced for the job, if it did so lately (None:
+        no notice of the job in the last second)."""
         ...
 
     async def log_head(self, stream: str, subject: str) -> int | None:
