@@ -346,7 +346,7 @@ async def test_a_task_must_name_a_capability_it_can_run(gateway: Gateway, js: Je
 async def test_a_body_that_is_not_json_is_unsupported_media_type(
     gateway: Gateway, js: JetStreamContext
 ) -> None:
-    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "text/plain+json", None):
         headers = {"content-type": content_type} if content_type else {}
         response = await gateway.client.post("/v1/jobs", content=json.dumps(BODY), headers=headers)
         assert_problem(response, 415, "unsupported_media_type")

@@ -20,6 +20,7 @@ from typing import cast
 from fastapi import Request, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +34,7 @@ from atelier_gateway.entrypoints.schemas import SubmitJobBody
 _JOBS = "/v1/jobs"
 _ONE_JOB = "/v1/jobs/"
 _KEY_HEADER = IDEMPOTENCY_HEADER.lower().encode()
+_BODY_NOT_READ = "There was an error parsing the body"  # FastAPI's words, which problems.py knows
 
 
 def _route_of(endpoint: object) -> BaseRoute:
@@ -61,17 +63,20 @@ class HotRoutes:
 
     async def _submit_job(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
+        scope["route"] = self._submit
         try:
             raw = await request.body()
         except HTTPException as exc:  # the body's caps (BodyLimits): too large, or too slow
             await http_error_problem(request, exc)(scope, receive, send)
+            return
+        except ClientDisconnect:  # gone mid-body: answered as FastAPI does (a body it could not read)
+            await http_error_problem(request, HTTPException(400, _BODY_NOT_READ))(scope, receive, send)
             return
         try:
             body = SubmitJobBody.model_validate_json(raw)
         except ValidationError:
             await self.app(scope, _replay(raw, receive), send)  # FastAPI's 422, as ever
             return
-        scope["route"] = self._submit
         await _answer(request, send, jobs.submit_answer(body, request, _deps(scope)))
 
     async def _read_job(self, scope: Scope, receive: Receive, send: Send, job_id: str) -> None:

@@ -52,18 +52,6 @@ class BodyLimits:
         max_bytes = self.larger.get(path, self.default_max)
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
-        if scope["method"] in _WITH_BODY and path not in self.not_json:
-            has_body = (declared is not None and declared != "0") or "transfer-encoding" in headers
-            media = headers.get("content-type", "").split(";")[0].strip().lower()
-            if has_body and media != "application/json" and not media.endswith("+json"):
-                refusal = problem(
-                    415,
-                    "unsupported_media_type",
-                    instance=scope["path"],
-                    detail=f"Content-Type {media or '(none)'} is not JSON; send application/json.",
-                )
-                await refusal(scope, receive, send)
-                return
         if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
             refusal = problem(
                 413 if declared.isdigit() else 400,
@@ -74,6 +62,19 @@ class BodyLimits:
             )
             await refusal(scope, receive, send)
             return
+        if scope["method"] in _WITH_BODY and path not in self.not_json:
+            has_body = (declared is not None and declared != "0") or "transfer-encoding" in headers
+            media = headers.get("content-type", "").split(";")[0].strip().lower()
+            if has_body and not _is_json(media):
+                refusal = problem(
+                    415,
+                    "unsupported_media_type",
+                    instance=scope["path"],
+                    detail=f"Content-Type {media or '(none)'} is not JSON; send application/json.",
+                    headers=CLOSE,
+                )
+                await refusal(scope, receive, send)
+                return
         received = 0
         body_done = False
 
@@ -96,3 +97,8 @@ class BodyLimits:
             return message
 
         await self.app(scope, limited, send)
+
+
+def _is_json(media: str) -> bool:
+    """``application/json`` or ``application/<anything>+json``: what FastAPI parses as JSON."""
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
