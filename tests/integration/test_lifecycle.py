@@ -122,7 +122,7 @@ async def test_the_cancelled_jobs_are_mirrored_so_a_check_needs_no_round_trip(
     nc = await connect(nats_server.url, "test")
     kv = await cancelled_jobs(nc.jetstream())
     await kv.put("job_before", b"7")
-    mirror = CancelledJobs(kv)
+    mirror = CancelledJobs(kv, nc)
     await mirror.start()
     try:
         await eventually(lambda: asyncio.sleep(0, mirror.known("job_before") == 7))
@@ -138,6 +138,14 @@ async def test_the_cancelled_jobs_are_mirrored_so_a_check_needs_no_round_trip(
         assert await asyncio.wait_for(mirror.seq("job_before"), 1) == 7
         assert await asyncio.wait_for(mirror.seq("job_never"), 1) == 0
         assert await asyncio.wait_for(mirror.seq("job_unreadable"), 1) > 10**9, "unreadable cancels all"
+        # Back after a reconnect (cancels broadcast meanwhile were lost), checks ask the bucket
+        # until a new watch has caught up; then the mirror follows the bucket again.
+        nats_server.start()
+        await eventually(lambda: asyncio.sleep(0, nc.is_connected and nc.stats["reconnects"] >= 1), within=15)
+        await kv.put("job_later", b"13")
+        await eventually(lambda: mirror.seq("job_later"), within=10)
+        await eventually(lambda: asyncio.sleep(0, mirror.known("job_later") == 13), within=10)
+        assert await mirror.seq("job_after") == 9
     finally:
         await mirror.stop()
         await close_quietly(nc)

@@ -128,7 +128,7 @@ class WorkPool:
         self.progress = ProgressPublisher(self.js, progress_every_s)
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._cancelled = CancelledJobs(await cancelled_jobs(self.js))
+        self._cancelled = CancelledJobs(await cancelled_jobs(self.js), self.nc)
         with contextlib.suppress(NotFoundError):  # the single-band consumer of earlier versions
             await self.js.delete_consumer(WORK_STREAM, f"workers-{self.pool}")
         sub = await self.nc.subscribe(cancel_subject("*"), cb=self._on_cancel)
@@ -307,33 +307,73 @@ class CancelledJobs:
     Every work item is checked before it runs; a ``get`` from the bucket was a JetStream API
     round trip per item (the router's and nats-server's CPU for nothing, nearly always). The
     mirror follows the bucket with a watch (its current entries, then every change) and takes
-    the cancel broadcasts as they come. Until the watch has caught up, and
-    if it ends, a check asks the bucket as before. A check that misses a cancel by a moment
+    the cancel broadcasts as they come. Until the watch has caught up, a check asks the bucket as
+    before; so it does after a reconnect (broadcasts sent meanwhile were lost, and the watch
+    notices a gap only seconds later) or if the watch ended, while a new watch catches up. A
+    check that misses a cancel by a moment
     costs only work whose report the orchestrator ignores (the job has ended); the broadcast
     stops it if it is still running. Entries expire from the bucket, not from the watch: past
     ``limit`` the oldest here are forgotten, and a queued item of a job that old runs in vain.
     """
 
-    def __init__(self, kv: KeyValue, limit: int = 100_000) -> None:
+    RESTART_EVERY_S = 1.0
+    """At most one new watch a second, while the last one could not be started."""
+
+    def __init__(self, kv: KeyValue, nc: Client | None = None, limit: int = 100_000) -> None:
         self.kv = kv
+        self.nc = nc
         self.limit = limit
         self._seqs: dict[str, int] = {}
         self._ready = False
         self._watcher: KeyValue.KeyWatcher | None = None
         self._follower: asyncio.Task[None] | None = None
+        self._reconnects = 0
+        self._restart: asyncio.Task[None] | None = None
+        self._tried = 0.0
 
     async def start(self) -> None:
+        self._reconnects = self.nc.stats["reconnects"] if self.nc is not None else 0
+        self._tried = asyncio.get_running_loop().time()
         self._watcher = await self.kv.watchall()
         self._follower = asyncio.create_task(self._follow(self._watcher), name="cancelled-jobs")
 
     async def stop(self) -> None:
+        if self._restart is not None:
+            self._restart.cancel()
+            await asyncio.gather(self._restart, return_exceptions=True)
+        await self._end_watch()
+
+    async def _end_watch(self) -> None:
+        self._ready = False
         if self._watcher is not None:
             with contextlib.suppress(Exception):
                 await self._watcher.stop()  # type: ignore[no-untyped-call]
         if self._follower is not None:
             self._follower.cancel()
             await asyncio.gather(self._follower, return_exceptions=True)
+        self._watcher = self._follower = None
+
+    async def _rewatch(self) -> None:
+        await self._end_watch()
+        try:
+            await self.start()
+        except Exception:
+            log.warning("could not watch the cancelled jobs again; checks ask the bucket", exc_info=True)
+
+    def _check_watch(self) -> None:
+        """After a reconnect, or once the watch has ended: not ready until a new one catches up."""
+        connected = self.nc is None or self.nc.is_connected
+        reconnected = self.nc is not None and self.nc.stats["reconnects"] != self._reconnects
+        ended = self._follower is None or self._follower.done()
+        if not (reconnected or ended) or not connected:
+            return  # disconnected: the mirror is the best there is until the connection is back
         self._ready = False
+        now = asyncio.get_running_loop().time()
+        if (self._restart is None or self._restart.done()) and now - self._tried >= (
+            0 if reconnected else self.RESTART_EVERY_S
+        ):
+            self._tried = now
+            self._restart = asyncio.create_task(self._rewatch(), name="cancelled-jobs-rewatch")
 
     async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
         try:
@@ -362,6 +402,7 @@ class CancelledJobs:
 
     async def seq(self, job_id: str) -> int:
         """The commit that cancelled ``job_id`` (0: none)."""
+        self._check_watch()
         if self._ready:
             return self.known(job_id)
         try:
