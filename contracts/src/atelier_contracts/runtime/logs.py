@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -28,7 +29,10 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return _encoder.encode(line).decode()
+        try:
+            return _encoder.encode(line).decode()
+        except TypeError:  # a mapping with keys msgspec does not take (None, a tuple): as before
+            return json.dumps(line, default=str)
 
 
 # msgspec, not json.dumps: 0.5 µs a line instead of 5 (a line per request, per work item);
