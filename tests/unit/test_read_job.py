@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import pytest
+
 from atelier_contracts.snapshot import JobView
 from atelier_gateway.app.errors import Unavailable
 from atelier_gateway.app.read_job import ANNOUNCED_WAIT_S, read_job
@@ -106,25 +108,25 @@ async def test_a_read_model_that_has_caught_up_is_read_once_without_waiting() ->
         assert (sql.reads, log.waits) == (1, [])
 
 
-async def test_a_projector_that_does_not_catch_up_in_time_leaves_what_sql_has() -> None:
-    sql = Sql(version=3)
+@pytest.mark.parametrize(
+    ("in_sql", "waits", "timeouts"),
+    [
+        # The projector is slow: a moment for the notice, then as long as a read may wait.
+        (3, [5, 5], [ANNOUNCED_WAIT_S, 0.5]),
+        # The notice was lost (core messages can be): SQL is current, the gateway's notices are
+        # one behind; the read pays a moment, not its whole wait.
+        (5, [5], [ANNOUNCED_WAIT_S]),
+    ],
+)
+async def test_no_notice_in_time_leaves_what_sql_has(
+    in_sql: int, waits: list[int], timeouts: list[float]
+) -> None:
+    sql = Sql(version=in_sql)
     log = Log(sql, head_seq=5, announced_seq=3, stuck=True)
     found = await read(sql, log)
     assert found is not None
-    assert found.version == 3
-    assert log.waits == [5, 5], "a moment for the notice, then as long as a read may wait"
-    assert log.timeouts == [ANNOUNCED_WAIT_S, 0.5]
-
-
-async def test_a_lost_notice_costs_a_read_a_moment_not_its_whole_wait() -> None:
-    # The projector wrote the job's last commit but its notice never came (core messages can be
-    # lost): SQL is current, the gateway's notices are one behind.
-    sql = Sql(version=5)
-    log = Log(sql, head_seq=5, announced_seq=3, stuck=True)
-    found = await read(sql, log)
-    assert found is not None
-    assert found.version == 5
-    assert log.timeouts == [ANNOUNCED_WAIT_S]
+    assert found.version == in_sql
+    assert (log.waits, log.timeouts) == (waits, timeouts)
     assert ANNOUNCED_WAIT_S < 0.5
 
 

@@ -310,10 +310,10 @@ class CancelledJobs:
     the cancel broadcasts as they come. Until the watch has caught up, a check asks the bucket as
     before; so it does after a reconnect (broadcasts sent meanwhile were lost, and the watch
     notices a gap only seconds later) or if the watch ended, while a new watch catches up. A
-    check that misses a cancel by a moment
-    costs only work whose report the orchestrator ignores (the job has ended); the broadcast
-    stops it if it is still running. Entries expire from the bucket, not from the watch: past
-    ``limit`` the oldest here are forgotten, and a queued item of a job that old runs in vain.
+    check that misses a cancel by a moment costs only work whose report the orchestrator ignores
+    (the job has ended); the broadcast stops it if it is still running. Entries expire from the
+    bucket, not from the watch: past ``limit`` the oldest here are forgotten, and a queued item
+    of a job that old runs in vain.
     """
 
     RESTART_EVERY_S = 1.0

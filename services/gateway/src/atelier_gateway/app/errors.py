@@ -80,10 +80,6 @@ class SimulateDisabled(AppError):
     code = "simulate_disabled"
 
 
-class UnsupportedMediaType(AppError):
-    code = "unsupported_media_type"
-
-
 class Unavailable(AppError):
     """NATS or SQL did not answer in time; the request may be retried."""
 
