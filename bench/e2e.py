@@ -5,7 +5,8 @@ python -m bench.e2e        # or: make bench. BENCH_N sets the burst size (defaul
 It starts the whole platform (nats-server from the wheel, SQLite, the five services) in a temp
 directory, and measures single-step ``task`` jobs on the offline ``text.generate``:
 
-- the raw floor: publish → a worker process → publish the result, one at a time;
+- the raw floor: publish → a worker process → publish the result, one at a time (its rate, its
+  CPU a round trip) and in an open loop at ``BENCH_RATE`` (its latency);
 - bursts of N jobs submitted one at a time while work runs, and with 256 submits in flight,
   until the read model (so the API) shows every one succeeded, with the CPU each process spent
   per job;
@@ -14,7 +15,9 @@ directory, and measures single-step ``task`` jobs on the offline ``text.generate
 - one job alone at priorities 0, 5 and 8: submit → succeeded, and the POST itself.
 
 A job's end is the ``JobSucceeded`` commit seen on its log subject; the open loop then also
-asks the API. Every figure is printed with its ratio to the raw round trip.
+asks the API. Every figure is printed with its ratio to the raw floor of the same run: rates to
+its rate, latencies to one round trip's time (the open loop's to the raw open loop's), CPU to
+what a raw round trip costs.
 """
 
 from __future__ import annotations
@@ -152,8 +155,23 @@ def cpu_meter(pids: dict[str, int], out: dict[str, float]) -> Iterator[None]:
     out["bench client"] = time.process_time() - bench0
 
 
-async def raw_round_trip(nc: Client, url: str, n: int) -> float:
-    """Jobs/s of publish → worker process → publish result, submitted one at a time."""
+@dataclass
+class Raw:
+    """The raw floor of this run: the rate one at a time, what one round trip costs in CPU
+    (worker, nats-server and publisher together), and its latency in an open loop."""
+
+    rate: float
+    cpu_s: float
+    open_loop: list[float]
+
+    @property
+    def round_trip_s(self) -> float:
+        return 1 / self.rate
+
+
+async def raw_floor(nc: Client, url: str, nats_pid: int, n: int, rate: float, seconds: float) -> Raw:
+    """publish → worker process → publish result: ``n`` one at a time, then an open loop at
+    ``rate`` for ``seconds``, each message's latency from its scheduled time to its result."""
     js = nc.jetstream()
     await js.add_stream(name=raw_worker.STREAM, subjects=["bench.raw.>"])
     worker = subprocess.Popen(  # noqa: ASYNC220 - started once, before the clock runs
@@ -163,22 +181,36 @@ async def raw_round_trip(nc: Client, url: str, n: int) -> float:
         assert worker.stdout is not None
         await asyncio.to_thread(worker.stdout.readline)
         done = asyncio.Event()
-        seen = 0
+        arrived: dict[int, float] = {}
+        expected = n
 
-        async def on_result(_: Msg) -> None:
-            nonlocal seen
-            seen += 1
-            if seen == n:
+        async def on_result(msg: Msg) -> None:
+            arrived[int(msg.data)] = time.perf_counter()
+            if len(arrived) == expected:
                 done.set()
 
         sub = await nc.subscribe(raw_worker.RESULT, cb=on_result)
-        t0 = time.perf_counter()
-        for i in range(n):
+        cpu: dict[str, float] = {}
+        with cpu_meter({"worker": worker.pid, "nats-server": nats_pid}, cpu):
+            t0 = time.perf_counter()
+            for i in range(n):
+                await js.publish(raw_worker.WORK, str(i).encode())
+            await asyncio.wait_for(done.wait(), 120)
+            elapsed = time.perf_counter() - t0
+        total = int(rate * seconds)
+        done.clear()
+        arrived.clear()
+        expected = total
+        start = time.perf_counter() + 0.05
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
             await js.publish(raw_worker.WORK, str(i).encode())
         await asyncio.wait_for(done.wait(), 120)
-        elapsed = time.perf_counter() - t0
         await sub.unsubscribe()
-        return n / elapsed
+        latencies = [arrived[i] - (start + i / rate) for i in range(total)]
+        return Raw(rate=n / elapsed, cpu_s=sum(cpu.values()) / n, open_loop=latencies)
     finally:
         worker.terminate()
         worker.wait()
@@ -288,16 +320,33 @@ async def run(stack: Stack) -> None:
     await nc.subscribe(PROJECTED_SUBJECT, cb=watcher.on_projected)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, N={N}")
 
-    raw = await raw_round_trip(nc, url, N)
-    print(f"raw JetStream round trip (publish → worker → result), one at a time: {raw:,.0f}/s  1.00")
-
-    def row(label: str, rate: float) -> None:
-        print(f"{label}: {rate:,.0f} jobs/s  {rate / raw:.3f}x raw")
-
     pids = {name: proc.pid for name, proc in stack.procs.items()}
     assert stack.nats is not None
     assert stack.nats.proc is not None
     pids["nats-server"] = stack.nats.proc.pid
+    floor = await raw_floor(nc, url, pids["nats-server"], N, RATE, min(OPEN_S, 3.0))
+    raw = floor.rate
+    raw_p50, raw_p95 = percentile(floor.open_loop, 0.5), percentile(floor.open_loop, 0.95)
+    print(
+        f"raw JetStream round trip (publish → worker → result), one at a time: {raw:,.0f}/s  1.00; "
+        f"one round trip {ms(floor.round_trip_s)}, CPU {ms(floor.cpu_s)} "
+        f"(worker, nats-server and publisher); open loop at {RATE:.0f}/s: "
+        f"p50 {ms(raw_p50)}, p95 {ms(raw_p95)}"
+    )
+
+    def row(label: str, rate: float) -> None:
+        print(f"{label}: {rate:,.0f} jobs/s  {rate / raw:.3f}x raw")
+
+    def rt(seconds: float) -> str:
+        """A latency, and as how many raw round trips (one at a time) it lasts."""
+        return f"{ms(seconds)} ({seconds / floor.round_trip_s:.0f}x raw)"
+
+    def cpu_line(cpu: dict[str, float], n: int) -> str:
+        per_job = {name: s / n for name, s in cpu.items()}
+        total = sum(per_job.values())
+        each = ", ".join(f"{name} {ms(s)}" for name, s in per_job.items())
+        return f"{each}; all {ms(total)} ({total / floor.cpu_s:.1f}x a raw round trip's)"
+
     client = LeanClient("127.0.0.1", stack.ports["gateway"], IN_FLIGHT)
     engine = make_engine(stack.database_url)
     try:
@@ -306,7 +355,7 @@ async def run(stack: Stack) -> None:
         with cpu_meter(pids, cpu):
             one_at_a_time = await burst(client, watcher, engine, N, 1)
         row(f"burst of {N}, submitted one at a time", one_at_a_time)
-        print("CPU per job: " + ", ".join(f"{name} {ms(s / N)}" for name, s in cpu.items()))
+        print("CPU per job: " + cpu_line(cpu, N))
         row(
             f"burst of {N}, {IN_FLIGHT} submits in flight", await burst(client, watcher, engine, N, IN_FLIGHT)
         )
@@ -316,28 +365,32 @@ async def run(stack: Stack) -> None:
         with cpu_meter(pids, open_cpu):
             loop = await open_loop(client, watcher, RATE, OPEN_S)
         print(
-            "open loop CPU (cores busy): " + ", ".join(f"{k} {v / OPEN_S:.2f}" for k, v in open_cpu.items())
+            "open loop CPU (cores busy): "
+            + ", ".join(f"{k} {v / OPEN_S:.2f}" for k, v in open_cpu.items())
+            + "; a job: "
+            + cpu_line(open_cpu, int(RATE * OPEN_S))
         )
         lag = watcher.projected_lag
         print(
             f"open loop: JobSucceeded → projected "
-            f"p50 {ms(percentile(lag, 0.5))}, p95 {ms(percentile(lag, 0.95))}"
+            f"p50 {rt(percentile(lag, 0.5))}, p95 {rt(percentile(lag, 0.95))}"
         )
         lat, post, log_lat = loop["latency"], loop["post"], loop["in_log"]
+        p50, p95 = percentile(lat, 0.5), percentile(lat, 0.95)
         print(
             f"open loop at {RATE:.0f}/s for {OPEN_S:.0f} s: scheduled submit → API shows succeeded "
-            f"p50 {ms(percentile(lat, 0.5))}, p95 {ms(percentile(lat, 0.95))}, "
+            f"p50 {ms(p50)} ({p50 / raw_p50:.0f}x raw's open loop), p95 {ms(p95)} ({p95 / raw_p95:.0f}x), "
             f"p99 {ms(percentile(lat, 0.99))} (JobSucceeded in the log: "
             f"p50 {ms(percentile(log_lat, 0.5))}, p95 {ms(percentile(log_lat, 0.95))}); "
-            f"POST p50 {ms(percentile(post, 0.5))}, p95 {ms(percentile(post, 0.95))}; "
+            f"POST p50 {rt(percentile(post, 0.5))}, p95 {rt(percentile(post, 0.95))}; "
             f"submits that started late: {int(loop['late_starts'][0])}"
         )
         for priority in (0, 5, 8):
             ends, posts = await alone(client, watcher, priority, ALONE)
             print(
-                f"one job alone, priority {priority}: submit → succeeded p50 {ms(statistics.median(ends))}, "
-                f"p95 {ms(percentile(ends, 0.95))}; POST p50 {ms(statistics.median(posts))}, "
-                f"p95 {ms(percentile(posts, 0.95))}"
+                f"one job alone, priority {priority}: submit → succeeded p50 {rt(statistics.median(ends))}, "
+                f"p95 {rt(percentile(ends, 0.95))}; POST p50 {rt(statistics.median(posts))}, "
+                f"p95 {rt(percentile(posts, 0.95))}"
             )
     finally:
         await client.close()
