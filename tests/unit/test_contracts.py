@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from datetime import UTC, datetime
 
 import msgspec
@@ -175,9 +177,27 @@ def test_ids_are_time_ordered_and_derived_ids_stable() -> None:
     ids = [uuid7() for _ in range(2000)]
     assert ids == sorted(ids), "ids made in the same millisecond still sort in creation order"
     assert len(set(ids)) == 2000
+    assert {(u.version, u.variant) for u in map(uuid.UUID, ids)} == {(7, uuid.RFC_4122)}
     assert new_job_id().startswith("job_")
     assert asset_id("j", "cover", "image") == asset_id("j", "cover", "image")
     assert asset_id("j", "cover", "image") != asset_id("j", "cover", "thumb")
+
+
+def test_a_forked_child_draws_its_own_random_bits() -> None:
+    """Random bits come from a pool filled once per 400 ids: a child forked after the parent has
+    filled it must not hand out the same bits as its parent."""
+    uuid7()  # the pool is filled
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(write, uuid7().encode())
+        os._exit(0)
+    os.close(write)
+    mine = uuid7()
+    with os.fdopen(read) as pipe:
+        theirs = pipe.read()
+    os.waitpid(pid, 0)
+    assert theirs[-12:] != mine[-12:], "the child's random bits repeat the parent's"
 
 
 def test_the_public_views_hold_none_of_the_aggregates_internals() -> None:

@@ -6,10 +6,22 @@ import hashlib
 import os
 import threading
 import time
-import uuid
 
 _lock = threading.Lock()
 _last = 0
+_POOL_BYTES = 4000
+"""Random bytes taken from the OS at once, 400 ids' worth: one ``getrandom`` call per id cost a
+system call and a release of the GIL, which another thread then holds for up to 5 ms."""
+_pool = b""
+_taken = 0
+
+
+def _forget_pool() -> None:
+    global _pool, _taken
+    _pool, _taken = b"", 0  # a forked child must not repeat its parent's bytes
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def uuid7() -> str:
@@ -18,16 +30,20 @@ def uuid7() -> str:
     Within one millisecond the previous id is incremented (RFC 9562's monotonic method), so
     ordering by id breaks ties between rows created in the same millisecond correctly.
     """
-    global _last
+    global _last, _pool, _taken
     ms = time.time_ns() // 1_000_000
-    # 48 bits of milliseconds, then 74 random bits (the top one clear, to leave room to count).
-    candidate = (ms & 0xFFFF_FFFF_FFFF) << 74 | int.from_bytes(os.urandom(10), "big") >> 7
     with _lock:
-        counter = max(candidate, _last + 1)
+        if _taken + 10 > len(_pool):
+            _pool, _taken = os.urandom(_POOL_BYTES), 0
+        random = int.from_bytes(_pool[_taken : _taken + 10], "big")
+        _taken += 10
+        # 48 bits of milliseconds, then 74 random bits (the top one clear, to leave room to count).
+        counter = max((ms & 0xFFFF_FFFF_FFFF) << 74 | random >> 7, _last + 1)
         _last = counter
     rand = counter & ((1 << 74) - 1)
     value = (counter >> 74) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_job_id() -> str:
