@@ -20,7 +20,7 @@ from atelier_gateway.app.errors import (
 )
 from atelier_gateway.app.idempotency import check_key, request_hash
 from atelier_gateway.app.job_query import SORTS, Position, decode_cursor, encode_cursor
-from atelier_gateway.app.ports import StoredAsset, StoredEvent
+from atelier_gateway.app.ports import LogHead, StoredAsset, StoredEvent
 from atelier_gateway.app.send_command import (
     CommandTiming,
     JobCommandInput,
@@ -169,8 +169,10 @@ class FakeJobLog:
     def __init__(self, reader: FakeReader) -> None:
         self.reader = reader
 
-    async def head(self, job_id: str) -> int | None:
-        return self.reader.seq if self.reader.snap is not None else None
+    async def head(self, job_id: str) -> LogHead | None:
+        if self.reader.snap is None:
+            return None
+        return LogHead(seq=self.reader.seq, at=datetime.now(UTC))
 
     async def command_pending(self, job_id: str) -> bool:
         return False
@@ -178,8 +180,8 @@ class FakeJobLog:
     async def projected(self, job_id: str, seq: int, timeout_s: float) -> bool:
         return True
 
-    def announced(self, job_id: str) -> int | None:
-        return None
+    def behind(self, job_id: str, head: LogHead) -> bool:
+        return False
 
 
 async def send(

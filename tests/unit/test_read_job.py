@@ -9,6 +9,7 @@ import pytest
 
 from atelier_contracts.snapshot import JobView
 from atelier_gateway.app.errors import Unavailable
+from atelier_gateway.app.ports import LogHead
 from atelier_gateway.app.read_job import ANNOUNCED_WAIT_S, read_job
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -44,8 +45,9 @@ class Sql:
 
 @dataclass
 class Log:
-    """The job's log ends at ``head``; the projector announced ``announced_seq`` and, asked to
-    wait, projects up to the head (or never, with ``stuck``)."""
+    """The job's log ends at ``head``; the projector announced ``announced_seq`` lately (None:
+    the notices show nothing) and, asked to wait, projects up to the head (or never, with
+    ``stuck``)."""
 
     sql: Sql
     head_seq: int | None
@@ -55,10 +57,10 @@ class Log:
     waits: list[int] = field(default_factory=list)
     timeouts: list[float] = field(default_factory=list)
 
-    async def head(self, job_id: str) -> int | None:
+    async def head(self, job_id: str) -> LogHead | None:
         if self.down:
             raise Unavailable("NATS is down")
-        return self.head_seq
+        return None if self.head_seq is None else LogHead(seq=self.head_seq, at=NOW)
 
     async def command_pending(self, job_id: str) -> bool:
         return False
@@ -71,8 +73,8 @@ class Log:
         self.sql.version = seq
         return True
 
-    def announced(self, job_id: str) -> int | None:
-        return self.announced_seq
+    def behind(self, job_id: str, head: LogHead) -> bool:
+        return self.announced_seq is not None and self.announced_seq < head.seq
 
 
 async def read(sql: Sql, log: Log) -> JobView | None:

@@ -7,7 +7,9 @@ sequence it heard of for recent jobs, and wakes the reads that wait for one.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
+from datetime import UTC, datetime
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -27,34 +29,47 @@ from atelier_contracts.subjects import (
 )
 from atelier_gateway.adapters.natsio import reachable
 from atelier_gateway.app.errors import Unavailable
+from atelier_gateway.app.ports import LogHead
 
 ANNOUNCED_FRESH_S = 1.0
-"""How long a projector's notice of a job counts as where SQL is (``announced``)."""
+"""How long a projector's notice of a job counts as where SQL is, and how long after a commit
+its notice is still expected (``behind``)."""
+
+CLOCK_MARGIN_S = 0.5
+"""Commits stored this close to when this reader began to listen may have been announced before
+it did (the stream's clock and ours may differ a little)."""
 
 QUERY_TIMEOUT_S = 5.0
 """How long a job-at query waits for an orchestrator (folding a long log takes a while)."""
 
 
 class JetStreamJobLog:
-    def __init__(self, nc: Client, js: JetStreamContext, remember: int = 10_000) -> None:
+    def __init__(
+        self, nc: Client, js: JetStreamContext, remember: int = 10_000, clock_margin_s: float = CLOCK_MARGIN_S
+    ) -> None:
         self.nc = nc
         self.js = js
+        self.clock_margin_s = clock_margin_s
         self._remember = remember
         self._seen: OrderedDict[str, int] = OrderedDict()
         self._heard: dict[str, float] = {}  # when each job's last notice came (loop time)
         self._waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
         self._sub: Subscription | None = None
+        self._since: float | None = None  # since when (wall clock) every notice reached us
+        self._reconnects = 0
 
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(PROJECTED_SUBJECT, cb=self._on_projected)
+        self._since, self._reconnects = time.time(), self.nc.stats["reconnects"]
 
-    async def head(self, job_id: str) -> int | None:
+    async def head(self, job_id: str) -> LogHead | None:
         async with reachable(self.nc, "job log", timeout_s=1.0):
             try:
                 msg = await self.js.get_last_msg(JOBS_STREAM, job_subject(job_id), direct=True)
             except NotFoundError:
                 return None
-        return msg.seq
+        assert msg.seq is not None  # a direct get's answer always names it
+        return LogHead(seq=msg.seq, at=msg.time or datetime.now(UTC))
 
     async def log_head(self, stream: str, subject: str) -> int | None:
         """Where any log subject ends (a session's, a schedule's; None: empty)."""
@@ -89,13 +104,19 @@ class JetStreamJobLog:
             if not waiters:
                 self._waiters.pop(job_id, None)
 
-    def announced(self, job_id: str) -> int | None:
-        # Only a notice of the last second: notices are core messages and can be lost (a
+    def behind(self, job_id: str, head: LogHead) -> bool:
+        # Only what the last second shows: notices are core messages and can be lost (a
         # reconnect, a slow consumer), and an old one says little about what SQL has now.
+        if self._seen.get(job_id, 0) >= head.seq:
+            return False
         heard = self._heard.get(job_id)
-        if heard is None or asyncio.get_running_loop().time() - heard > ANNOUNCED_FRESH_S:
-            return None
-        return self._seen.get(job_id)
+        if heard is not None and asyncio.get_running_loop().time() - heard <= ANNOUNCED_FRESH_S:
+            return True  # a recent notice of an earlier commit
+        if self.nc.stats["reconnects"] != self._reconnects:  # notices of the gap are lost
+            self._since, self._reconnects = time.time(), self.nc.stats["reconnects"]
+        stored = head.at.timestamp()
+        listening = self._since is not None and stored > self._since + self.clock_margin_s
+        return listening and time.time() - stored <= ANNOUNCED_FRESH_S
 
     async def job_at(self, tenant: str, job_id: str, at: int) -> JobView | None:
         query = encode(JobAt(job_id=job_id, tenant=tenant, at=at))

@@ -276,12 +276,19 @@ class BudgetStore(Protocol):
     async def remove(self, tenant: str, project: str) -> bool: ...
 
 
+@dataclass(frozen=True)
+class LogHead:
+    """A job's last commit: its stream sequence, and when the stream stored it (its clock)."""
+
+    seq: int
+    at: datetime
+
+
 class JobLog(Protocol):
     """Where each job's event log ends, and the projector's progress towards it."""
 
-    async def head(self, job_id: str) -> int | None:
-        """The stream sequence of the job's last commit (None: no such job); ``Unavailable`` when
-        NATS is."""
+    async def head(self, job_id: str) -> LogHead | None:
+        """The job's last commit (None: no such job); ``Unavailable`` when NATS is."""
         ...
 
     async def command_pending(self, job_id: str) -> bool:
@@ -293,9 +300,11 @@ class JobLog(Protocol):
         ``timeout_s``."""
         ...
 
-    def announced(self, job_id: str) -> int | None:
-        """The last sequence the projector announced for the job, if it did so lately (None:
-        no notice of the job in the last second)."""
+    def behind(self, job_id: str, head: LogHead) -> bool:
+        """Whether the projector's notices show the read model behind ``head`` and about to
+        reach it: a notice of an earlier commit of the job in the last second, or none yet of a
+        commit stored in the last second while this reader listened. False says only that the
+        notices do not show it (SQL tells)."""
         ...
 
     async def log_head(self, stream: str, subject: str) -> int | None:
