@@ -36,7 +36,7 @@ class SqlAdapter:
     async def _read(self, query: Callable[[sa.Connection], T]) -> T:
         """Run ``query`` (several statements) as one unit (see ``SqlUnits``)."""
         if self._units is None:
-            self._units = SqlUnits(self.engine, threads=4, name="sql-read")
+            self._units = SqlUnits(self.engine, threads=4, name="sql-read", inline=True)
         try:
             async with asyncio.timeout(self.timeout_s):
                 return await self._units.run(query, write=False)

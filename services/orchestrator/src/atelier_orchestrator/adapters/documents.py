@@ -36,7 +36,7 @@ class DocumentProjection(Generic[S, E]):
         self.apply = apply
         self.columns = [c.name for c in table.columns if c.name not in ("id", "last_seq", "state")]
         """Filter and order columns: each the state's attribute of that name."""
-        self._units = SqlUnits(engine, threads=1, name=f"{table.name}-projector")
+        self._units = SqlUnits(engine, threads=1, name=f"{table.name}-projector", inline=True)
 
     async def apply_batch(self, commits: Sequence[tuple[LogCommit[E], int]]) -> list[Applied]:
         """Apply commits (in stream order) in one transaction; one outcome per commit."""

@@ -90,7 +90,7 @@ class SnapshotCache:
 
 
 class SqlProjection:
-    """Writes batches of commits, each as one unit of work (on SQLite, in one worker thread).
+    """Writes batches of commits, each as one unit of work (on SQLite, on the event loop: ``SqlUnits``).
 
     ``sole_writer``: nothing else writes these tables while it runs and they started empty (a
     rebuild), so the cache and a commit's ``prev_seq`` tell where a job stands without asking SQL.
@@ -101,7 +101,7 @@ class SqlProjection:
     ) -> None:
         self.cache = cache or SnapshotCache()
         self.sole_writer = sole_writer
-        self._units = SqlUnits(engine, threads=1, name="projector")
+        self._units = SqlUnits(engine, threads=1, name="projector", inline=True)
 
     async def apply_batch(self, commits: Sequence[tuple[Commit, int]]) -> list[Applied]:
         """Apply commits (in stream order) in one transaction; one outcome per commit."""
