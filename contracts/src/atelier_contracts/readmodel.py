@@ -381,12 +381,13 @@ class SqlUnits:
 
     On SQLite the unit runs on a synchronous connection: through aiosqlite every statement is a
     hop between threads and back through the event loop, and a busy loop makes each hop wait
-    (``docs/benchmarks.md``). With ``inline`` it runs right on the event loop, for short units
-    (a read by key, a projector's batch): in a worker thread, the unit gave up and took back the
-    GIL at every SQLite call, and with the loop busy each take waited for it, so a batch that
-    costs 2 ms of CPU took 50 ms. Inline, it never waits for a lock: where another writer holds
-    the database it goes to the worker thread, which waits for it. Elsewhere (PostgreSQL) the
-    unit runs on the async connection.
+    (``docs/benchmarks.md``). With ``inline`` a unit may run right on the event loop, for short
+    units (a read by key, a projector's small batch): in a worker thread, the unit gave up and
+    took back the GIL at every SQLite call, and with the loop busy each take waited for it, so a
+    batch that costs 2 ms of CPU took 50 ms. A long unit still goes to the thread (``run``'s
+    ``inline=False``), where SQLite's own work runs beside the loop's. Inline, a unit never waits
+    for a lock: where another writer holds the database it goes to the worker thread, which waits
+    for it. Elsewhere (PostgreSQL) the unit runs on the async connection.
     """
 
     def __init__(self, engine: AsyncEngine, threads: int, name: str, inline: bool = False) -> None:
@@ -403,12 +404,13 @@ class SqlUnits:
                 self._inline = sa.create_engine(url, connect_args={"timeout": 0, "check_same_thread": False})
                 sa.event.listen(self._inline, "connect", _sqlite_pragmas_no_wait)
 
-    async def run(self, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
-        """``fn`` in a transaction committed at its end (``write``), or on a plain connection."""
+    async def run(self, fn: Callable[[sa.Connection], T], *, write: bool, inline: bool = True) -> T:
+        """``fn`` in a transaction committed at its end (``write``), or on a plain connection;
+        ``inline=False``: in the worker thread even where units may run inline."""
         if self._sync is None:
             async with self.engine.begin() if write else self.engine.connect() as conn:
                 return await conn.run_sync(fn)
-        if self._inline is not None:
+        if self._inline is not None and inline:
             try:
                 return _run(self._inline, fn, write)
             except sa.exc.OperationalError as exc:

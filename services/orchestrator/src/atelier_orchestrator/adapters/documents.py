@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from atelier_contracts.aggregates import LogCommit
 from atelier_contracts.envelope import encode
 from atelier_contracts.readmodel import SqlUnits
-from atelier_orchestrator.adapters.projection import Applied
+from atelier_orchestrator.adapters.projection import INLINE_COMMITS, Applied
 
 S = TypeVar("S")
 E = TypeVar("E")
@@ -40,7 +40,9 @@ class DocumentProjection(Generic[S, E]):
 
     async def apply_batch(self, commits: Sequence[tuple[LogCommit[E], int]]) -> list[Applied]:
         """Apply commits (in stream order) in one transaction; one outcome per commit."""
-        return await self._units.run(lambda conn: self._apply_in(conn, commits), write=True)
+        return await self._units.run(
+            lambda conn: self._apply_in(conn, commits), write=True, inline=len(commits) <= INLINE_COMMITS
+        )
 
     def _apply_in(self, conn: sa.Connection, commits: Sequence[tuple[LogCommit[E], int]]) -> list[Applied]:
         t = self.table

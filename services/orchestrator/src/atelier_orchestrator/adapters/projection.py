@@ -89,6 +89,12 @@ class SnapshotCache:
             self._entries.popitem(last=False)
 
 
+INLINE_COMMITS = 32
+"""The largest batch written on the event loop (~2 ms of CPU); a larger one, as in a burst, is
+written in the worker thread, where SQLite's work runs beside the loop's (inline, bursts of 2,000
+jobs went 0.26-0.37x → 0.20-0.22x the raw round trip)."""
+
+
 class SqlProjection:
     """Writes batches of commits, each as one unit of work (on SQLite, on the event loop: ``SqlUnits``).
 
@@ -106,7 +112,9 @@ class SqlProjection:
     async def apply_batch(self, commits: Sequence[tuple[Commit, int]]) -> list[Applied]:
         """Apply commits (in stream order) in one transaction; one outcome per commit."""
         batch = await self._units.run(
-            lambda conn: apply_in(conn, commits, self.cache, self.sole_writer), write=True
+            lambda conn: apply_in(conn, commits, self.cache, self.sole_writer),
+            write=True,
+            inline=len(commits) <= INLINE_COMMITS,
         )
         for snapshot in batch.states.values():  # only once committed
             self.cache.put(snapshot)
