@@ -149,6 +149,9 @@ class ConsumerSpec:
     start_at: datetime | None = None
     """Made for the first time, start at the first message stored at or after this time (a
     follower of what happened since), not at the stream's start."""
+    gather_s: float = 0.0
+    """With a batch handler: how long a batch waits, from its first message, for more to come
+    (a quarter of ``concurrency`` come, it starts at once)."""
 
 
 def redelivery_delay(num_delivered: int) -> float:
@@ -199,6 +202,7 @@ class Consumer:
         self.batch_handler = batch_handler
         self.doorbell = doorbell
         self._ready: list[Msg] = []
+        self._gather_until: float | None = None  # loop time: a batch gathering waits till then
         self._running: dict[int, tuple[Msg, float]] = {}  # by id(): a Msg is not hashable
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -334,6 +338,15 @@ class Consumer:
         if self.batch_handler is not None:
             if self._running:
                 return  # one batch at a time: the next takes everything that came meanwhile
+            if self.spec.gather_s > 0 and len(self._ready) < max(1, self.spec.concurrency // 4):
+                # A batch costs its transaction whatever it holds: give others a moment to come.
+                loop = asyncio.get_running_loop()
+                if self._gather_until is None:
+                    self._gather_until = loop.time() + self.spec.gather_s
+                    loop.call_later(self.spec.gather_s, self._wake.set)
+                if loop.time() < self._gather_until:
+                    return
+            self._gather_until = None
             batch, self._ready = self._ready, []
             self._spawn(self._handle_batch(batch), batch)
             return

@@ -69,8 +69,10 @@ PROJECTOR = ConsumerSpec(
     filter_subject="atelier.job.>",
     concurrency=500,
     dead_after=50,
+    gather_s=0.005,
 )
-"""A batch handler: ``concurrency`` is the most commits written in one transaction. A commit
+"""A batch handler: ``concurrency`` is the most commits written in one transaction, gathered
+for up to 5 ms (a transaction costs ~0.5 ms of CPU however few commits it holds). A commit
 waits up to ~7 minutes (50 deliveries, the delay growing to 10 s) for an earlier one of its job
 before it is a dead letter; ``atelier-orchestrator dead-letters --redrive`` re-applies it."""
 SESSION_COMMANDS = ConsumerSpec(
