@@ -11,7 +11,7 @@ from nats.aio.msg import Msg
 from atelier_contracts.commands import RetryStep
 from atelier_contracts.envelope import encode
 from atelier_contracts.events import StepDispatched
-from atelier_contracts.readmodel import assemble, job_steps, jobs, make_engine, steps_of
+from atelier_contracts.readmodel import assemble, job_events, job_steps, jobs, make_engine, steps_of
 from atelier_contracts.runtime.consumer import Retry
 from atelier_contracts.snapshot import Projected
 from atelier_orchestrator.adapters.projection import Applied, SqlProjection
@@ -160,3 +160,63 @@ async def test_a_commit_that_cannot_be_projected_holds_back_no_other(database_ur
     assert outcomes[2] is None, "both good commits applied"
     assert isinstance(outcomes[1], Retry), "only the broken one comes back"
     assert notices == [Projected(jobs={good.job_id: good.commits[1][1]})]
+
+
+async def test_two_projectors_on_one_database_correct_each_others_caches(database_url: str) -> None:
+    """Each projector trusts its cache of where a job stands; a row another one moved is found
+    out by the write, and the batch is written again after asking SQL: nothing lost, nothing
+    applied twice, duplicates still told."""
+    sim = a_story_with_a_retry_and_a_regenerated_asset()
+    commits = sim.commits
+    assert len(commits) >= 4
+    engine = make_engine(database_url)
+    a, b = SqlProjection(engine), SqlProjection(engine)
+    try:
+        assert await a.apply_batch(commits[:2]) == [Applied.APPLIED] * 2  # a's cache: the 2nd
+        assert await b.apply_batch([commits[2]]) == [Applied.APPLIED]  # b moved the row on
+        # a's cache says the row is at the 2nd commit: the 3rd looks new to it, the 4th early.
+        assert await a.apply_batch([commits[2]]) == [Applied.DUPLICATE]
+        assert await a.apply_batch([commits[3]]) == [Applied.APPLIED]
+        # b's cache is now behind: its next commit finds the row moved.
+        assert await b.apply_batch([commits[4]]) == [Applied.APPLIED]
+        # A first commit that b already inserted is a duplicate to a new projector too.
+        assert await SqlProjection(engine).apply_batch([commits[0]]) == [Applied.DUPLICATE]
+        for i in range(5, len(commits)):
+            assert await (a, b)[i % 2].apply_batch([commits[i]]) == [Applied.APPLIED]
+        async with engine.connect() as conn:
+            events = (
+                await conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(job_events)
+                    .where(job_events.c.job_id == sim.job_id)
+                )
+            ).scalar_one()
+    finally:
+        a.close()
+        b.close()
+        await engine.dispose()
+    projected, _ = await read_back(database_url, sim.job_id)
+    assert projected == sim.replay()
+    assert events == sum(len(c.events) for c, _ in commits), "every event once"
+
+
+async def test_a_row_gone_under_a_trusting_projector_is_found_out(database_url: str) -> None:
+    """The cache says where the row stands; the row was removed meanwhile (by hand, or a purge):
+    the update that finds no row rolls the batch back, and asking SQL gives the answer a
+    projector without a cache gives."""
+    sim = a_story_with_a_retry_and_a_regenerated_asset()
+    engine = make_engine(database_url)
+    projection = SqlProjection(engine)
+    try:
+        assert await projection.apply_batch(sim.commits[:2]) == [Applied.APPLIED] * 2
+        async with engine.begin() as conn:
+            await conn.execute(sa.delete(job_steps).where(job_steps.c.job_id == sim.job_id))
+            await conn.execute(sa.delete(job_events).where(job_events.c.job_id == sim.job_id))
+            await conn.execute(sa.delete(jobs).where(jobs.c.id == sim.job_id))
+        assert await projection.apply_batch([sim.commits[2]]) == [Applied.OUT_OF_ORDER]
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.select(sa.func.count()).select_from(job_events))).scalar_one()
+        assert rows == 0, "nothing of the batch was kept"
+    finally:
+        projection.close()
+        await engine.dispose()

@@ -12,6 +12,7 @@ stand at, so a job's row is decoded again only when another writer moved it.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 from collections import OrderedDict
@@ -100,6 +101,13 @@ class SqlProjection:
 
     ``sole_writer``: nothing else writes these tables while it runs and they started empty (a
     rebuild), so the cache and a commit's ``prev_seq`` tell where a job stands without asking SQL.
+
+    Otherwise, where the database counts the rows an executemany changed (SQLite), a batch first
+    trusts the cache the same way, and its writes check it: a job's row is updated only where it
+    stands at the sequence the cache says, inserted only where there is none. Any doubt (a row
+    elsewhere, a commit the cache would call a duplicate or early) rolls the batch back, and it is
+    written again after asking SQL where each job stands. Asking cost ~80 µs of a small batch's
+    ~0.5 ms.
     """
 
     def __init__(
@@ -107,15 +115,22 @@ class SqlProjection:
     ) -> None:
         self.cache = cache or SnapshotCache()
         self.sole_writer = sole_writer
+        self.trusting = not sole_writer and engine.dialect.supports_sane_multi_rowcount
         self._units = SqlUnits(engine, threads=1, name="projector", inline=True)
 
     async def apply_batch(self, commits: Sequence[tuple[Commit, int]]) -> list[Applied]:
         """Apply commits (in stream order) in one transaction; one outcome per commit."""
-        batch = await self._units.run(
-            lambda conn: apply_in(conn, commits, self.cache, self.sole_writer),
-            write=True,
-            inline=len(commits) <= INLINE_COMMITS,
-        )
+        inline = len(commits) <= INLINE_COMMITS
+        batch: _Batch | None = None
+        if self.trusting:
+            with contextlib.suppress(_Unsure, sa.exc.IntegrityError):  # rolled back: ask SQL
+                batch = await self._units.run(
+                    lambda conn: apply_in(conn, commits, self.cache, trusting=True), write=True, inline=inline
+                )
+        if batch is None:
+            batch = await self._units.run(
+                lambda conn: apply_in(conn, commits, self.cache, self.sole_writer), write=True, inline=inline
+            )
         for snapshot in batch.states.values():  # only once committed
             self.cache.put(snapshot)
         return batch.outcomes
@@ -139,6 +154,12 @@ class _Batch:
         self.events: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
         self.assets: dict[str, dict[str, Any]] = {}
+        self.checked = False
+        """Updates check that each row stands where ``before`` says (``_Unsure`` if not)."""
+
+
+class _Unsure(Exception):
+    """The cache may not say where a job's row stands: roll back and ask SQL."""
 
 
 def apply_in(
@@ -146,10 +167,14 @@ def apply_in(
     commits: Sequence[tuple[Commit, int]],
     cache: SnapshotCache,
     sole_writer: bool = False,
+    trusting: bool = False,
 ) -> _Batch:
+    """``trusting``: where the jobs stand as the cache says, checked by the writes (``_Unsure``)."""
     batch = _Batch()
+    batch.checked = trusting
     firsts = {commit.job_id: commit.prev_seq for commit, _ in reversed(commits)}
-    applied = _applied_seqs(conn, list(firsts)) if not sole_writer else _known_seqs(conn, firsts, cache)
+    known = sole_writer or trusting
+    applied = _known_seqs(conn, firsts, cache) if known else _applied_seqs(conn, list(firsts))
     batch.existing = set(applied)
     starting, inline = _snapshots(conn, applied, cache)
     batch.before = {job_id: starting[job_id] for job_id in batch.existing if job_id in starting}
@@ -160,9 +185,13 @@ def apply_in(
         job_id = commit.job_id
         at = last.get(job_id, 0)
         if job_id in last and seq <= at:
+            if trusting:
+                raise _Unsure(job_id)
             batch.outcomes.append(Applied.DUPLICATE)
             continue
         if commit.prev_seq != at:
+            if trusting:
+                raise _Unsure(job_id)
             batch.outcomes.append(Applied.OUT_OF_ORDER)
             continue
         state = batch.states.get(job_id) or starting.get(job_id)
@@ -309,17 +338,17 @@ def _job_values(job: JobSnapshot) -> dict[str, Any]:
 
 
 @functools.cache
-def _update(columns: tuple[str, ...]) -> sa.Update:
-    """An executemany UPDATE of these columns (its parameters must not share the columns' names).
+def _update(columns: tuple[str, ...], checked: bool) -> sa.Update:
+    """An executemany UPDATE of these columns (its parameters must not share the columns' names);
+    ``checked``: only of a row still at ``v_before``.
 
     Only the columns that changed: SQLite rewrites an index whose column is set, even to the value
     it had, so setting every column wrote ~4 pages of ``jobs`` a commit where this writes 1-2.
     """
-    return (
-        sa.update(jobs)
-        .where(jobs.c.id == sa.bindparam("v_id"))
-        .values({c: sa.bindparam(f"v_{c}") for c in columns})
-    )
+    where = jobs.c.id == sa.bindparam("v_id")
+    if checked:
+        where = sa.and_(where, jobs.c.last_seq == sa.bindparam("v_before"))
+    return sa.update(jobs).where(where).values({c: sa.bindparam(f"v_{c}") for c in columns})
 
 
 def _updates(batch: _Batch) -> dict[tuple[str, ...], list[dict[str, Any]]]:
@@ -333,6 +362,8 @@ def _updates(batch: _Batch) -> dict[tuple[str, ...], list[dict[str, Any]]]:
         changed = [c for c, get in _COLUMNS.items() if before is None or get(job) != get(before)]
         row = {f"v_{c}": _COLUMNS[c](job) for c in changed}
         row |= {"v_id": job_id, "v_snapshot": _row_snapshot(job)}
+        if batch.checked:
+            row["v_before"] = before.version if before is not None else -1
         groups.setdefault((*changed, "snapshot"), []).append(row)
     return groups
 
@@ -344,7 +375,9 @@ def _write(conn: sa.Connection, batch: _Batch) -> None:
     if new:
         conn.execute(sa.insert(jobs), new)
     for columns, rows in _updates(batch).items():
-        conn.execute(_update(columns), rows)
+        updated = conn.execute(_update(columns, batch.checked), rows).rowcount
+        if batch.checked and updated != len(rows):
+            raise _Unsure("a row was not where the cache said")
     _write_steps(conn, batch)
     if batch.events:
         conn.execute(sa.insert(job_events), batch.events)
