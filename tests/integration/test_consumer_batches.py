@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outcome
-from atelier_contracts.runtime.nats import connect, ensure_streams
+from atelier_contracts.runtime.nats import ensure_streams
 from atelier_contracts.subjects import JOBS_STREAM, job_subject
-from atelier_devstack.natsserver import NatsServer
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await connect(nats_server.url, "test")
-    await ensure_streams(client.jetstream())
-    yield client
-    await client.close()
 
 
 async def test_a_batch_waits_for_more_until_its_time_is_up_or_a_quarter_of_its_room_is_full(
@@ -39,6 +29,7 @@ async def test_a_batch_waits_for_more_until_its_time_is_up_or_a_quarter_of_its_r
     spec = ConsumerSpec(
         stream=JOBS_STREAM, durable="gathering", filter_subject=job_subject("*"), concurrency=8, gather_s=2.0
     )
+    await ensure_streams(nc.jetstream())
     stop = asyncio.Event()
     task = asyncio.create_task(Consumer(nc, spec, batch_handler=handle).run(stop))
     try:
