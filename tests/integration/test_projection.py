@@ -3,6 +3,8 @@ log — the job, each step in its own row, in pipeline order — and duplicates 
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import msgspec
 import pytest
 import sqlalchemy as sa
@@ -220,3 +222,29 @@ async def test_a_row_gone_under_a_trusting_projector_is_found_out(database_url: 
     finally:
         projection.close()
         await engine.dispose()
+
+
+async def test_a_derived_column_an_older_version_left_wrong_is_mended_by_the_next_commit(
+    database_url: str,
+) -> None:
+    """``next_deadline_at`` is computed from the snapshot: a row written before the column existed
+    (NULL, migration 0002) or by another version of the rule is mended though it did not change."""
+    sim = a_story_with_a_retry_and_a_regenerated_asset()
+    engine = make_engine(database_url)
+    projection = SqlProjection(engine)
+    try:
+        assert await projection.apply_batch(sim.commits[:2]) == [Applied.APPLIED] * 2
+        async with engine.begin() as conn:
+            await conn.execute(sa.update(jobs).where(jobs.c.id == sim.job_id).values(next_deadline_at=None))
+        assert await projection.apply_batch([sim.commits[2]]) == [Applied.APPLIED]
+        async with engine.connect() as conn:
+            stored = (
+                await conn.execute(sa.select(jobs.c.next_deadline_at).where(jobs.c.id == sim.job_id))
+            ).scalar_one()
+    finally:
+        projection.close()
+        await engine.dispose()
+    projected, _ = await read_back(database_url, sim.job_id)
+    assert projected.next_deadline is not None, "the job has a deadline ahead"
+    assert stored is not None
+    assert stored.replace(tzinfo=UTC) == projected.next_deadline

@@ -16,12 +16,14 @@ _pool = b""
 _taken = 0
 
 
-def _forget_pool() -> None:
-    global _pool, _taken
-    _pool, _taken = b"", 0  # a forked child must not repeat its parent's bytes
+def _forked() -> None:
+    # A forked child must not repeat its parent's bytes, nor count on from its parent's last id
+    # (both would hand out the same next one); the lock may have been held by another thread.
+    global _lock, _last, _pool, _taken
+    _lock, _last, _pool, _taken = threading.Lock(), 0, b"", 0
 
 
-os.register_at_fork(after_in_child=_forget_pool)
+os.register_at_fork(after_in_child=_forked)
 
 
 def uuid7() -> str:

@@ -7,6 +7,7 @@ stream sequence of the last commit applied, written in the same transaction as t
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -341,10 +342,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any, busy_timeout_ms: int = 30_000
     cur.close()
 
 
-def _sqlite_pragmas_no_wait(dbapi_conn: Any, record: Any) -> None:
-    _sqlite_pragmas(dbapi_conn, record, busy_timeout_ms=0)
-
-
 def _locked(exc: sa.exc.OperationalError) -> bool:
     """SQLite's "database is locked" (or a snapshot gone stale under a writer): try again later."""
     code = getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF
@@ -402,7 +399,9 @@ class SqlUnits:
             self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
             if inline:
                 self._inline = sa.create_engine(url, connect_args={"timeout": 0, "check_same_thread": False})
-                sa.event.listen(self._inline, "connect", _sqlite_pragmas_no_wait)
+                sa.event.listen(
+                    self._inline, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms=0)
+                )
 
     async def run(self, fn: Callable[[sa.Connection], T], *, write: bool, inline: bool = True) -> T:
         """``fn`` in a transaction committed at its end (``write``), or on a plain connection;

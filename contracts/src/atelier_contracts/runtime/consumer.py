@@ -202,7 +202,8 @@ class Consumer:
         self.batch_handler = batch_handler
         self.doorbell = doorbell
         self._ready: list[Msg] = []
-        self._gather_until: float | None = None  # loop time: a batch gathering waits till then
+        self._ready_since = 0.0  # loop time: when the oldest message in ``_ready`` came
+        self._gather_until: float | None = None  # the gathering's end a wake is set for
         self._running: dict[int, tuple[Msg, float]] = {}  # by id(): a Msg is not hashable
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -329,6 +330,8 @@ class Consumer:
             self._wake.set()
 
     def _arrived(self, msg: Msg) -> None:
+        if not self._ready:
+            self._ready_since = asyncio.get_running_loop().time()
         self._ready.append(msg)
         self._wake.set()
 
@@ -341,12 +344,12 @@ class Consumer:
             if self.spec.gather_s > 0 and len(self._ready) < max(1, self.spec.concurrency // 4):
                 # A batch costs its transaction whatever it holds: give others a moment to come.
                 loop = asyncio.get_running_loop()
-                if self._gather_until is None:
-                    self._gather_until = loop.time() + self.spec.gather_s
-                    loop.call_later(self.spec.gather_s, self._wake.set)
-                if loop.time() < self._gather_until:
+                until = self._ready_since + self.spec.gather_s
+                if loop.time() < until:
+                    if self._gather_until != until:
+                        self._gather_until = until
+                        loop.call_at(until, self._wake.set)
                     return
-            self._gather_until = None
             batch, self._ready = self._ready, []
             self._spawn(self._handle_batch(batch), batch)
             return

@@ -39,6 +39,8 @@ CLOCK_MARGIN_S = 0.5
 """Commits stored this close to when this reader began to listen may have been announced before
 it did (the stream's clock and ours may differ a little)."""
 
+_UNKNOWN = datetime.fromtimestamp(0, UTC)
+
 QUERY_TIMEOUT_S = 5.0
 """How long a job-at query waits for an orchestrator (folding a long log takes a while)."""
 
@@ -69,7 +71,7 @@ class JetStreamJobLog:
             except NotFoundError:
                 return None
         assert msg.seq is not None  # a direct get's answer always names it
-        return LogHead(seq=msg.seq, at=msg.time or datetime.now(UTC))
+        return LogHead(seq=msg.seq, at=msg.time or _UNKNOWN)  # unknown: no notice to expect
 
     async def log_head(self, stream: str, subject: str) -> int | None:
         """Where any log subject ends (a session's, a schedule's; None: empty)."""

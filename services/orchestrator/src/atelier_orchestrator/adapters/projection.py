@@ -92,8 +92,8 @@ class SnapshotCache:
 
 INLINE_COMMITS = 32
 """The largest batch written on the event loop (~2 ms of CPU); a larger one, as in a burst, is
-written in the worker thread, where SQLite's work runs beside the loop's (inline, bursts of 2,000
-jobs went 0.26-0.37x → 0.20-0.22x the raw round trip)."""
+written in the worker thread, where SQLite's work runs beside the loop's: a bound on how long a
+batch holds the loop that decides commands."""
 
 
 class SqlProjection:
@@ -102,12 +102,12 @@ class SqlProjection:
     ``sole_writer``: nothing else writes these tables while it runs and they started empty (a
     rebuild), so the cache and a commit's ``prev_seq`` tell where a job stands without asking SQL.
 
-    Otherwise, where the database counts the rows an executemany changed (SQLite), a batch first
-    trusts the cache the same way, and its writes check it: a job's row is updated only where it
-    stands at the sequence the cache says, inserted only where there is none. Any doubt (a row
-    elsewhere, a commit the cache would call a duplicate or early) rolls the batch back, and it is
-    written again after asking SQL where each job stands. Asking cost ~80 µs of a small batch's
-    ~0.5 ms.
+    Otherwise, where the database counts the rows an executemany changed (SQLite), a job's row is
+    updated only where it still stands at the sequence the batch started from, so a writer that
+    moved it meanwhile is found out. There a batch first trusts the cache as a rebuild does, and
+    those checked writes (and an insert's primary key) prove it right; any doubt (a row elsewhere,
+    a commit the cache would call a duplicate or early) rolls the batch back, and it is written
+    again after asking SQL where each job stands. Asking cost ~80 µs of a small batch's ~0.5 ms.
     """
 
     def __init__(
@@ -115,25 +115,27 @@ class SqlProjection:
     ) -> None:
         self.cache = cache or SnapshotCache()
         self.sole_writer = sole_writer
-        self.trusting = not sole_writer and engine.dialect.supports_sane_multi_rowcount
+        self.checked = not sole_writer and engine.dialect.supports_sane_multi_rowcount
         self._units = SqlUnits(engine, threads=1, name="projector", inline=True)
 
     async def apply_batch(self, commits: Sequence[tuple[Commit, int]]) -> list[Applied]:
         """Apply commits (in stream order) in one transaction; one outcome per commit."""
-        inline = len(commits) <= INLINE_COMMITS
         batch: _Batch | None = None
-        if self.trusting:
+        if self.checked:
             with contextlib.suppress(_Unsure, sa.exc.IntegrityError):  # rolled back: ask SQL
-                batch = await self._units.run(
-                    lambda conn: apply_in(conn, commits, self.cache, trusting=True), write=True, inline=inline
-                )
+                batch = await self._apply(commits, known=True)
         if batch is None:
-            batch = await self._units.run(
-                lambda conn: apply_in(conn, commits, self.cache, self.sole_writer), write=True, inline=inline
-            )
+            batch = await self._apply(commits, known=self.sole_writer)
         for snapshot in batch.states.values():  # only once committed
             self.cache.put(snapshot)
         return batch.outcomes
+
+    async def _apply(self, commits: Sequence[tuple[Commit, int]], known: bool) -> _Batch:
+        return await self._units.run(
+            lambda conn: apply_in(conn, commits, self.cache, known=known, checked=self.checked),
+            write=True,
+            inline=len(commits) <= INLINE_COMMITS,
+        )
 
     def close(self) -> None:
         self._units.close()
@@ -154,8 +156,6 @@ class _Batch:
         self.events: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
         self.assets: dict[str, dict[str, Any]] = {}
-        self.checked = False
-        """Updates check that each row stands where ``before`` says (``_Unsure`` if not)."""
 
 
 class _Unsure(Exception):
@@ -166,14 +166,16 @@ def apply_in(
     conn: sa.Connection,
     commits: Sequence[tuple[Commit, int]],
     cache: SnapshotCache,
-    sole_writer: bool = False,
-    trusting: bool = False,
+    *,
+    known: bool = False,
+    checked: bool = False,
 ) -> _Batch:
-    """``trusting``: where the jobs stand as the cache says, checked by the writes (``_Unsure``)."""
+    """``known``: where the jobs stand as the cache says, not as SQL does (``_known_seqs``).
+    ``checked``: an update only of a row still where the batch started from (``_Unsure`` if not);
+    with ``known`` too, a commit the cache calls a duplicate or early is a doubt as well."""
     batch = _Batch()
-    batch.checked = trusting
+    doubts = known and checked
     firsts = {commit.job_id: commit.prev_seq for commit, _ in reversed(commits)}
-    known = sole_writer or trusting
     applied = _known_seqs(conn, firsts, cache) if known else _applied_seqs(conn, list(firsts))
     batch.existing = set(applied)
     starting, inline = _snapshots(conn, applied, cache)
@@ -185,12 +187,12 @@ def apply_in(
         job_id = commit.job_id
         at = last.get(job_id, 0)
         if job_id in last and seq <= at:
-            if trusting:
+            if doubts:
                 raise _Unsure(job_id)
             batch.outcomes.append(Applied.DUPLICATE)
             continue
         if commit.prev_seq != at:
-            if trusting:
+            if doubts:
                 raise _Unsure(job_id)
             batch.outcomes.append(Applied.OUT_OF_ORDER)
             continue
@@ -200,7 +202,7 @@ def apply_in(
         batch.states[job_id] = new
         last[job_id] = seq
         batch.outcomes.append(Applied.APPLIED)
-    _write(conn, batch)
+    _write(conn, batch, checked)
     return batch
 
 
@@ -326,6 +328,9 @@ _COLUMNS: dict[str, Callable[[JobSnapshot], Any]] = {
     "deleted": attrgetter("deleted"),
 }
 """The ``jobs`` columns a snapshot's fields fill, besides ``id`` and the ``snapshot`` itself."""
+_DERIVED = ("next_deadline_at",)
+"""Columns computed from the snapshot: always written, so a row whose value an older version (or
+none, before migration 0002) computed is mended by its next commit."""
 
 
 def _row_snapshot(job: JobSnapshot) -> str:
@@ -351,7 +356,7 @@ def _update(columns: tuple[str, ...], checked: bool) -> sa.Update:
     return sa.update(jobs).where(where).values({c: sa.bindparam(f"v_{c}") for c in columns})
 
 
-def _updates(batch: _Batch) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+def _updates(batch: _Batch, checked: bool) -> dict[tuple[str, ...], list[dict[str, Any]]]:
     """The rows of the jobs the read model had, grouped by the columns that changed."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for job_id in batch.existing:
@@ -359,25 +364,27 @@ def _updates(batch: _Batch) -> dict[tuple[str, ...], list[dict[str, Any]]]:
         if job is None:
             continue
         before = batch.before.get(job_id)
-        changed = [c for c, get in _COLUMNS.items() if before is None or get(job) != get(before)]
+        changed = [
+            c for c, get in _COLUMNS.items() if before is None or c in _DERIVED or get(job) != get(before)
+        ]
         row = {f"v_{c}": _COLUMNS[c](job) for c in changed}
         row |= {"v_id": job_id, "v_snapshot": _row_snapshot(job)}
-        if batch.checked:
+        if checked:
             row["v_before"] = before.version if before is not None else -1
         groups.setdefault((*changed, "snapshot"), []).append(row)
     return groups
 
 
-def _write(conn: sa.Connection, batch: _Batch) -> None:
+def _write(conn: sa.Connection, batch: _Batch, checked: bool) -> None:
     if not batch.states:
         return
     new = [_job_values(job) for job in batch.states.values() if job.id not in batch.existing]
     if new:
         conn.execute(sa.insert(jobs), new)
-    for columns, rows in _updates(batch).items():
-        updated = conn.execute(_update(columns, batch.checked), rows).rowcount
-        if batch.checked and updated != len(rows):
-            raise _Unsure("a row was not where the cache said")
+    for columns, rows in _updates(batch, checked).items():
+        updated = conn.execute(_update(columns, checked), rows).rowcount
+        if checked and updated != len(rows):
+            raise _Unsure("a row was not where this batch found it")
     _write_steps(conn, batch)
     if batch.events:
         conn.execute(sa.insert(job_events), batch.events)
