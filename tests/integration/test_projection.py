@@ -3,12 +3,15 @@ log — the job, each step in its own row, in pipeline order — and duplicates 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC
 
 import msgspec
 import pytest
 import sqlalchemy as sa
 from nats.aio.msg import Msg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atelier_contracts.commands import RetryStep
 from atelier_contracts.envelope import encode
@@ -202,15 +205,25 @@ async def test_two_projectors_on_one_database_correct_each_others_caches(databas
     assert events == sum(len(c.events) for c, _ in commits), "every event once"
 
 
-async def test_a_row_gone_under_a_trusting_projector_is_found_out(database_url: str) -> None:
-    """The cache says where the row stands; the row was removed meanwhile (by hand, or a purge):
-    the update that finds no row rolls the batch back, and asking SQL gives the answer a
-    projector without a cache gives."""
+@contextlib.asynccontextmanager
+async def two_commits_projected(database_url: str) -> AsyncIterator[tuple[Sim, AsyncEngine, SqlProjection]]:
+    """A story job's first two commits projected; the projector that did it, still running."""
     sim = a_story_with_a_retry_and_a_regenerated_asset()
     engine = make_engine(database_url)
     projection = SqlProjection(engine)
     try:
         assert await projection.apply_batch(sim.commits[:2]) == [Applied.APPLIED] * 2
+        yield sim, engine, projection
+    finally:
+        projection.close()
+        await engine.dispose()
+
+
+async def test_a_row_gone_under_a_trusting_projector_is_found_out(database_url: str) -> None:
+    """The cache says where the row stands; the row was removed meanwhile (by hand, or a purge):
+    the update that finds no row rolls the batch back, and asking SQL gives the answer a
+    projector without a cache gives."""
+    async with two_commits_projected(database_url) as (sim, engine, projection):
         async with engine.begin() as conn:
             await conn.execute(sa.delete(job_steps).where(job_steps.c.job_id == sim.job_id))
             await conn.execute(sa.delete(job_events).where(job_events.c.job_id == sim.job_id))
@@ -219,9 +232,6 @@ async def test_a_row_gone_under_a_trusting_projector_is_found_out(database_url: 
         async with engine.connect() as conn:
             rows = (await conn.execute(sa.select(sa.func.count()).select_from(job_events))).scalar_one()
         assert rows == 0, "nothing of the batch was kept"
-    finally:
-        projection.close()
-        await engine.dispose()
 
 
 async def test_a_derived_column_an_older_version_left_wrong_is_mended_by_the_next_commit(
@@ -229,11 +239,7 @@ async def test_a_derived_column_an_older_version_left_wrong_is_mended_by_the_nex
 ) -> None:
     """``next_deadline_at`` is computed from the snapshot: a row written before the column existed
     (NULL, migration 0002) or by another version of the rule is mended though it did not change."""
-    sim = a_story_with_a_retry_and_a_regenerated_asset()
-    engine = make_engine(database_url)
-    projection = SqlProjection(engine)
-    try:
-        assert await projection.apply_batch(sim.commits[:2]) == [Applied.APPLIED] * 2
+    async with two_commits_projected(database_url) as (sim, engine, projection):
         async with engine.begin() as conn:
             await conn.execute(sa.update(jobs).where(jobs.c.id == sim.job_id).values(next_deadline_at=None))
         assert await projection.apply_batch([sim.commits[2]]) == [Applied.APPLIED]
@@ -241,9 +247,6 @@ async def test_a_derived_column_an_older_version_left_wrong_is_mended_by_the_nex
             stored = (
                 await conn.execute(sa.select(jobs.c.next_deadline_at).where(jobs.c.id == sim.job_id))
             ).scalar_one()
-    finally:
-        projection.close()
-        await engine.dispose()
     projected, _ = await read_back(database_url, sim.job_id)
     assert projected.next_deadline is not None, "the job has a deadline ahead"
     assert stored is not None
