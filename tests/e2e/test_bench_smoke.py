@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,19 @@ def test_the_end_to_end_benchmark_runs() -> None:
                  "rebuild of this run's log"):  # fmt: skip
         assert line in out, out
     assert "not succeeded: 0" in out, out
+    # Every figure also as a ratio to the raw round trip of the same run (issue 8).
+    ratio = r"\([\d,.]+x"
+    for figure in (
+        r"raw JetStream round trip \(publish → worker → result\), one at a time: [\d,]+/s  1\.00",
+        r"submitted one at a time: [\d,]+ jobs/s  [\d.]+x raw",
+        rf"CPU per job: .*all [\d.]+ ms {ratio} a raw round trip's\)",
+        rf"JobSucceeded → projected p50 [\d.]+ ms {ratio} raw\), p95 [\d.]+ ms {ratio} raw\)",
+        rf"API shows succeeded p50 [\d.]+ ms {ratio} raw's open loop\), p95 [\d.]+ ms {ratio}\)",
+        rf"POST p50 [\d.]+ ms {ratio} raw\), p95 [\d.]+ ms {ratio} raw\)",
+        rf"priority 8: submit → succeeded p50 [\d.]+ ms {ratio} raw\)",
+        rf"events/s {ratio} raw\)",
+    ):
+        assert re.search(figure, out), (figure, out)
 
 
 def test_the_event_log_benchmark_runs() -> None:
