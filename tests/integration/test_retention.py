@@ -52,7 +52,9 @@ async def uploaded(p: Platform, database_url: str) -> tuple[str, Artifact]:
 async def test_an_export_expires_with_its_variants_and_the_upload_stays(
     nats_server: NatsServer, database_url: str, tmp_path: Path
 ) -> None:
-    settings = {"export_ttl_s": 0.0, "retention_every_s": 0.2, "blob_grace_s": 0.0}
+    # A grace period as in production, only shorter: the upload's files are written before its row
+    # exists, and a sweep between the two (every 0.2 s, under load) released them with none.
+    settings = {"export_ttl_s": 0.0, "retention_every_s": 0.2, "blob_grace_s": 3.0}
     async with platform(nats_server.url, database_url, tmp_path, **settings) as p:
         p.pool("media")
         upload_id, original = await uploaded(p, database_url)
@@ -78,6 +80,6 @@ async def test_an_export_expires_with_its_variants_and_the_upload_stays(
             gone = not any(p.blobs.exists(key) for key in variants)
             return bool(snap and snap.deleted and gone)
 
-        await eventually(released, within=20)
+        await eventually(released, within=30)
         assert p.blobs.exists(original.blob.key), "the upload's files are kept"
         assert not leftover.exists(), "what a crashed writer left in staging is cleaned up"
