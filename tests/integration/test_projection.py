@@ -219,7 +219,7 @@ async def two_commits_projected(database_url: str) -> AsyncIterator[tuple[Sim, A
         await engine.dispose()
 
 
-async def test_a_row_gone_under_a_trusting_projector_is_found_out(database_url: str) -> None:
+async def test_a_row_gone_under_a_projector_that_trusts_its_cache_is_found_out(database_url: str) -> None:
     """The cache says where the row stands; the row was removed meanwhile (by hand, or a purge):
     the update that finds no row rolls the batch back, and asking SQL gives the answer a
     projector without a cache gives."""
