@@ -6,7 +6,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from atelier_contracts.readmodel import assemble, assets, job_events, job_steps, jobs, uploads
+from atelier_contracts.readmodel import assemble, assets, fetch_all, job_events, job_steps, jobs, uploads
 from atelier_contracts.snapshot import JobView
 from atelier_contracts.uploads import Ingested
 from atelier_gateway.adapters.sql import SqlAdapter, utc
@@ -59,11 +59,11 @@ class SqlJobReader(SqlAdapter):
 
     async def job(self, tenant: str, job_id: str) -> JobView | None:
         def read(conn: sa.Connection) -> JobView | None:
-            rows = conn.execute(_JOB, {"job_id": job_id, "tenant": tenant}).all()
+            rows = fetch_all(conn, _JOB, {"job_id": job_id, "tenant": tenant})
             if not rows:
                 return None
-            steps = [(job_id, row.step) for row in rows if row.step is not None]
-            return assemble([(job_id, rows[0].snapshot)], steps)[job_id]
+            steps = [(job_id, step) for _, step in rows if step is not None]
+            return assemble([(job_id, rows[0][0])], steps)[job_id]
 
         return await self._read(read)
 

@@ -43,6 +43,7 @@ from atelier_contracts.readmodel import (
     SqlUnits,
     assemble,
     assets,
+    execute_many,
     job_events,
     job_steps,
     job_tags,
@@ -210,8 +211,10 @@ def apply_in(
 # statement with an IN list cost ~40 µs to construct and key for the compiled cache.
 _APPLIED = sa.select(jobs.c.id, jobs.c.last_seq).where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
 _SNAPSHOTS = sa.select(jobs.c.id, jobs.c.snapshot).where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
-_DELETE_ASSETS = sa.delete(assets).where(assets.c.id.in_(sa.bindparam("ids", expanding=True)))
-_DELETE_TAGS = sa.delete(job_tags).where(job_tags.c.job_id.in_(sa.bindparam("ids", expanding=True)))
+_DELETE_ASSET = sa.delete(assets).where(assets.c.id == sa.bindparam("v_id"))
+_DELETE_TAGS = sa.delete(job_tags).where(job_tags.c.job_id == sa.bindparam("v_job_id"))
+_INSERT = {t: sa.insert(t) for t in (jobs, job_steps, job_events, provider_calls, assets, job_tags)}
+"""The executemany statements, built once: ``execute_many`` finds each one's SQL once."""
 
 
 def _applied_seqs(conn: sa.Connection, ids: list[str]) -> dict[str, int]:
@@ -380,22 +383,22 @@ def _write(conn: sa.Connection, batch: _Batch, checked: bool) -> None:
         return
     new = [_job_values(job) for job in batch.states.values() if job.id not in batch.existing]
     if new:
-        conn.execute(sa.insert(jobs), new)
+        execute_many(conn, _INSERT[jobs], new)
     for columns, rows in _updates(batch, checked).items():
-        updated = conn.execute(_update(columns, checked), rows).rowcount
+        updated = execute_many(conn, _update(columns, checked), rows)
         if checked and updated != len(rows):
             raise _Unsure("a row was not where this batch found it")
     _write_steps(conn, batch)
     if batch.events:
-        conn.execute(sa.insert(job_events), batch.events)
+        execute_many(conn, _INSERT[job_events], batch.events)
     if batch.calls:
-        conn.execute(sa.insert(provider_calls), batch.calls)
+        execute_many(conn, _INSERT[provider_calls], batch.calls)
     if batch.assets:
-        conn.execute(_DELETE_ASSETS, {"ids": list(batch.assets)})
-        conn.execute(sa.insert(assets), list(batch.assets.values()))
+        execute_many(conn, _DELETE_ASSET, [{"v_id": aid} for aid in batch.assets])
+        execute_many(conn, _INSERT[assets], list(batch.assets.values()))
     if batch.tags_changed:
         changed = list(batch.tags_changed)
-        conn.execute(_DELETE_TAGS, {"ids": changed})
+        execute_many(conn, _DELETE_TAGS, [{"v_job_id": job_id} for job_id in changed])
         tag_rows = [
             {"job_id": job.id, "tag": tag, "tenant": job.tenant}
             for job in (batch.states[i] for i in changed)
@@ -403,7 +406,7 @@ def _write(conn: sa.Connection, batch: _Batch, checked: bool) -> None:
             for tag in dict.fromkeys(job.tags)
         ]
         if tag_rows:
-            conn.execute(sa.insert(job_tags), tag_rows)
+            execute_many(conn, _INSERT[job_tags], tag_rows)
 
 
 _DELETE_STEP = sa.delete(job_steps).where(
@@ -425,9 +428,9 @@ def _write_steps(conn: sa.Connection, batch: _Batch) -> None:
     # Rows to replace exist only for jobs the read model had before this batch.
     old = [{"v_job_id": r["job_id"], "v_name": r["name"]} for r in rows if r["job_id"] in batch.existing]
     if old:
-        conn.execute(_DELETE_STEP, old)
+        execute_many(conn, _DELETE_STEP, old)
     if rows:
-        conn.execute(sa.insert(job_steps), rows)
+        execute_many(conn, _INSERT[job_steps], rows)
 
 
 def _call_rows(job: JobSnapshot, records: list[EventRecord]) -> list[dict[str, Any]]:
