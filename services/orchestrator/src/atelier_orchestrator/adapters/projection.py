@@ -420,17 +420,25 @@ def _write_steps(conn: sa.Connection, batch: _Batch) -> None:
         job = batch.states.get(job_id)
         if job is None or not names:
             continue
-        for position, (name, step) in enumerate(job.steps.items()):
-            if name in names:
-                rows.append(
-                    {"job_id": job_id, "name": name, "position": position, "snapshot": encode(step).decode()}
-                )
+        for name, position in _positions(job, names):
+            snapshot = encode(job.steps[name]).decode()
+            rows.append({"job_id": job_id, "name": name, "position": position, "snapshot": snapshot})
     # Rows to replace exist only for jobs the read model had before this batch.
     old = [{"v_job_id": r["job_id"], "v_name": r["name"]} for r in rows if r["job_id"] in batch.existing]
     if old:
         execute_many(conn, _DELETE_STEP, old)
     if rows:
         execute_many(conn, _INSERT[job_steps], rows)
+
+
+def _positions(job: JobSnapshot, names: set[str]) -> Iterable[tuple[str, int]]:
+    """Each named step's position in the job: for a few of many steps, found by ``list.index`` (in
+    C) rather than by walking the steps in Python, so a commit that changed one step of 150 costs
+    what it costs in a job of 5."""
+    order = list(job.steps)
+    if len(names) * 8 < len(order):
+        return ((name, order.index(name)) for name in names if name in job.steps)
+    return ((name, i) for i, name in enumerate(order) if name in names)
 
 
 def _call_rows(job: JobSnapshot, records: list[EventRecord]) -> list[dict[str, Any]]:
