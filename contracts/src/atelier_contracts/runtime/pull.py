@@ -48,6 +48,13 @@ def stream_sequence(msg: Msg) -> int:
     return int(tokens[5] if len(tokens) == 9 else tokens[7])
 
 
+def deliveries(msg: Msg) -> int:
+    """How many times the message has been delivered, this time included (``num_delivered``), read
+    from its ack subject as ``stream_sequence`` reads the sequence."""
+    tokens = msg.reply.split(".")
+    return int(tokens[4] if len(tokens) == 9 else tokens[6])
+
+
 class PullRequests:
     """One open pull request at a time on one durable consumer; messages go to ``on_message``.
 

@@ -37,6 +37,7 @@ from atelier_contracts.runtime.consumer import ACK, Consumer, ConsumerSpec, Outc
 from atelier_contracts.runtime.nats import cancelled_jobs
 from atelier_contracts.runtime.progress import ProgressPublisher
 from atelier_contracts.runtime.publish import publish
+from atelier_contracts.runtime.pull import deliveries
 from atelier_contracts.subjects import (
     PRIORITY_BANDS,
     WORK_STREAM,
@@ -173,7 +174,7 @@ class WorkPool:
             log.info("skipped work of a cancelled job", extra={"job_id": item.job_id, "step": item.step})
             return ACK
         t0 = time.perf_counter()
-        delivery = msg.metadata.num_delivered
+        delivery = deliveries(msg)
         report: WorkReport
         try:
             handler = self.handlers.get(item.capability)

@@ -24,7 +24,7 @@ from atelier_contracts.runtime.consumer import (
     Retry,
     redelivery_delay,
 )
-from atelier_contracts.runtime.pull import stream_sequence
+from atelier_contracts.runtime.pull import deliveries, stream_sequence
 from atelier_contracts.schedules import ScheduleCommand, ScheduleEvent
 from atelier_contracts.sessions import SessionCommand, SessionEvent
 from atelier_contracts.snapshot import Projected
@@ -123,7 +123,7 @@ def on_job_message(jobs: JobService, decoder: Decoder, consumer: str, reply: Rep
             return GiveUp(f"undecodable: {exc}")
         reply_to = (msg.headers or {}).get(REPLY_HEADER) if reply else None
         try:
-            decision = await jobs.handle(envelope, redelivered=msg.metadata.num_delivered > 1)
+            decision = await jobs.handle(envelope, redelivered=deliveries(msg) > 1)
         except Rejected as exc:
             MESSAGES.labels(consumer, "rejected").inc()
             log.info(
@@ -189,9 +189,9 @@ def on_commits_project(projection: SqlProjection, notify: Notify) -> BatchHandle
 
 def _projected(msg: Msg, outcome: Applied | None) -> Outcome:
     if outcome is None:  # failed: again later, ever later
-        return Retry(redelivery_delay(msg.metadata.num_delivered), "projecting the commit failed")
+        return Retry(redelivery_delay(deliveries(msg)), "projecting the commit failed")
     if outcome is Applied.OUT_OF_ORDER:  # an earlier commit of the job is not applied yet
-        delay = 0.05 if msg.metadata.num_delivered < 10 else redelivery_delay(msg.metadata.num_delivered - 9)
+        delay = 0.05 if deliveries(msg) < 10 else redelivery_delay(deliveries(msg) - 9)
         return Retry(delay, "an earlier commit of the job was never applied")
     return ACK
 
@@ -225,7 +225,7 @@ def on_aggregate_command(
             MESSAGES.labels(consumer, "undecodable").inc()
             return GiveUp(f"undecodable: {exc}")
         try:
-            decided = await service.handle(command, redelivered=msg.metadata.num_delivered > 1)
+            decided = await service.handle(command, redelivered=deliveries(msg) > 1)
         except Rejected as exc:
             MESSAGES.labels(consumer, "rejected").inc()
             outcome = Outcome_[V](
