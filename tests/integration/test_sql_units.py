@@ -122,6 +122,10 @@ def test_the_sqlite_fast_path_writes_and_reads_as_sqlalchemy_does_and_raises_wha
             assert fetch_all(conn, by_id, {"id": "fast-1"}) == [("fast-1", "x")]
             with pytest.raises(ValueError, match="converted as it is read"):
                 fetch_all(conn, sa.select(typed.c.at).where(typed.c.id == sa.bindparam("id")), {"id": "x"})
+            with pytest.raises(ValueError, match="an IN list"):
+                fetch_all(conn, sa.select(typed.c.id).where(typed.c.id.in_(["a", "b"])), {})
+            with pytest.raises(ValueError, match="a value of its own"):
+                fetch_all(conn, sa.select(typed.c.id).where(typed.c.id == "a"), {})
         with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
             execute_many(conn, _INSERT_TYPED, [{"id": "fresh"} | row, {"id": "by-sa"} | row])
         with engine.connect() as conn:

@@ -466,7 +466,10 @@ def _sqlite_form(stmt: sa.ClauseElement, keys: tuple[str, ...], reads: bool = Fa
             if column.type.dialect_impl(_PYSQLITE).result_processor(_PYSQLITE, None) is not None:
                 raise ValueError(f"{column.name} is converted as it is read: run it with conn.execute")
     names = tuple(compiled.positiontup or ())
-    types = [compiled.binds[name].type.dialect_impl(_PYSQLITE) for name in names]
+    binds = [compiled.binds[name] for name in names]
+    if any(b.expanding or b.literal_execute or not b.required for b in binds):
+        raise ValueError("a parameter with a value of its own, or an IN list: run it with conn.execute")
+    types = [b.type.dialect_impl(_PYSQLITE) for b in binds]
     converters = ((i, t.bind_processor(_PYSQLITE)) for i, t in enumerate(types))
     return _SqliteForm(compiled.string, names, tuple((i, c) for i, c in converters if c is not None))
 
