@@ -608,6 +608,16 @@ async def test_a_command_refused_while_nats_is_down_is_never_sent(
     assert await stored_commands(nats_server.url) == 1, "only the submit, never the refused cancel"
 
 
+def _stopped(pid: int) -> bool:
+    """Every thread of the process stopped. A SIGSTOP only starts the stop: each thread stops as it
+    next enters the kernel, and a server thread still running meanwhile can answer (the likely
+    cause of a 202 here on CI, where the test wanted the 504)."""
+    states = [
+        stat.read_text().rsplit(")", 1)[1].split()[0] for stat in Path(f"/proc/{pid}/task").glob("*/stat")
+    ]
+    return bool(states) and all(state in ("T", "t") for state in states)
+
+
 async def test_a_command_sent_but_not_confirmed_is_504_and_names_its_job(
     gateway: Gateway, nats_server: NatsServer
 ) -> None:
@@ -615,7 +625,13 @@ async def test_a_command_sent_but_not_confirmed_is_504_and_names_its_job(
     indeed the command is stored once the server goes on."""
     assert nats_server.proc is not None
     nats_server.proc.send_signal(signal.SIGSTOP)
+    pid = nats_server.proc.pid
     try:
+
+        async def frozen() -> bool:
+            return _stopped(pid)
+
+        await eventually(frozen, within=10.0)
         response = await gateway.client.post("/v1/jobs", json=BODY)
     finally:
         nats_server.proc.send_signal(signal.SIGCONT)
