@@ -36,7 +36,7 @@ from prometheus_client.metrics import Counter as CounterChild
 from prometheus_client.metrics import Histogram as HistogramChild
 
 from atelier_contracts.runtime.deadletter import bury
-from atelier_contracts.runtime.pull import PullRequests
+from atelier_contracts.runtime.pull import PullRequests, deliveries
 from atelier_contracts.runtime.telemetry import consuming, consuming_batch, failed
 
 log = logging.getLogger(__name__)
@@ -405,7 +405,7 @@ class Consumer:
                 try:
                     outcome = await self.handler(msg)
                 except Exception as exc:
-                    delay = redelivery_delay(msg.metadata.num_delivered)
+                    delay = redelivery_delay(deliveries(msg))
                     log.exception(
                         "handler failed; redelivering",
                         extra={"subject": msg.subject, "durable": self.spec.durable, "delay_s": delay},
@@ -427,7 +427,7 @@ class Consumer:
                 try:
                     outcomes = await self.batch_handler(fit)
                 except Exception as exc:
-                    delay = redelivery_delay(min(m.metadata.num_delivered for m in fit))
+                    delay = redelivery_delay(min(deliveries(m) for m in fit))
                     log.exception(
                         "batch handler failed; redelivering",
                         extra={"durable": self.spec.durable, "messages": len(fit), "delay_s": delay},
@@ -451,20 +451,19 @@ class Consumer:
 
     async def _settle(self, msg: Msg, outcome: Outcome) -> None:
         if isinstance(outcome, Retry) and self.spec.dead_after is not None:
-            meta = msg.metadata
-            deliveries = meta.num_delivered
-            age = (datetime.now(UTC) - meta.timestamp).total_seconds() if meta.timestamp else 0.0
-            if deliveries >= self.spec.dead_after and age >= self.spec.dead_after_s:
+            delivered, stored_at = deliveries(msg), msg.metadata.timestamp
+            age = (datetime.now(UTC) - stored_at).total_seconds() if stored_at else 0.0
+            if delivered >= self.spec.dead_after and age >= self.spec.dead_after_s:
                 why = outcome.reason or "asked to be redelivered"
-                outcome = GiveUp(f"still failing after {deliveries} deliveries: {why}")
+                outcome = GiveUp(f"still failing after {delivered} deliveries: {why}")
         if isinstance(outcome, GiveUp):
             try:
-                await bury(self.nc, self.spec.durable, msg, outcome.reason, msg.metadata.num_delivered)
+                await bury(self.nc, self.spec.durable, msg, outcome.reason, deliveries(msg))
             except Exception:
                 log.exception(
                     "could not store a dead letter; redelivering", extra={"durable": self.spec.durable}
                 )
-                outcome = Retry(redelivery_delay(msg.metadata.num_delivered))
+                outcome = Retry(redelivery_delay(deliveries(msg)))
             else:
                 DEAD_LETTERS.labels(self.spec.durable).inc()
                 log.error(

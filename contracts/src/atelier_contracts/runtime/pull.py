@@ -44,15 +44,20 @@ def stream_sequence(msg: Msg) -> int:
     """A delivered message's sequence in its stream, read from its ack subject (``$JS.ACK.<stream>.
     <consumer>.<delivered>.<stream seq>…``, or with a domain and account hash before the stream):
     a tenth of the cost of nats-py's ``msg.metadata``, which parses every field."""
-    tokens = msg.reply.split(".")
-    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+    return int(_ack_fields(msg)[3])
 
 
 def deliveries(msg: Msg) -> int:
     """How many times the message has been delivered, this time included (``num_delivered``), read
     from its ack subject as ``stream_sequence`` reads the sequence."""
+    return int(_ack_fields(msg)[2])
+
+
+def _ack_fields(msg: Msg) -> list[str]:
+    """The ack subject's fields from the stream's name on: stream, consumer, delivered, stream
+    sequence, consumer sequence, timestamp, pending."""
     tokens = msg.reply.split(".")
-    return int(tokens[4] if len(tokens) == 9 else tokens[6])
+    return tokens[2:] if len(tokens) == 9 else tokens[4:]
 
 
 class PullRequests:

@@ -435,10 +435,10 @@ def _positions(job: JobSnapshot, names: set[str]) -> Iterable[tuple[str, int]]:
     """Each named step's position in the job: for a few of many steps, found by ``list.index`` (in
     C) rather than by walking the steps in Python, so a commit that changed one step of 150 costs
     what it costs in a job of 5."""
-    order = list(job.steps)
-    if len(names) * 8 < len(order):
+    if len(names) * 8 < len(job.steps):
+        order = list(job.steps)
         return ((name, order.index(name)) for name in names if name in job.steps)
-    return ((name, i) for i, name in enumerate(order) if name in names)
+    return ((name, i) for i, name in enumerate(job.steps) if name in names)
 
 
 def _call_rows(job: JobSnapshot, records: list[EventRecord]) -> list[dict[str, Any]]:

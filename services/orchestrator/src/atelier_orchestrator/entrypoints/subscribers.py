@@ -191,7 +191,8 @@ def _projected(msg: Msg, outcome: Applied | None) -> Outcome:
     if outcome is None:  # failed: again later, ever later
         return Retry(redelivery_delay(deliveries(msg)), "projecting the commit failed")
     if outcome is Applied.OUT_OF_ORDER:  # an earlier commit of the job is not applied yet
-        delay = 0.05 if deliveries(msg) < 10 else redelivery_delay(deliveries(msg) - 9)
+        delivered = deliveries(msg)
+        delay = 0.05 if delivered < 10 else redelivery_delay(delivered - 9)
         return Retry(delay, "an earlier commit of the job was never applied")
     return ACK
 
